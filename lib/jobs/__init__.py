@@ -1,0 +1,1 @@
+"""jobs: durable, database-backed jobs in the Zope/Launchpad tradition."""

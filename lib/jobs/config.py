@@ -1,0 +1,254 @@
+"""Configuration: lazr.config instances chosen by ``JOBS_CONFIG``.
+
+``JOBS_CONFIG`` is an instance name (a folder under ``configs/`` holding
+``jobs-lazr.conf``; default ``development``) or the path of a ``.conf``
+file, typically an application's own, which may ``[meta] extends:`` ours.
+``JOBS_DATABASE_URI`` overrides ``[database] uri``.
+
+Applications add job sections without touching the schema: a section the
+schema does not name, which sets ``source_interface``, is a job section
+and takes the keys (and defaults) of the schema's ``[job_defaults]``.
+Every problem is reported as `ConfigError`, naming the file, the section
+and the key.
+"""
+
+__all__ = [
+    "JobsConfig",
+    "JobSection",
+    "get_config",
+    "load",
+    "set_config",
+]
+
+import configparser
+import io
+import os
+import re
+
+from lazr.config import ImplicitTypeSchema
+from lazr.config.interfaces import ConfigErrors
+
+from jobs.errors import ConfigError
+
+CONFIGS_DIR = os.environ.get("JOBS_CONFIGS_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), "configs")
+SCHEMA_PATH = os.path.join(CONFIGS_DIR, "schema-lazr.conf")
+TEMPLATE_SECTION = "job_defaults"
+
+
+def resolve_instance(name_or_path):
+    """Return the config file path for an instance name or a file path."""
+    if name_or_path.endswith(".conf") or os.sep in name_or_path:
+        return os.path.abspath(name_or_path)
+    return os.path.join(CONFIGS_DIR, name_or_path, "jobs-lazr.conf")
+
+
+def _read_chain(path):
+    """Return [(path, RawConfigParser)] following ``[meta] extends``."""
+    chain, seen = [], set()
+    while path is not None:
+        if path in seen:
+            raise ConfigError("%s: [meta] extends loops back to itself." % path)
+        seen.add(path)
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f, path)
+        except FileNotFoundError:
+            raise ConfigError("Config file not found: %s" % path) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("Cannot read config file %s: %s" % (path, e)) from None
+        except configparser.Error as e:
+            raise ConfigError("Malformed config file %s: %s" % (
+                path, " ".join(str(e).split()))) from None
+        chain.append((path, parser))
+        extends = parser.get("meta", "extends", fallback=None)
+        path = (os.path.normpath(os.path.join(os.path.dirname(path), extends))
+                if extends else None)
+    return chain
+
+
+def _schema_sections(schema_text):
+    """Return {section name: body text} of the schema."""
+    sections, name, body = {}, None, []
+    for line in schema_text.splitlines(keepends=True):
+        match = re.match(r"^\[([^\]]+)\]\s*$", line)
+        if match:
+            if name is not None:
+                sections[name] = "".join(body)
+            name, body = match.group(1), []
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        sections[name] = "".join(body)
+    return sections
+
+
+class JobSection:
+    """One job section, with typed values.
+
+    :ivar name: the section's name (what run_jobs.py is given).
+    :ivar dbuser: the database role, or None for the login role.
+    :ivar source_interface: the dotted name of the source interface.
+    :ivar runner_class: the runner's name.
+    """
+
+    def __init__(self, config, name):
+        self.config = config
+        self.name = name
+        section = config.lazr[name]
+        self.dbuser = section["dbuser"] or None
+        self.source_interface = section["source_interface"] or None
+        self.runner_class = section["runner_class"]
+        if self.source_interface is None:
+            raise ConfigError(
+                "%s: [%s] source_interface: not set." % (config.path, name))
+        for key in ("dbuser", "source_interface", "runner_class"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(
+                    "%s: [%s] %s: %r is not a name."
+                    % (config.path, name, key, value))
+
+
+class JobsConfig:
+    """A loaded, validated configuration instance.
+
+    :ivar path: the instance's config file.
+    :ivar root: the folder relative paths are resolved against.
+    :ivar lazr: the underlying lazr.config object.
+    :ivar job_section_names: the job sections, in file order.
+    """
+
+    def __init__(self, path, lazr, job_section_names, root):
+        self.path = path
+        self.lazr = lazr
+        self.job_section_names = job_section_names
+        self.root = root
+
+    def resolve_path(self, path):
+        """Return `path` made absolute against `root`."""
+        return os.path.join(self.root, os.path.expanduser(path))
+
+    @property
+    def database_uri(self):
+        """The database URI, with relative SQLite paths made absolute."""
+        uri = os.environ.get("JOBS_DATABASE_URI") or self.lazr.database.uri
+        if not isinstance(uri, str):
+            raise ConfigError("%s: [database] uri: %r is not a URI."
+                              % (self.path, uri))
+        scheme, _, rest = uri.partition(":")
+        if scheme == "sqlite" and rest and not rest.startswith("/"):
+            path, sep, options = rest.partition("?")
+            uri = "sqlite:%s%s%s" % (self.resolve_path(path), sep, options)
+        return uri
+
+    @property
+    def error_dir(self):
+        """The folder OOPS reports are written to."""
+        return self.resolve_path(self._text("error_reports", "error_dir"))
+
+    @property
+    def oops_prefix(self):
+        """The prefix of OOPS reporters."""
+        return self._text("error_reports", "oops_prefix")
+
+    @property
+    def redact(self):
+        """The names whose values OOPS reports hide (tuple of str)."""
+        return tuple(self._text("error_reports", "redact").lower().split())
+
+    @property
+    def lock_dir(self):
+        """The folder of lock files."""
+        return self.resolve_path(self._text("locks", "lock_dir"))
+
+    def _text(self, section, key):
+        value = self.lazr[section][key]
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ConfigError("%s: [%s] %s: %r is not text."
+                              % (self.path, section, key, value))
+        return value
+
+    def job_section(self, name):
+        """Return the `JobSection` called `name`.
+
+        :raises ConfigError: when there is no such job section.
+        """
+        if name not in self.job_section_names:
+            known = ", ".join(self.job_section_names) or "none"
+            raise ConfigError(
+                "Unknown job section %r in %s (job sections: %s)."
+                % (name, self.path, known))
+        return JobSection(self, name)
+
+
+def load(name_or_path=None):
+    """Load and validate a configuration instance.
+
+    :param name_or_path: an instance name or file; default ``JOBS_CONFIG``
+        or ``development``.
+    :raises ConfigError: naming the file, section and key at fault.
+    """
+    name_or_path = name_or_path or os.environ.get("JOBS_CONFIG") or "development"
+    path = resolve_instance(name_or_path)
+    chain = _read_chain(path)
+    with open(SCHEMA_PATH, encoding="ascii") as f:
+        schema_text = f.read()
+    schema_sections = _schema_sections(schema_text)
+    job_sections = []
+    for file_path, parser in reversed(chain):
+        for section in parser.sections():
+            if section == "meta" or section in schema_sections:
+                continue
+            if section not in job_sections:
+                job_sections.append(section)
+    for section in job_sections:
+        if not any(parser.has_option(section, "source_interface")
+                   for _, parser in chain if parser.has_section(section)):
+            raise ConfigError(
+                "%s: [%s] is not a section of the schema, nor a job section"
+                " (it sets no source_interface)."
+                % (_file_defining(chain, section), section))
+    template = schema_sections[TEMPLATE_SECTION]
+    full_schema = schema_text + "".join(
+        "\n[%s]\n%s" % (section, template) for section in job_sections)
+    try:
+        schema = ImplicitTypeSchema(
+            SCHEMA_PATH, file_object=io.StringIO(full_schema))
+        lazr = schema.load(path)
+        lazr.validate()
+    except ConfigErrors as e:
+        raise ConfigError("%s is not valid: %s" % (
+            path, "; ".join(str(error) for error in e.errors))) from None
+    except Exception as e:
+        raise ConfigError("%s is not valid: %s" % (path, e)) from None
+    root = os.path.dirname(CONFIGS_DIR)
+    return JobsConfig(path, lazr, job_sections, root)
+
+
+def _file_defining(chain, section):
+    for file_path, parser in chain:
+        if parser.has_section(section):
+            return file_path
+    return chain[0][0]
+
+
+_current = None
+
+
+def get_config():
+    """Return the current configuration, loading it on first use."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def set_config(config):
+    """Make `config` (a `JobsConfig`, or None to reload) the current one."""
+    global _current
+    _current = config

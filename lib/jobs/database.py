@@ -1,0 +1,343 @@
+"""Stores, transaction integration, dialect differences and "now".
+
+The framework talks to one named ZStorm store, ``main``, joined to the
+`transaction` package: ``transaction.commit()`` / ``abort()`` end it.
+
+PostgreSQL connections run READ COMMITTED (Storm's default REPEATABLE READ
+turns every contended claim into a serialization failure) in the UTC time
+zone. SQLite, the embedded default, runs in WAL mode with foreign keys on
+and every transaction started ``BEGIN IMMEDIATE``: one writer at a time,
+never a stale read snapshot that would make a later write fail.
+
+Time: every comparison with "now" that decides who may run a job (leases,
+schedules) is made in SQL against the database's clock (`UTCNow`), so
+runners on hosts with skewed clocks agree. Tests freeze that clock with
+`clock.freeze()`, which turns `UTCNow` into a bound parameter.
+"""
+
+__all__ = [
+    "DBEnum",
+    "JSON",
+    "UTCDateTime",
+    "UTCNow",
+    "clock",
+    "connect",
+    "dialect",
+    "disconnect",
+    "get_store",
+    "set_role",
+]
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+from storm.database import register_scheme
+from storm.databases.postgres import JSON, Postgres
+from storm.databases.postgres import compile as postgres_compile
+from storm.databases.sqlite import SQLite, SQLiteConnection
+from storm.databases.sqlite import compile as sqlite_compile
+from storm.expr import Expr
+from storm.properties import SimpleProperty
+from storm.uri import URI
+from storm.variables import DateTimeVariable, FloatVariable, Variable
+from storm.zope.interfaces import IZStorm
+from storm.zope.zstorm import ZStorm
+from zope.component import getGlobalSiteManager, queryUtility
+
+from jobs.errors import DatabaseError
+
+UTC = timezone.utc
+STORE_NAME = "main"
+
+# The role a thread's connection runs as (PostgreSQL), re-applied when
+# Storm reconnects so that a reconnection never widens privileges.
+_session = threading.local()
+
+
+class JobsPostgres(Postgres):
+    """PostgreSQL, READ COMMITTED, in UTC, in the role the runner set."""
+
+    def __init__(self, uri):
+        uri = uri.copy()
+        uri.options.setdefault("isolation", "read-committed")
+        super().__init__(uri)
+
+    def _raw_connect(self):
+        raw_connection = super()._raw_connect()
+        cursor = raw_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        role = getattr(_session, "role", None)
+        if role is not None:
+            cursor.execute("SET ROLE %s" % quote_identifier(role))
+        cursor.close()
+        # A SET inside a transaction that is later rolled back is undone.
+        raw_connection.commit()
+        return raw_connection
+
+
+class JobsSQLiteConnection(SQLiteConnection):
+    """A SQLite connection whose transactions start BEGIN IMMEDIATE."""
+
+    def raw_execute(self, statement, params=None, _end=False):
+        if not _end and not self._in_transaction:
+            # Take the write lock up front (waiting up to the timeout):
+            # a deferred transaction that read first could never write
+            # once another connection had committed in between.
+            self._raw_connection.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+        # The parent's BEGIN is skipped since we are in a transaction now.
+        return super().raw_execute(statement, params, _end)
+
+
+class JobsSQLite(SQLite):
+    """SQLite in WAL mode with foreign keys on and a generous lock wait."""
+
+    connection_factory = JobsSQLiteConnection
+
+    def __init__(self, uri):
+        uri = uri.copy()
+        uri.options.setdefault("timeout", "30")
+        uri.options.setdefault("journal_mode", "WAL")
+        uri.options.setdefault("foreign_keys", "ON")
+        super().__init__(uri)
+
+
+register_scheme("jobs-postgres", JobsPostgres)
+register_scheme("jobs-sqlite", JobsSQLite)
+
+_SCHEMES = {
+    "postgres": "jobs-postgres",
+    "postgresql": "jobs-postgres",
+    "sqlite": "jobs-sqlite",
+}
+
+
+def quote_identifier(name):
+    """Quote `name` as a PostgreSQL identifier."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def storm_uri(uri):
+    """Translate a user's ``postgres:``/``sqlite:`` URI into ours.
+
+    :raises DatabaseError: for any other scheme.
+    """
+    scheme, sep, rest = uri.partition(":")
+    if not sep or scheme not in _SCHEMES:
+        raise DatabaseError(
+            "Unsupported database URI %r: use postgres://... or "
+            "sqlite:/path/to/file.db" % (uri,))
+    return "%s:%s" % (_SCHEMES[scheme], rest)
+
+
+def get_zstorm():
+    """Return the registered `IZStorm` utility, registering one if needed."""
+    zstorm = queryUtility(IZStorm)
+    if zstorm is None:
+        zstorm = ZStorm()
+        getGlobalSiteManager().registerUtility(zstorm, IZStorm)
+    return zstorm
+
+
+def connect(uri):
+    """Make `uri` the database of the ``main`` store.
+
+    Closes this thread's ``main`` store if it pointed elsewhere.
+
+    :param uri: ``postgres://user@host:port/db`` or ``sqlite:/path.db``.
+    :raises DatabaseError: for an unsupported URI.
+    """
+    zstorm = get_zstorm()
+    translated = storm_uri(uri)
+    if zstorm.get_default_uris().get(STORE_NAME) == translated:
+        return
+    disconnect()
+    zstorm.set_default_uri(STORE_NAME, translated)
+
+
+def disconnect():
+    """Abort the transaction and close this thread's ``main`` store."""
+    import transaction
+    transaction.abort()
+    zstorm = queryUtility(IZStorm)
+    if zstorm is None:
+        return
+    for name, store in list(zstorm.iterstores()):
+        if name == STORE_NAME:
+            zstorm.remove(store)
+            store.close()
+
+
+def get_store():
+    """Return this thread's ``main`` store, joined to the transaction.
+
+    :raises DatabaseError: when `connect` was never called.
+    """
+    zstorm = get_zstorm()
+    if STORE_NAME not in zstorm.get_default_uris():
+        raise DatabaseError(
+            "No database configured: call jobs.database.connect(uri) or "
+            "jobs.config.setup().")
+    return zstorm.get(STORE_NAME)
+
+
+def dialect(store):
+    """Return ``"postgresql"`` or ``"sqlite"`` for `store`'s database."""
+    if isinstance(store.get_database(), Postgres):
+        return "postgresql"
+    return "sqlite"
+
+
+def set_role(store, role):
+    """Run this thread's PostgreSQL session as `role` (None: the login role).
+
+    Commits. On SQLite, roles do not exist and nothing happens.
+
+    :raises OperationalError: (Storm's) when the role does not exist or the
+        login role may not become it.
+    """
+    import transaction
+    if dialect(store) != "postgresql":
+        return
+    if role is None:
+        store.execute("RESET ROLE")
+    else:
+        store.execute("SET ROLE %s" % quote_identifier(role))
+    transaction.commit()
+    _session.role = role
+
+
+class Clock:
+    """Where "now" comes from: the database's clock, unless frozen.
+
+    Frozen (tests only), `UTCNow` compiles to the frozen instant as a
+    parameter, so that schedules and leases can be moved through time
+    without sleeping.
+    """
+
+    def __init__(self):
+        self.frozen_at = None
+
+    def freeze(self, when=None):
+        """Stop the clock at `when` (aware datetime; default: now)."""
+        self.frozen_at = when or datetime.now(UTC)
+
+    def advance(self, delta):
+        """Move a frozen clock forward by `delta` (timedelta)."""
+        self.frozen_at += delta
+
+    def unfreeze(self):
+        """Go back to the database's clock."""
+        self.frozen_at = None
+
+    def now(self):
+        """Return now as an aware UTC datetime (host clock unless frozen)."""
+        return self.frozen_at or datetime.now(UTC)
+
+
+clock = Clock()
+
+
+class UTCNow(Expr):
+    """SQL for the database's current UTC time, plus `offset`.
+
+    :param offset: a `timedelta` or seconds to add (may be negative).
+    """
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset=0):
+        if isinstance(offset, timedelta):
+            offset = offset.total_seconds()
+        self.offset = float(offset)
+
+
+def _compile_frozen(expr, state):
+    state.parameters.append(UTCDateTimeVariable(
+        clock.frozen_at + timedelta(seconds=expr.offset)))
+    return "?"
+
+
+@postgres_compile.when(UTCNow)
+def compile_utcnow_postgres(compile, expr, state):
+    if clock.frozen_at is not None:
+        return "CAST(%s AS timestamp)" % _compile_frozen(expr, state)
+    sql = "(statement_timestamp() AT TIME ZONE 'UTC')"
+    if expr.offset:
+        state.parameters.append(FloatVariable(expr.offset))
+        sql = "(%s + ? * interval '1 second')" % sql
+    return sql
+
+
+@sqlite_compile.when(UTCNow)
+def compile_utcnow_sqlite(compile, expr, state):
+    if clock.frozen_at is not None:
+        return _compile_frozen(expr, state)
+    state.parameters.append(
+        Variable(value="%+.6f seconds" % expr.offset))
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now', ?)"
+
+
+class UTCDateTimeVariable(DateTimeVariable):
+    """Aware UTC datetimes in Python; naive UTC text on the wire.
+
+    Works on both backends: SQLite has no time zones (Storm cannot read
+    back an aware value there), and PostgreSQL ``timestamp`` columns hold
+    UTC wall time.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, *args, **kwargs):
+        kwargs["tzinfo"] = UTC
+        super().__init__(*args, **kwargs)
+
+    def parse_get(self, value, to_db):
+        if to_db and value is not None:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(
+                " ", "microseconds")
+        return value
+
+
+class UTCDateTime(SimpleProperty):
+    """A Storm property holding an aware UTC datetime (see the variable)."""
+
+    variable_class = UTCDateTimeVariable
+
+
+class DBEnumVariable(Variable):
+    """A lazr.enum `DBItem` in Python, its int value in the database."""
+
+    __slots__ = ("_enum",)
+
+    def __init__(self, *args, **kwargs):
+        self._enum = kwargs.pop("enum")
+        super().__init__(*args, **kwargs)
+
+    def parse_set(self, value, from_db):
+        if from_db:
+            return self._enum.items[value]
+        if getattr(value, "enum", None) is not self._enum:
+            raise TypeError(
+                "Expected an item of %s, found %r"
+                % (self._enum.__name__, value))
+        return value
+
+    def parse_get(self, value, to_db):
+        if to_db:
+            return value.value
+        return value
+
+
+class DBEnum(SimpleProperty):
+    """A Storm property for a lazr.enum `DBEnumeratedType` (int column).
+
+    :param enum: the enumerated type.
+    """
+
+    variable_class = DBEnumVariable
+
+    def __init__(self, name=None, enum=None, **kwargs):
+        kwargs["enum"] = enum
+        super().__init__(name, **kwargs)
+

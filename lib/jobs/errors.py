@@ -1,0 +1,73 @@
+"""The exceptions jobs raises: one root, every public error below it."""
+
+__all__ = [
+    "ConfigError",
+    "DatabaseError",
+    "InvalidTransition",
+    "JobsError",
+    "LeaseHeld",
+    "LostRunner",
+    "NotFoundError",
+    "SchemaError",
+    "StaleJob",
+    "SuspendJobException",
+    "UnknownJobType",
+]
+
+
+class JobsError(Exception):
+    """The root of every exception that jobs raises on purpose."""
+
+
+class InvalidTransition(JobsError):
+    """A job was asked to move between two statuses the lifecycle forbids."""
+
+    def __init__(self, current_status, requested_status):
+        self.current_status = current_status
+        self.requested_status = requested_status
+        super().__init__(
+            "Transition from %s to %s is invalid."
+            % (current_status.name, requested_status.name))
+
+
+class LeaseHeld(JobsError):
+    """The job's lease is held by another runner, or the job is not ready."""
+
+    def __init__(self, message="Lease is already held."):
+        super().__init__(message)
+
+
+class StaleJob(JobsError):
+    """The job row moved on (another runner reclaimed it) since this attempt.
+
+    Raised instead of overwriting a newer attempt's outcome: the update
+    that records an outcome is conditional on the attempt it belongs to.
+    """
+
+
+class LostRunner(JobsError):
+    """The runner of an earlier attempt died: its lease expired while RUNNING."""
+
+
+class SuspendJobException(JobsError):
+    """Raised by a job's ``run()`` to move the job to SUSPENDED."""
+
+
+class NotFoundError(JobsError):
+    """A job (or its context row) looked up by id does not exist."""
+
+
+class UnknownJobType(JobsError):
+    """A context row's job type has no registered class."""
+
+
+class ConfigError(JobsError):
+    """The configuration is missing, unreadable or invalid."""
+
+
+class DatabaseError(JobsError):
+    """The database is unreachable or refused a connection."""
+
+
+class SchemaError(JobsError):
+    """The database schema is missing or older than the code."""

@@ -1,0 +1,2 @@
+"""Interfaces: the documented contracts of jobs. Imports nothing else of jobs
+except its exceptions."""

@@ -1,0 +1,271 @@
+"""The job contract: the shared job row, runnable jobs and job sources."""
+
+__all__ = [
+    "IJob",
+    "IJobSource",
+    "IRunnableJob",
+    "InvalidTransition",
+    "JobStatus",
+    "LeaseHeld",
+    "PENDING_STATUSES",
+    "StaleJob",
+    "SuspendJobException",
+]
+
+from lazr.enum import DBEnumeratedType, DBItem
+from zope.interface import Attribute, Interface
+
+from jobs.errors import (
+    InvalidTransition,
+    LeaseHeld,
+    StaleJob,
+    SuspendJobException,
+)
+
+
+class JobStatus(DBEnumeratedType):
+    """The lifecycle status of a job; the value is what the database stores."""
+
+    WAITING = DBItem(0, """
+        Waiting
+
+        The job is waiting to be run.
+        """)
+
+    RUNNING = DBItem(1, """
+        Running
+
+        A runner holds the job's lease and is running it.
+        """)
+
+    COMPLETED = DBItem(2, """
+        Completed
+
+        The job ran to completion.
+        """)
+
+    FAILED = DBItem(3, """
+        Failed
+
+        The job failed; its own database changes were rolled back.
+        """)
+
+    SUSPENDED = DBItem(4, """
+        Suspended
+
+        The job is waiting to be resumed and will not run until then.
+        """)
+
+
+PENDING_STATUSES = frozenset(
+    (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED))
+
+
+class IJob(Interface):
+    """One row of the shared ``job`` table: the state every job type has.
+
+    Created by a job type's ``create()`` in the application's transaction;
+    moved through its lifecycle (WAITING, RUNNING, COMPLETED, FAILED,
+    SUSPENDED) by runners. Every transition outside the lifecycle table
+    raises `InvalidTransition`. Outcome-recording updates (complete, fail,
+    queue, suspend from RUNNING) are conditional on the attempt that
+    started the job, so a runner that lost its lease cannot overwrite a
+    newer attempt: such an update raises `StaleJob`.
+    """
+
+    id = Attribute("The job's id (int), unique across all job types.")
+    job_id = Attribute("The same as `id`; the name log lines and runners use.")
+    status = Attribute("The job's current `JobStatus` item.")
+    attempt_count = Attribute(
+        "How many times the job has been started (int); every `start()` "
+        "adds one, and an attempt whose runner died still counts.")
+    max_retries = Attribute(
+        "How many retries a retry-class error may cause (int). A retry is "
+        "allowed while `attempt_count <= max_retries`.")
+    scheduled_start = Attribute(
+        "Aware UTC datetime before which the job must not run; None means "
+        "as soon as possible.")
+    lease_expires = Attribute(
+        "Aware UTC datetime after which another runner may take the job; "
+        "None when no lease is held.")
+    date_created = Attribute("Aware UTC datetime at which the job was created.")
+    date_started = Attribute(
+        "Aware UTC datetime at which the current or last attempt started; "
+        "None if the job never started.")
+    date_finished = Attribute(
+        "Aware UTC datetime at which the last attempt ended (completed, "
+        "failed or was queued for retry); None while running or never run.")
+    log = Attribute(
+        "Text: the tail of the log of the job's last run, or None.")
+    base_job_type = Attribute(
+        "Int type tag for jobs with no context table of their own, or None.")
+    base_json_data = Attribute(
+        "JSON-compatible payload (dict) for jobs with no context table of "
+        "their own, or None.")
+    is_pending = Attribute(
+        "True when the status is WAITING, RUNNING or SUSPENDED.")
+    is_runnable = Attribute(
+        "True when the status is WAITING and `scheduled_start` is None or "
+        "past, by the database clock. Ignores the lease.")
+
+    def acquireLease(duration=300):
+        """Take the job's lease for `duration` seconds, atomically.
+
+        One conditional UPDATE (on PostgreSQL a ``FOR UPDATE SKIP LOCKED``
+        claim) sets ``lease_expires = now + duration`` only while the job
+        is ready: WAITING, unleased or lease expired, due; or RUNNING with
+        an expired lease (its runner died). Of two connections racing for
+        one job exactly one wins. Times come from the database clock.
+
+        :param duration: seconds (int or float); a negative value gives an
+            already-expired lease.
+        :raises LeaseHeld: when another runner holds the lease or the job
+            is not ready.
+        Leaves the transaction open: the caller commits to publish the lease.
+        """
+
+    def getTimeout():
+        """Return the seconds (float, >= 0) left on the lease; 0 if none."""
+
+    def start(manage_transaction=False):
+        """Move to RUNNING: a new attempt.
+
+        Adds one to `attempt_count`, sets `date_started` to now and clears
+        `date_finished`. Allowed from WAITING, and from RUNNING when the
+        lease has expired (a reclaimed orphan).
+
+        :raises InvalidTransition: from any other status.
+        :raises StaleJob: when the row changed since it was read.
+        Commits when `manage_transaction` is true.
+        """
+
+    def complete(manage_transaction=False):
+        """Move from RUNNING to COMPLETED and set `date_finished`.
+
+        :raises InvalidTransition: from any status but RUNNING.
+        :raises StaleJob: when another runner reclaimed the job since this
+            attempt started.
+        Commits the job's own changes with the new status (one commit)
+        when `manage_transaction` is true.
+        """
+
+    def fail(manage_transaction=False):
+        """Move from RUNNING to FAILED and set `date_finished`.
+
+        :raises InvalidTransition: from any status but RUNNING.
+        :raises StaleJob: when another runner reclaimed the job since this
+            attempt started.
+        When `manage_transaction` is true, aborts first (throwing away the
+        job's own changes, and any failed SQL state) before touching the
+        row, then commits.
+        """
+
+    def queue(manage_transaction=False, abort_transaction=False):
+        """Move to WAITING (a retry, or a re-run of a finished job).
+
+        Clears the lease and sets `date_finished`. Allowed from every
+        status; from WAITING only the lease and dates change.
+
+        :raises StaleJob: from RUNNING, when another runner reclaimed the
+            job since this attempt started.
+        When `manage_transaction` is true: aborts first if
+        `abort_transaction`, then commits with the new status.
+        """
+
+    def suspend(manage_transaction=False):
+        """Move from WAITING or RUNNING to SUSPENDED.
+
+        :raises InvalidTransition: from any other status.
+        :raises StaleJob: from RUNNING, when another runner reclaimed the
+            job since this attempt started.
+        Commits (keeping the job's own changes) when `manage_transaction`.
+        """
+
+    def resume():
+        """Move from SUSPENDED to WAITING and clear the lease.
+
+        :raises InvalidTransition: from any status but SUSPENDED.
+        Never manages the transaction.
+        """
+
+
+class IRunnableJob(IJob):
+    """A job of a concrete type, as a runner sees it.
+
+    Wraps an `IJob` row (``.job``) and forwards every `IJob` name to it;
+    adds the work (`run`) and the policy the runner applies to its outcome.
+    Created by a job source (``create``, ``iterReady``, ``get``).
+    """
+
+    job = Attribute("The `IJob` row this job wraps.")
+    user_error_types = Attribute(
+        "Tuple of exception classes that are the user's fault: the job "
+        "FAILS, `notifyUserError` is called, no OOPS is filed.")
+    retry_error_types = Attribute(
+        "Tuple of exception classes meaning 'try again later': the job is "
+        "queued for `retry_delay` while attempts remain.")
+    retry_delay = Attribute(
+        "`datetime.timedelta` to wait before a retry (default 10 minutes).")
+    lease_duration = Attribute(
+        "`datetime.timedelta`: the length of a runner's lease on the job "
+        "(default 5 minutes).")
+
+    def run():
+        """Do the job's work.
+
+        Returns nothing. Raises to signal another outcome: a
+        `user_error_types` error, a `retry_error_types` error,
+        `SuspendJobException`, or anything else (FAILED with an OOPS).
+        Leaves the transaction to the runner.
+        """
+
+    def getOopsVars():
+        """Return a list of (name, value) pairs to put in OOPS reports.
+
+        The default is ``[("job_id", id)]``; job types extend it.
+        """
+
+    def getOperationDescription():
+        """Return a phrase that completes 'error while ...' (str)."""
+
+    def notifyOops(report):
+        """Tell someone that the job failed with the OOPS `report` (a dict).
+
+        The default logs the OOPS id at INFO. Must not commit.
+        """
+
+    def notifyUserError(error):
+        """Tell the user that the job failed with the user error `error`.
+
+        The default logs the error at INFO. Must not commit.
+        """
+
+
+class IJobSource(Interface):
+    """The source of one job type's ready jobs, registered as a utility.
+
+    Usually the job class itself (``@provider(IFooJobSource)`` with
+    classmethods). Runners find it from a config section's
+    ``source_interface`` with ``getUtility``.
+    """
+
+    memory_limit = Attribute(
+        "Maximum address space in bytes for a job run in a child process "
+        "(int), or None for no limit.")
+
+    def iterReady():
+        """Iterate over the jobs that are ready to run, oldest first.
+
+        Ready means: WAITING, unleased or lease expired, `scheduled_start`
+        None or past; or RUNNING with an expired lease (an orphan whose
+        runner died). Read-only: takes no lease, does not commit.
+        """
+
+    def get(job_id):
+        """Return the runnable job for the `IJob` id `job_id`.
+
+        :raises NotFoundError: when there is no such job of this type.
+        """
+
+    def contextManager():
+        """Return a context manager the runner enters around a whole batch."""

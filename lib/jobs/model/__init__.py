@@ -1,0 +1,1 @@
+"""The model: the job row and the bases job authors extend."""

@@ -1,0 +1,86 @@
+"""`DerivedJob`: the base of a job family over its own context table.
+
+A context table (say ``foo_job``) has an ``id``, a ``job`` foreign key to
+``job.id`` (unique, ``ON DELETE CASCADE``), a ``job_type`` enum column, a
+``json_data`` column and the family's own foreign keys. Its Storm class
+(``FooJob``) declares ``job_id``, ``job = Reference(job_id, Job.id)``,
+``job_type = DBEnum(enum=FooJobType)`` and ``json_data = JSON()``.
+
+The family's base class sets ``context_class = FooJob``; each leaf sets
+``class_job_type``, implements ``run()`` and provides its source
+interface. `DerivedJob` supplies ``create``-time plumbing, ``iterReady``
+and ``get``.
+"""
+
+__all__ = ["DerivedJob"]
+
+import inspect
+
+from jobs.database import get_store
+from jobs.errors import NotFoundError
+from jobs.model.enumeratedsubclass import EnumeratedSubclass
+from jobs.model.job import Job
+from jobs.model.runnable import BaseRunnableJob
+
+
+class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
+    """A runnable job wrapping one row of a context table (``.context``)."""
+
+    context_class = None
+    class_job_type = None
+
+    def __init__(self, context):
+        self.context = context
+
+    @property
+    def job(self):
+        """The `IJob` row of this job."""
+        return self.context.job
+
+    @classmethod
+    def _create(cls, **context_columns):
+        """Create the job row and the context row; return the wrapper.
+
+        The job row's ``max_retries`` is the class's policy. Flushes, so
+        the ids exist; leaves the transaction to the caller.
+        """
+        max_retries = inspect.getattr_static(cls, "max_retries", 0)
+        if not isinstance(max_retries, int):
+            max_retries = 0
+        store = get_store()
+        job = Job(max_retries=max_retries)
+        store.add(job)
+        context = cls.context_class(
+            job=job, job_type=cls.class_job_type, **context_columns)
+        store.add(context)
+        store.flush()
+        return cls(context)
+
+    @classmethod
+    def _contexts(cls, *conditions):
+        context_class = cls.context_class
+        if cls.class_job_type is not None:
+            conditions += (context_class.job_type == cls.class_job_type,)
+        return get_store().find(context_class, *conditions)
+
+    @classmethod
+    def iterReady(cls):
+        """See `IJobSource`."""
+        context_class = cls.context_class
+        conditions = [context_class.job_id == Job.id,
+                      Job.id.is_in(Job.ready_jobs)]
+        if cls.class_job_type is not None:
+            conditions.append(context_class.job_type == cls.class_job_type)
+        # Load each context with its job row in one query, not N+1.
+        rows = get_store().find((context_class, Job), *conditions).order_by(
+            Job.id)
+        return [cls.makeSubclass(context) for context, _ in rows]
+
+    @classmethod
+    def get(cls, job_id):
+        """See `IJobSource`."""
+        context = cls._contexts(cls.context_class.job_id == job_id).one()
+        if context is None:
+            raise NotFoundError(
+                "No %s with job id %s." % (cls.__name__, job_id))
+        return cls.makeSubclass(context)

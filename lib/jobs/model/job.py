@@ -1,0 +1,249 @@
+"""`Job`: the Storm class for the shared ``job`` table, and its lifecycle.
+
+Every change of status is one conditional UPDATE: it names the status
+(and, from RUNNING, the attempt) it moves from, so that two runners can
+never both record an outcome for one attempt, and a runner whose lease
+expired and whose job was reclaimed cannot overwrite the newer attempt.
+"""
+
+__all__ = ["Job"]
+
+from datetime import timedelta
+
+import transaction
+from storm.expr import And, Or, Select, Update
+from storm.locals import Int, Unicode
+from zope.interface import implementer
+
+from jobs.database import JSON, DBEnum, UTCDateTime, UTCNow, dialect
+from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
+from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
+from jobs.model.locking import LockingSelect
+
+WAITING = JobStatus.WAITING
+RUNNING = JobStatus.RUNNING
+COMPLETED = JobStatus.COMPLETED
+FAILED = JobStatus.FAILED
+SUSPENDED = JobStatus.SUSPENDED
+
+# from status -> the statuses it may move to (DESIGN.md, "lifecycle").
+VALID_TRANSITIONS = {
+    WAITING: {RUNNING, SUSPENDED},
+    RUNNING: {WAITING, COMPLETED, FAILED, SUSPENDED},
+    COMPLETED: {WAITING},
+    FAILED: {WAITING},
+    SUSPENDED: {WAITING},
+}
+
+
+@implementer(IJob)
+class Job:
+    """See `IJob`."""
+
+    __storm_table__ = "job"
+
+    id = Int(primary=True)
+    status = DBEnum(enum=JobStatus, allow_none=False, default=WAITING)
+    attempt_count = Int(allow_none=False, default=0)
+    max_retries = Int(allow_none=False, default=0)
+    scheduled_start = UTCDateTime()
+    lease_expires = UTCDateTime()
+    date_created = UTCDateTime(allow_none=False, default_factory=UTCNow)
+    date_started = UTCDateTime()
+    date_finished = UTCDateTime()
+    log = Unicode()
+    base_job_type = Int()
+    base_json_data = JSON()
+
+    # The attempt this process started (rows loaded by find() skip
+    # __init__); outcome updates are fenced on it.
+    _attempt = None
+
+    def __init__(self, max_retries=0, scheduled_start=None,
+                 base_job_type=None, base_json_data=None):
+        self.max_retries = max_retries
+        self.scheduled_start = scheduled_start
+        self.base_job_type = base_job_type
+        self.base_json_data = base_json_data
+
+    def __repr__(self):
+        return "<Job %s; status=%s>" % (self.id, self.status.title)
+
+    @property
+    def job_id(self):
+        """See `IJob`."""
+        return self.id
+
+    @property
+    def is_pending(self):
+        """See `IJob`."""
+        return self.status in PENDING_STATUSES
+
+    @property
+    def is_runnable(self):
+        """See `IJob`."""
+        if self.status != WAITING:
+            return False
+        return self._store().find(
+            Job, Job.id == self.id,
+            Or(Job.scheduled_start == None,
+               Job.scheduled_start <= UTCNow())).any() is not None
+
+    def _store(self):
+        from storm.store import Store
+        return Store.of(self)
+
+    @classmethod
+    def createMultiple(cls, store, count, max_retries=0):
+        """Create `count` WAITING jobs at once; return their ids (list).
+
+        Leaves the transaction to the caller.
+        """
+        jobs = [cls(max_retries=max_retries) for _ in range(count)]
+        for job in jobs:
+            store.add(job)
+        store.flush()
+        return [job.id for job in jobs]
+
+    def acquireLease(self, duration=300):
+        """See `IJob`."""
+        if isinstance(duration, timedelta):
+            duration = duration.total_seconds()
+        store = self._store()
+        where = And(Job.id == self.id, ready_condition())
+        if dialect(store) == "postgresql":
+            # Skip a row another runner is claiming instead of queueing
+            # behind its lock: the loser learns at once that it lost.
+            where = Job.id == LockingSelect(
+                Job.id, where=where, lock="FOR UPDATE SKIP LOCKED")
+        result = store.execute(Update(
+            {Job.lease_expires: UTCNow(duration)}, where=where, table=Job))
+        if result.rowcount != 1:
+            raise LeaseHeld()
+        store.invalidate(self)
+
+    def getTimeout(self):
+        """See `IJob`."""
+        if self.lease_expires is None:
+            return 0.0
+        row = self._store().execute(Select(
+            UTCNow(), where=Job.id == self.id, tables=Job)).get_one()
+        now = UTCDateTime.variable_class(value=row[0], from_db=True).get()
+        return max(0.0, (self.lease_expires - now).total_seconds())
+
+    def _transition(self, to, changes, expected_attempt=None):
+        """Record the move to `to` with one conditional UPDATE.
+
+        :param changes: {column: value or SQL expression} besides status.
+        :param expected_attempt: from RUNNING, the attempt this runner
+            started; the UPDATE matches nothing if the row moved on.
+        :raises InvalidTransition: when the table forbids the move.
+        :raises StaleJob: when the row is not as this runner last saw it.
+        """
+        current = self.status
+        if to not in VALID_TRANSITIONS[current] and to is not current:
+            raise InvalidTransition(current, to)
+        where = [Job.id == self.id, Job.status == current]
+        if current is RUNNING and expected_attempt is not None:
+            where.append(Job.attempt_count == expected_attempt)
+        sets = {Job.status: to.value}
+        for column, value in changes.items():
+            sets[column] = value
+        store = self._store()
+        result = store.execute(Update(sets, where=And(*where), table=Job))
+        store.invalidate(self)
+        if result.rowcount != 1:
+            raise StaleJob(
+                "Job %d changed under this runner (expected %s, attempt %s);"
+                " its outcome was not recorded." % (
+                    self.id, current.title, expected_attempt))
+
+    def start(self, manage_transaction=False):
+        """See `IJob`."""
+        current = self.status
+        if current is RUNNING:
+            # Reclaiming an orphan: only with an expired lease, which
+            # acquireLease has just replaced with this runner's own.
+            pass
+        elif RUNNING not in VALID_TRANSITIONS[current]:
+            raise InvalidTransition(current, RUNNING)
+        attempt = self.attempt_count + 1
+        store = self._store()
+        where = And(Job.id == self.id, Job.status == current,
+                    Job.attempt_count == attempt - 1)
+        result = store.execute(Update(
+            {Job.status: RUNNING.value,
+             Job.attempt_count: attempt,
+             Job.date_started: UTCNow(),
+             Job.date_finished: None},
+            where=where, table=Job))
+        store.invalidate(self)
+        if result.rowcount != 1:
+            raise StaleJob(
+                "Job %d changed under this runner before it started."
+                % self.id)
+        self._attempt = attempt
+        if manage_transaction:
+            transaction.commit()
+
+    def complete(self, manage_transaction=False):
+        """See `IJob`."""
+        self._transition(
+            COMPLETED, {Job.date_finished: UTCNow()}, self._attempt)
+        if manage_transaction:
+            # One commit: the job's own work and its COMPLETED status
+            # become visible together, or not at all.
+            transaction.commit()
+
+    def fail(self, manage_transaction=False):
+        """See `IJob`."""
+        if manage_transaction:
+            # Abort before touching the row: a failed SQL statement
+            # poisons the transaction, and the job's work must go anyway.
+            transaction.abort()
+        self._transition(FAILED, {Job.date_finished: UTCNow()}, self._attempt)
+        if manage_transaction:
+            transaction.commit()
+
+    def queue(self, manage_transaction=False, abort_transaction=False,
+              scheduled_start=None):
+        """See `IJob`.
+
+        :param scheduled_start: a datetime or a `UTCNow` expression to
+            set as the next start (a retry's delay); None keeps it.
+        """
+        if manage_transaction and abort_transaction:
+            transaction.abort()
+        changes = {Job.date_finished: UTCNow(), Job.lease_expires: None}
+        if scheduled_start is not None:
+            changes[Job.scheduled_start] = scheduled_start
+        self._transition(WAITING, changes, self._attempt)
+        if manage_transaction:
+            transaction.commit()
+
+    def suspend(self, manage_transaction=False):
+        """See `IJob`."""
+        self._transition(SUSPENDED, {}, self._attempt)
+        if manage_transaction:
+            transaction.commit()
+
+    def resume(self):
+        """See `IJob`."""
+        if self.status is not SUSPENDED:
+            raise InvalidTransition(self.status, WAITING)
+        self._transition(WAITING, {Job.lease_expires: None})
+
+
+def ready_condition():
+    """The SQL condition for a job a runner may take now (see `IJob`)."""
+    now = UTCNow()
+    return Or(
+        And(Job.status == WAITING,
+            Or(Job.lease_expires == None, Job.lease_expires < now),
+            Or(Job.scheduled_start == None, Job.scheduled_start <= now)),
+        And(Job.status == RUNNING, Job.lease_expires < now))
+
+
+# A reusable sub-select of the ids of ready jobs; every iterReady builds
+# on it. UTCNow is compiled when the query runs, not now.
+Job.ready_jobs = Select(Job.id, where=ready_condition())

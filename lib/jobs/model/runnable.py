@@ -1,0 +1,87 @@
+"""`BaseRunnableJob`: the defaults every runnable job type starts from."""
+
+__all__ = ["BaseRunnableJob", "BaseRunnableJobSource"]
+
+import contextlib
+import logging
+from datetime import timedelta
+
+from lazr.delegates import delegate_to
+from zope.interface import implementer
+
+from jobs.database import UTCNow
+from jobs.interfaces.job import IJob, IRunnableJob
+
+logger = logging.getLogger(__name__)
+
+
+class BaseRunnableJobSource:
+    """Defaults for a class that is its own `IJobSource`."""
+
+    memory_limit = None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def contextManager():
+        """See `IJobSource`."""
+        yield
+
+
+@delegate_to(IJob, context="job")
+@implementer(IRunnableJob)
+class BaseRunnableJob(BaseRunnableJobSource):
+    """Forwards every `IJob` name to ``.job`` and supplies the defaults.
+
+    A name defined on the class wins over the forwarded one: a class-level
+    ``max_retries = 3`` is the policy (and `DerivedJob` writes it into the
+    row at creation, so the two agree).
+    """
+
+    user_error_types = ()
+    retry_error_types = ()
+    retry_delay = timedelta(minutes=10)
+    lease_duration = timedelta(minutes=5)
+
+    def __repr__(self):
+        return "<%s job %s; status=%s>" % (
+            type(self).__name__, self.job.id, self.job.status.title)
+
+    def __eq__(self, other):
+        return (type(self) is type(other)
+                and self.job.id == other.job.id)
+
+    def __hash__(self):
+        return hash((type(self), self.job.id))
+
+    def getOopsVars(self):
+        """See `IRunnableJob`."""
+        return [("job_id", self.job.id)]
+
+    def getOperationDescription(self):
+        """See `IRunnableJob`."""
+        return "unspecified operation"
+
+    def notifyOops(self, report):
+        """See `IRunnableJob`."""
+        logger.info("%r failed with OOPS %s", self, report["id"])
+
+    def notifyUserError(self, error):
+        """See `IRunnableJob`."""
+        logger.info("%r failed with user error: %s", self, error)
+
+    def acquireLease(self, duration=None):
+        """See `IJob`; the default duration is `lease_duration`."""
+        if duration is None:
+            duration = self.lease_duration
+        return self.job.acquireLease(duration)
+
+    def queue(self, manage_transaction=False, abort_transaction=False):
+        """See `IJob`; a retry is scheduled `retry_delay` from now.
+
+        The first queueing of a new job (no attempt yet) has no delay.
+        """
+        scheduled_start = None
+        if self.job.attempt_count > 0:
+            scheduled_start = UTCNow(self.retry_delay)
+        self.job.queue(manage_transaction, abort_transaction,
+                       scheduled_start=scheduled_start)

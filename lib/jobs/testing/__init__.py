@@ -1,0 +1,1 @@
+"""Test support shipped with jobs, for its own tests and job authors'."""

@@ -1,0 +1,207 @@
+"""The reference job type: `DoFooJob`, over a `FooJob` context table.
+
+It is what the tests run and what README's "Defining a job type" shows.
+A `Foo` is an application row; a `FooJob` row ties one job to one foo.
+`DoFooJob.run()` does what the job's ``json_data`` asks, so that tests
+can make it succeed, write, fail, retry or suspend without new classes.
+"""
+
+__all__ = [
+    "DoBarJob",
+    "DoFooJob",
+    "Foo",
+    "FooJob",
+    "FooJobDerived",
+    "FooJobType",
+    "IDoBarJobSource",
+    "IDoFooJob",
+    "IDoFooJobSource",
+    "MIGRATIONS",
+    "RetryError",
+    "UserError",
+]
+
+from lazr.enum import DBEnumeratedType, DBItem
+from storm.locals import Int, Reference, Unicode
+from zope.interface import implementer, provider
+
+from jobs.database import JSON, DBEnum, get_store
+from jobs.errors import SuspendJobException
+from jobs.interfaces.job import IJobSource, IRunnableJob, JobStatus
+from jobs.model.derived import DerivedJob
+from jobs.model.job import Job
+from jobs.schema import Migrations
+
+MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
+
+
+class FooJobType(DBEnumeratedType):
+    """The job types of the foo family."""
+
+    DO_FOO = DBItem(0, """
+        Do foo
+
+        Does foo to a Foo.
+        """)
+
+    DO_BAR = DBItem(1, """
+        Do bar
+
+        Does bar to a Foo.
+        """)
+
+
+class Foo:
+    """An application row that jobs are about."""
+
+    __storm_table__ = "foo"
+
+    id = Int(primary=True)
+    name = Unicode(allow_none=False)
+    note = Unicode()
+
+    def __init__(self, name, note=None):
+        self.name = name
+        self.note = note
+
+
+class FooJob:
+    """The context row: which job does what to which foo."""
+
+    __storm_table__ = "foo_job"
+
+    id = Int(primary=True)
+    job_id = Int(name="job", allow_none=False)
+    job = Reference(job_id, Job.id)
+    foo_id = Int(name="foo", allow_none=False)
+    foo = Reference(foo_id, Foo.id)
+    job_type = DBEnum(enum=FooJobType, allow_none=False)
+    json_data = JSON()
+
+    def __init__(self, job, foo, job_type, json_data=None):
+        self.job = job
+        self.foo = foo
+        self.job_type = job_type
+        self.json_data = json_data or {}
+
+
+class RetryError(Exception):
+    """A transient failure: try again later."""
+
+
+class UserError(Exception):
+    """The user's mistake: tell them, file no OOPS."""
+
+
+class IDoFooJob(IRunnableJob):
+    """A job that does foo to a Foo."""
+
+
+class IDoFooJobSource(IJobSource):
+    """The source of `IDoFooJob` jobs."""
+
+    def create(foo, **behaviour):
+        """Create a job about `foo`; leaves the transaction to the caller."""
+
+    def acquire(foo):
+        """Return the pending job about `foo`, creating it if there is none.
+
+        One pending job per foo, even when two connections race.
+        """
+
+
+class IDoBarJobSource(IJobSource):
+    """The source of DO_BAR jobs (a second section in the tests)."""
+
+
+class FooJobDerived(DerivedJob):
+    """The base of the foo family's job classes."""
+
+    context_class = FooJob
+    retry_error_types = (RetryError,)
+    user_error_types = (UserError,)
+
+    def __repr__(self):
+        return "<%s for foo %s; status=%s>" % (
+            type(self).__name__, self.context.foo_id,
+            self.job.status.title)
+
+    @classmethod
+    def create(cls, foo, **behaviour):
+        """Create a job of this type about `foo`.
+
+        `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
+        (text written to the foo), ``sql`` (a statement to execute),
+        ``raise_`` (one of "retry", "user", "suspend", "error").
+        """
+        return cls._create(foo=foo, json_data=dict(behaviour))
+
+    @classmethod
+    def acquire(cls, foo):
+        """See `IDoFooJobSource`."""
+        store = get_store()
+        # A no-op write takes foo's row lock (PostgreSQL) or the write
+        # lock (SQLite) first, so racing callers queue here and the
+        # second one sees the first one's job.
+        store.execute("UPDATE foo SET id = id WHERE id = ?", (foo.id,))
+        existing = store.find(
+            FooJob, FooJob.foo_id == foo.id,
+            FooJob.job_type == cls.class_job_type,
+            FooJob.job_id == Job.id,
+            Job.status.is_in([JobStatus.WAITING, JobStatus.RUNNING,
+                              JobStatus.SUSPENDED])).order_by(FooJob.id).first()
+        if existing is not None:
+            return cls(existing)
+        return cls.create(foo)
+
+    def getOopsVars(self):
+        """See `IRunnableJob`."""
+        return super().getOopsVars() + [
+            ("foo_id", self.context.foo_id),
+            ("foo_job_id", self.context.id),
+            ("foo_job_type", self.context.job_type.title),
+        ]
+
+    def getOperationDescription(self):
+        """See `IRunnableJob`."""
+        return "doing %s to foo %s" % (
+            self.context.job_type.title.lower(), self.context.foo_id)
+
+    def run(self):
+        """See `IRunnableJob`."""
+        data = self.context.json_data
+        if data.get("note") is not None:
+            self.context.foo.note = data["note"]
+        if data.get("sql"):
+            get_store().execute(data["sql"])
+        raise_ = data.get("raise_")
+        if raise_ == "retry":
+            raise RetryError("Try again later.")
+        if raise_ == "user":
+            raise UserError("You asked for something impossible.")
+        if raise_ == "suspend":
+            raise SuspendJobException()
+        if raise_ == "error":
+            password = "hunter2"  # a local the OOPS must redact
+            raise ValueError("Something broke (%d)." % len(password))
+
+
+@implementer(IDoFooJob)
+@provider(IDoFooJobSource)
+class DoFooJob(FooJobDerived):
+    """Does foo to a Foo."""
+
+    class_job_type = FooJobType.DO_FOO
+
+
+@provider(IDoBarJobSource)
+class DoBarJob(FooJobDerived):
+    """Does bar to a Foo."""
+
+    class_job_type = FooJobType.DO_BAR
+
+
+def register(registry):
+    """Register the foo family's sources as utilities in `registry`."""
+    registry.registerUtility(DoFooJob, IDoFooJobSource)
+    registry.registerUtility(DoBarJob, IDoBarJobSource)

@@ -28,6 +28,7 @@ __all__ = [
     "set_role",
 ]
 
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +37,7 @@ from storm.databases.postgres import JSON, Postgres
 from storm.databases.postgres import compile as postgres_compile
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.databases.sqlite import compile as sqlite_compile
+from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.expr import Expr
 from storm.properties import SimpleProperty
 from storm.uri import URI
@@ -152,6 +154,11 @@ def connect(uri):
     if zstorm.get_default_uris().get(STORE_NAME) == translated:
         return
     disconnect()
+    parsed = URI(translated)
+    if parsed.scheme == "jobs-sqlite" and parsed.database:
+        # The embedded default must work on a fresh checkout.
+        folder = os.path.dirname(os.path.abspath(parsed.database))
+        os.makedirs(folder, exist_ok=True)
     zstorm.set_default_uri(STORE_NAME, translated)
 
 
@@ -178,7 +185,19 @@ def get_store():
         raise DatabaseError(
             "No database configured: call jobs.database.connect(uri) or "
             "jobs.config.setup().")
-    return zstorm.get(STORE_NAME)
+    try:
+        return zstorm.get(STORE_NAME)
+    except StormDatabaseError as e:
+        raise DatabaseError("Cannot connect to the database %s: %s" % (
+            _without_password(zstorm.get_default_uris()[STORE_NAME]),
+            str(e).strip())) from None
+
+
+def _without_password(uri):
+    parsed = URI(uri)
+    if parsed.password:
+        parsed.password = "<redacted>"
+    return str(parsed).replace("jobs-", "", 1)
 
 
 def dialect(store):

@@ -1,0 +1,201 @@
+"""OOPS reports: build them, publish them to a date-dir repository, read
+them back by id.
+
+A report is a dict built by the ``oops`` package: ``id``, ``type``,
+``value``, ``tb_text``, ``time``, ``hostname``, ``reporter``, plus, for a
+job, ``req_vars`` (its ``getOopsVars()``), ``job_id``, ``job_type``,
+``operation`` and ``locals`` (the failing frame's local variables, as
+truncated reprs). Values whose names contain a configured secret name
+(``[error_reports] redact``) are replaced by ``<redacted>``.
+"""
+
+__all__ = [
+    "ErrorReporter",
+    "find_report",
+    "read_report",
+]
+
+import glob
+import logging
+import os
+import re
+import sys
+
+import oops
+import oops_datedir_repo
+from oops_datedir_repo import serializer
+
+from jobs.errors import NotFoundError
+
+REDACTED = "<redacted>"
+LOCAL_REPR_LIMIT = 200
+# Log records carrying this attribute never become OOPS reports (they
+# are about failing to write one).
+NO_OOPS = "jobs_no_oops"
+
+logger = logging.getLogger(__name__)
+
+
+def _truncated_repr(value):
+    try:
+        text = repr(value)
+    except Exception as e:
+        text = "<repr failed: %s>" % type(e).__name__
+    if len(text) > LOCAL_REPR_LIMIT:
+        text = text[:LOCAL_REPR_LIMIT] + "..."
+    return text
+
+
+def _safe_str(value):
+    try:
+        return str(value)
+    except Exception as e:
+        return "<str() failed: %s>" % type(e).__name__
+
+
+class Redactor:
+    """Hides the values of secrets, found by the names they go under.
+
+    :param names: lower-case name fragments, e.g. ``("password",)``.
+    """
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        if self.names:
+            fragment = "|".join(re.escape(name) for name in self.names)
+            # name = 'value', name: "value", 'name': value, name=value
+            self._pattern = re.compile(
+                r"""(?P<key>['"]?\w*(?:%s)\w*['"]?\s*[:=]\s*)"""
+                r"""(?P<value>'[^']*'|"[^"]*"|[^\s,;)}\]]+)""" % fragment,
+                re.IGNORECASE)
+        else:
+            self._pattern = None
+
+    def is_secret(self, name):
+        """True when `name` names a secret."""
+        name = str(name).lower()
+        return any(fragment in name for fragment in self.names)
+
+    def text(self, text):
+        """Return `text` with values assigned to secret names hidden."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(
+            lambda m: m.group("key") + REDACTED, text)
+
+    def pairs(self, pairs):
+        """Return {name: str(value)} with secrets hidden."""
+        return {
+            str(name): REDACTED if self.is_secret(name)
+            else self.text(_safe_str(value))
+            for name, value in pairs}
+
+
+def _innermost_locals(exc_info, redactor):
+    tb = exc_info[2] if exc_info else None
+    if tb is None:
+        return {}
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return {
+        name: REDACTED if redactor.is_secret(name)
+        else redactor.text(_truncated_repr(value))
+        for name, value in tb.tb_frame.f_locals.items()}
+
+
+class ErrorReporter:
+    """Files OOPS reports for one reporter into a date-dir repository.
+
+    :param error_dir: the repository's folder (created when needed).
+    :param reporter: e.g. ``JOBS-do_foo``.
+    :param redact: names whose values are hidden.
+    :ivar listeners: callables given every published report (tests use
+        this to capture reports in-process).
+    """
+
+    def __init__(self, error_dir, reporter, redact=()):
+        self.error_dir = error_dir
+        self.reporter = reporter
+        self.redactor = Redactor(redact)
+        self.listeners = []
+        self.config = oops.Config()
+        self.config.template["reporter"] = reporter
+        self.config.publisher = self._publish
+
+    def _publish(self, report):
+        try:
+            os.makedirs(self.error_dir, exist_ok=True)
+            repo = oops_datedir_repo.DateDirRepo(
+                self.error_dir, stash_path=True)
+            ids = repo.publish(report)
+        except OSError as e:
+            # The job's outcome must not depend on the report's: say it
+            # in the log, where a human will see it, and go on.
+            logger.error(
+                "Could not write OOPS report to %s (%s): %s: %s\n%s",
+                self.error_dir, e.strerror or e, report.get("type"),
+                report.get("value"), report.get("tb_text", ""),
+                extra={NO_OOPS: True})
+            ids = []
+        for listener in self.listeners:
+            listener(report)
+        return ids
+
+    def _finish(self, report, req_vars, extra):
+        report["req_vars"] = self.redactor.pairs(req_vars)
+        for key, value in extra.items():
+            report[key] = value
+        for key in ("value", "tb_text"):
+            if isinstance(report.get(key), str):
+                report[key] = self.redactor.text(report[key])
+        self.config.publish(report)
+        report.pop("datedir_repo_filepath", None)
+        return report
+
+    def raising(self, exc_info=None, req_vars=(), **extra):
+        """File a report for `exc_info` (default: the current exception).
+
+        :param req_vars: (name, value) pairs, e.g. ``getOopsVars()``.
+        :param extra: more top-level fields (``job_id``, ``operation``...).
+        :return: the report (dict); its ``id`` is None when it could not
+            be written.
+        """
+        exc_info = exc_info or sys.exc_info()
+        report = self.config.create(dict(exc_info=exc_info))
+        # str() of some exceptions raises; the report must not.
+        if report.get("value") is None or not isinstance(report["value"], str):
+            report["value"] = _safe_str(exc_info[1])
+        report["locals"] = _innermost_locals(exc_info, self.redactor)
+        return self._finish(report, req_vars, extra)
+
+    def message(self, type_name, value, req_vars=(), **extra):
+        """File a report that is not about an exception (a log record).
+
+        :return: the report (dict).
+        """
+        report = self.config.create({})
+        report["type"] = type_name
+        report["value"] = value
+        return self._finish(report, req_vars, extra)
+
+
+def find_report(error_dir, oops_id):
+    """Return the path of report `oops_id` under `error_dir`.
+
+    :raises NotFoundError: when there is none.
+    """
+    if not re.match(r"^[\w.-]+$", oops_id or ""):
+        raise NotFoundError("%r is not an OOPS id." % (oops_id,))
+    matches = glob.glob(os.path.join(error_dir, "*", oops_id))
+    if not matches:
+        raise NotFoundError("No OOPS report %s in %s." % (oops_id, error_dir))
+    return matches[0]
+
+
+def read_report(error_dir, oops_id):
+    """Return report `oops_id` (a dict) read back from `error_dir`.
+
+    :raises NotFoundError: when there is no such report.
+    """
+    with open(find_report(error_dir, oops_id), "rb") as f:
+        return serializer.read(f)

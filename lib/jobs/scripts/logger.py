@@ -1,0 +1,77 @@
+"""Script logging: levels from -v/-q, the UTC line format, extra log files,
+and WARNING-and-above records turned into OOPS reports."""
+
+__all__ = ["OopsHandler", "configure_logging", "level_from_options"]
+
+import logging
+import time
+
+from jobs.errorlog import NO_OOPS
+
+LINE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def level_from_options(verbose, quiet):
+    """INFO by default; each -v is 10 lower (down to DEBUG), each -q 10 higher."""
+    return max(logging.DEBUG, min(logging.CRITICAL,
+                                  logging.INFO + 10 * (quiet - verbose)))
+
+
+def formatter():
+    """The script line format, with UTC time stamps."""
+    result = logging.Formatter(LINE_FORMAT, DATE_FORMAT)
+    result.converter = time.gmtime
+    return result
+
+
+class OopsHandler(logging.Handler):
+    """Files an OOPS report for each WARNING-or-above record.
+
+    :param reporter: an `ErrorReporter`.
+    :param script_name: put in the reports' ``req_vars``.
+    """
+
+    def __init__(self, reporter, script_name):
+        super().__init__(logging.WARNING)
+        self.reporter = reporter
+        self.script_name = script_name
+
+    def emit(self, record):
+        if getattr(record, NO_OOPS, False):
+            return
+        try:
+            req_vars = [("script_name", self.script_name),
+                        ("logger", record.name)]
+            if record.exc_info:
+                self.reporter.raising(record.exc_info, req_vars,
+                                      log_message=record.getMessage())
+            else:
+                self.reporter.message(
+                    "LogMessage", record.getMessage(), req_vars,
+                    log_level=record.levelname)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level, log_files, stream=None):
+    """Send the root logger's records to stderr (and `log_files`).
+
+    :param log_files: [(level, path)] of extra files, appended to.
+    :return: the handlers added (to remove when done).
+    """
+    root = logging.getLogger()
+    handlers = []
+    stderr = logging.StreamHandler(stream)
+    stderr.setLevel(level)
+    handlers.append(stderr)
+    for file_level, path in log_files:
+        handler = logging.FileHandler(path, encoding="utf-8",
+                                      errors="backslashreplace")
+        handler.setLevel(file_level)
+        handlers.append(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter())
+        root.addHandler(handler)
+    root.setLevel(min([level] + [lvl for lvl, _ in log_files]))
+    return handlers

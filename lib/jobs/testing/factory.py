@@ -1,0 +1,43 @@
+"""A small factory for test objects: unique values, foos, jobs."""
+
+__all__ = ["Factory"]
+
+from jobs.database import get_store
+from jobs.interfaces.job import JobStatus
+from jobs.model.job import Job
+from jobs.testing.foojob import DoFooJob, Foo
+
+
+class Factory:
+    """Makes objects in the ``main`` store; leaves the transaction open.
+
+    :param test: the testtools test, for its unique values.
+    """
+
+    def __init__(self, test):
+        self.test = test
+
+    def getUniqueString(self, prefix=None):
+        """A string no other call in the test returns."""
+        return self.test.getUniqueString(prefix)
+
+    def makeFoo(self, name=None):
+        """A new `Foo`."""
+        foo = Foo(name or self.getUniqueString("foo"))
+        get_store().add(foo)
+        return foo
+
+    def makeJob(self, status=JobStatus.WAITING, **columns):
+        """A bare `Job` row in `status` (set directly, for set-up only)."""
+        job = Job()
+        job.status = status
+        for name, value in columns.items():
+            setattr(job, name, value)
+        store = get_store()
+        store.add(job)
+        store.flush()
+        return job
+
+    def makeDoFooJob(self, foo=None, job_class=DoFooJob, **behaviour):
+        """A new WAITING `DoFooJob` (see `FooJobDerived.create`)."""
+        return job_class.create(foo or self.makeFoo(), **behaviour)

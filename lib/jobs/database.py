@@ -335,7 +335,11 @@ class DBEnumVariable(Variable):
 
     def parse_set(self, value, from_db):
         if from_db:
-            return self._enum.items[value]
+            try:
+                return self._enum.items[value]
+            except KeyError:
+                raise ValueError("%r is not a value of %s." % (
+                    value, self._enum.__name__)) from None
         if getattr(value, "enum", None) is not self._enum:
             raise TypeError(
                 "Expected an item of %s, found %r"

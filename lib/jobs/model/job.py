@@ -141,7 +141,9 @@ class Job:
         :raises StaleJob: when the row is not as this runner last saw it.
         """
         current = self.status
-        if to not in VALID_TRANSITIONS[current] and to is not current:
+        # queue() on a WAITING job only clears its lease and dates.
+        if to not in VALID_TRANSITIONS[current] and not (
+                to is current is WAITING):
             raise InvalidTransition(current, to)
         where = [Job.id == self.id, Job.status == current]
         if current is RUNNING and expected_attempt is not None:

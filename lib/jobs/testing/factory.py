@@ -24,7 +24,9 @@ class Factory:
     def makeFoo(self, name=None):
         """A new `Foo`."""
         foo = Foo(name or self.getUniqueString("foo"))
-        get_store().add(foo)
+        store = get_store()
+        store.add(foo)
+        store.flush()
         return foo
 
     def makeJob(self, status=JobStatus.WAITING, **columns):

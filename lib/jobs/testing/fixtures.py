@@ -21,6 +21,7 @@ __all__ = [
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -162,10 +163,10 @@ class _SQLiteTemplate:
                 connect("sqlite:" + template)
                 store = get_store()
                 schema.upgrade(store, TEST_MIGRATIONS)
-                # Fold the WAL into the main file so a plain copy is whole.
-                store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                transaction.commit()
                 disconnect()
+                # Fold the WAL into the main file so a plain copy is whole.
+                with sqlite3.connect(template) as connection:
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 cls._path = template
             shutil.copyfile(cls._path, path)
 
@@ -226,8 +227,9 @@ class ConfigFixture(fixtures.Fixture):
         self.lock_dir = os.path.join(folder, "lock")
         self.path = os.path.join(folder, "jobs-lazr.conf")
         with open(self.path, "w") as f:
-            f.write("[meta]\nextends: %s\n\n" % jobs_config.resolve_instance(
-                self.base))
+            # lazr.config resolves extends relative to this file's folder.
+            f.write("[meta]\nextends: %s\n\n" % os.path.relpath(
+                jobs_config.resolve_instance(self.base), folder))
             f.write("[error_reports]\nerror_dir: %s\n\n" % self.error_dir)
             f.write("[locks]\nlock_dir: %s\n\n" % self.lock_dir)
             f.write(self.extra)

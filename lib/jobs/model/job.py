@@ -141,12 +141,20 @@ class Job:
         :raises StaleJob: when the row is not as this runner last saw it.
         """
         current = self.status
+        if expected_attempt is not None and (
+                current is not RUNNING
+                or self.attempt_count != expected_attempt):
+            raise StaleJob(
+                "Job %d changed under this runner (attempt %d is now %s,"
+                " attempt %d); this attempt's outcome was not recorded."
+                % (self.id, expected_attempt, current.title,
+                   self.attempt_count))
         # queue() on a WAITING job only clears its lease and dates.
         if to not in VALID_TRANSITIONS[current] and not (
                 to is current is WAITING):
             raise InvalidTransition(current, to)
         where = [Job.id == self.id, Job.status == current]
-        if current is RUNNING and expected_attempt is not None:
+        if expected_attempt is not None:
             where.append(Job.attempt_count == expected_attempt)
         sets = {Job.status: to.value}
         for column, value in changes.items():
@@ -157,8 +165,10 @@ class Job:
         if result.rowcount != 1:
             raise StaleJob(
                 "Job %d changed under this runner (expected %s, attempt %s);"
-                " its outcome was not recorded." % (
+                " this attempt's outcome was not recorded." % (
                     self.id, current.title, expected_attempt))
+        # The attempt has its outcome: later moves are not fenced on it.
+        self._attempt = None
 
     def start(self, manage_transaction=False):
         """See `IJob`."""

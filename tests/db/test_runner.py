@@ -1,0 +1,294 @@
+"""JobRunner: one test per row of the outcome table, orphans and fencing,
+on PostgreSQL and SQLite."""
+
+import threading
+from datetime import timedelta
+
+import fixtures
+import transaction
+from storm.store import Store
+from testtools.matchers import Contains, Not
+from zope.interface.verify import verifyObject
+
+from jobs.database import disconnect, get_store
+from jobs.interfaces.job import JobStatus
+from jobs.interfaces.runner import IJobRunner
+from jobs.log import BufferLogger
+from jobs.model.job import Job
+from jobs.runner import JobRunner
+from jobs.testing.fixtures import FrozenClockFixture
+from jobs.testing.foojob import DoFooJob, Foo
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+class NotifyingJob(DoFooJob):
+    """Records its notifications, optionally failing in them."""
+
+    fail_notify = False
+
+    def notifyOops(self, report):
+        self.notified = ("oops", report["id"])
+        if self.fail_notify:
+            raise RuntimeError("the mail server is down")
+
+    def notifyUserError(self, error):
+        self.notified = ("user", error)
+        if self.fail_notify:
+            raise RuntimeError("the mail server is down")
+
+
+@on_each_database
+class TestOutcomes(DatabaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.clock = self.useFixture(FrozenClockFixture()).clock
+        self.logger = BufferLogger()
+
+    def make_job(self, max_retries=0, job_class=NotifyingJob, **behaviour):
+        foo = self.factory.makeFoo(name="foo")
+        job = self.factory.makeDoFooJob(
+            foo=foo, job_class=job_class, note="written by the job",
+            **behaviour)
+        job.job.max_retries = max_retries
+        transaction.commit()
+        return job
+
+    def run_jobs(self, *jobs):
+        runner = JobRunner(list(jobs), logger=self.logger)
+        runner.runAll()
+        transaction.abort()
+        return runner
+
+    def assertNote(self, expected, job):
+        self.assertEqual(expected, self.store.get(Foo, job.context.foo_id).note)
+
+    def assertLogged(self, text):
+        self.assertThat(self.logger.getLogBuffer(), Contains(text))
+
+    def test_runner_provides_IJobRunner(self):
+        self.assertTrue(verifyObject(IJobRunner, JobRunner([])))
+
+    def test_returns_completes_and_commits(self):
+        job = self.make_job()
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual(1, job.attempt_count)
+        self.assertIsNotNone(job.date_finished)
+        self.assertNote("written by the job", job)
+        self.assertEqual(([job], []), (runner.completed_jobs,
+                                       runner.incomplete_jobs))
+        self.assertEqual([], self.oopses())
+        self.assertLogged(
+            "INFO    Running <NotifyingJob for foo %d; status=Waiting> (ID %d)"
+            " in status Waiting" % (job.context.foo_id, job.job_id))
+
+    def test_retry_error_with_attempts_left_queues_and_commits(self):
+        job = self.make_job(max_retries=1, raise_="retry")
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.WAITING, job.status)
+        self.assertEqual(
+            self.clock.frozen_at + timedelta(minutes=10), job.scheduled_start)
+        self.assertIsNone(job.lease_expires)
+        self.assertNote("written by the job", job)
+        self.assertEqual([job], runner.incomplete_jobs)
+        self.assertEqual([], self.oopses())
+        self.assertLogged(
+            "INFO    Scheduling retry due to RetryError: Try again later.")
+        # Not ready until the delay has passed; then it runs again.
+        self.assertEqual([], DoFooJob.iterReady())
+        self.clock.advance(timedelta(minutes=10))
+        self.assertEqual([job.job_id], [j.job_id for j in DoFooJob.iterReady()])
+
+    def test_retry_error_without_attempts_left_fails_with_oops(self):
+        job = self.make_job(max_retries=1, raise_="retry")
+        self.run_jobs(job)
+        self.clock.advance(timedelta(minutes=10))
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(2, job.attempt_count)
+        [oops] = self.oopses()
+        self.assertEqual("RetryError", oops["type"])
+        self.assertEqual([oops["id"]], runner.oops_ids)
+
+    def test_retry_error_fails_rolls_back(self):
+        job = self.make_job(max_retries=0, raise_="retry")
+        self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertNote(None, job)
+        self.assertEqual(1, len(self.oopses()))
+
+    def test_user_error_fails_without_oops(self):
+        job = self.make_job(raise_="user")
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertNote(None, job)
+        self.assertEqual([], self.oopses())
+        self.assertEqual([], runner.oops_ids)
+        self.assertEqual("user", job.notified[0])
+        self.assertLogged(
+            "failed with user error UserError('You asked for something "
+            "impossible.').")
+
+    def test_suspend_suspends_and_commits(self):
+        job = self.make_job(raise_="suspend")
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.SUSPENDED, job.status)
+        self.assertNote("written by the job", job)
+        self.assertEqual([job], runner.incomplete_jobs)
+        self.assertEqual([], self.oopses())
+
+    def test_other_error_fails_with_oops(self):
+        job = self.make_job(raise_="error")
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertNote(None, job)
+        [oops] = self.oopses()
+        self.assertEqual([oops["id"]], runner.oops_ids)
+        self.assertEqual(("oops", oops["id"]), job.notified)
+        self.assertEqual("ValueError", oops["type"])
+        self.assertEqual("Something broke (7).", oops["value"])
+        self.assertEqual("T", oops["reporter"])
+        self.assertEqual(
+            {"job_id": str(job.job_id), "foo_id": str(job.context.foo_id),
+             "foo_job_id": str(job.context.id), "foo_job_type": "Do foo"},
+            oops["req_vars"])
+        self.assertEqual(job.job_id, oops["job_id"])
+        self.assertEqual("NotifyingJob", oops["job_type"])
+        self.assertEqual("doing do foo to foo %d" % job.context.foo_id,
+                         oops["operation"])
+        self.assertEqual("<redacted>", oops["locals"]["password"])
+        self.assertThat(oops["tb_text"], Contains("in run"))
+        self.assertLogged("INFO    Job resulted in OOPS: %s" % oops["id"])
+
+    def test_failing_notifyOops_gives_two_oopses(self):
+        job = self.make_job(raise_="error")
+        job.fail_notify = True
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(
+            ["ValueError", "RuntimeError"],
+            [oops["type"] for oops in self.oopses()])
+        self.assertEqual(2, len(runner.oops_ids))
+
+    def test_failing_notifyUserError_gives_one_oops(self):
+        job = self.make_job(raise_="user")
+        job.fail_notify = True
+        self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(["RuntimeError"],
+                         [oops["type"] for oops in self.oopses()])
+
+    def test_failed_sql_fails_the_job_and_the_next_one_runs(self):
+        failing_sql = ("SELECT 1/0" if self.database_kind == "postgresql"
+                       else "SELECT * FROM no_such_table")
+        bad = self.make_job(sql=failing_sql)
+        good = self.make_job()
+        runner = self.run_jobs(bad, good)
+        self.assertEqual(JobStatus.FAILED, bad.status)
+        self.assertEqual(JobStatus.COMPLETED, good.status)
+        self.assertNote(None, bad)
+        self.assertNote("written by the job", good)
+        [oops] = self.oopses()
+        expected = ("division by zero" if self.database_kind == "postgresql"
+                    else "no such table")
+        self.assertThat(oops["value"], Contains(expected))
+        self.assertEqual(([good], [bad]), (runner.completed_jobs,
+                                           runner.incomplete_jobs))
+
+    def test_held_lease_skips_the_job(self):
+        job = self.make_job()
+        job.acquireLease()
+        transaction.commit()
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.WAITING, job.status)
+        self.assertEqual(([], [job]), (runner.completed_jobs,
+                                       runner.incomplete_jobs))
+        self.assertLogged("INFO    Could not acquire lease for "
+                          "<NotifyingJob for foo %d; status=Waiting> (ID %d)"
+                          % (job.context.foo_id, job.job_id))
+
+    def test_successful_job_costs_two_commits(self):
+        job = self.make_job()
+        commits = []
+        original = Store.commit
+
+        def counting_commit(store):
+            commits.append(store)
+            return original(store)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "storm.store.Store.commit", counting_commit))
+        self.run_jobs(job)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual(2, len(commits))
+
+    def orphan(self, max_retries):
+        """A job whose runner died while it was RUNNING (attempt 1)."""
+        job = self.make_job(max_retries=max_retries)
+        job.acquireLease()
+        job.start(manage_transaction=True)
+        self.clock.advance(job.lease_duration + timedelta(seconds=1))
+        return job
+
+    def test_orphan_with_attempts_left_runs_again(self):
+        job = self.orphan(max_retries=1)
+        self.assertEqual([job.job_id], [j.job_id for j in DoFooJob.iterReady()])
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual(2, job.attempt_count)
+        self.assertEqual([job], runner.completed_jobs)
+        self.assertLogged("was left RUNNING by a lost runner (attempt 1).")
+
+    def test_orphan_without_attempts_left_fails_with_oops(self):
+        job = self.orphan(max_retries=0)
+        self.run_jobs(job)
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(1, job.attempt_count)
+        self.assertNote(None, job)
+        [oops] = self.oopses()
+        self.assertEqual("LostRunner", oops["type"])
+        self.assertThat(oops["value"], Contains("runner of attempt 1 was lost"))
+
+    def test_stale_runner_cannot_overwrite_the_new_attempt(self):
+        test = self
+
+        class SlowJob(DoFooJob):
+            """Stalls past its lease while another runner reclaims it."""
+
+            def run(self):
+                test.clock.advance(self.lease_duration + timedelta(seconds=1))
+                # Read nothing here: on SQLite a read would open a
+                # transaction holding the write lock the other runner needs.
+                thread = threading.Thread(target=test.reclaim_and_complete,
+                                          args=(self.known_id,))
+                thread.start()
+                thread.join(60)
+
+        job = self.make_job(job_class=SlowJob)
+        job.known_id = job.job_id
+        transaction.commit()
+        runner = self.run_jobs(job)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual(2, job.attempt_count)
+        self.assertNote(None, job)  # only the new attempt's work counts
+        self.assertEqual(([], [job]), (runner.completed_jobs,
+                                       runner.incomplete_jobs))
+        self.assertEqual([], self.oopses())
+        self.assertLogged("changed under this runner")
+
+    def reclaim_and_complete(self, job_id):
+        try:
+            job = get_store().get(Job, job_id)
+            job.acquireLease(60)
+            job.start(manage_transaction=True)
+            job.complete(manage_transaction=True)
+        finally:
+            disconnect()
+
+    def test_runner_logs_no_warnings_for_routine_outcomes(self):
+        jobs = [self.make_job(raise_=raise_, max_retries=1)
+                for raise_ in (None, "retry", "user", "suspend")]
+        self.run_jobs(*jobs)
+        self.assertThat(self.logger.getLogBuffer(), Not(Contains("WARNING")))
+        self.assertThat(self.logger.getLogBuffer(), Not(Contains("ERROR")))

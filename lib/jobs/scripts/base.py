@@ -93,7 +93,19 @@ class Script:
             self.options = None
         self._injected_logger = logger
         self._handlers = []
-        self.logger = logger or logging.getLogger(self.name)
+
+    @property
+    def logger(self):
+        """The script's logger: the injected one, or ``logging.getLogger(name)``.
+
+        Assigning one (as tests do) injects it: the root logger is then
+        left alone.
+        """
+        return self._injected_logger or logging.getLogger(self.name)
+
+    @logger.setter
+    def logger(self, logger):
+        self._injected_logger = logger
 
     def add_my_options(self):
         """Add the script's own options to ``self.parser``."""

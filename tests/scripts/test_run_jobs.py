@@ -1,0 +1,287 @@
+"""run_jobs.py and JobCronScript: in-process, and a few real subprocesses."""
+
+import os
+import subprocess
+import sys
+import time
+
+import psycopg2
+import transaction
+from testtools.matchers import Contains, Not
+
+from jobs.interfaces.job import IJobSource, JobStatus
+from jobs.log import BufferLogger, DevNullLogger
+from jobs.runner import JobCronScript
+from jobs.scripts.lock import LockFile
+from jobs.testing.fixtures import _dsn
+from jobs.testing.foojob import DoBarJob, IDoFooJobSource
+from jobs.testing.script import ROOT, run_script
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+RUN_JOBS = "cronscripts/run_jobs.py"
+
+
+class INobodysJobSource(IJobSource):
+    """A source interface no utility provides."""
+
+
+EXTRA_SECTIONS = """
+[broken_import]
+source_interface: no.such.module.IFooSource
+
+[no_utility]
+source_interface: tests.scripts.test_run_jobs.INobodysJobSource
+
+[bad_role]
+dbuser: no_such_role_anywhere
+source_interface: jobs.testing.foojob.IDoFooJobSource
+"""
+
+
+@on_each_database
+class TestJobCronScriptInProcess(DatabaseTestCase):
+
+    config_extra = EXTRA_SECTIONS
+
+    def make_script(self, *sections, logger=None):
+        script = JobCronScript(test_args=list(sections),
+                               commandline_config=True)
+        script.logger = logger or BufferLogger()
+        return script
+
+    def test_runs_a_pending_job_to_completed(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        script = self.make_script("do_foo")
+        script.logger = DevNullLogger()
+        self.assertEqual(0, script.main())
+        self.assertEqual(JobStatus.COMPLETED, job.context.job.status)
+
+    def test_logs_summary_per_class(self):
+        self.factory.makeDoFooJob()
+        self.factory.makeDoFooJob(raise_="error")
+        transaction.commit()
+        script = self.make_script("do_foo")
+        self.assertEqual(0, script.lock_and_run())
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains("INFO    Ran 1 DoFooJob jobs."))
+        self.assertThat(log, Contains(
+            "INFO    1 DoFooJob jobs did not complete."))
+        self.assertThat(log, Contains("INFO    Creating lockfile: %s"
+                                      % os.path.join(self.config.lock_dir,
+                                                     "jobs-run_jobs-do_foo.lock")))
+        [oops] = self.oopses()
+        self.assertEqual("T-do_foo", oops["reporter"])
+
+    def test_empty_queue(self):
+        script = self.make_script("do_foo")
+        self.assertEqual(0, script.lock_and_run())
+        self.assertThat(script.logger.getLogBuffer(),
+                        Contains("INFO    No jobs to run."))
+
+    def test_sections_run_in_turn(self):
+        foo_job = self.factory.makeDoFooJob()
+        bar_job = self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        script = self.make_script("do_foo", "do_bar")
+        self.assertEqual(0, script.lock_and_run())
+        self.assertEqual(JobStatus.COMPLETED, foo_job.status)
+        self.assertEqual(JobStatus.COMPLETED, bar_job.status)
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains("Ran 1 DoBarJob jobs."))
+
+    def test_bad_sections_exit_2_and_others_still_run(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        script = self.make_script(
+            "nope", "broken_import", "no_utility", "do_foo")
+        self.assertEqual(2, script.lock_and_run())
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains(
+            "ERROR   Unknown job section 'nope' in %s" % self.config.path))
+        self.assertThat(log, Contains(
+            "ERROR   Section broken_import: cannot import source_interface "
+            "no.such.module.IFooSource: No module named 'no'"))
+        self.assertThat(log, Contains(
+            "ERROR   Section no_utility: no utility is registered for "
+            "tests.scripts.test_run_jobs.INobodysJobSource"))
+        self.assertThat(log, Not(Contains("Traceback")))
+
+    def test_lock_held_exits_1(self):
+        lock = LockFile(os.path.join(self.config.lock_dir,
+                                     "jobs-run_jobs-do_foo.lock"),
+                        DevNullLogger())
+        self.assertTrue(lock.acquire())
+        self.addCleanup(lock.release)
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        script = self.make_script("do_foo")
+        self.assertEqual(1, script.lock_and_run())
+        self.assertThat(script.logger.getLogBuffer(), Contains(
+            "INFO    Lockfile %s in use" % lock.path))
+        self.assertEqual(JobStatus.WAITING, job.status)
+
+    def test_custom_cron_script_subclass(self):
+        class RunDoFoo(JobCronScript):
+            config_name = "do_foo"
+            source_interface = IDoFooJobSource
+
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        script = RunDoFoo(test_args=[], name="run_do_foo")
+        script.logger = BufferLogger()
+        self.assertEqual(0, script.lock_and_run())
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertThat(script.logger.getLogBuffer(),
+                        Contains("jobs-run_do_foo-do_foo.lock"))
+
+    def test_usage_error_exits_1(self):
+        script = JobCronScript(test_args=[], commandline_config=True)
+        script.logger = BufferLogger()
+        self.assertEqual(1, script.lock_and_run())
+
+    def test_database_role(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        script = self.make_script("bad_role")
+        code = script.lock_and_run()
+        if self.database_kind == "sqlite":
+            # SQLite has no roles: dbuser is ignored.
+            self.assertEqual(0, code)
+            self.assertEqual(JobStatus.COMPLETED, job.status)
+        else:
+            self.assertEqual(2, code)
+            self.assertThat(script.logger.getLogBuffer(), Contains(
+                'ERROR   Section bad_role: cannot run as database role '
+                'no_such_role_anywhere: role "no_such_role_anywhere" does '
+                'not exist'))
+            self.assertEqual(JobStatus.WAITING, job.status)
+
+    def test_missing_schema_exits_2(self):
+        from jobs.database import connect, disconnect
+        import fixtures
+        folder = self.useFixture(fixtures.TempDir()).path
+        uri = "sqlite:%s/empty.db" % folder
+        disconnect()
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_DATABASE_URI", uri))
+        script = self.make_script("do_foo")
+        self.assertEqual(2, script.lock_and_run())
+        self.assertThat(script.logger.getLogBuffer(), Contains(
+            "ERROR   The database has no jobs schema"))
+        disconnect()
+        connect(self.db.uri)
+
+
+class TestDatabaseRoles(DatabaseTestCase):
+    """PostgreSQL only: SQLite has no roles (see test_database_role)."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_job_runs_as_the_sections_role(self):
+        job = self.factory.makeDoFooJob(
+            sql="UPDATE foo SET note = current_user")
+        transaction.commit()
+        script = JobCronScript(test_args=["do_foo"], commandline_config=True)
+        script.logger = BufferLogger()
+        self.assertEqual(0, script.lock_and_run())
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual("dofoo", job.context.foo.note)
+        # The script went back to the login role afterwards.
+        current, session = self.store.execute(
+            "SELECT current_user, session_user").get_one()
+        self.assertEqual(session, current)
+
+
+@on_each_database
+class TestRunJobsSubprocess(DatabaseTestCase):
+
+    def test_one_pending_job(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        code, out, err = run_script(RUN_JOBS, ["do_foo"])
+        self.assertEqual(0, code, err)
+        self.assertThat(err, Contains("INFO    Ran 1 DoFooJob jobs."))
+        self.assertRegex(
+            err.splitlines()[0],
+            r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO    Creating lockfile: ")
+        self.store.invalidate()
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+
+    def test_lock_held_elsewhere(self):
+        lock = LockFile(os.path.join(self.config.lock_dir,
+                                     "jobs-run_jobs-do_foo.lock"),
+                        DevNullLogger())
+        self.assertTrue(lock.acquire())
+        self.addCleanup(lock.release)
+        code, out, err = run_script(RUN_JOBS, ["do_foo", "do_bar"])
+        self.assertEqual(1, code, err)
+        self.assertThat(err, Contains("INFO    Lockfile %s in use" % lock.path))
+        # do_bar has its own lock and ran.
+        self.assertThat(err, Contains("jobs-run_jobs-do_bar.lock"))
+        self.assertThat(err, Contains("No jobs to run."))
+
+    def test_unknown_section(self):
+        code, out, err = run_script(RUN_JOBS, ["no_such_section"])
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains(
+            "ERROR   Unknown job section 'no_such_section'"))
+        self.assertThat(err, Not(Contains("Traceback")))
+
+    def test_usage(self):
+        code, out, err = run_script(RUN_JOBS, [])
+        self.assertEqual(1, code)
+        self.assertThat(err, Contains("usage: run_jobs.py"))
+        code, out, err = run_script(RUN_JOBS, ["--help"])
+        self.assertEqual(0, code)
+        self.assertThat(out, Contains("Exit status: 0 when every section ran"))
+
+
+class TestConcurrentRuns(DatabaseTestCase):
+    """Real overlapping runs, held open with a PostgreSQL advisory lock."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_same_section_waits_on_the_lock_other_sections_run(self):
+        blocker = psycopg2.connect(_dsn(self.db.uri))
+        blocker.autocommit = True
+        self.addCleanup(blocker.close)
+        with blocker.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(4242)")
+        stuck = self.factory.makeDoFooJob(
+            sql="SELECT pg_advisory_lock(4242)")
+        bar = self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        first = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, RUN_JOBS), "do_foo"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(first.kill)
+        # Wait for the event "the first run is inside its job": its
+        # connection waits for the advisory lock.
+        deadline = time.monotonic() + 60
+        with blocker.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND NOT granted")
+                if cursor.fetchone()[0]:
+                    break
+                self.assertLess(time.monotonic(), deadline,
+                                first.stderr.read() if first.poll() else "")
+                time.sleep(0.05)
+        code, out, err = run_script(RUN_JOBS, ["do_foo"])
+        self.assertEqual(1, code, err)
+        self.assertThat(err, Contains("in use"))
+        code, out, err = run_script(RUN_JOBS, ["do_bar"])
+        self.assertEqual(0, code, err)
+        self.assertThat(err, Contains("Ran 1 DoBarJob jobs."))
+        with blocker.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(4242)")
+        out, err = first.communicate(timeout=60)
+        self.assertEqual(0, first.returncode, err)
+        self.assertThat(err, Contains("Ran 1 DoFooJob jobs."))
+        self.store.invalidate()
+        self.assertEqual(JobStatus.COMPLETED, stuck.status)
+        self.assertEqual(JobStatus.COMPLETED, bar.status)

@@ -1,0 +1,99 @@
+"""Configuration: instances, job sections, and errors naming the culprit."""
+
+import os
+
+import fixtures
+from testtools.matchers import Contains
+
+from jobs.config import load
+from jobs.errors import ConfigError
+from jobs.testing.testcase import TestCase
+
+
+class TestConfig(TestCase):
+
+    def write(self, text, name="app.conf"):
+        folder = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def extending_testrunner(self, text):
+        from jobs.config import resolve_instance
+        path = self.write("")
+        base = os.path.relpath(resolve_instance("testrunner"),
+                               os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("[meta]\nextends: %s\n\n%s" % (base, text))
+        return path
+
+    def test_instances_load(self):
+        development = load("development")
+        self.assertEqual(["demo"], development.job_section_names)
+        self.assertThat(development.database_uri, Contains("sqlite:/"))
+        testrunner = load("testrunner")
+        self.assertEqual(["demo", "do_foo", "do_bar"],
+                         testrunner.job_section_names)
+        section = testrunner.job_section("do_foo")
+        self.assertEqual(("dofoo", "jobs.testing.foojob.IDoFooJobSource"),
+                         (section.dbuser, section.source_interface))
+
+    def test_application_adds_a_job_section(self):
+        config = load(self.extending_testrunner(
+            "[do_baz]\nsource_interface: app.IBaz\n"))
+        self.assertIn("do_baz", config.job_section_names)
+        section = config.job_section("do_baz")
+        self.assertEqual((None, "JobRunner"),
+                         (section.dbuser, section.runner_class))
+
+    def test_database_uri_from_environment(self):
+        self.useFixture(fixtures.EnvironmentVariable(
+            "JOBS_DATABASE_URI", "postgres://db.example/x"))
+        self.assertEqual("postgres://db.example/x",
+                         load("testrunner").database_uri)
+
+    def test_unknown_key_names_file_section_and_key(self):
+        path = self.extending_testrunner(
+            "[do_baz]\nsource_interface: app.IBaz\nsource_interfac: typo\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertThat(str(error), Contains(path))
+        self.assertThat(str(error),
+                        Contains("do_baz does not have a source_interfac key"))
+
+    def test_section_that_is_neither_schema_nor_job(self):
+        path = self.extending_testrunner("[databse]\nuri: x\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertEqual(
+            "%s: [databse] is not a section of the schema, nor a job section"
+            " (it sets no source_interface)." % path, str(error))
+
+    def test_unknown_job_section(self):
+        config = load("testrunner")
+        error = self.assertRaises(ConfigError, config.job_section, "nope")
+        self.assertThat(str(error), Contains("Unknown job section 'nope'"))
+        self.assertThat(str(error), Contains("do_foo"))
+
+    def test_missing_file(self):
+        error = self.assertRaises(ConfigError, load, "/nonexistent/x.conf")
+        self.assertEqual("Config file not found: /nonexistent/x.conf",
+                         str(error))
+
+    def test_malformed_file(self):
+        path = self.write("this is not ini\n[x\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertThat(str(error), Contains("Malformed config file %s" % path))
+
+    def test_unreadable_file(self):
+        path = self.write("\xff\xfe[x]\n".encode("latin-1").decode("latin-1"))
+        with open(path, "wb") as f:
+            f.write(b"\xff\xfe[database]\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertThat(str(error), Contains("Cannot read config file"))
+
+    def test_wrong_value_type(self):
+        path = self.extending_testrunner("[database]\nuri: 42\n")
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_DATABASE_URI"))
+        error = self.assertRaises(
+            ConfigError, lambda: load(path).database_uri)
+        self.assertThat(str(error), Contains("[database] uri: 42 is not a URI"))

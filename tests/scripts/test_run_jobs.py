@@ -285,3 +285,68 @@ class TestConcurrentRuns(DatabaseTestCase):
         self.store.invalidate()
         self.assertEqual(JobStatus.COMPLETED, stuck.status)
         self.assertEqual(JobStatus.COMPLETED, bar.status)
+
+
+class TestKilledRunner(DatabaseTestCase):
+    """A runner killed with SIGKILL inside a job: the next run reclaims it."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_orphan_is_reclaimed_as_a_new_attempt(self):
+        blocker = psycopg2.connect(_dsn(self.db.uri))
+        blocker.autocommit = True
+        self.addCleanup(blocker.close)
+        cursor = blocker.cursor()
+        cursor.execute("SELECT pg_advisory_lock(4343)")
+        job = self.factory.makeDoFooJob(sql="SELECT pg_advisory_lock(4343)")
+        job.job.max_retries = 1
+        transaction.commit()
+        victim = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, RUN_JOBS), "do_foo"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE"
+                           " locktype = 'advisory' AND NOT granted")
+            if cursor.fetchone()[0]:
+                break
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        victim.kill()
+        victim.communicate(timeout=60)
+        cursor.execute("SELECT pg_advisory_unlock(4343)")
+        self.store.invalidate()
+        self.assertEqual((JobStatus.RUNNING, 1),
+                         (job.status, job.attempt_count))
+        transaction.abort()
+        # The lease runs out: time passes on the database clock.
+        cursor.execute("UPDATE job SET lease_expires = lease_expires"
+                       " - interval '10 minutes' WHERE id = %s", (job.job_id,))
+        # Its session may linger a moment after SIGKILL; the job no longer
+        # waits on it, since the advisory lock was released.
+        code, out, err = run_script(RUN_JOBS, ["do_foo"])
+        self.assertEqual(0, code, err)
+        self.assertThat(err, Contains(
+            "was left RUNNING by a lost runner (attempt 1)."))
+        self.assertThat(err, Contains("Ran 1 DoFooJob jobs."))
+        self.store.invalidate()
+        self.assertEqual((JobStatus.COMPLETED, 2),
+                         (job.status, job.attempt_count))
+
+
+@on_each_database
+class TestWarningsBecomeOopses(DatabaseTestCase):
+
+    def test_a_warning_logged_by_a_job_files_an_oops(self):
+        job = self.factory.makeDoFooJob(warn="the disk is nearly full")
+        transaction.commit()
+        code, out, err = run_script(RUN_JOBS, ["do_foo"])
+        self.assertEqual(0, code, err)
+        self.assertThat(err, Contains("WARNING the disk is nearly full"))
+        [oops] = self.oopses()
+        self.assertEqual(("LogMessage", "the disk is nearly full"),
+                         (oops["type"], oops["value"]))
+        self.assertEqual("T-run_jobs", oops["reporter"])
+        self.store.invalidate()
+        self.assertEqual(JobStatus.COMPLETED, job.status)

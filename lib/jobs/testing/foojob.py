@@ -21,6 +21,8 @@ __all__ = [
     "UserError",
 ]
 
+import logging
+
 from lazr.enum import DBEnumeratedType, DBItem
 from storm.locals import Int, Reference, Unicode
 from zope.interface import implementer, provider
@@ -33,6 +35,7 @@ from jobs.model.job import Job
 from jobs.schema import Migrations
 
 MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
+logger = logging.getLogger(__name__)
 
 
 class FooJobType(DBEnumeratedType):
@@ -132,7 +135,8 @@ class FooJobDerived(DerivedJob):
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
-        ``raise_`` (one of "retry", "user", "suspend", "error").
+        ``warn`` (a message logged at WARNING), ``raise_`` (one of
+        "retry", "user", "suspend", "error").
         """
         return cls._create(foo=foo, json_data=dict(behaviour))
 
@@ -174,6 +178,8 @@ class FooJobDerived(DerivedJob):
             self.context.foo.note = data["note"]
         if data.get("sql"):
             get_store().execute(data["sql"])
+        if data.get("warn"):
+            logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")
         if raise_ == "retry":
             raise RetryError("Try again later.")

@@ -238,47 +238,68 @@ class TestRunJobsSubprocess(DatabaseTestCase):
         self.assertThat(out, Contains("Exit status: 0 when every section ran"))
 
 
-class TestConcurrentRuns(DatabaseTestCase):
-    """Real overlapping runs, held open with a PostgreSQL advisory lock."""
+class BlockedRunTestCase(DatabaseTestCase):
+    """Runs `run_jobs.py` in a real process held inside its job.
+
+    The job waits for a PostgreSQL advisory lock the test holds; "the run
+    is inside its job" is then an event the test can wait for (the lock
+    shows as not granted), not a guess with sleep.
+    """
 
     database_kind = "postgresql"
+    LOCK_KEY = 4242
+
+    def hold_advisory_lock(self):
+        """Hold the lock; return the SQL a job runs to block on it."""
+        self.blocker = psycopg2.connect(_dsn(self.db.uri))
+        self.blocker.autocommit = True
+        self.addCleanup(self.blocker.close)
+        self.blocker.cursor().execute(
+            "SELECT pg_advisory_lock(%s)", (self.LOCK_KEY,))
+        return "SELECT pg_advisory_lock(%d)" % self.LOCK_KEY
+
+    def release_advisory_lock(self):
+        self.blocker.cursor().execute(
+            "SELECT pg_advisory_unlock(%s)", (self.LOCK_KEY,))
+
+    def start_blocked_run(self, section):
+        """Start run_jobs.py `section`; return once it waits in its job."""
+        process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, RUN_JOBS), section],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(process.kill)
+        deadline = time.monotonic() + 60
+        cursor = self.blocker.cursor()
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND NOT granted")
+            if cursor.fetchone()[0]:
+                return process
+            if process.poll() is not None:
+                self.fail("run_jobs.py ended early: %s"
+                          % process.stderr.read())
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+
+
+class TestConcurrentRuns(BlockedRunTestCase):
+    """Real overlapping runs of run_jobs.py."""
+
     __test__ = True
 
     def test_same_section_waits_on_the_lock_other_sections_run(self):
-        blocker = psycopg2.connect(_dsn(self.db.uri))
-        blocker.autocommit = True
-        self.addCleanup(blocker.close)
-        with blocker.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(4242)")
-        stuck = self.factory.makeDoFooJob(
-            sql="SELECT pg_advisory_lock(4242)")
+        stuck = self.factory.makeDoFooJob(sql=self.hold_advisory_lock())
         bar = self.factory.makeDoFooJob(job_class=DoBarJob)
         transaction.commit()
-        first = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, RUN_JOBS), "do_foo"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(first.kill)
-        # Wait for the event "the first run is inside its job": its
-        # connection waits for the advisory lock.
-        deadline = time.monotonic() + 60
-        with blocker.cursor() as cursor:
-            while True:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND NOT granted")
-                if cursor.fetchone()[0]:
-                    break
-                self.assertLess(time.monotonic(), deadline,
-                                first.stderr.read() if first.poll() else "")
-                time.sleep(0.05)
+        first = self.start_blocked_run("do_foo")
         code, out, err = run_script(RUN_JOBS, ["do_foo"])
         self.assertEqual(1, code, err)
         self.assertThat(err, Contains("in use"))
         code, out, err = run_script(RUN_JOBS, ["do_bar"])
         self.assertEqual(0, code, err)
         self.assertThat(err, Contains("Ran 1 DoBarJob jobs."))
-        with blocker.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(4242)")
+        self.release_advisory_lock()
         out, err = first.communicate(timeout=60)
         self.assertEqual(0, first.returncode, err)
         self.assertThat(err, Contains("Ran 1 DoFooJob jobs."))
@@ -287,44 +308,29 @@ class TestConcurrentRuns(DatabaseTestCase):
         self.assertEqual(JobStatus.COMPLETED, bar.status)
 
 
-class TestKilledRunner(DatabaseTestCase):
+class TestKilledRunner(BlockedRunTestCase):
     """A runner killed with SIGKILL inside a job: the next run reclaims it."""
 
-    database_kind = "postgresql"
     __test__ = True
 
     def test_orphan_is_reclaimed_as_a_new_attempt(self):
-        blocker = psycopg2.connect(_dsn(self.db.uri))
-        blocker.autocommit = True
-        self.addCleanup(blocker.close)
-        cursor = blocker.cursor()
-        cursor.execute("SELECT pg_advisory_lock(4343)")
-        job = self.factory.makeDoFooJob(sql="SELECT pg_advisory_lock(4343)")
+        job = self.factory.makeDoFooJob(sql=self.hold_advisory_lock())
         job.job.max_retries = 1
         transaction.commit()
-        victim = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, RUN_JOBS), "do_foo"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE"
-                           " locktype = 'advisory' AND NOT granted")
-            if cursor.fetchone()[0]:
-                break
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
+        victim = self.start_blocked_run("do_foo")
         victim.kill()
         victim.communicate(timeout=60)
-        cursor.execute("SELECT pg_advisory_unlock(4343)")
+        # The killed run's session may linger until it notices; once the
+        # lock is free its job no longer waits.
+        self.release_advisory_lock()
         self.store.invalidate()
         self.assertEqual((JobStatus.RUNNING, 1),
                          (job.status, job.attempt_count))
         transaction.abort()
         # The lease runs out: time passes on the database clock.
-        cursor.execute("UPDATE job SET lease_expires = lease_expires"
-                       " - interval '10 minutes' WHERE id = %s", (job.job_id,))
-        # Its session may linger a moment after SIGKILL; the job no longer
-        # waits on it, since the advisory lock was released.
+        self.blocker.cursor().execute(
+            "UPDATE job SET lease_expires = lease_expires"
+            " - interval '10 minutes' WHERE id = %s", (job.job_id,))
         code, out, err = run_script(RUN_JOBS, ["do_foo"])
         self.assertEqual(0, code, err)
         self.assertThat(err, Contains(

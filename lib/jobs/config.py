@@ -200,7 +200,7 @@ def load(name_or_path=None):
         schema_text = f.read()
     schema_sections = _schema_sections(schema_text)
     job_sections = []
-    for file_path, parser in reversed(chain):
+    for _, parser in reversed(chain):
         for section in parser.sections():
             if section == "meta" or section in schema_sections:
                 continue

@@ -113,7 +113,7 @@ class TestDoFooJob(DatabaseTestCase):
             barrier = threading.Barrier(2)
             job_ids = []
 
-            def contender():
+            def contender(barrier=barrier, foo_id=foo_id, job_ids=job_ids):
                 barrier.wait()
                 try:
                     foo = get_store().get(Foo, foo_id)

@@ -223,7 +223,7 @@ class TestLeases(DatabaseTestCase):
             barrier = threading.Barrier(2)
             outcome = [None, None]
 
-            def run(slot):
+            def run(slot, barrier=barrier, outcome=outcome, job_id=job_id):
                 barrier.wait()
                 try:
                     outcome[slot] = contender(job_id)

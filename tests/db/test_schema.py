@@ -3,6 +3,7 @@
 import os
 
 import fixtures
+from storm.exceptions import DatabaseError as StormDatabaseError
 import transaction
 
 from jobs import schema
@@ -52,7 +53,7 @@ class TestSchema(TestCase):
 
     def test_installing_twice_changes_nothing(self):
         for kind in KINDS:
-            uri = self.empty_database(kind, "twice")
+            self.empty_database(kind, "twice")
             store = get_store()
             applied = schema.upgrade(store, (schema.FRAMEWORK, FOO))
             self.assertEqual(
@@ -109,7 +110,7 @@ class TestSchema(TestCase):
         for kind in KINDS:
             self.empty_database(kind, "broken")
             store = get_store()
-            self.assertRaises(Exception, schema.upgrade, store, (bad,))
+            self.assertRaises(StormDatabaseError, schema.upgrade, store, (bad,))
             self.assertEqual([], schema.describe(store), kind)
             transaction.abort()
             disconnect()

@@ -17,7 +17,7 @@ class Unprintable(Exception):
 
 
 def fail_with_secret():
-    api_token = "s3cr3t-token"
+    api_token = "s3cr3t-token"  # noqa: F841 (the report shows locals)
     count = 3
     raise ValueError("failed with password=hunter2 after %d tries" % count)
 

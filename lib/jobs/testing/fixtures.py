@@ -29,7 +29,6 @@ import time
 
 import fixtures
 import psycopg2
-import transaction
 import zope.component.testing
 
 from jobs import config as jobs_config

@@ -35,6 +35,10 @@ NO_OOPS = "jobs_no_oops"
 
 logger = logging.getLogger(__name__)
 
+# Callables given every report any reporter of this process publishes
+# (the CapturedOopsFixture uses it).
+capture_listeners = []
+
 
 def _truncated_repr(value):
     try:
@@ -137,7 +141,7 @@ class ErrorReporter:
                 report.get("value"), report.get("tb_text", ""),
                 extra={NO_OOPS: True})
             ids = []
-        for listener in self.listeners:
+        for listener in self.listeners + capture_listeners:
             listener(report)
         return ids
 

@@ -252,7 +252,10 @@ class JobCronScript(Script):
     """
 
     usage = "%(prog)s [options] SECTION [SECTION ...]"
-    description = __doc__
+    description = (
+        "Run the ready jobs of each job SECTION of the configuration, one\n"
+        "section after another, each under its own lock file and its own\n"
+        "database role (dbuser; ignored on SQLite), then exit.")
     epilog = (
         "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
         "report, not an exit status); 1 for a usage error or when a\n"

@@ -96,6 +96,12 @@ class TestErrorReporter(TestCase):
         self.assertRaises(NotFoundError, read_report, self.error_dir,
                           "../../etc/passwd")
 
+    def test_captured_oopses_fixture(self):
+        from jobs.testing.fixtures import CapturedOopsFixture
+        captured = self.useFixture(CapturedOopsFixture())
+        report = self.raise_and_report(fail_with_secret)
+        self.assertEqual([report["id"]], [r["id"] for r in captured.oopses])
+
     def test_message_report(self):
         report = self.reporter.message("LogMessage", "disk is full",
                                        [("script_name", "run_jobs")])

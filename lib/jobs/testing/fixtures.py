@@ -12,6 +12,7 @@
 """
 
 __all__ = [
+    "CapturedOopsFixture",
     "ComponentsFixture",
     "ConfigFixture",
     "DatabaseFixture",
@@ -245,6 +246,19 @@ class ComponentsFixture(fixtures.Fixture):
         zope.component.testing.setUp()
         self.addCleanup(zope.component.testing.tearDown)
         register_components(jobs_config.get_config())
+
+
+class CapturedOopsFixture(fixtures.Fixture):
+    """Keeps every OOPS report published in this process while in use.
+
+    :ivar oopses: the reports (dicts), in publishing order.
+    """
+
+    def _setUp(self):
+        from jobs.errorlog import capture_listeners
+        self.oopses = []
+        capture_listeners.append(self.oopses.append)
+        self.addCleanup(capture_listeners.remove, self.oopses.append)
 
 
 class FrozenClockFixture(fixtures.Fixture):

@@ -101,6 +101,18 @@ class JobSection:
         self.dbuser = section["dbuser"] or None
         self.source_interface = section["source_interface"] or None
         self.runner_class = section["runner_class"]
+        self.batch_size = self._number(section, "batch_size", int, 0)
+        self.group_commit = self._number(section, "group_commit", int, 0)
+        self.poll_interval = self._number(section, "poll_interval", float, 0.01)
+        self.grace_period = self._number(section, "grace_period", float, 0)
+        self.processes = self._number(section, "processes", int, 1)
+        memory_limit = section["memory_limit"]
+        self.memory_limit = (None if memory_limit is None else
+                             self._number(section, "memory_limit", int, 1))
+        if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
+            raise ConfigError(
+                "%s: [%s] runner_class: %r is not JobRunner or "
+                "ProcessJobRunner." % (config.path, name, self.runner_class))
         if self.source_interface is None:
             raise ConfigError(
                 "%s: [%s] source_interface: not set." % (config.path, name))
@@ -110,6 +122,22 @@ class JobSection:
                 raise ConfigError(
                     "%s: [%s] %s: %r is not a name."
                     % (config.path, name, key, value))
+
+
+    def _number(self, section, key, kind, minimum):
+        value = section[key]
+        if isinstance(value, str) and kind is float:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError("%s: [%s] %s: %r is not a number." % (
+                self.config.path, self.name, key, value))
+        if value < minimum:
+            raise ConfigError("%s: [%s] %s: %r is below %s." % (
+                self.config.path, self.name, key, value, minimum))
+        return kind(value)
 
 
 class JobsConfig:

@@ -200,6 +200,11 @@ def _without_password(uri):
     return str(parsed).replace("jobs-", "", 1)
 
 
+def dsn(store):
+    """The libpq connection string of `store`'s PostgreSQL database."""
+    return store.get_database()._dsn
+
+
 def dialect(store):
     """Return ``"postgresql"`` or ``"sqlite"`` for `store`'s database."""
     if isinstance(store.get_database(), Postgres):
@@ -364,3 +369,37 @@ class DBEnum(SimpleProperty):
         kwargs["enum"] = enum
         super().__init__(name, **kwargs)
 
+
+
+class Savepoint:
+    """A SAVEPOINT in `store`'s transaction, with Storm's cache kept honest.
+
+    Rolling back to it forgets the object changes made since (as
+    ``Store.rollback`` does for a whole transaction) and invalidates the
+    cache, so no object shows a value the database no longer has.
+    """
+
+    _counter = 0
+
+    def __init__(self, store):
+        Savepoint._counter += 1
+        self.store = store
+        self.name = "jobs_sp_%d" % Savepoint._counter
+        store.execute("SAVEPOINT %s" % self.name)
+
+    def release(self):
+        """Keep what was done since the savepoint."""
+        self.store.execute("RELEASE SAVEPOINT %s" % self.name)
+
+    def rollback(self):
+        """Undo what was done since the savepoint, in the database and in
+        the store's objects; the transaction goes on."""
+        store = self.store
+        # Storm has no public API for a partial rollback; this is what
+        # Store.rollback() does to its object state.
+        for obj_info in store._dirty:
+            obj_info.pop("pending", None)
+        store._dirty.clear()
+        store.invalidate()
+        store._connection.execute("ROLLBACK TO SAVEPOINT %s" % self.name)
+        store.execute("RELEASE SAVEPOINT %s" % self.name)

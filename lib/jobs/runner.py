@@ -37,7 +37,7 @@ from zope.interface.interface import InterfaceClass
 
 from jobs import schema
 from jobs.config import get_config
-from jobs.database import connect, get_store, set_role
+from jobs.database import Savepoint, connect, get_store, set_role
 from jobs.errorlog import ErrorReporter
 from jobs.errors import (
     ConfigError,
@@ -67,16 +67,23 @@ def job_str(job):
 class JobRunner:
     """Runs jobs one after another in this process.
 
-    :param jobs: an iterable of `IRunnableJob`.
+    :param jobs: an iterable of `IRunnableJob`: ready jobs (the runner
+        takes each one's lease), or jobs already claimed by this process
+        (RUNNING, their attempt started: see `IJobSource.claimReady`).
     :param logger: where the job lines go (default: this module's logger).
     :param error_reporter: the `ErrorReporter` that files OOPS reports
         (default: one built from the current configuration).
+    :param group_commit: when true, outcomes are not committed job by
+        job: each job runs inside a SAVEPOINT (its failure rolls back only
+        its own work) and the caller commits the group.
     """
 
-    def __init__(self, jobs, logger=None, error_reporter=None):
+    def __init__(self, jobs, logger=None, error_reporter=None,
+                 group_commit=False):
         self.jobs = jobs
         self.logger = logger or logging.getLogger(__name__)
         self.error_reporter = error_reporter or default_error_reporter()
+        self.group_commit = group_commit
         self.completed_jobs = []
         self.incomplete_jobs = []
         self.oops_ids = []
@@ -113,57 +120,92 @@ class JobRunner:
     def runAll(self):
         """See `IJobRunner`."""
         for job in self.jobs:
-            if not self.acquireLease(job):
+            if not is_claimed(job) and not self.acquireLease(job):
                 continue
             self.runJobHandleError(job)
 
     def runJob(self, job):
         """See `IJobRunner`."""
-        self.logger.info(
-            "Running %s in status %s", job_str(job), job.status.title)
         # Bound now: after a failed statement the job's attributes may
         # not be readable, and fail() must still be callable.
         fail = job.fail
+        claimed = is_claimed(job)
+        if claimed:
+            self.logger.info(
+                "Running %s, attempt %d", job_str(job), job.job._attempt)
+        else:
+            self.logger.info(
+                "Running %s in status %s", job_str(job), job.status.title)
+        savepoint = None
         try:
-            if job.status is JobStatus.RUNNING:
-                self._reclaim(job)
-            # Commit 1: the lease, RUNNING and the attempt count become
-            # visible together, so a crash from here on leaves an orphan
-            # that the lease's expiry hands to another runner.
-            job.start(manage_transaction=True)
-            try:
-                job.run()
-            except job.retry_error_types as e:
-                if job.attempt_count > job.max_retries:
-                    raise
-                self.logger.info(
-                    "Scheduling retry due to %s: %s.", type(e).__name__, e)
-                job.queue(manage_transaction=True)
-                self.incomplete_jobs.append(job)
-            except SuspendJobException:
-                self.logger.debug("Job suspended itself")
-                job.suspend(manage_transaction=True)
-                self.incomplete_jobs.append(job)
-            else:
-                # Commit 2: the job's work and COMPLETED, atomically.
-                job.complete(manage_transaction=True)
-                self.completed_jobs.append(job)
-                self.logger.info("Completed %s.", job_str(job))
+            if not claimed:
+                if job.status is JobStatus.RUNNING:
+                    self._reclaim(job)
+                # Commit 1: the lease, RUNNING and the attempt count
+                # become visible together, so a crash from here on leaves
+                # an orphan that the lease's expiry hands to another
+                # runner. (A claimed job had this commit in its batch.)
+                job.start(manage_transaction=True)
+            if self.group_commit:
+                savepoint = Savepoint(get_store())
+            self._run(job, savepoint)
         except StaleJob as e:
             # Another runner reclaimed the job after our lease expired:
             # its attempt owns the outcome, ours is discarded.
-            transaction.abort()
+            self._abort(savepoint)
             self.logger.info("%s", e)
             self.incomplete_jobs.append(job)
         except Exception:
             self.incomplete_jobs.append(job)
             try:
-                fail(manage_transaction=True)
+                if savepoint is not None:
+                    savepoint.rollback()
+                    fail(manage_transaction=False)
+                else:
+                    fail(manage_transaction=True)
             except StaleJob as e:
-                transaction.abort()
+                self._abort(savepoint)
                 self.logger.info("%s", e)
                 return
             raise
+
+    def _run(self, job, savepoint):
+        """Run a started job and record its outcome (see the table)."""
+        commit = savepoint is None
+        try:
+            job.run()
+            if savepoint is not None:
+                # The job's SQL runs now, inside its savepoint.
+                savepoint.store.flush()
+        except job.retry_error_types as e:
+            if job.attempt_count > job.max_retries:
+                raise
+            self.logger.info(
+                "Scheduling retry due to %s: %s.", type(e).__name__, e)
+            if savepoint is not None:
+                savepoint.release()
+            job.queue(manage_transaction=commit)
+            self.incomplete_jobs.append(job)
+        except SuspendJobException:
+            self.logger.debug("Job suspended itself")
+            if savepoint is not None:
+                savepoint.release()
+            job.suspend(manage_transaction=commit)
+            self.incomplete_jobs.append(job)
+        else:
+            if savepoint is not None:
+                savepoint.release()
+            # Commit 2 (unless grouped): the job's work and COMPLETED,
+            # atomically.
+            job.complete(manage_transaction=commit)
+            self.completed_jobs.append(job)
+            self.logger.info("Completed %s.", job_str(job))
+
+    def _abort(self, savepoint):
+        if savepoint is not None:
+            savepoint.rollback()
+        else:
+            transaction.abort()
 
     def _reclaim(self, job):
         """Take over `job`, whose runner died (RUNNING, lease expired).
@@ -210,18 +252,28 @@ class JobRunner:
             self.oops_ids.append(report["id"])
 
     def _notify(self, job, notify, argument):
-        """Call `notify`; if it fails, file an OOPS for that failure."""
+        """Call `notify`; if it fails, file an OOPS for that failure.
+
+        A notification may not commit; in a group, what it wrote goes
+        with the group's commit.
+        """
+        savepoint = Savepoint(get_store()) if self.group_commit else None
         try:
             notify(argument)
-            # A notification may not commit; drop anything it wrote.
-            transaction.abort()
+            if savepoint is not None:
+                savepoint.release()
         except Exception:
-            transaction.abort()
+            self._abort(savepoint)
             report = self.error_reporter.raising(
                 sys.exc_info(), job.getOopsVars(), job_id=job.job_id,
                 job_type=type(job).__name__,
                 operation=job.getOperationDescription())
             self._record_oops(report)
+
+
+def is_claimed(job):
+    """True when this process claimed `job` and started its attempt."""
+    return job.job._attempt is not None
 
 
 def default_error_reporter(section=None):
@@ -241,12 +293,13 @@ class SectionError(JobsError):
 
 
 class JobCronScript(Script):
-    """Run the ready jobs of one or more job sections, then exit.
+    """Run the ready jobs of one or more job sections.
 
     Each section runs in turn, under its own lock file and its own
-    database role (``dbuser``; ignored on SQLite).
+    database role (``dbuser``; ignored on SQLite). With ``--worker`` it
+    keeps running (see `jobs.runners.worker`).
 
-    :param runner_class: the `IJobRunner` class to use.
+    :param runner_class: the `IJobRunner` class of in-process runs.
     :param commandline_config: take the sections from the command line;
         otherwise a subclass sets `config_name` and `source_interface`.
     """
@@ -255,18 +308,28 @@ class JobCronScript(Script):
     description = (
         "Run the ready jobs of each job SECTION of the configuration, one\n"
         "section after another, each under its own lock file and its own\n"
-        "database role (dbuser; ignored on SQLite), then exit.")
+        "database role (dbuser; ignored on SQLite), then exit. With\n"
+        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.")
     epilog = (
         "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
         "report, not an exit status); 1 for a usage error or when a\n"
         "section's lock file is held by another run; 2 when a section is\n"
         "unknown, its source_interface cannot be imported, or no utility\n"
-        "provides it (the other sections still run).\n\n"
+        "provides it (the other sections still run). A worker exits 0\n"
+        "after SIGTERM or SIGINT once its running job has finished.\n\n"
         "Configuration: JOBS_CONFIG names the instance (default\n"
         "development); JOBS_DATABASE_URI overrides [database] uri.")
 
     config_name = None
     source_interface = None
+
+    # The execution back-ends, by the name a section's runner_class
+    # gives; looked up when used (they build on this module).
+    BACKENDS = {
+        "ProcessJobRunner": "jobs.runners.process.ProcessJobRunner",
+        "BatchRunner": "jobs.runners.batch.BatchRunner",
+        "Worker": "jobs.runners.worker.Worker",
+    }
 
     def __init__(self, runner_class=JobRunner, test_args=None, name=None,
                  commandline_config=False, logger=None):
@@ -279,6 +342,23 @@ class JobCronScript(Script):
             self.parser.add_argument(
                 "sections", nargs="+", metavar="SECTION",
                 help="A job section of the configuration.")
+        self.parser.add_argument(
+            "--worker", action="store_true",
+            help="Keep running: serve the sections until SIGTERM/SIGINT.")
+        self.parser.add_argument(
+            "--max-jobs", type=int, metavar="N",
+            help="Stop claiming after N jobs per section (cron mode).")
+        self.parser.add_argument(
+            "--max-seconds", type=float, metavar="T",
+            help="Stop claiming after T seconds per section (cron mode).")
+        self.parser.add_argument(
+            "--batch-size", type=int, metavar="N",
+            help="Claim up to N jobs per statement (default: the section's"
+                 " batch_size; workers claim at least 1).")
+        self.parser.add_argument(
+            "--processes", type=int, metavar="N",
+            help="Run each job in a pool of N child processes"
+                 " (ProcessJobRunner).")
 
     @property
     def section_names(self):
@@ -299,15 +379,39 @@ class JobCronScript(Script):
 
     def main(self):
         try:
-            config = get_config()
+            config = self.config = get_config()
             register_components(config)
             connect(config.database_uri)
             self.check_schema(get_store())
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
+        if self.options.worker:
+            return self.run_worker(config)
         return max(self.run_section(config, name)
                    for name in self.section_names)
+
+    def run_worker(self, config):
+        """Serve the sections until stopped; return the exit status."""
+        sections = []
+        for name in self.section_names:
+            try:
+                self.find_source(config, name)
+            except SectionError as e:
+                self.logger.error("%s", e)
+                return EXIT_SECTION_ERROR
+            sections.append(name)
+        first = self.section_settings(config, sections[0])
+        worker = resolve(self.BACKENDS["Worker"])(
+            self, sections, poll_interval=first.poll_interval,
+            grace_period=first.grace_period)
+        return worker.run()
+
+    def section_settings(self, config, name):
+        """The section's `JobSection`, or defaults for a custom script."""
+        if name in config.job_section_names:
+            return config.job_section(name)
+        return _DefaultSection(name)
 
     def find_source(self, config, name):
         """Return the source utility for section `name`.
@@ -340,35 +444,92 @@ class JobCronScript(Script):
         return source
 
     def run_section(self, config, name):
-        """Run section `name`'s ready jobs; return its exit code."""
+        """Run section `name`'s ready jobs under its lock; return its code."""
         try:
             source = self.find_source(config, name)
-            dbuser = (config.job_section(name).dbuser
-                      if name in config.job_section_names else None)
+            settings = self.section_settings(config, name)
         except (SectionError, ConfigError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
         lock = self.lock(self.lock_path(config.lock_dir, name))
         if lock is None:
             return 1
+        try:
+            code, _ = self._run_as(settings, source, self._execute)
+            return code
+        finally:
+            lock.release()
+
+    def run_section_pass(self, name, should_stop):
+        """One worker pass over section `name` (no lock file: workers run
+        side by side). Return ``(exit code, jobs started)``."""
+        config = self.config
+        source = self.find_source(config, name)
+        settings = self.section_settings(config, name)
+
+        def execute(settings, source, reporter):
+            return self._execute(settings, source, reporter,
+                                 should_stop=should_stop, worker=True)
+
+        return self._run_as(settings, source, execute)
+
+    def _run_as(self, settings, source, execute):
+        """Run `execute` under the section's database role."""
         store = get_store()
         try:
-            try:
-                set_role(store, dbuser)
-            except Exception as e:
-                transaction.abort()
-                self.logger.error(
-                    "Section %s: cannot run as database role %s: %s",
-                    name, dbuser, str(e).strip())
-                return EXIT_SECTION_ERROR
-            runner = self.runner_class.runFromSource(
-                source, self.logger, default_error_reporter(name))
-            self.log_summary(runner)
-            return 0
+            set_role(store, settings.dbuser)
+        except Exception as e:
+            transaction.abort()
+            self.logger.error(
+                "Section %s: cannot run as database role %s: %s",
+                settings.name, settings.dbuser, str(e).strip())
+            return EXIT_SECTION_ERROR, 0
+        try:
+            reporter = default_error_reporter(settings.name)
+            with source.contextManager():
+                started = execute(settings, source, reporter)
+            return 0, started
         finally:
-            if dbuser is not None:
+            if settings.dbuser is not None:
                 set_role(store, None)
-            lock.release()
+
+    def _execute(self, settings, source, reporter, should_stop=None,
+                 worker=False):
+        """Run the section's jobs with the back-end its settings ask for;
+        log the summary; return the number of jobs started."""
+        options = self.options
+        processes = options.processes or (
+            settings.processes if settings.runner_class == "ProcessJobRunner"
+            else 0)
+        batch_size = (options.batch_size if options.batch_size is not None
+                      else settings.batch_size)
+        if processes:
+            runner = resolve(self.BACKENDS["ProcessJobRunner"])(
+                source, self.config, settings, processes, self.logger,
+                reporter, batch_size=max(1, batch_size),
+                max_jobs=options.max_jobs, max_seconds=options.max_seconds,
+                should_stop=should_stop)
+            runner.runAll()
+            started = runner.started
+        elif (batch_size or worker or settings.group_commit
+              or options.max_jobs is not None
+              or options.max_seconds is not None):
+            batch = resolve(self.BACKENDS["BatchRunner"])(
+                source, self.logger, reporter, batch_size=max(1, batch_size),
+                group_commit=settings.group_commit,
+                max_jobs=options.max_jobs, max_seconds=options.max_seconds,
+                should_stop=should_stop)
+            started = batch.run()
+            runner = batch.runner
+            if batch.budget_reached:
+                self.logger.info("Budget reached: stopped claiming.")
+        else:
+            runner = self.runner_class.fromReady(source, self.logger, reporter)
+            runner.runAll()
+            started = len(runner.completed_jobs) + len(runner.incomplete_jobs)
+        if started or not worker:
+            self.log_summary(runner)
+        return started
 
     def check_schema(self, store):
         """Raise `SchemaError` when the framework's schema is missing or old.
@@ -397,3 +558,19 @@ class JobCronScript(Script):
             self.logger.info("Ran %d %s jobs.", count, class_name)
         for class_name, count in sorted(incomplete.items()):
             self.logger.info("%d %s jobs did not complete.", count, class_name)
+
+
+class _DefaultSection:
+    """The settings of a custom script's section that the config lacks."""
+
+    dbuser = None
+    runner_class = "JobRunner"
+    batch_size = 0
+    group_commit = 0
+    poll_interval = 5.0
+    grace_period = 30.0
+    processes = 2
+    memory_limit = None
+
+    def __init__(self, name):
+        self.name = name

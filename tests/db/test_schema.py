@@ -58,6 +58,7 @@ class TestSchema(TestCase):
             applied = schema.upgrade(store, (schema.FRAMEWORK, FOO))
             self.assertEqual(
                 [("jobs", 1, "job"), ("jobs", 2, "job_indexes"),
+                 ("jobs", 3, "priority_notify"),
                  ("jobs.testing", 1, "foo")], applied)
             first = schema.describe(store)
             self.assertEqual([], schema.upgrade(store, (schema.FRAMEWORK, FOO)))
@@ -95,7 +96,7 @@ class TestSchema(TestCase):
             error = self.assertRaises(SchemaError, schema.check, store)
             self.assertEqual(
                 "The database's jobs schema is older than the code: "
-                "migrations 2 are not applied.", str(error))
+                "migrations 2, 3 are not applied.", str(error))
             schema.upgrade(store)
             schema.check(store)
             transaction.abort()

@@ -52,6 +52,18 @@ class DemoJob(BaseRunnableJob):
         return cls(job)
 
     @classmethod
+    def jobCondition(cls):
+        """See `BaseRunnableJobSource`."""
+        return Job.base_job_type == DEMO_JOB_TYPE, []
+
+    @classmethod
+    def getJobs(cls, job_ids):
+        """See `BaseRunnableJobSource`."""
+        jobs = {job.id: cls(job) for job in get_store().find(
+            Job, Job.id.is_in(job_ids))}
+        return [jobs[job_id] for job_id in job_ids if job_id in jobs]
+
+    @classmethod
     def iterReady(cls):
         """See `IJobSource`."""
         jobs = get_store().find(

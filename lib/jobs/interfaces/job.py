@@ -269,3 +269,21 @@ class IJobSource(Interface):
 
     def contextManager():
         """Return a context manager the runner enters around a whole batch."""
+
+    def claimReady(limit, lease_duration=None):
+        """Claim up to `limit` ready jobs in one statement and return them.
+
+        Each returned job is RUNNING as a new attempt, with its own lease
+        (`lease_duration`, default the job class's), highest priority
+        first. Orphans with no attempts left are not claimed (see
+        `iterLost`). Concurrent claimers never get the same job.
+        Leaves the transaction open: the caller commits the claim.
+        """
+
+    def iterLost():
+        """Return the orphans with no attempts left.
+
+        RUNNING jobs whose lease expired (their runner died) and whose
+        ``attempt_count > max_retries``: a runner fails them with a
+        `LostRunner` OOPS. Read-only.
+        """

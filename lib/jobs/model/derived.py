@@ -16,6 +16,8 @@ __all__ = ["DerivedJob"]
 
 import inspect
 
+from storm.expr import And
+
 from jobs.database import get_store
 from jobs.errors import NotFoundError
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
@@ -62,6 +64,27 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         if cls.class_job_type is not None:
             conditions += (context_class.job_type == cls.class_job_type,)
         return get_store().find(context_class, *conditions)
+
+    @classmethod
+    def jobCondition(cls):
+        """See `BaseRunnableJobSource`."""
+        context_class = cls.context_class
+        condition = context_class.job_id == Job.id
+        if cls.class_job_type is not None:
+            condition = And(condition,
+                            context_class.job_type == cls.class_job_type)
+        return condition, [context_class]
+
+    @classmethod
+    def getJobs(cls, job_ids):
+        """See `BaseRunnableJobSource`."""
+        if not job_ids:
+            return []
+        rows = get_store().find(
+            (cls.context_class, Job), cls.context_class.job_id == Job.id,
+            Job.id.is_in(job_ids))
+        by_id = {job.id: cls.makeSubclass(context) for context, job in rows}
+        return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod
     def iterReady(cls):

@@ -11,7 +11,8 @@ __all__ = ["Job"]
 from datetime import timedelta
 
 import transaction
-from storm.expr import And, Or, Select, Update
+from storm.databases.postgres import Returning
+from storm.expr import And, Desc, Or, Select, Update
 from storm.locals import Int, Unicode
 from zope.interface import implementer
 
@@ -52,6 +53,7 @@ class Job:
     date_started = UTCDateTime()
     date_finished = UTCDateTime()
     log = Unicode()
+    priority = Int(allow_none=False, default=0)
     base_job_type = Int()
     base_json_data = JSON()
 
@@ -104,6 +106,77 @@ class Job:
             store.add(job)
         store.flush()
         return [job.id for job in jobs]
+
+    @classmethod
+    def claim(cls, store, condition, tables, limit, lease_duration):
+        """Claim up to `limit` ready jobs matching `condition`, atomically.
+
+        One statement moves them to RUNNING as a new attempt with a lease
+        of `lease_duration` (seconds or timedelta): on PostgreSQL an
+        ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
+        RETURNING``, so concurrent claimers get disjoint jobs without
+        waiting; on SQLite a SELECT and an UPDATE inside the transaction's
+        write lock. Highest `priority` first, then oldest (lowest id).
+        Orphans (RUNNING, lease expired) are claimed too, as a new attempt,
+        unless they have no attempts left (see `lost_condition`).
+
+        :param condition: a Storm expression choosing the source's jobs.
+        :param tables: the tables `condition` needs besides ``job``.
+        :return: ``[(job_id, attempt)]`` in claiming order. The caller
+            commits to publish the claim.
+        """
+        if isinstance(lease_duration, timedelta):
+            lease_duration = lease_duration.total_seconds()
+        where = And(condition, ready_condition(), Or(
+            Job.status == WAITING, Job.attempt_count <= Job.max_retries))
+        order = (Desc(Job.priority), Job.id)
+        sets = {Job.status: RUNNING.value,
+                Job.attempt_count: Job.attempt_count + 1,
+                Job.lease_expires: UTCNow(lease_duration),
+                Job.date_started: UTCNow(),
+                Job.date_finished: None}
+        if dialect(store) == "postgresql":
+            candidates = LockingSelect(
+                Job.id, where=where, tables=[Job] + list(tables),
+                order_by=order, limit=limit, lock="FOR UPDATE OF job SKIP LOCKED")
+            rows = store.execute(Returning(
+                Update(sets, where=Job.id.is_in(candidates), table=Job),
+                columns=(Job.id, Job.attempt_count, Job.priority))).get_all()
+        else:
+            ids = [row[0] for row in store.execute(Select(
+                Job.id, where=where, tables=[Job] + list(tables),
+                order_by=order, limit=limit))]
+            if not ids:
+                return []
+            store.execute(Update(sets, where=Job.id.is_in(ids), table=Job))
+            rows = store.execute(Select(
+                (Job.id, Job.attempt_count, Job.priority),
+                where=Job.id.is_in(ids), tables=Job)).get_all()
+        # Objects cached before the UPDATE are stale now.
+        store.invalidate()
+        rows = sorted(rows, key=lambda row: (-row[2], row[0]))
+        return [(job_id, attempt) for job_id, attempt, _ in rows]
+
+    @classmethod
+    def lost_condition(cls):
+        """SQL for orphans with no attempts left: RUNNING, lease expired,
+        ``attempt_count > max_retries``. They are failed, not claimed."""
+        return And(Job.status == RUNNING, Job.lease_expires < UTCNow(),
+                   Job.attempt_count > Job.max_retries)
+
+    def release(self):
+        """Give back a claimed job this runner never started running.
+
+        Undoes the claim: WAITING again, the attempt not counted, the
+        lease cleared. Fenced on the claimed attempt; leaves the
+        transaction to the caller.
+
+        :raises StaleJob: when the row moved on since the claim.
+        """
+        attempt = self._attempt
+        self._transition(WAITING, {Job.lease_expires: None,
+                                   Job.attempt_count: attempt - 1,
+                                   Job.date_started: None}, attempt)
 
     def acquireLease(self, duration=300):
         """See `IJob`."""

@@ -16,9 +16,46 @@ logger = logging.getLogger(__name__)
 
 
 class BaseRunnableJobSource:
-    """Defaults for a class that is its own `IJobSource`."""
+    """Defaults for a class that is its own `IJobSource`.
+
+    A source says which jobs are its own with `jobCondition` and how to
+    wrap job rows with `getJobs`; `claimReady` and `iterLost` follow.
+    """
 
     memory_limit = None
+
+    @classmethod
+    def jobCondition(cls):
+        """Return ``(condition, tables)``: SQL choosing this source's jobs."""
+        raise NotImplementedError
+
+    @classmethod
+    def getJobs(cls, job_ids):
+        """Return the runnable jobs for `job_ids`, in that order."""
+        raise NotImplementedError
+
+    @classmethod
+    def claimReady(cls, limit, lease_duration=None):
+        """See `IJobSource`."""
+        from jobs.database import get_store
+        from jobs.model.job import Job
+        condition, tables = cls.jobCondition()
+        claimed = Job.claim(get_store(), condition, tables, limit,
+                            lease_duration or cls.lease_duration)
+        jobs = cls.getJobs([job_id for job_id, _ in claimed])
+        for job, (_, attempt) in zip(jobs, claimed):
+            job.job._attempt = attempt
+        return jobs
+
+    @classmethod
+    def iterLost(cls):
+        """See `IJobSource`."""
+        from jobs.database import get_store
+        from jobs.model.job import Job
+        condition, tables = cls.jobCondition()
+        ids = get_store().using(Job, *tables).find(
+            Job.id, condition, Job.lost_condition()).order_by(Job.id)
+        return cls.getJobs(list(ids))
 
     @staticmethod
     @contextlib.contextmanager

@@ -1,0 +1,127 @@
+"""`Worker`: the long-running runner (``run_jobs.py --worker``).
+
+It runs the ready jobs of its sections, then waits: on PostgreSQL for a
+NOTIFY (a new or re-queued job starts within milliseconds of its commit),
+and in any case at most `poll_interval` seconds (the fallback, and how
+scheduled jobs and expired leases are noticed). SIGTERM or SIGINT stops
+it gracefully: no new claims, the running job finishes (up to
+`grace_period` seconds; past that the process exits and the job's lease
+hands it to another runner), claimed jobs not yet started are released,
+exit status 0.
+
+Workers take no lock files: any number may serve one section, since
+claims are atomic.
+"""
+
+__all__ = ["Worker"]
+
+import os
+import select
+import signal
+
+import transaction
+
+from jobs.database import dialect, dsn, get_store
+from jobs.runners.listener import Listener
+
+
+class Worker:
+    """Serves `sections` until stopped.
+
+    :param script: the `JobCronScript` (it runs one pass of a section).
+    :param sections: names of job sections.
+    :param poll_interval: seconds between polls when nothing wakes it.
+    :param grace_period: seconds a running job may take after SIGTERM.
+    """
+
+    def __init__(self, script, sections, poll_interval=5.0,
+                 grace_period=30.0):
+        self.script = script
+        self.sections = sections
+        self.logger = script.logger
+        self.poll_interval = poll_interval
+        self.grace_period = grace_period
+        self.stopping = False
+        self.listener = None
+
+    def request_stop(self, signum=None, frame=None):
+        """Stop claiming; finish the running job; exit."""
+        if not self.stopping:
+            self.logger.info(
+                "Received %s: stopping after the running job (grace %d s).",
+                signal.Signals(signum).name if signum else "a stop request",
+                self.grace_period)
+            self.stopping = True
+            if signum is not None and self.grace_period:
+                signal.signal(signal.SIGALRM, self._grace_expired)
+                signal.alarm(max(1, int(self.grace_period)))
+
+    def _grace_expired(self, signum, frame):
+        self.logger.info(
+            "Grace period over: exiting; the running job's lease will hand"
+            " it to another runner.")
+        os._exit(1)
+
+    def _install_signals(self):
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        os.set_blocking(read_fd, False)
+        signal.set_wakeup_fd(write_fd)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+        return read_fd
+
+    def _listen(self, wakeup_fd):
+        store = get_store()
+        if dialect(store) != "postgresql":
+            self.logger.info(
+                "SQLite has no NOTIFY: polling every %s s.", self.poll_interval)
+            return None
+        transaction.abort()
+        listener = Listener(dsn(store), wakeup_fd)
+        if listener.check():
+            self.logger.info("Listening for new jobs (NOTIFY %s).", "jobs_ready")
+        else:
+            self.logger.info(
+                "A NOTIFY sent to itself did not arrive (a transaction-pooling"
+                " proxy?): polling only, every %s s.", self.poll_interval)
+            listener.close()
+            return None
+        return listener
+
+    def run(self):
+        """Serve until stopped; return the exit status."""
+        wakeup_fd = self._install_signals()
+        self.wakeup_fd = wakeup_fd
+        self.listener = self._listen(wakeup_fd)
+        codes = set()
+        try:
+            while not self.stopping:
+                started = 0
+                for name in self.sections:
+                    if self.stopping:
+                        break
+                    code, count = self.script.run_section_pass(
+                        name, should_stop=lambda: self.stopping)
+                    codes.add(code)
+                    started += count
+                if self.stopping:
+                    break
+                if 2 in codes:
+                    return 2
+                if started:
+                    continue  # there may be more: look again at once
+                self._wait()
+        finally:
+            signal.alarm(0)
+            if self.listener is not None:
+                self.listener.close()
+        self.logger.info("Worker stopped.")
+        return 0
+
+    def _wait(self):
+        if self.listener is not None:
+            self.listener.wait(self.poll_interval)
+        else:
+            # A signal's wake-up byte ends the wait early.
+            select.select([self.wakeup_fd], [], [], self.poll_interval)

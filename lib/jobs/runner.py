@@ -67,9 +67,10 @@ def job_str(job):
 class JobRunner:
     """Runs jobs one after another in this process.
 
-    :param jobs: an iterable of `IRunnableJob`: ready jobs (the runner
-        takes each one's lease), or jobs already claimed by this process
-        (RUNNING, their attempt started: see `IJobSource.claimReady`).
+    :param jobs: an iterable of ready `IRunnableJob`: `runAll` takes
+        each one's lease. (`runJobHandleError` also runs a job this
+        process claimed: RUNNING, its attempt started; see
+        `IJobSource.claimReady`.)
     :param logger: where the job lines go (default: this module's logger).
     :param error_reporter: the `ErrorReporter` that files OOPS reports
         (default: one built from the current configuration).
@@ -120,9 +121,8 @@ class JobRunner:
     def runAll(self):
         """See `IJobRunner`."""
         for job in self.jobs:
-            if not is_claimed(job) and not self.acquireLease(job):
-                continue
-            self.runJobHandleError(job)
+            if self.acquireLease(job):
+                self.runJobHandleError(job)
 
     def runJob(self, job):
         """See `IJobRunner`."""

@@ -36,8 +36,16 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
 
     @property
     def job(self):
-        """The `IJob` row of this job."""
-        return self.context.job
+        """The `IJob` row of this job.
+
+        Held here, not just through the context's reference: Storm keeps
+        only weak references to clean objects, and the row carries the
+        attempt this process started (for fencing) across commits.
+        """
+        job = self.__dict__.get("_job")
+        if job is None:
+            job = self._job = self.context.job
+        return job
 
     @classmethod
     def _create(cls, **context_columns):

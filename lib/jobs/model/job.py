@@ -194,6 +194,9 @@ class Job:
         if result.rowcount != 1:
             raise LeaseHeld()
         store.invalidate(self)
+        # A new lease comes before a new attempt: whatever attempt this
+        # object last started is over.
+        self._attempt = None
 
     def getTimeout(self):
         """See `IJob`."""

@@ -61,10 +61,11 @@ class BatchRunner:
 
     def fail_lost(self):
         """Fail the orphans that have no attempts left (LostRunner OOPS)."""
-        for job in self.source.iterLost():
+        lost = self.source.iterLost()
+        transaction.abort()  # read-only so far
+        for job in lost:
             if self.runner.acquireLease(job):
                 self.runner.runJobHandleError(job)
-        transaction.commit()
 
     def run(self):
         """Claim and run until the queue is empty, a budget is spent or a
@@ -77,10 +78,11 @@ class BatchRunner:
                 self.budget_reached = True
                 break
             jobs = self.source.claimReady(limit)
+            if not jobs:
+                transaction.abort()  # nothing was claimed
+                break
             # The batch's one claim commit: leases, RUNNING, attempts.
             transaction.commit()
-            if not jobs:
-                break
             self._run_batch(jobs)
             if len(jobs) < limit:
                 break  # the queue is drained; don't pay another claim

@@ -1,0 +1,255 @@
+"""Batch claiming, group commit and budgets, on PostgreSQL and SQLite."""
+
+import threading
+from datetime import timedelta
+
+import transaction
+from storm.store import Store
+
+import fixtures
+
+from jobs.database import disconnect, get_store
+from jobs.interfaces.job import JobStatus
+from jobs.log import BufferLogger
+from jobs.model.job import Job
+from jobs.runners.batch import BatchRunner
+from jobs.testing.fixtures import FrozenClockFixture
+from jobs.testing.foojob import DoBarJob, DoFooJob, Foo
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+@on_each_database
+class TestClaim(DatabaseTestCase):
+
+    def make_jobs(self, count, **behaviour):
+        jobs = [self.factory.makeDoFooJob(**behaviour) for _ in range(count)]
+        transaction.commit()
+        return jobs
+
+    def test_claims_up_to_limit_as_running_attempts(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        jobs = self.make_jobs(5)
+        claimed = DoFooJob.claimReady(3)
+        transaction.commit()
+        self.assertEqual([job.job_id for job in jobs[:3]],
+                         [job.job_id for job in claimed])
+        for job in claimed:
+            self.assertEqual(JobStatus.RUNNING, job.status)
+            self.assertEqual(1, job.attempt_count)
+            self.assertEqual(1, job.job._attempt)
+            self.assertEqual(clock.frozen_at + job.lease_duration,
+                             job.lease_expires)
+        self.assertEqual([job.job_id for job in jobs[3:]],
+                         [job.job_id for job in DoFooJob.claimReady(10)])
+        self.assertEqual([], DoFooJob.claimReady(10))
+
+    def test_claims_only_its_own_type(self):
+        foo_job = self.factory.makeDoFooJob()
+        self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        self.assertEqual([foo_job.job_id],
+                         [job.job_id for job in DoFooJob.claimReady(10)])
+
+    def test_priority_first_then_oldest(self):
+        low, high, middle = self.make_jobs(3)
+        high.job.priority = 10
+        middle.job.priority = 5
+        transaction.commit()
+        self.assertEqual([high.job_id, middle.job_id, low.job_id],
+                         [job.job_id for job in DoFooJob.claimReady(10)])
+
+    def test_skips_leased_future_and_finished_jobs(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        leased, future, finished, ready = self.make_jobs(4)
+        leased.acquireLease()
+        future.job.scheduled_start = clock.frozen_at + timedelta(minutes=1)
+        finished.job.status = JobStatus.COMPLETED
+        transaction.commit()
+        self.assertEqual([ready.job_id],
+                         [job.job_id for job in DoFooJob.claimReady(10)])
+
+    def test_orphans_with_attempts_left_are_claimed_others_are_lost(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        retryable, exhausted = self.make_jobs(2)
+        retryable.job.max_retries = 1
+        for job in (retryable, exhausted):
+            job.acquireLease()
+            job.start()
+        transaction.commit()
+        clock.advance(timedelta(minutes=6))
+        self.assertEqual([exhausted.job_id],
+                         [job.job_id for job in DoFooJob.iterLost()])
+        [claimed] = DoFooJob.claimReady(10)
+        self.assertEqual((retryable.job_id, 2),
+                         (claimed.job_id, claimed.attempt_count))
+
+    def test_release_gives_a_claimed_job_back(self):
+        [job] = self.make_jobs(1)
+        [claimed] = DoFooJob.claimReady(1)
+        claimed.job.release()
+        transaction.commit()
+        self.assertEqual((JobStatus.WAITING, 0, None),
+                         (job.status, job.attempt_count, job.lease_expires))
+
+    def test_concurrent_claimers_get_disjoint_jobs(self):
+        self.make_jobs(200)
+        claimed = [[], [], []]
+        barrier = threading.Barrier(3)
+
+        def claimer(mine):
+            try:
+                barrier.wait()
+                while True:
+                    jobs = DoFooJob.claimReady(7)
+                    ids = [job.job_id for job in jobs]
+                    transaction.commit()
+                    if not ids:
+                        return
+                    mine.extend(ids)
+            finally:
+                disconnect()
+
+        threads = [threading.Thread(target=claimer, args=(mine,))
+                   for mine in claimed]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        every = [job_id for mine in claimed for job_id in mine]
+        self.assertEqual(200, len(every))
+        self.assertEqual(200, len(set(every)))
+
+
+@on_each_database
+class TestBatchRunner(DatabaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.logger = BufferLogger()
+
+    def make_jobs(self, behaviours):
+        jobs = [self.factory.makeDoFooJob(
+                    foo=self.factory.makeFoo(), note="done", **behaviour)
+                for behaviour in behaviours]
+        transaction.commit()
+        return jobs
+
+    def status_and_note(self, job):
+        self.store.invalidate()
+        return job.status, self.store.get(Foo, job.context.foo_id).note
+
+    def test_runs_every_outcome(self):
+        jobs = self.make_jobs([{}, {"raise_": "retry"}, {"raise_": "user"},
+                               {"raise_": "suspend"}, {"raise_": "error"}])
+        jobs[1].job.max_retries = 1
+        transaction.commit()
+        batch = BatchRunner(DoFooJob, self.logger, batch_size=2)
+        self.assertEqual(5, batch.run())
+        S = JobStatus
+        self.assertEqual(
+            [(S.COMPLETED, "done"), (S.WAITING, "done"), (S.FAILED, None),
+             (S.SUSPENDED, "done"), (S.FAILED, None)],
+            [self.status_and_note(job) for job in jobs])
+        self.assertEqual(1, len(self.oopses()))
+
+    def test_group_commit_isolates_a_failing_job(self):
+        jobs = self.make_jobs([{}, {"raise_": "error"}, {}, {"raise_": "retry"},
+                               {}])
+        jobs[3].job.max_retries = 1
+        transaction.commit()
+        batch = BatchRunner(DoFooJob, self.logger, batch_size=10,
+                            group_commit=10)
+        batch.run()
+        S = JobStatus
+        self.assertEqual(
+            [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done"),
+             (S.WAITING, "done"), (S.COMPLETED, "done")],
+            [self.status_and_note(job) for job in jobs])
+        [oops] = self.oopses()
+        self.assertEqual("ValueError", oops["type"])
+
+    def test_group_commit_with_failed_sql(self):
+        failing_sql = ("SELECT 1/0" if self.database_kind == "postgresql"
+                       else "SELECT * FROM no_such_table")
+        jobs = self.make_jobs([{}, {"sql": failing_sql}, {}])
+        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        S = JobStatus
+        self.assertEqual(
+            [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done")],
+            [self.status_and_note(job) for job in jobs])
+
+    def count_commits(self):
+        commits = []
+        original = Store.commit
+
+        def counting_commit(store):
+            commits.append(store)
+            return original(store)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "storm.store.Store.commit", counting_commit))
+        return commits
+
+    def test_commits_per_mode(self):
+        self.make_jobs([{}] * 10)
+        commits = self.count_commits()
+        BatchRunner(DoFooJob, self.logger, batch_size=10).run()
+        # one claim commit, one per job
+        self.assertEqual(11, len(commits))
+        self.make_jobs([{}] * 10)
+        del commits[:]
+        BatchRunner(DoFooJob, self.logger, batch_size=10, group_commit=5).run()
+        # one claim commit, one per group of five
+        self.assertEqual(3, len(commits))
+
+    def test_max_jobs_budget(self):
+        jobs = self.make_jobs([{}] * 5)
+        batch = BatchRunner(DoFooJob, self.logger, batch_size=2, max_jobs=3)
+        self.assertEqual(3, batch.run())
+        self.assertTrue(batch.budget_reached)
+        self.store.invalidate()
+        self.assertEqual([JobStatus.COMPLETED] * 3 + [JobStatus.WAITING] * 2,
+                         [job.status for job in jobs])
+
+    def test_max_seconds_budget(self):
+        self.make_jobs([{}] * 3)
+        batch = BatchRunner(DoFooJob, self.logger, max_seconds=0)
+        self.assertEqual(0, batch.run())
+        self.assertTrue(batch.budget_reached)
+
+    def test_stop_releases_claimed_unstarted_jobs(self):
+        jobs = self.make_jobs([{}] * 4)
+        started = []
+
+        def should_stop():
+            return len(batch.runner.completed_jobs) >= 1
+
+        batch = BatchRunner(DoFooJob, self.logger, batch_size=4,
+                            should_stop=should_stop)
+        started.append(batch.run())
+        self.store.invalidate()
+        self.assertEqual(
+            [(JobStatus.COMPLETED, 1)] + [(JobStatus.WAITING, 0)] * 3,
+            [(job.status, job.attempt_count) for job in jobs])
+        self.assertIn("Released 3 claimed jobs that had not started.",
+                      self.logger.getLogBuffer())
+
+    def test_lost_orphans_fail_with_oops(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        [job] = self.make_jobs([{}])
+        job.acquireLease()
+        job.start(manage_transaction=True)
+        clock.advance(timedelta(minutes=6))
+        BatchRunner(DoFooJob, self.logger).run()
+        self.store.invalidate()
+        self.assertEqual(JobStatus.FAILED, job.status)
+        [oops] = self.oopses()
+        self.assertEqual("LostRunner", oops["type"])
+
+    def test_job_ids_survive(self):
+        # Claiming never creates or loses rows.
+        self.make_jobs([{}] * 3)
+        BatchRunner(DoFooJob, self.logger).run()
+        self.assertEqual(3, self.store.find(Job).count())
+        self.assertEqual(3, get_store().find(
+            Job, Job.status == JobStatus.COMPLETED).count())

@@ -27,7 +27,7 @@ __all__ = [
 
 import logging
 import sys
-from collections import Counter
+from collections import Counter, namedtuple
 
 import transaction
 from zope.component import queryUtility
@@ -63,6 +63,22 @@ def job_str(job):
     return "%r (ID %d)" % (job, job.job_id)
 
 
+class LazyJobStr:
+    """`job_str(job)`, computed only if a log record is formatted: it may
+    cost a query, which a discarded DEBUG or INFO line should not."""
+
+    __slots__ = ("job", "status")
+
+    def __init__(self, job, status=False):
+        self.job = job
+        self.status = status
+
+    def __str__(self):
+        if self.status:
+            return self.job.status.title
+        return job_str(self.job)
+
+
 @implementer(IJobRunner)
 class JobRunner:
     """Runs jobs one after another in this process.
@@ -77,22 +93,33 @@ class JobRunner:
     :param group_commit: when true, outcomes are not committed job by
         job: each job runs inside a SAVEPOINT (its failure rolls back only
         its own work) and the caller commits the group.
+    :param keep_jobs: when false, `completed_jobs` and `incomplete_jobs`
+        hold a `JobRecord` (type name, id) instead of each job. Long runs
+        need this: every commit makes Storm revisit every object still
+        referenced, so keeping thousands of jobs makes each commit slower.
     """
 
     def __init__(self, jobs, logger=None, error_reporter=None,
-                 group_commit=False):
+                 group_commit=False, keep_jobs=True):
         self.jobs = jobs
         self.logger = logger or logging.getLogger(__name__)
         self.error_reporter = error_reporter or default_error_reporter()
         self.group_commit = group_commit
+        self.keep_jobs = keep_jobs
         self.completed_jobs = []
         self.incomplete_jobs = []
         self.oops_ids = []
 
     @classmethod
-    def fromReady(cls, source, logger=None, error_reporter=None):
+    def fromReady(cls, source, logger=None, error_reporter=None, **kwargs):
         """Return a runner over `source`'s ready jobs."""
-        return cls(source.iterReady(), logger, error_reporter)
+        return cls(source.iterReady(), logger, error_reporter, **kwargs)
+
+    def _record(self, job, completed):
+        entry = job if self.keep_jobs else JobRecord(
+            type(job).__name__, job.job.id)
+        (self.completed_jobs if completed else self.incomplete_jobs).append(
+            entry)
 
     @classmethod
     def runFromSource(cls, source, logger=None, error_reporter=None):
@@ -107,14 +134,14 @@ class JobRunner:
 
     def acquireLease(self, job):
         """Take `job`'s lease; on failure log, count it, and return False."""
-        self.logger.debug(
-            "Trying to acquire lease for job in state %s", job.status.title)
+        self.logger.debug("Trying to acquire lease for job in state %s",
+                          LazyJobStr(job, status=True))
         try:
             job.acquireLease()
         except LeaseHeld:
             transaction.abort()
             self.logger.info("Could not acquire lease for %s", job_str(job))
-            self.incomplete_jobs.append(job)
+            self._record(job, completed=False)
             return False
         return True
 
@@ -132,10 +159,10 @@ class JobRunner:
         claimed = is_claimed(job)
         if claimed:
             self.logger.info(
-                "Running %s, attempt %d", job_str(job), job.job._attempt)
+                "Running %s, attempt %d", LazyJobStr(job), job.job._attempt)
         else:
-            self.logger.info(
-                "Running %s in status %s", job_str(job), job.status.title)
+            self.logger.info("Running %s in status %s", LazyJobStr(job),
+                             LazyJobStr(job, status=True))
         savepoint = None
         try:
             if not claimed:
@@ -154,9 +181,9 @@ class JobRunner:
             # its attempt owns the outcome, ours is discarded.
             self._abort(savepoint)
             self.logger.info("%s", e)
-            self.incomplete_jobs.append(job)
+            self._record(job, completed=False)
         except Exception:
-            self.incomplete_jobs.append(job)
+            self._record(job, completed=False)
             try:
                 if savepoint is not None:
                     savepoint.rollback()
@@ -185,21 +212,21 @@ class JobRunner:
             if savepoint is not None:
                 savepoint.release()
             job.queue(manage_transaction=commit)
-            self.incomplete_jobs.append(job)
+            self._record(job, completed=False)
         except SuspendJobException:
             self.logger.debug("Job suspended itself")
             if savepoint is not None:
                 savepoint.release()
             job.suspend(manage_transaction=commit)
-            self.incomplete_jobs.append(job)
+            self._record(job, completed=False)
         else:
             if savepoint is not None:
                 savepoint.release()
             # Commit 2 (unless grouped): the job's work and COMPLETED,
             # atomically.
             job.complete(manage_transaction=commit)
-            self.completed_jobs.append(job)
-            self.logger.info("Completed %s.", job_str(job))
+            self._record(job, completed=True)
+            self.logger.info("Completed %s.", LazyJobStr(job))
 
     def _abort(self, savepoint):
         if savepoint is not None:
@@ -269,6 +296,16 @@ class JobRunner:
                 job_type=type(job).__name__,
                 operation=job.getOperationDescription())
             self._record_oops(report)
+
+
+class JobRecord(namedtuple("JobRecord", "job_type job_id")):
+    """What a runner that does not keep its jobs remembers of one."""
+
+
+def job_type_name(entry):
+    """The job type's name of a runner's list entry (job or record)."""
+    return entry.job_type if isinstance(entry, JobRecord) else type(
+        entry).__name__
 
 
 def is_claimed(job):
@@ -524,7 +561,8 @@ class JobCronScript(Script):
             if batch.budget_reached:
                 self.logger.info("Budget reached: stopped claiming.")
         else:
-            runner = self.runner_class.fromReady(source, self.logger, reporter)
+            runner = self.runner_class.fromReady(
+                source, self.logger, reporter, keep_jobs=False)
             runner.runAll()
             started = len(runner.completed_jobs) + len(runner.incomplete_jobs)
         if started or not worker:
@@ -549,9 +587,8 @@ class JobCronScript(Script):
 
     def log_summary(self, runner):
         """Log ``Ran n <Class> jobs.`` and ``n <Class> jobs did not complete.``"""
-        completed = Counter(type(job).__name__ for job in runner.completed_jobs)
-        incomplete = Counter(
-            type(job).__name__ for job in runner.incomplete_jobs)
+        completed = Counter(map(job_type_name, runner.completed_jobs))
+        incomplete = Counter(map(job_type_name, runner.incomplete_jobs))
         if not completed and not incomplete:
             self.logger.info("No jobs to run.")
         for class_name, count in sorted(completed.items()):

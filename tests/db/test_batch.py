@@ -41,7 +41,7 @@ class TestClaim(DatabaseTestCase):
                              job.lease_expires)
         self.assertEqual([job.job_id for job in jobs[3:]],
                          [job.job_id for job in DoFooJob.claimReady(10)])
-        self.assertEqual([], DoFooJob.claimReady(10))
+        self.assertEqual([], list(DoFooJob.claimReady(10)))
 
     def test_claims_only_its_own_type(self):
         foo_job = self.factory.makeDoFooJob()

@@ -96,7 +96,7 @@ class TestOutcomes(DatabaseTestCase):
         self.assertLogged(
             "INFO    Scheduling retry due to RetryError: Try again later.")
         # Not ready until the delay has passed; then it runs again.
-        self.assertEqual([], DoFooJob.iterReady())
+        self.assertEqual([], list(DoFooJob.iterReady()))
         self.clock.advance(timedelta(minutes=10))
         self.assertEqual([job.job_id], [j.job_id for j in DoFooJob.iterReady()])
 

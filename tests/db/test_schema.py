@@ -59,7 +59,8 @@ class TestSchema(TestCase):
             self.assertEqual(
                 [("jobs", 1, "job"), ("jobs", 2, "job_indexes"),
                  ("jobs", 3, "priority_notify"),
-                 ("jobs.testing", 1, "foo")], applied)
+                 ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution")],
+                applied)
             first = schema.describe(store)
             self.assertEqual([], schema.upgrade(store, (schema.FRAMEWORK, FOO)))
             self.assertEqual(first, schema.describe(store), kind)

@@ -64,14 +64,6 @@ class DemoJob(BaseRunnableJob):
         return [jobs[job_id] for job_id in job_ids if job_id in jobs]
 
     @classmethod
-    def iterReady(cls):
-        """See `IJobSource`."""
-        jobs = get_store().find(
-            Job, Job.base_job_type == DEMO_JOB_TYPE,
-            Job.id.is_in(Job.ready_jobs)).order_by(Job.id)
-        return [cls(job) for job in jobs]
-
-    @classmethod
     def get(cls, job_id):
         """See `IJobSource`."""
         job = get_store().find(

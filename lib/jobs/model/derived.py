@@ -95,19 +95,6 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod
-    def iterReady(cls):
-        """See `IJobSource`."""
-        context_class = cls.context_class
-        conditions = [context_class.job_id == Job.id,
-                      Job.id.is_in(Job.ready_jobs)]
-        if cls.class_job_type is not None:
-            conditions.append(context_class.job_type == cls.class_job_type)
-        # Load each context with its job row in one query, not N+1.
-        rows = get_store().find((context_class, Job), *conditions).order_by(
-            Job.id)
-        return [cls.makeSubclass(context) for context, _ in rows]
-
-    @classmethod
     def get(cls, job_id):
         """See `IJobSource`."""
         context = cls._contexts(cls.context_class.job_id == job_id).one()

@@ -216,6 +216,20 @@ class Job:
         :raises InvalidTransition: when the table forbids the move.
         :raises StaleJob: when the row is not as this runner last saw it.
         """
+        store = self._store()
+        if expected_attempt is not None:
+            # This runner started the attempt, so the row is RUNNING
+            # unless another runner took over: try the fenced UPDATE
+            # first, and read the row only to explain a refusal.
+            sets = {Job.status: to.value}
+            sets.update(changes)
+            result = store.execute(Update(sets, where=And(
+                Job.id == self.id, Job.status == RUNNING,
+                Job.attempt_count == expected_attempt), table=Job))
+            store.invalidate(self)
+            if result.rowcount == 1:
+                self._attempt = None
+                return
         current = self.status
         if expected_attempt is not None and (
                 current is not RUNNING
@@ -235,7 +249,6 @@ class Job:
         sets = {Job.status: to.value}
         for column, value in changes.items():
             sets[column] = value
-        store = self._store()
         result = store.execute(Update(sets, where=And(*where), table=Job))
         store.invalidate(self)
         if result.rowcount != 1:

@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 from lazr.delegates import delegate_to
+from storm.expr import Desc
 from zope.interface import implementer
 
 from jobs.database import UTCNow
@@ -36,16 +37,36 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit, lease_duration=None):
-        """See `IJobSource`."""
+        """See `IJobSource`.
+
+        :return: a `ClaimedJobs`: each job is loaded when iteration
+            reaches it, fresh in the transaction that runs it.
+        """
         from jobs.database import get_store
         from jobs.model.job import Job
         condition, tables = cls.jobCondition()
         claimed = Job.claim(get_store(), condition, tables, limit,
                             lease_duration or cls.lease_duration)
-        jobs = cls.getJobs([job_id for job_id, _ in claimed])
-        for job, (_, attempt) in zip(jobs, claimed):
-            job.job._attempt = attempt
-        return jobs
+        return ClaimedJobs(cls, claimed)
+
+    @classmethod
+    def iterReady(cls):
+        """See `IJobSource`.
+
+        The ready jobs' ids are read at once (a snapshot); the jobs are
+        loaded a chunk at a time as the caller iterates, so that a long
+        queue never sits in memory (or in Storm's cache) all together.
+        """
+        from jobs.database import get_store
+        from jobs.model.job import Job
+        condition, tables = cls.jobCondition()
+        ids = list(get_store().using(Job, *tables).find(
+            Job.id, condition, Job.id.is_in(Job.ready_jobs)).order_by(
+                Desc(Job.priority), Job.id))
+        for start in range(0, len(ids), cls.load_chunk):
+            yield from cls.getJobs(ids[start:start + cls.load_chunk])
+
+    load_chunk = 100
 
     @classmethod
     def iterLost(cls):
@@ -62,6 +83,47 @@ class BaseRunnableJobSource:
     def contextManager():
         """See `IJobSource`."""
         yield
+
+
+class ClaimedJobs:
+    """The jobs one `claimReady` call claimed, loaded one by one.
+
+    Every commit makes Storm forget what it loaded, so loading a whole
+    batch up front would cost a reload per job anyway; loading each job
+    (its context and job row, one query) just before it runs costs one.
+
+    :param source: the source, for `getJobs`.
+    :param claimed: ``[(job_id, attempt)]``.
+    """
+
+    def __init__(self, source, claimed):
+        self.source = source
+        self.claimed = list(claimed)
+
+    def __len__(self):
+        return len(self.claimed)
+
+    def __bool__(self):
+        return bool(self.claimed)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ClaimedJobs(self.source, self.claimed[index])
+        return self._load(*self.claimed[index])
+
+    def __iter__(self):
+        for job_id, attempt in self.claimed:
+            job = self._load(job_id, attempt)
+            if job is not None:
+                yield job
+
+    def _load(self, job_id, attempt):
+        jobs = self.source.getJobs([job_id])
+        if not jobs:
+            return None
+        job = jobs[0]
+        job.job._attempt = attempt
+        return job
 
 
 @delegate_to(IJob, context="job")

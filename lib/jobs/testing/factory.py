@@ -40,6 +40,26 @@ class Factory:
         store.flush()
         return job
 
+    def makeManyDoFooJobs(self, count, **behaviour):
+        """`count` WAITING DoFooJobs about one new foo, made in bulk SQL.
+
+        :return: their job ids (list), oldest first.
+        """
+        import json
+        store = get_store()
+        foo = self.makeFoo()
+        before = store.execute("SELECT coalesce(max(id), 0) FROM job").get_one()[0]
+        store.execute(
+            "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g"
+            " WHERE x < ?) INSERT INTO job (status) SELECT 0 FROM g", (count,))
+        store.execute(
+            "INSERT INTO foo_job (job, foo, job_type, json_data)"
+            " SELECT id, ?, ?, ? FROM job WHERE id > ?",
+            (foo.id, DoFooJob.class_job_type.value, json.dumps(behaviour),
+             before))
+        return [row[0] for row in store.execute(
+            "SELECT id FROM job WHERE id > ? ORDER BY id", (before,))]
+
     def makeDoFooJob(self, foo=None, job_class=DoFooJob, **behaviour):
         """A new WAITING `DoFooJob` (see `FooJobDerived.create`)."""
         return job_class.create(foo or self.makeFoo(), **behaviour)

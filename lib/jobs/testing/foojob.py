@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 import logging
+import os
 
 from lazr.enum import DBEnumeratedType, DBItem
 from storm.locals import Int, Reference, Unicode
@@ -135,7 +136,8 @@ class FooJobDerived(DerivedJob):
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
-        ``warn`` (a message logged at WARNING), ``raise_`` (one of
+        ``warn`` (a message logged at WARNING), ``record`` (insert a row
+        into ``job_execution``), ``raise_`` (one of
         "retry", "user", "suspend", "error").
         """
         return cls._create(foo=foo, json_data=dict(behaviour))
@@ -178,6 +180,10 @@ class FooJobDerived(DerivedJob):
             self.context.foo.note = data["note"]
         if data.get("sql"):
             get_store().execute(data["sql"])
+        if data.get("record"):
+            get_store().execute(
+                "INSERT INTO job_execution (job, attempt, pid) VALUES (?, ?, ?)",
+                (self.job_id, self.attempt_count, os.getpid()))
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -1,0 +1,170 @@
+"""run_jobs.py --worker: real worker processes on PostgreSQL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import transaction
+from testtools.matchers import Contains
+
+from jobs.interfaces.job import JobStatus
+from jobs.model.job import Job
+from jobs.testing.script import ROOT
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+from tests.scripts.test_run_jobs import BlockedRunTestCase
+
+RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
+# A poll interval long enough that only a NOTIFY can explain a quick start.
+LONG_POLL = """
+[do_foo_worker]
+dbuser: dofoo
+source_interface: jobs.testing.foojob.IDoFooJobSource
+batch_size: 20
+poll_interval: 300
+grace_period: 60
+"""
+
+
+class WorkerMixin:
+
+    config_extra = LONG_POLL
+
+    def start_worker(self, *args):
+        log = open(os.path.join(self.config_fixture.lock_dir + "-log-%d"
+                                % len(getattr(self, "workers", []))), "w+")
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [sys.executable, RUN_JOBS, "--worker", *args],
+            stdout=subprocess.DEVNULL, stderr=log, text=True)
+        self.addCleanup(self.stop, process)
+        self.workers = getattr(self, "workers", []) + [(process, log)]
+        return process, log
+
+    def stop(self, process):
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+    def wait_for(self, predicate, what, timeout=60):
+        """Wait for an event that the test observes by checking; fail
+        after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail("Timed out waiting for %s" % what)
+            time.sleep(0.02)
+
+    def log_text(self, log):
+        log.flush()
+        with open(log.name) as f:
+            return f.read()
+
+    def status_of(self, job_id):
+        self.store.invalidate()
+        status = self.store.get(Job, job_id).status
+        transaction.abort()
+        return status
+
+
+class TestWorkerNotify(WorkerMixin, DatabaseTestCase):
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_new_job_starts_without_waiting_for_the_poll(self):
+        process, log = self.start_worker("do_foo_worker")
+        self.wait_for(lambda: "Listening for new jobs" in self.log_text(log),
+                      "the worker to listen")
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        committed = time.monotonic()
+        self.wait_for(lambda: self.status_of(job.job_id)
+                      is JobStatus.COMPLETED, "the job to complete",
+                      timeout=30)
+        # Far below the 300 s poll interval: the NOTIFY woke it.
+        self.assertLess(time.monotonic() - committed, 30)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(0, process.wait(60))
+        self.assertThat(self.log_text(log), Contains("Worker stopped."))
+
+    def test_three_workers_run_each_job_exactly_once(self):
+        job_ids = self.factory.makeManyDoFooJobs(10000, record=True)
+        transaction.commit()
+        for _ in range(3):
+            self.start_worker("do_foo_worker")
+        self.wait_for(
+            lambda: self.store.execute(
+                "SELECT count(*) FROM job WHERE status = 2").get_one()[0]
+            == len(job_ids) or transaction.abort(),
+            "every job to complete", timeout=600)
+        transaction.abort()
+        for process, _ in self.workers:
+            process.send_signal(signal.SIGTERM)
+        for process, log in self.workers:
+            self.assertEqual(0, process.wait(60), self.log_text(log))
+        executions = dict(self.store.execute(
+            "SELECT job, count(*) FROM job_execution GROUP BY job"))
+        self.assertEqual(set(job_ids), set(executions))
+        self.assertEqual({1}, set(executions.values()))
+        pids = {row[0] for row in self.store.execute(
+            "SELECT DISTINCT pid FROM job_execution")}
+        self.assertEqual(3, len(pids))
+
+
+class TestWorkerStop(WorkerMixin, BlockedRunTestCase):
+
+    __test__ = True
+
+    def test_sigterm_lets_the_running_job_finish_and_exits_0(self):
+        blocked = self.factory.makeDoFooJob(sql=self.hold_advisory_lock())
+        others = [self.factory.makeDoFooJob() for _ in range(3)]
+        transaction.commit()
+        process, log = self.start_worker("--batch-size", "10", "do_foo_worker")
+        self.wait_for(lambda: "Running" in self.log_text(log),
+                      "the worker to start the blocked job")
+        self.wait_for(self._lock_awaited, "the job to wait on the lock")
+        # SIGTERM while the job runs (its query waits on the lock; the
+        # handler runs once the query returns).
+        process.send_signal(signal.SIGTERM)
+        self.release_advisory_lock()
+        self.assertEqual(0, process.wait(60), self.log_text(log))
+        self.assertThat(self.log_text(log), Contains("Received SIGTERM"))
+        self.assertEqual(JobStatus.COMPLETED, self.status_of(blocked.job_id))
+        # Claimed with it but not started: given back, attempt not counted.
+        for job in others:
+            self.store.invalidate()
+            self.assertEqual((JobStatus.WAITING, 0),
+                             (job.status, job.attempt_count))
+        transaction.abort()
+        self.assertThat(self.log_text(log), Contains(
+            "Released 3 claimed jobs that had not started."))
+
+    def _lock_awaited(self):
+        cursor = self.blocker.cursor()
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE"
+                       " locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0] > 0
+
+
+@on_each_database
+class TestWorkerPolls(WorkerMixin, DatabaseTestCase):
+    """Without NOTIFY (SQLite) the worker polls; on both it drains."""
+
+    config_extra = LONG_POLL.replace("poll_interval: 300",
+                                     "poll_interval: 0.2")
+
+    def test_worker_drains_and_polls(self):
+        jobs = [self.factory.makeDoFooJob() for _ in range(5)]
+        transaction.commit()
+        process, log = self.start_worker("do_foo_worker")
+        self.wait_for(lambda: all(self.status_of(job.job_id)
+                                  is JobStatus.COMPLETED for job in jobs),
+                      "the first jobs")
+        late = self.factory.makeDoFooJob()
+        transaction.commit()
+        self.wait_for(lambda: self.status_of(late.job_id)
+                      is JobStatus.COMPLETED, "the late job")
+        process.send_signal(signal.SIGINT)
+        self.assertEqual(0, process.wait(60), self.log_text(log))

@@ -106,6 +106,10 @@ class JobSection:
         self.poll_interval = self._number(section, "poll_interval", float, 0.01)
         self.grace_period = self._number(section, "grace_period", float, 0)
         self.processes = self._number(section, "processes", int, 1)
+        lease_seconds = section["lease_seconds"]
+        self.lease_seconds = (None if lease_seconds is None else
+                              self._number(section, "lease_seconds", float,
+                                           0.001))
         memory_limit = section["memory_limit"]
         self.memory_limit = (None if memory_limit is None else
                              self._number(section, "memory_limit", int, 1))

@@ -262,6 +262,12 @@ class JobRunner:
             return None
         except Exception:
             return self._oops(job, sys.exc_info())
+        finally:
+            if not self.group_commit:
+                # Reads after the last commit (a log line naming the job)
+                # opened a transaction: end it, so that an idle runner
+                # holds nothing (on SQLite, not the write lock).
+                transaction.abort()
         return None
 
     def _oops(self, job, exc_info):
@@ -555,7 +561,7 @@ class JobCronScript(Script):
                 source, self.logger, reporter, batch_size=max(1, batch_size),
                 group_commit=settings.group_commit,
                 max_jobs=options.max_jobs, max_seconds=options.max_seconds,
-                should_stop=should_stop)
+                should_stop=should_stop, lease_duration=settings.lease_seconds)
             started = batch.run()
             runner = batch.runner
             if batch.budget_reached:
@@ -608,6 +614,7 @@ class _DefaultSection:
     grace_period = 30.0
     processes = 2
     memory_limit = None
+    lease_seconds = None
 
     def __init__(self, name):
         self.name = name

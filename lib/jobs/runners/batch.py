@@ -33,13 +33,16 @@ class BatchRunner:
     :param max_seconds: stop claiming after this long (None: no limit).
     :param should_stop: callable; when it returns true, claimed jobs not
         yet started are given back and the run ends.
+    :param lease_duration: seconds of each claimed job's lease (None: the
+        job class's `lease_duration`).
     :ivar runner: the `JobRunner` that ran the jobs (its lists, OOPS ids).
     """
 
     def __init__(self, source, logger=None, error_reporter=None,
                  batch_size=50, group_commit=0, max_jobs=None,
-                 max_seconds=None, should_stop=None):
+                 max_seconds=None, should_stop=None, lease_duration=None):
         self.source = source
+        self.lease_duration = lease_duration
         self.logger = logger or logging.getLogger(__name__)
         self.batch_size = max(1, batch_size)
         self.group_commit = group_commit if group_commit > 1 else 0
@@ -80,7 +83,7 @@ class BatchRunner:
             if not limit:
                 self.budget_reached = True
                 break
-            jobs = self.source.claimReady(limit)
+            jobs = self.source.claimReady(limit, self.lease_duration)
             if not jobs:
                 transaction.abort()  # nothing was claimed
                 break

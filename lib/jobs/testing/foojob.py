@@ -23,6 +23,7 @@ __all__ = [
 
 import logging
 import os
+import time
 
 from lazr.enum import DBEnumeratedType, DBItem
 from storm.locals import Int, Reference, Unicode
@@ -136,7 +137,8 @@ class FooJobDerived(DerivedJob):
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
-        ``warn`` (a message logged at WARNING), ``record`` (insert a row
+        ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
+        for ``os._exit``), ``warn`` (a message logged at WARNING), ``record`` (insert a row
         into ``job_execution``), ``raise_`` (one of
         "retry", "user", "suspend", "error").
         """
@@ -184,6 +186,12 @@ class FooJobDerived(DerivedJob):
             get_store().execute(
                 "INSERT INTO job_execution (job, attempt, pid) VALUES (?, ?, ?)",
                 (self.job_id, self.attempt_count, os.getpid()))
+        if data.get("sleep"):
+            time.sleep(data["sleep"])  # a slow job, for timeout tests
+        if data.get("allocate"):
+            self.ballast = bytearray(data["allocate"])
+        if data.get("exit") is not None:
+            os._exit(data["exit"])
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -37,7 +37,13 @@ from zope.interface.interface import InterfaceClass
 
 from jobs import schema
 from jobs.config import get_config
-from jobs.database import Savepoint, connect, get_store, set_role
+from jobs.database import (
+    Savepoint,
+    collect_garbage,
+    connect,
+    get_store,
+    set_role,
+)
 from jobs.errorlog import ErrorReporter
 from jobs.errors import (
     ConfigError,
@@ -147,9 +153,11 @@ class JobRunner:
 
     def runAll(self):
         """See `IJobRunner`."""
-        for job in self.jobs:
+        for count, job in enumerate(self.jobs, 1):
             if self.acquireLease(job):
                 self.runJobHandleError(job)
+            if count % 50 == 0:
+                collect_garbage()
 
     def runJob(self, job):
         """See `IJobRunner`."""

@@ -53,9 +53,10 @@ class BaseRunnableJobSource:
     def iterReady(cls):
         """See `IJobSource`.
 
-        The ready jobs' ids are read at once (a snapshot); the jobs are
-        loaded a chunk at a time as the caller iterates, so that a long
-        queue never sits in memory (or in Storm's cache) all together.
+        The ready jobs' ids are read at once (a snapshot); each job is
+        loaded (one query) when the caller reaches it, fresh in the
+        transaction that runs it: every commit makes Storm revisit every
+        object it still holds, so a long queue must not sit in memory.
         """
         from jobs.database import get_store
         from jobs.model.job import Job
@@ -63,10 +64,8 @@ class BaseRunnableJobSource:
         ids = list(get_store().using(Job, *tables).find(
             Job.id, condition, Job.id.is_in(Job.ready_jobs)).order_by(
                 Desc(Job.priority), Job.id))
-        for start in range(0, len(ids), cls.load_chunk):
-            yield from cls.getJobs(ids[start:start + cls.load_chunk])
-
-    load_chunk = 100
+        for job_id in ids:
+            yield from cls.getJobs([job_id])
 
     @classmethod
     def iterLost(cls):

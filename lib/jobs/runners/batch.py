@@ -11,14 +11,13 @@ as with every queue); their OOPS reports may then exist twice.
 
 __all__ = ["BatchRunner"]
 
-import gc
 import logging
 import time
 
 import transaction
 from storm.store import Store
 
-from jobs.database import get_store
+from jobs.database import collect_garbage, get_store
 from jobs.errors import StaleJob
 from jobs.runner import JobRunner
 
@@ -90,11 +89,7 @@ class BatchRunner:
             # The batch's one claim commit: leases, RUNNING, attempts.
             transaction.commit()
             self._run_batch(jobs)
-            # Storm's per-object bookkeeping forms reference cycles, and
-            # every commit revisits each object Storm still tracks, dead
-            # or not: collecting the young generations after each batch
-            # keeps commits cheap (measured: ~1.7x jobs/s).
-            gc.collect(1)
+            collect_garbage()
             if len(jobs) < limit:
                 break  # the queue is drained; don't pay another claim
         return self.started

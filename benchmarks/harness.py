@@ -1,0 +1,153 @@
+"""What every benchmark needs: a fresh PostgreSQL database with the schema,
+a configuration with benchmark sections, bulk jobs, and reporting.
+
+Benchmarks use the reference job type (`DoFooJob`) with no behaviour: a
+no-op ``run()``. They talk to the local PostgreSQL only.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import psycopg2
+import transaction
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+from jobs import schema  # noqa: E402
+from jobs.config import set_config  # noqa: E402
+from jobs.database import connect, disconnect, get_store  # noqa: E402
+from jobs.registration import register_components  # noqa: E402
+from jobs.testing.factory import make_many_foo_jobs  # noqa: E402
+from jobs.testing.fixtures import ConfigFixture  # noqa: E402
+from jobs.testing.foojob import MIGRATIONS, Foo  # noqa: E402
+
+DATABASE = os.environ.get("JOBS_BENCH_DB", "jobs_bench")
+# The local socket, as the baseline in shared/reference was measured.
+URI = "postgres:///%s" % DATABASE
+SECTIONS = """
+[bench]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+batch_size: 100
+
+[bench_group]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+batch_size: 200
+group_commit: 200
+"""
+
+
+def admin():
+    connection = psycopg2.connect("dbname=postgres")
+    connection.autocommit = True
+    return connection
+
+
+def fresh_database():
+    """Drop and create the benchmark database with the schema; connect the
+    main store to it; return its URI."""
+    disconnect()
+    connection = admin()
+    with connection.cursor() as cursor:
+        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % DATABASE)
+        cursor.execute('CREATE DATABASE "%s"' % DATABASE)
+    connection.close()
+    connect(URI)
+    schema.upgrade(get_store(), (schema.FRAMEWORK, MIGRATIONS))
+    os.environ["JOBS_DATABASE_URI"] = URI
+    return URI
+
+
+def configure():
+    """A configuration with the benchmark sections (also for children)."""
+    fixture = ConfigFixture(SECTIONS)
+    fixture.setUp()
+    register_components(fixture.config)
+    set_config(fixture.config)
+    return fixture.config
+
+
+def load_jobs(count, finished=0):
+    """Empty the job tables, add `count` waiting no-op jobs (and
+    `finished` COMPLETED ones), ANALYZE; return the waiting jobs' ids."""
+    store = get_store()
+    store.execute("DELETE FROM foo_job")
+    store.execute("DELETE FROM job")
+    store.execute("DELETE FROM foo")
+    foo = Foo("bench")
+    store.add(foo)
+    if finished:
+        make_many_foo_jobs(store, foo, finished, status=2)
+    ids = make_many_foo_jobs(store, foo, count)
+    transaction.commit()
+    analyze()
+    return ids
+
+
+def analyze():
+    # Fresh bulk loads have no statistics; measure the steady state.
+    connection = psycopg2.connect("dbname=%s" % DATABASE)
+    connection.autocommit = True
+    connection.cursor().execute("VACUUM ANALYZE")
+    connection.close()
+
+
+def count_status(status):
+    store = get_store()
+    result = store.execute(
+        "SELECT count(*) FROM job WHERE status = ?", (status,)).get_one()[0]
+    transaction.abort()
+    return result
+
+
+def run_jobs_command(*args):
+    return [sys.executable, os.path.join(ROOT, "cronscripts", "run_jobs.py"),
+            *args]
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def machine():
+    """One line describing this machine and the database."""
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    version = subprocess.run(["psql", "-d", "postgres", "-Atc", "SHOW server_version"],
+                             capture_output=True, text=True).stdout.strip()
+    return "%s, %d cores, %s, Python %s, PostgreSQL %s" % (
+        platform.node(), os.cpu_count(), cpu, platform.python_version(),
+        version)
+
+
+def header(name):
+    print("# %s — %s" % (name, datetime.now(timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC")))
+    print("# machine: %s" % machine())
+    print("# command: %s" % " ".join([os.path.relpath(sys.argv[0], ROOT)]
+                                     + sys.argv[1:]))
+
+
+def emit(**figures):
+    """Print one result as a JSON line (for BENCHMARKS.md and tooling)."""
+    print(json.dumps(figures, default=str))
+    sys.stdout.flush()
+
+
+def median(values):
+    return statistics.median(values)

@@ -1,0 +1,178 @@
+"""Throughput of procrastinate (a peer Postgres job queue) on the local server.
+
+Run with the peers venv (see setup.sh), never with the project's interpreter:
+
+    benchmarks/.venv-peers/bin/python benchmarks/peers/procrastinate_bench.py \
+        --jobs 10000 --concurrency 1,4
+
+For every concurrency the database is dropped and recreated, so each figure
+starts from the same empty state. One JSON object per measurement goes to
+stdout; anything else (library logs, warnings) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from importlib.metadata import version
+
+import procrastinate
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+SYSTEM = "procrastinate"
+DEFAULT_DSN = "dbname=jobs_bench_peers host=127.0.0.1"
+SINGLE_SAMPLE = 1000  # jobs enqueued one commit each; enough for a stable rate
+
+
+def emit(measure: str, jobs: int, seconds: float, **extra) -> None:
+    row = {
+        "system": SYSTEM,
+        "version": version("procrastinate"),
+        "measure": measure,
+        "jobs": jobs,
+        **extra,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(jobs / seconds, 1) if seconds > 0 else None,
+    }
+    print(json.dumps(row), flush=True)
+
+
+def reset_database(dsn: str) -> None:
+    """Drop and recreate the benchmark database through the maintenance DB.
+
+    Only the target database is touched; the server itself is shared with the
+    project's own benchmark, so nothing else may be dropped.
+    """
+    target = conninfo_to_dict(dsn)
+    dbname = target.get("dbname")
+    if not dbname or dbname == "postgres":
+        raise SystemExit(f"refusing to recreate database {dbname!r}")
+    admin = make_conninfo(dsn, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        # FORCE (PG 13+) ends sessions a previous, interrupted run may have left.
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)
+            )
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+
+def make_app(dsn: str, concurrency: int) -> tuple[procrastinate.App, object]:
+    # The worker holds one connection per in-flight job plus its LISTEN,
+    # heartbeat and abort-polling connections; size the pool so that the
+    # pool is never what limits throughput.
+    connector = procrastinate.PsycopgConnector(
+        conninfo=dsn, min_size=concurrency + 4, max_size=concurrency + 4
+    )
+    app = procrastinate.App(connector=connector)
+
+    # async so that concurrency > 1 is real asyncio concurrency; a sync task
+    # would be pushed to a thread per job and measure the thread hop instead.
+    @app.task(name="noop")
+    async def noop() -> None:
+        return None
+
+    return app, noop
+
+
+async def count_jobs(app: procrastinate.App, status: str | None = None) -> int:
+    if status is None:
+        query = "SELECT count(*) AS n FROM procrastinate_jobs"
+        row = await app.connector.execute_query_one_async(query)
+    else:
+        query = "SELECT count(*) AS n FROM procrastinate_jobs WHERE status = %(s)s"
+        row = await app.connector.execute_query_one_async(query, s=status)
+    return int(row["n"])
+
+
+async def run_round(args: argparse.Namespace, concurrency: int) -> bool:
+    reset_database(args.dsn)
+    app, noop = make_app(args.dsn, concurrency)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+
+        # One job per commit: what an application pays when each request
+        # defers its own job. Measured on a sample, then thrown away so the
+        # drain below sees exactly --jobs rows.
+        start = time.perf_counter()
+        for _ in range(SINGLE_SAMPLE):
+            await noop.defer_async()
+        emit("enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
+             concurrency=concurrency)
+        await app.connector.execute_query_async(
+            "TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE"
+        )
+
+        # Bulk load through the batch API (one INSERT per chunk).
+        payloads = [{}] * args.jobs
+        start = time.perf_counter()
+        for i in range(0, args.jobs, args.enqueue_chunk):
+            await noop.batch_defer_async(*payloads[i : i + args.enqueue_chunk])
+        emit("enqueue_batch", args.jobs, time.perf_counter() - start,
+             concurrency=concurrency, chunk=args.enqueue_chunk)
+
+        # A freshly filled table has no statistics; without ANALYZE the
+        # planner picks poor plans for the fetch query and the drain is
+        # 2-3x slower than in any steady-state deployment.
+        await app.connector.execute_query_async("ANALYZE")
+
+        # wait=False is procrastinate's burst mode: the worker returns once a
+        # fetch finds no job and the in-flight jobs have finished.
+        start = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                app.run_worker_async(
+                    concurrency=concurrency,
+                    wait=False,
+                    install_signal_handlers=False,
+                ),
+                timeout=args.timeout,
+            )
+        except asyncio.TimeoutError:
+            print(f"drain timed out after {args.timeout}s", file=sys.stderr)
+            return False
+        seconds = time.perf_counter() - start
+
+        done = await count_jobs(app, "succeeded")
+        total = await count_jobs(app)
+        if done != args.jobs or total != args.jobs:
+            print(f"expected {args.jobs} succeeded jobs, found {done} of {total}",
+                  file=sys.stderr)
+            return False
+        emit("process", args.jobs, seconds, concurrency=concurrency)
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dsn", default=DEFAULT_DSN, help="libpq DSN of the bench DB")
+    p.add_argument("--jobs", type=int, default=10000)
+    p.add_argument("--concurrency", default="1,4",
+                   help="comma-separated worker concurrencies")
+    p.add_argument("--enqueue-chunk", type=int, default=1000,
+                   help="jobs per batch_defer call")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds before a drain is abandoned")
+    args = p.parse_args(argv)
+    args.concurrency = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    if args.jobs <= 0 or args.enqueue_chunk <= 0 or not args.concurrency:
+        p.error("--jobs, --enqueue-chunk and --concurrency must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ok = True
+    for concurrency in args.concurrency:
+        ok = asyncio.run(run_round(args, concurrency)) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,7 @@ Benchmarks use the reference job type (`DoFooJob`) with no behaviour: a
 no-op ``run()``. They talk to the local PostgreSQL only.
 """
 
+import gc
 import json
 import os
 import platform
@@ -15,7 +16,7 @@ import time
 from datetime import datetime, timezone
 
 import psycopg2
-import transaction
+import transaction  # noqa: F401 (benchmarks use harness.transaction)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
@@ -112,6 +113,8 @@ def run_jobs_command(*args):
 
 
 def timed(function, *args, **kwargs):
+    # Each measurement starts without the previous one's garbage.
+    gc.collect()
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result

@@ -17,6 +17,8 @@ def make_many_foo_jobs(store, foo, count, status=0, **behaviour):
     :return: the new job ids (list), oldest first.
     """
     import json
+    if count <= 0:
+        return []
     store.flush()
     before = store.execute("SELECT coalesce(max(id), 0) FROM job").get_one()[0]
     store.execute(

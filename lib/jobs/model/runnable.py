@@ -98,6 +98,16 @@ class ClaimedJobs:
     def __init__(self, source, claimed):
         self.source = source
         self.claimed = list(claimed)
+        self._loaded = {}
+
+    def preload(self):
+        """Load every claimed job now, in one query.
+
+        For runs that do not commit between jobs (group commit): the
+        objects then stay valid until the group's commit.
+        """
+        jobs = self.source.getJobs([job_id for job_id, _ in self.claimed])
+        self._loaded = {job.job.id: job for job in jobs}
 
     def __len__(self):
         return len(self.claimed)
@@ -117,10 +127,12 @@ class ClaimedJobs:
                 yield job
 
     def _load(self, job_id, attempt):
-        jobs = self.source.getJobs([job_id])
-        if not jobs:
-            return None
-        job = jobs[0]
+        job = self._loaded.pop(job_id, None)
+        if job is None:
+            jobs = self.source.getJobs([job_id])
+            if not jobs:
+                return None
+            job = jobs[0]
         job.job._attempt = attempt
         return job
 

@@ -15,6 +15,7 @@ import logging
 import time
 
 import transaction
+from storm.info import get_obj_info
 from storm.store import Store
 
 from jobs.database import collect_garbage, get_store
@@ -95,6 +96,8 @@ class BatchRunner:
         return self.started
 
     def _run_batch(self, jobs):
+        if self.group_commit and hasattr(jobs, "preload"):
+            jobs.preload()
         in_group = 0
         for index, job in enumerate(jobs):
             if self.should_stop():
@@ -120,7 +123,9 @@ class BatchRunner:
         store = get_store()
         for obj in (getattr(job, "context", None), job.job):
             if obj is not None and Store.of(obj) is store:
-                store.invalidate(obj)
+                # Out of the cache is enough: once nothing refers to the
+                # object, Storm forgets it (no need to reset its columns).
+                store._cache.remove(get_obj_info(obj))
 
     def _release(self, jobs):
         """Give unstarted claimed jobs back to the queue."""

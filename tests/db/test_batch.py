@@ -4,16 +4,12 @@ import threading
 from datetime import timedelta
 
 import transaction
-from storm.store import Store
-
-import fixtures
-
 from jobs.database import disconnect, get_store
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.model.job import Job
 from jobs.runners.batch import BatchRunner
-from jobs.testing.fixtures import FrozenClockFixture
+from jobs.testing.fixtures import CommitCounterFixture, FrozenClockFixture
 from jobs.testing.foojob import DoBarJob, DoFooJob, Foo
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
@@ -178,21 +174,9 @@ class TestBatchRunner(DatabaseTestCase):
             [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done")],
             [self.status_and_note(job) for job in jobs])
 
-    def count_commits(self):
-        commits = []
-        original = Store.commit
-
-        def counting_commit(store):
-            commits.append(store)
-            return original(store)
-
-        self.useFixture(fixtures.MonkeyPatch(
-            "storm.store.Store.commit", counting_commit))
-        return commits
-
     def test_commits_per_mode(self):
         self.make_jobs([{}] * 10)
-        commits = self.count_commits()
+        commits = self.useFixture(CommitCounterFixture()).commits
         BatchRunner(DoFooJob, self.logger, batch_size=10).run()
         # one claim commit, one per job
         self.assertEqual(11, len(commits))

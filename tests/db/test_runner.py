@@ -4,9 +4,7 @@ on PostgreSQL and SQLite."""
 import threading
 from datetime import timedelta
 
-import fixtures
 import transaction
-from storm.store import Store
 from testtools.matchers import Contains, Not
 from zope.interface.verify import verifyObject
 
@@ -16,7 +14,7 @@ from jobs.interfaces.runner import IJobRunner
 from jobs.log import BufferLogger
 from jobs.model.job import Job
 from jobs.runner import JobRunner
-from jobs.testing.fixtures import FrozenClockFixture
+from jobs.testing.fixtures import CommitCounterFixture, FrozenClockFixture
 from jobs.testing.foojob import DoFooJob, Foo
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
@@ -210,15 +208,7 @@ class TestOutcomes(DatabaseTestCase):
 
     def test_successful_job_costs_two_commits(self):
         job = self.make_job()
-        commits = []
-        original = Store.commit
-
-        def counting_commit(store):
-            commits.append(store)
-            return original(store)
-
-        self.useFixture(fixtures.MonkeyPatch(
-            "storm.store.Store.commit", counting_commit))
+        commits = self.useFixture(CommitCounterFixture()).commits
         self.run_jobs(job)
         self.assertEqual(JobStatus.COMPLETED, job.status)
         self.assertEqual(2, len(commits))

@@ -136,6 +136,19 @@ class TestJobCronScriptInProcess(DatabaseTestCase):
         self.assertThat(script.logger.getLogBuffer(),
                         Contains("jobs-run_do_foo-do_foo.lock"))
 
+    def test_max_jobs_budget_stops_claiming_and_logs_the_summary(self):
+        jobs = [self.factory.makeDoFooJob() for _ in range(5)]
+        transaction.commit()
+        script = self.make_script("--max-jobs", "2", "--batch-size", "10",
+                                  "do_foo")
+        self.assertEqual(0, script.lock_and_run())
+        self.store.invalidate()
+        self.assertEqual([JobStatus.COMPLETED] * 2 + [JobStatus.WAITING] * 3,
+                         [job.status for job in jobs])
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains("INFO    Budget reached: stopped claiming."))
+        self.assertThat(log, Contains("INFO    Ran 2 DoFooJob jobs."))
+
     def test_usage_error_exits_1(self):
         script = JobCronScript(test_args=[], commandline_config=True)
         script.logger = BufferLogger()

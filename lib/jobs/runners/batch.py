@@ -12,7 +12,6 @@ as with every queue); their OOPS reports may then exist twice.
 __all__ = ["BatchRunner"]
 
 import logging
-import time
 
 import transaction
 from storm.info import get_obj_info
@@ -21,6 +20,7 @@ from storm.store import Store
 from jobs.database import collect_garbage, get_store
 from jobs.errors import StaleJob
 from jobs.runner import JobRunner
+from jobs.runners.budget import Budget
 
 
 class BatchRunner:
@@ -46,24 +46,17 @@ class BatchRunner:
         self.logger = logger or logging.getLogger(__name__)
         self.batch_size = max(1, batch_size)
         self.group_commit = group_commit if group_commit > 1 else 0
-        self.max_jobs = max_jobs
-        self.max_seconds = max_seconds
+        self.budget = Budget(max_jobs, max_seconds)
         self.should_stop = should_stop or (lambda: False)
         self.runner = JobRunner(
             [], self.logger, error_reporter,
             group_commit=bool(self.group_commit), keep_jobs=False)
         self.started = 0
-        self.budget_reached = False
 
-    def _budget_left(self, started_at):
-        if self.max_jobs is not None and self.started >= self.max_jobs:
-            return 0
-        if (self.max_seconds is not None
-                and time.monotonic() - started_at >= self.max_seconds):
-            return 0
-        if self.max_jobs is None:
-            return self.batch_size
-        return min(self.batch_size, self.max_jobs - self.started)
+    @property
+    def budget_reached(self):
+        """True when the run stopped claiming because of its budget."""
+        return self.budget.reached
 
     def fail_lost(self):
         """Fail the orphans that have no attempts left (LostRunner OOPS)."""
@@ -76,12 +69,10 @@ class BatchRunner:
     def run(self):
         """Claim and run until the queue is empty, a budget is spent or a
         stop is asked for; return the number of jobs started."""
-        started_at = time.monotonic()
         self.fail_lost()
         while not self.should_stop():
-            limit = self._budget_left(started_at)
+            limit = self.budget.allows(self.started, self.batch_size)
             if not limit:
-                self.budget_reached = True
                 break
             jobs = self.source.claimReady(limit, self.lease_duration)
             if not jobs:

@@ -27,7 +27,6 @@ __all__ = ["ProcessJobRunner"]
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import resource
 import signal
 import sys
@@ -38,6 +37,7 @@ import transaction
 from jobs.database import get_store
 from jobs.errors import StaleJob
 from jobs.runner import JobRecord, JobRunner, LazyJobStr
+from jobs.runners.budget import Budget
 
 TIMEOUT_MESSAGE = "Job ran too long."
 
@@ -116,8 +116,7 @@ class ProcessJobRunner:
         self.logger = logger or logging.getLogger(__name__)
         self.runner = JobRunner([], self.logger, error_reporter,
                                 keep_jobs=False)
-        self.max_jobs = max_jobs
-        self.max_seconds = max_seconds
+        self.budget = Budget(max_jobs, max_seconds)
         self.should_stop = should_stop or (lambda: False)
         self.started = 0
         self.completed_jobs = self.runner.completed_jobs
@@ -125,20 +124,10 @@ class ProcessJobRunner:
         self.oops_ids = self.runner.oops_ids
         self.context = multiprocessing.get_context("spawn")
 
-    def _budget(self, started_at):
-        if self.max_jobs is not None and self.started >= self.max_jobs:
-            return 0
-        if (self.max_seconds is not None
-                and time.monotonic() - started_at >= self.max_seconds):
-            return 0
-        return (self.processes if self.max_jobs is None
-                else self.max_jobs - self.started)
-
     def runAll(self):
         """Claim and run until the queue is drained (or a budget or stop)."""
         self.logger.info("Running through %d child processes.",
                          self.processes)
-        started_at = time.monotonic()
         for job in self.source.iterLost():
             if self.runner.acquireLease(job):
                 self.runner.runJobHandleError(job)
@@ -150,7 +139,7 @@ class ProcessJobRunner:
             while True:
                 idle = [child for child in children if child.idle]
                 if idle and not drained and not self.should_stop():
-                    drained = self._dispatch(idle, started_at)
+                    drained = self._dispatch(idle)
                 busy = [child for child in children if not child.idle]
                 if not busy:
                     break
@@ -160,9 +149,9 @@ class ProcessJobRunner:
                 child.stop(kill=not child.idle)
         return self.started
 
-    def _dispatch(self, idle, started_at):
+    def _dispatch(self, idle):
         """Claim jobs for the idle children; return True when drained."""
-        limit = min(len(idle), self._budget(started_at))
+        limit = self.budget.allows(self.started, len(idle))
         if not limit:
             return True
         claimed = self.source.claimReady(limit, self.lease)

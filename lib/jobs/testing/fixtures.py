@@ -13,6 +13,7 @@
 
 __all__ = [
     "CapturedOopsFixture",
+    "CommitCounterFixture",
     "ComponentsFixture",
     "ConfigFixture",
     "DatabaseFixture",
@@ -259,6 +260,26 @@ class CapturedOopsFixture(fixtures.Fixture):
         self.oopses = []
         capture_listeners.append(self.oopses.append)
         self.addCleanup(capture_listeners.remove, self.oopses.append)
+
+
+class CommitCounterFixture(fixtures.Fixture):
+    """Counts the database commits made while in use (Storm store commits).
+
+    :ivar commits: one entry (the store) per commit.
+    """
+
+    def _setUp(self):
+        from storm.store import Store
+        self.commits = []
+        original = Store.commit
+        commits = self.commits
+
+        def counting_commit(store):
+            commits.append(store)
+            return original(store)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            "storm.store.Store.commit", counting_commit))
 
 
 class FrozenClockFixture(fixtures.Fixture):

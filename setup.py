@@ -36,6 +36,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "jobs=jobs.cli:main",
             "jobs-demo=jobs.demo.cli:main",
         ],
     },

@@ -1,0 +1,143 @@
+"""The `jobs` command, in-process on both databases, and once as a
+subprocess."""
+
+import io
+import json
+import sys
+
+import fixtures
+import transaction
+from testtools.matchers import Contains
+
+from jobs.cli import main
+from jobs.interfaces.job import JobStatus
+from jobs.runner import JobRunner
+from jobs.log import DevNullLogger
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+@on_each_database
+class TestJobsCommand(DatabaseTestCase):
+
+    def jobs(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch("sys.stdout", out))
+        self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
+        code = main(list(argv))
+        self.store.invalidate()
+        return code, out.getvalue(), err.getvalue()
+
+    def run_all(self, *jobs):
+        JobRunner(list(jobs), DevNullLogger()).runAll()
+
+    def test_db_upgrade_and_verify(self):
+        self.assertEqual((0, "Applied: nothing (up to date)\n", ""),
+                         self.jobs("db", "upgrade"))
+        self.assertEqual((0, "The schema is up to date.\n", ""),
+                         self.jobs("db", "verify"))
+
+    def test_list_and_filters(self):
+        done, failed = self.factory.makeDoFooJob(), self.factory.makeDoFooJob(
+            raise_="error")
+        waiting = self.factory.makeDoFooJob()
+        transaction.commit()
+        self.run_all(done, failed)
+        code, out, err = self.jobs("--format", "json", "list")
+        self.assertEqual(0, code, err)
+        self.assertEqual([waiting.job_id, failed.job_id, done.job_id],
+                         [row["id"] for row in json.loads(out)])
+        code, out, _ = self.jobs("--format", "json", "list", "--status",
+                                 "failed,completed")
+        self.assertEqual({"Failed", "Completed"},
+                         {row["status"] for row in json.loads(out)})
+        code, out, _ = self.jobs("list", "--status", "waiting")
+        self.assertThat(out, Contains("Waiting"))
+        self.assertEqual(2, len(out.splitlines()))
+
+    def test_bad_input_is_one_line_and_exit_2(self):
+        for argv, message in [
+                (("show", "abc"), "jobs: Bad job id 'abc': ids are whole numbers.\n"),
+                (("show", "999"), "jobs: No job 999.\n"),
+                (("list", "--status", "lost"), "jobs: Unknown status 'lost'"),
+                (("list", "--since", "yesterday"), "jobs: Bad date 'yesterday'"),
+                (("oops", "show", "OOPS-nope"), "jobs: No OOPS report OOPS-nope"),
+                (("frobnicate",), "jobs: argument command: invalid choice"),
+        ]:
+            code, out, err = self.jobs(*argv)
+            self.assertEqual(2, code, argv)
+            self.assertTrue(err.startswith(message), (argv, err))
+            self.assertEqual(1, len(err.splitlines()), err)
+
+    def test_show_retry_and_oops(self):
+        job = self.factory.makeDoFooJob(raise_="error")
+        transaction.commit()
+        self.run_all(job)
+        [oops] = self.oopses()
+        code, out, _ = self.jobs("--format", "json", "show", str(job.job_id))
+        shown = json.loads(out)
+        self.assertEqual(("Failed", [oops["id"]]),
+                         (shown["status"], shown["oops_ids"]))
+        code, out, err = self.jobs("retry", str(job.job_id))
+        self.assertEqual((0, "Job %d is now Waiting.\n" % job.job_id),
+                         (code, out))
+        self.assertEqual((JobStatus.WAITING, 1),
+                         (job.status, job.attempt_count))
+        code, out, err = self.jobs("retry", str(job.job_id))
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("only Failed jobs can be retried"))
+        code, out, _ = self.jobs("oops", "show", oops["id"])
+        self.assertThat(out, Contains("ValueError"))
+
+    def test_suspend_and_resume(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        self.assertEqual(0, self.jobs("suspend", str(job.job_id))[0])
+        self.assertEqual(JobStatus.SUSPENDED, job.status)
+        self.assertEqual(0, self.jobs("resume", str(job.job_id))[0])
+        self.assertEqual(JobStatus.WAITING, job.status)
+        code, _, err = self.jobs("resume", str(job.job_id))
+        self.assertThat(err, Contains("only Suspended jobs can be resumed"))
+
+    def test_status(self):
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        code, out, _ = self.jobs("--format", "json", "status")
+        status = json.loads(out)
+        self.assertEqual(1, {row["status"]: row["jobs"]
+                             for row in status["statuses"]}["Waiting"])
+        self.assertEqual(0, status["running_with_expired_lease"])
+
+    def test_oops_summary_groups_by_failure(self):
+        behaviours = ([{"raise_": "error"}] * 5 + [{"sql": "SELECT * FROM nope"}] * 3
+                      + [{"raise_": "retry"}] * 2)
+        jobs = [self.factory.makeDoFooJob(**b) for b in behaviours]
+        transaction.commit()
+        self.run_all(*jobs)
+        code, out, _ = self.jobs("--format", "json", "oops", "summary")
+        groups = json.loads(out)
+        self.assertEqual([5, 3, 2], [g["count"] for g in groups])
+        self.assertThat(groups[0]["fingerprint"],
+                        Contains("ValueError at foojob.py"))
+        code, out, _ = self.jobs("--format", "json", "oops", "list")
+        self.assertEqual(10, len(json.loads(out)))
+
+
+class TestJobsCommandSubprocess(DatabaseTestCase):
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_python_m_jobs(self):
+        import subprocess
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        process = subprocess.run(
+            [sys.executable, "-m", "jobs", "--format", "json", "list"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, process.returncode, process.stderr)
+        self.assertEqual(["Waiting"],
+                         [row["status"] for row in json.loads(process.stdout)])
+        process = subprocess.run([sys.executable, "-m", "jobs", "show", "x"],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(2, process.returncode)
+        self.assertNotIn("Traceback", process.stderr)

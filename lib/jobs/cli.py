@@ -224,6 +224,54 @@ def cmd_suspend(options):
                 lambda job: job.suspend())
 
 
+def cmd_cancel(options):
+    for text in options.ids:
+        job_id = parse_id(text)
+        job = get_job(job_id)
+        try:
+            job.cancel()
+        except InvalidTransition:
+            raise CommandError("Job %d is %s: it cannot be cancelled." % (
+                job_id, job.status.title)) from None
+        transaction.commit()
+        get_store().invalidate(job)
+        if job.status is JobStatus.RUNNING:
+            print("Job %d is running: cancel requested (its runner stops it)."
+                  % job_id)
+        else:
+            print("Job %d is now %s." % (job_id, job.status.title))
+
+
+def cmd_prune(options):
+    statuses = parse_status(options.status)
+    pending = [s.name for s in statuses if s in (
+        JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)]
+    if pending:
+        raise CommandError("Only finished jobs can be pruned, not %s." %
+                           ", ".join(pending).lower())
+    before = parse_date(options.older_than)
+    store = get_store()
+    condition = (Job.status.is_in(statuses)) & (Job.date_finished < before)
+    if options.dry_run:
+        print("Would delete %d jobs finished before %s." % (
+            store.find(Job, condition).count(),
+            before.isoformat(" ", "seconds")))
+        return
+    deleted = 0
+    while True:
+        # Batches keep each transaction (and its locks) short; context
+        # rows go with their job (ON DELETE CASCADE).
+        ids = list(store.find(Job.id, condition).order_by(Job.id)[
+            :options.batch_size])
+        if not ids:
+            break
+        store.find(Job, Job.id.is_in(ids)).remove()
+        transaction.commit()
+        deleted += len(ids)
+    print("Deleted %d jobs finished before %s." % (
+        deleted, before.isoformat(" ", "seconds")))
+
+
 def cmd_resume(options):
     _transition(options, "resumed", (JobStatus.SUSPENDED,),
                 lambda job: job.resume())
@@ -337,7 +385,18 @@ def build_parser():
     show.add_argument("id")
     show.set_defaults(run=cmd_show)
 
+    prune = commands.add_parser(
+        "prune", help="delete finished jobs (and their context rows)")
+    prune.add_argument("--older-than", required=True,
+                       help="an age (30d, 12h) or a date")
+    prune.add_argument("--status", default="completed,failed,cancelled")
+    prune.add_argument("--batch-size", type=int, default=1000)
+    prune.add_argument("--dry-run", action="store_true")
+    prune.set_defaults(run=cmd_prune)
+
     for name, run, text in (
+            ("cancel", cmd_cancel, "WAITING/SUSPENDED -> CANCELLED; RUNNING:"
+             " ask its runner to stop it"),
             ("retry", cmd_retry, "FAILED -> WAITING now (attempts kept)"),
             ("suspend", cmd_suspend, "WAITING -> SUSPENDED"),
             ("resume", cmd_resume, "SUSPENDED -> WAITING")):

@@ -27,6 +27,8 @@ METHOD_FOR = {
     (S.COMPLETED, S.WAITING): "queue",
     (S.FAILED, S.WAITING): "queue",
     (S.SUSPENDED, S.WAITING): "resume",
+    (S.WAITING, S.CANCELLED): "cancel",
+    (S.SUSPENDED, S.CANCELLED): "cancel",
 }
 # For a forbidden pair, the method that would make it, if one exists.
 TARGET_METHODS = {
@@ -34,6 +36,7 @@ TARGET_METHODS = {
     S.COMPLETED: "complete",
     S.FAILED: "fail",
     S.SUSPENDED: "suspend",
+    S.CANCELLED: "cancel",
 }
 
 
@@ -47,6 +50,9 @@ class TestTransitions(DatabaseTestCase):
             return job
         if status is S.SUSPENDED:
             job.suspend()
+            return job
+        if status is S.CANCELLED:
+            job.cancel()
             return job
         job.acquireLease()
         job.start()
@@ -78,6 +84,8 @@ class TestTransitions(DatabaseTestCase):
                     continue
                 if (source, target) == (S.RUNNING, S.RUNNING):
                     continue  # reclaiming an orphan: see TestLeases
+                if (source, target) == (S.RUNNING, S.CANCELLED):
+                    continue  # a request: see test_cancel_running
                 job = self.make_job_in(source)
                 error = self.assertRaises(
                     InvalidTransition, getattr(job, method))
@@ -87,11 +95,20 @@ class TestTransitions(DatabaseTestCase):
                 self.assertEqual(source, job.status)
                 tried += 1
         # resume() from anything but SUSPENDED
-        for source in (S.WAITING, S.RUNNING, S.COMPLETED, S.FAILED):
+        for source in (S.WAITING, S.RUNNING, S.COMPLETED, S.FAILED,
+                       S.CANCELLED):
             job = self.make_job_in(source)
             self.assertRaises(InvalidTransition, job.resume)
             tried += 1
         self.assertThat(tried, GreaterThan(10))
+
+    def test_cancel_running_is_a_request(self):
+        job = self.make_job_in(S.RUNNING)
+        job.cancel()
+        transaction.commit()
+        self.assertEqual((S.RUNNING, True), (job.status, job.cancel_requested))
+        job.record_cancelled()
+        self.assertEqual(S.CANCELLED, job.status)
 
     def test_start_counts_attempts_and_dates(self):
         job = self.make_job_in(S.WAITING)

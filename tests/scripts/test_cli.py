@@ -141,3 +141,106 @@ class TestJobsCommandSubprocess(DatabaseTestCase):
                                  capture_output=True, text=True, timeout=60)
         self.assertEqual(2, process.returncode)
         self.assertNotIn("Traceback", process.stderr)
+
+
+@on_each_database
+class TestCancelAndPrune(DatabaseTestCase):
+
+    jobs = TestJobsCommand.jobs
+    run_all = TestJobsCommand.run_all
+
+    def test_cancel_waiting_job_never_runs(self):
+        job = self.factory.makeDoFooJob(record=True)
+        transaction.commit()
+        code, out, err = self.jobs("cancel", str(job.job_id))
+        self.assertEqual((0, "Job %d is now Cancelled.\n" % job.job_id),
+                         (code, out), err)
+        from jobs.testing.foojob import DoFooJob
+        self.assertEqual([], list(DoFooJob.iterReady()))
+        self.assertEqual([], list(DoFooJob.claimReady(10)))
+        self.assertEqual(0, self.store.execute(
+            "SELECT count(*) FROM job_execution").get_one()[0])
+
+    def test_cancel_finished_job_is_refused(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        self.run_all(job)
+        code, out, err = self.jobs("cancel", str(job.job_id))
+        self.assertEqual(2, code)
+        self.assertEqual("jobs: Job %d is Completed: it cannot be cancelled.\n"
+                         % job.job_id, err)
+
+    def test_prune_deletes_old_finished_jobs_in_batches(self):
+        from jobs.testing.factory import make_many_foo_jobs
+        foo = self.factory.makeFoo()
+        old = make_many_foo_jobs(self.store, foo, 2500, status=2)
+        self.store.execute("UPDATE job SET date_finished = ?",
+                           ("2020-01-01 00:00:00",))
+        waiting = self.factory.makeDoFooJob()
+        running = self.factory.makeDoFooJob()
+        running.acquireLease()
+        running.start()
+        transaction.commit()
+        code, out, _ = self.jobs("prune", "--older-than", "30d", "--dry-run")
+        self.assertThat(out, Contains("Would delete 2500 jobs"))
+        code, out, err = self.jobs("prune", "--older-than", "30d",
+                                   "--batch-size", "1000")
+        self.assertEqual(0, code, err)
+        self.assertThat(out, Contains("Deleted 2500 jobs"))
+        remaining = sorted(row[0] for row in self.store.execute(
+            "SELECT id FROM job"))
+        self.assertEqual(sorted([waiting.job_id, running.job_id]), remaining)
+        # The context rows went with their jobs.
+        self.assertEqual(2, self.store.execute(
+            "SELECT count(*) FROM foo_job").get_one()[0])
+        self.assertEqual(2500, len(old))
+        code, _, err = self.jobs("prune", "--older-than", "1d", "--status",
+                                 "waiting")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("Only finished jobs can be pruned"))
+
+
+class TestCancelRunning(DatabaseTestCase):
+    """PostgreSQL: on SQLite a running job holds the write lock, so a
+    cancel request waits for the job instead."""
+
+    database_kind = "postgresql"
+    __test__ = True
+    config_extra = """
+[do_foo_isolated]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+runner_class: ProcessJobRunner
+processes: 1
+grace_period: 0
+"""
+
+    jobs = TestJobsCommand.jobs
+
+    def test_process_runner_stops_a_cancelled_job(self):
+        import subprocess
+        import time
+        from jobs.testing.script import ROOT
+        job = self.factory.makeDoFooJob(sleep=600)
+        transaction.commit()
+        runner = subprocess.Popen(
+            [sys.executable, ROOT + "/cronscripts/run_jobs.py",
+             "do_foo_isolated"], stderr=subprocess.PIPE, text=True)
+        self.addCleanup(runner.kill)
+        deadline = time.monotonic() + 60
+        while True:
+            self.store.invalidate()
+            if job.status is JobStatus.RUNNING:
+                break
+            transaction.abort()
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        transaction.abort()
+        code, out, err = self.jobs("cancel", str(job.job_id))
+        self.assertEqual(0, code, err)
+        self.assertThat(out, Contains("cancel requested"))
+        _, stderr = runner.communicate(timeout=60)
+        self.assertEqual(0, runner.returncode, stderr)
+        self.store.invalidate()
+        self.assertEqual(JobStatus.CANCELLED, job.status)
+        self.assertEqual([], self.oopses())
+        self.assertThat(stderr, Contains("Cancelled <DoFooJob"))

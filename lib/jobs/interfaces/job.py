@@ -56,6 +56,12 @@ class JobStatus(DBEnumeratedType):
         The job is waiting to be resumed and will not run until then.
         """)
 
+    CANCELLED = DBItem(5, """
+        Cancelled
+
+        An operator cancelled the job; it will not run again.
+        """)
+
 
 PENDING_STATUSES = frozenset(
     (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED))
@@ -102,6 +108,9 @@ class IJob(Interface):
     base_json_data = Attribute(
         "JSON-compatible payload (dict) for jobs with no context table of "
         "their own, or None.")
+    cancel_requested = Attribute(
+        "True when an operator asked to cancel the job while it RUNNING; "
+        "long jobs may check it and stop early.")
     is_pending = Attribute(
         "True when the status is WAITING, RUNNING or SUSPENDED.")
     is_runnable = Attribute(
@@ -179,6 +188,17 @@ class IJob(Interface):
         :raises StaleJob: from RUNNING, when another runner reclaimed the
             job since this attempt started.
         Commits (keeping the job's own changes) when `manage_transaction`.
+        """
+
+    def cancel():
+        """Cancel the job.
+
+        WAITING or SUSPENDED: CANCELLED at once. RUNNING: sets
+        `cancel_requested`; the runner stops the job and records
+        CANCELLED (no OOPS).
+
+        :raises InvalidTransition: from COMPLETED, FAILED or CANCELLED.
+        Leaves the transaction to the caller.
         """
 
     def resume():

@@ -15,7 +15,7 @@ from storm.databases.postgres import Returning
 from storm.expr import And, Desc, Or, Select, Update
 from storm.info import get_obj_info
 from storm.store import AutoReload
-from storm.locals import Int, Unicode
+from storm.locals import Bool, Int, Unicode
 from zope.interface import implementer
 
 from jobs.database import JSON, DBEnum, UTCDateTime, UTCNow, dialect
@@ -28,14 +28,16 @@ RUNNING = JobStatus.RUNNING
 COMPLETED = JobStatus.COMPLETED
 FAILED = JobStatus.FAILED
 SUSPENDED = JobStatus.SUSPENDED
+CANCELLED = JobStatus.CANCELLED
 
 # from status -> the statuses it may move to (DESIGN.md, "lifecycle").
 VALID_TRANSITIONS = {
-    WAITING: {RUNNING, SUSPENDED},
-    RUNNING: {WAITING, COMPLETED, FAILED, SUSPENDED},
+    WAITING: {RUNNING, SUSPENDED, CANCELLED},
+    RUNNING: {WAITING, COMPLETED, FAILED, SUSPENDED, CANCELLED},
     COMPLETED: {WAITING},
     FAILED: {WAITING},
-    SUSPENDED: {WAITING},
+    SUSPENDED: {WAITING, CANCELLED},
+    CANCELLED: set(),
 }
 
 
@@ -56,6 +58,7 @@ class Job:
     date_finished = UTCDateTime()
     log = Unicode()
     priority = Int(allow_none=False, default=0)
+    cancel_requested = Bool(allow_none=False, default=False)
     base_job_type = Int()
     base_json_data = JSON()
 
@@ -340,6 +343,25 @@ class Job:
         self._transition(SUSPENDED, {}, self._attempt)
         if manage_transaction:
             transaction.commit()
+
+    def cancel(self):
+        """See `IJob`."""
+        if self.status is RUNNING:
+            self._store().find(Job, Job.id == self.id).set(
+                cancel_requested=True)
+            return
+        if CANCELLED not in VALID_TRANSITIONS[self.status]:
+            raise InvalidTransition(self.status, CANCELLED)
+        self._transition(CANCELLED, {Job.date_finished: UTCNow(),
+                                     Job.lease_expires: None})
+
+    def record_cancelled(self):
+        """Record that this runner stopped its RUNNING job on request.
+
+        Fenced on the attempt; leaves the transaction to the caller.
+        """
+        self._transition(CANCELLED, {Job.date_finished: UTCNow(),
+                                     Job.lease_expires: None}, self._attempt)
 
     def resume(self):
         """See `IJob`."""

@@ -34,12 +34,14 @@ import time
 
 import transaction
 
-from jobs.database import get_store
+from jobs.database import dialect, get_store
 from jobs.errors import StaleJob
+from jobs.model.job import Job
 from jobs.runner import JobRecord, JobRunner, LazyJobStr
 from jobs.runners.budget import Budget
 
 TIMEOUT_MESSAGE = "Job ran too long."
+CANCEL_POLL = 1.0  # seconds
 
 
 class ChildDied(Exception):
@@ -58,6 +60,7 @@ class _Child:
         self.job_id = None
         self.attempt = None
         self.deadline = None
+        self.cancel_noticed = None
 
     @property
     def idle(self):
@@ -69,6 +72,7 @@ class _Child:
 
     def done(self):
         self.job_id = self.attempt = self.deadline = None
+        self.cancel_noticed = None
 
     def stop(self, kill=False):
         if kill:
@@ -117,6 +121,7 @@ class ProcessJobRunner:
         self.runner = JobRunner([], self.logger, error_reporter,
                                 keep_jobs=False)
         self.budget = Budget(max_jobs, max_seconds)
+        self.cancel_grace = settings.grace_period
         self.should_stop = should_stop or (lambda: False)
         self.started = 0
         self.completed_jobs = self.runner.completed_jobs
@@ -164,8 +169,9 @@ class ProcessJobRunner:
         return False
 
     def _wait(self, children, busy):
-        timeout = max(0.0, min(child.deadline for child in busy)
-                      - time.monotonic())
+        # Wake at least every CANCEL_POLL seconds to look for cancellations.
+        timeout = max(0.0, min(min(child.deadline for child in busy)
+                               - time.monotonic(), CANCEL_POLL))
         waitables = {}
         for child in busy:
             waitables[child.connection] = child
@@ -188,6 +194,47 @@ class ProcessJobRunner:
         for child in busy:
             if not child.idle and child.deadline <= now:
                 self._timed_out(children, child)
+        self._cancel_requested(children)
+
+    def _cancel_requested(self, children):
+        """Stop the running jobs an operator cancelled: after the grace
+        period their children are killed and the jobs end CANCELLED."""
+        running = {child.job_id: child for child in children
+                   if not child.idle}
+        store = get_store()
+        if not running or dialect(store) != "postgresql":
+            # On SQLite a running job holds the write lock: reading here
+            # would wait for it (and a cancel request could not be
+            # written meanwhile anyway).
+            return
+        requested = set(store.find(
+            Job.id, Job.id.is_in(list(running)), Job.cancel_requested))
+        transaction.abort()
+        now = time.monotonic()
+        for job_id in requested:
+            child = running[job_id]
+            if child.cancel_noticed is None:
+                child.cancel_noticed = now
+                self.logger.info("Job %d: cancel requested; stopping it in"
+                                 " %s s.", job_id, self.cancel_grace)
+            if now - child.cancel_noticed < self.cancel_grace:
+                continue
+            attempt = child.attempt
+            child.stop(kill=True)
+            child.done()
+            self._replace(children, child)
+            jobs = self.source.getJobs([job_id])
+            if jobs:
+                job = jobs[0]
+                job.job._attempt = attempt
+                try:
+                    job.job.record_cancelled()
+                    transaction.commit()
+                    self.logger.info("Cancelled %s.", LazyJobStr(job))
+                except StaleJob as e:
+                    transaction.abort()
+                    self.logger.info("%s", e)
+                self.runner._record(job, completed=False)
 
     def _finished(self, child, message):
         job_id, job_type, completed, oops_id = message

@@ -149,7 +149,7 @@ class ErrorReporter:
         report["req_vars"] = self.redactor.pairs(req_vars)
         for key, value in extra.items():
             report[key] = value
-        for key in ("value", "tb_text"):
+        for key in ("value", "tb_text", "log_tail"):
             if isinstance(report.get(key), str):
                 report[key] = self.redactor.text(report[key])
         self.config.publish(report)

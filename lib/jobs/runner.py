@@ -57,6 +57,7 @@ from jobs.errors import (
 )
 from jobs.interfaces.job import JobStatus
 from jobs.interfaces.runner import IJobRunner
+from jobs.logtail import LogTail
 from jobs.model.runnable import BaseRunnableJob
 from jobs.registration import register_components
 from jobs.scripts.base import Script
@@ -106,12 +107,16 @@ class JobRunner:
     """
 
     def __init__(self, jobs, logger=None, error_reporter=None,
-                 group_commit=False, keep_jobs=True):
+                 group_commit=False, keep_jobs=True, log_level=logging.INFO,
+                 log_tail_chars=8000):
         self.jobs = jobs
         self.logger = logger or logging.getLogger(__name__)
         self.error_reporter = error_reporter or default_error_reporter()
         self.group_commit = group_commit
         self.keep_jobs = keep_jobs
+        self.log_tail = None
+        self.log_level = log_level
+        self.log_tail_chars = log_tail_chars
         self.completed_jobs = []
         self.incomplete_jobs = []
         self.oops_ids = []
@@ -165,6 +170,7 @@ class JobRunner:
         # not be readable, and fail() must still be callable.
         fail = job.fail
         claimed = is_claimed(job)
+        self.log_tail = None
         if claimed:
             self.logger.info(
                 "Running %s, attempt %d", LazyJobStr(job), job.job._attempt)
@@ -207,11 +213,21 @@ class JobRunner:
     def _run(self, job, savepoint):
         """Run a started job and record its outcome (see the table)."""
         commit = savepoint is None
+        tail = LogTail(self.log_level, self.log_tail_chars)
         try:
-            job.run()
-            if savepoint is not None:
-                # The job's SQL runs now, inside its savepoint.
-                savepoint.store.flush()
+            try:
+                with tail:
+                    job.run()
+                    if savepoint is not None:
+                        # The job's SQL runs now, inside its savepoint.
+                        savepoint.store.flush()
+            finally:
+                # Whatever the outcome, its UPDATE records what the job
+                # logged (no extra statement), and so does its OOPS.
+                text = tail.text()
+                if text is not None:
+                    text = self.error_reporter.redactor.text(text)
+                job.job._log_tail = self.log_tail = text
         except job.retry_error_types as e:
             if job.attempt_count > job.max_retries:
                 raise
@@ -282,7 +298,8 @@ class JobRunner:
         report = self.error_reporter.raising(
             exc_info, job.getOopsVars(), job_id=job.job_id,
             job_type=type(job).__name__,
-            operation=job.getOperationDescription())
+            operation=job.getOperationDescription(),
+            log_tail=self.log_tail)
         self._record_oops(report)
         self._notify(job, job.notifyOops, report)
         return report

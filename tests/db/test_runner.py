@@ -282,3 +282,39 @@ class TestOutcomes(DatabaseTestCase):
         self.run_jobs(*jobs)
         self.assertThat(self.logger.getLogBuffer(), Not(Contains("WARNING")))
         self.assertThat(self.logger.getLogBuffer(), Not(Contains("ERROR")))
+
+
+@on_each_database
+class TestLogTail(DatabaseTestCase):
+
+    def run_job(self, **behaviour):
+        job = self.factory.makeDoFooJob(**behaviour)
+        transaction.commit()
+        JobRunner([job], logger=BufferLogger()).runAll()
+        self.store.invalidate()
+        return job
+
+    def test_completed_job_keeps_what_it_logged(self):
+        job = self.run_job(say="copied 3 files")
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertThat(job.log, Contains("INFO    copied 3 files"))
+
+    def test_failed_job_keeps_its_log_and_the_oops_carries_it(self):
+        job = self.run_job(say="about to fail, password=hunter2",
+                           raise_="error")
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertThat(job.log, Contains("about to fail, password=<redacted>"))
+        [oops] = self.oopses()
+        self.assertThat(oops["log_tail"], Contains("about to fail"))
+        self.assertThat(oops["log_tail"], Not(Contains("hunter2")))
+
+    def test_tail_is_bounded(self):
+        from jobs.logtail import LogTail
+        import logging
+        tail = LogTail(max_chars=100)
+        with tail:
+            for i in range(50):
+                logging.getLogger("x").info("line %d", i)
+        self.assertLessEqual(len(tail.text()), 100)
+        self.assertThat(tail.text(), Contains("line 49"))
+        self.assertThat(tail.text(), Not(Contains("line 1\n")))

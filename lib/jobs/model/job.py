@@ -65,6 +65,8 @@ class Job:
     # The attempt this process started (rows loaded by find() skip
     # __init__); outcome updates are fenced on it.
     _attempt = None
+    # The log tail of the running attempt, written with its outcome.
+    _log_tail = None
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None):
@@ -222,6 +224,10 @@ class Job:
         :raises StaleJob: when the row is not as this runner last saw it.
         """
         store = self._store()
+        if self._log_tail is not None:
+            changes = dict(changes)
+            changes[Job.log] = self._log_tail
+            self._log_tail = None
         if expected_attempt is not None:
             # This runner started the attempt, so the row is RUNNING
             # unless another runner took over: try the fenced UPDATE

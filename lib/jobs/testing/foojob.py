@@ -138,7 +138,8 @@ class FooJobDerived(DerivedJob):
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
         ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
-        for ``os._exit``), ``warn`` (a message logged at WARNING), ``record`` (insert a row
+        for ``os._exit``), ``say`` (a message logged at INFO), ``warn`` (a
+        message logged at WARNING), ``record`` (insert a row
         into ``job_execution``), ``raise_`` (one of
         "retry", "user", "suspend", "error").
         """
@@ -186,6 +187,8 @@ class FooJobDerived(DerivedJob):
             get_store().execute(
                 "INSERT INTO job_execution (job, attempt, pid) VALUES (?, ?, ?)",
                 (self.job_id, self.attempt_count, os.getpid()))
+        if data.get("say"):
+            logger.info("%s", data["say"])
         if data.get("sleep"):
             time.sleep(data["sleep"])  # a slow job, for timeout tests
         if data.get("allocate"):

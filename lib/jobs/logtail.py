@@ -1,0 +1,62 @@
+"""`LogTail`: keep the last lines logged while a job runs.
+
+Attached to the root logger around ``run()``, it keeps what any logger
+said at or above its level, bounded to `max_chars` (the oldest lines go
+first), so that ``jobs show`` and the job's OOPS report explain what the
+job did.
+"""
+
+__all__ = ["LogTail"]
+
+import collections
+import logging
+
+from jobs.scripts.logger import formatter
+
+
+class LogTail(logging.Handler):
+    """Collects log lines, newest last, up to `max_chars` characters.
+
+    :param level: the lowest level kept (default INFO).
+    :param max_chars: the tail's size bound.
+    """
+
+    def __init__(self, level=logging.INFO, max_chars=8000):
+        super().__init__(level)
+        self.max_chars = max_chars
+        self.lines = collections.deque()
+        self.size = 0
+        self.setFormatter(formatter())
+
+    def emit(self, record):
+        try:
+            line = self.format(record)
+        except Exception:
+            line = "%s %s" % (record.levelname, record.msg)
+        # Non-UTF-8 or odd text must not break the job's bookkeeping.
+        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+        self.lines.append(line)
+        self.size += len(line) + 1
+        while self.size > self.max_chars and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft()) + 1
+
+    def text(self):
+        """The tail, one record a line (None when nothing was logged)."""
+        if not self.lines:
+            return None
+        return "\n".join(self.lines)[-self.max_chars:]
+
+    def __enter__(self):
+        root = logging.getLogger()
+        root.addHandler(self)
+        # Records below the root's level never reach any handler: let
+        # the tail's level through while the job runs.
+        self._saved_level = root.level
+        if root.getEffectiveLevel() > self.level:
+            root.setLevel(self.level)
+        return self
+
+    def __exit__(self, *exc_info):
+        root = logging.getLogger()
+        root.removeHandler(self)
+        root.setLevel(self._saved_level)

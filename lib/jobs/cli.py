@@ -30,6 +30,7 @@ from jobs.errorlog import read_report
 from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
+from jobs.progress import draw
 
 EXIT_ERROR = 2
 FIELDS = ("id", "status", "attempt_count", "max_retries", "priority",
@@ -177,13 +178,19 @@ def cmd_show(options):
     job = get_job(parse_id(options.id))
     row = job_row(job)
     row["log"] = job.log
+    row["progress"] = json.loads(job.progress) if job.progress else None
     row["oops_ids"] = [report["id"] for report in iter_reports(
         get_config().error_dir) if report.get("job_id") == job.id]
     if options.format == "json":
         print(json.dumps(row, default=str, indent=1))
         return
     for key, value in row.items():
-        print("%-16s %s" % (key + ":", value))
+        if key == "progress":
+            print("progress:\n%s" % draw(job.progress))
+        elif key == "log":
+            print("log:\n%s" % (value or "(none)"))
+        else:
+            print("%-16s %s" % (key + ":", value))
 
 
 def _transition(options, verb, allowed, action):

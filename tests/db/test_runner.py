@@ -318,3 +318,30 @@ class TestLogTail(DatabaseTestCase):
         self.assertLessEqual(len(tail.text()), 100)
         self.assertThat(tail.text(), Contains("line 49"))
         self.assertThat(tail.text(), Not(Contains("line 1\n")))
+
+
+@on_each_database
+class TestProgress(DatabaseTestCase):
+
+    def test_tree_sums_children_and_survives_failure(self):
+        import json
+        job = self.factory.makeDoFooJob(
+            progress=[[1, 2, "copying", "copy"], [3, 3, None, "index"]],
+            raise_="error")
+        transaction.commit()
+        JobRunner([job], logger=BufferLogger()).runAll()
+        self.store.invalidate()
+        self.assertEqual(JobStatus.FAILED, job.status)
+        tree = json.loads(job.progress)
+        self.assertEqual((4, 5), (tree["current"], tree["total"]))
+        self.assertEqual({"current": 1, "total": 2, "status": "copying"},
+                         tree["children"]["copy"])
+
+    def test_draw(self):
+        from jobs.progress import ProgressTree, draw
+        tree = ProgressTree()
+        tree.set(1, 4, "working", ("a",))
+        self.assertEqual(
+            "job          [##......] 1/4\n"
+            "  a          [##......] 1/4 working",
+            draw(tree.to_json(), width=8))

@@ -59,7 +59,7 @@ class TestSchema(TestCase):
             self.assertEqual(
                 [("jobs", 1, "job"), ("jobs", 2, "job_indexes"),
                  ("jobs", 3, "priority_notify"),
-                 ("jobs", 4, "cancel_requested"),
+                 ("jobs", 4, "cancel_requested"), ("jobs", 5, "progress"),
                  ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution")],
                 applied)
             first = schema.describe(store)
@@ -98,7 +98,7 @@ class TestSchema(TestCase):
             error = self.assertRaises(SchemaError, schema.check, store)
             self.assertEqual(
                 "The database's jobs schema is older than the code: "
-                "migrations 2, 3, 4 are not applied.", str(error))
+                "migrations 2, 3, 4, 5 are not applied.", str(error))
             schema.upgrade(store)
             schema.check(store)
             transaction.abort()

@@ -106,3 +106,54 @@ class TestProcessJobRunner(DatabaseTestCase):
         [oops] = self.oopses()
         self.assertEqual(("ValueError", "T-do_foo_isolated"),
                          (oops["type"], oops["reporter"]))
+
+
+class TestProgressFromChild(DatabaseTestCase):
+    """Progress from a job in a child process, read from another
+    connection while the job runs (PostgreSQL)."""
+
+    database_kind = "postgresql"
+    __test__ = True
+    config_extra = SECTIONS
+
+    def test_visible_while_running_and_kept_after_failure(self):
+        import json
+        import subprocess
+        import sys
+        import time
+
+        import psycopg2
+
+        from jobs.testing.fixtures import _dsn
+        from jobs.testing.script import ROOT
+        blocker = psycopg2.connect(_dsn(self.db.uri))
+        blocker.autocommit = True
+        self.addCleanup(blocker.close)
+        cursor = blocker.cursor()
+        cursor.execute("SELECT pg_advisory_lock(4545)")
+        job = self.factory.makeDoFooJob(
+            progress=[[1, 4, "step one"]], sql="SELECT pg_advisory_lock(4545)",
+            raise_="error")
+        transaction.commit()
+        runner = subprocess.Popen(
+            [sys.executable, ROOT + "/cronscripts/run_jobs.py",
+             "do_foo_isolated"], stderr=subprocess.PIPE, text=True)
+        self.addCleanup(runner.kill)
+        deadline = time.monotonic() + 60
+        progress = None
+        while progress is None:
+            self.assertLess(time.monotonic(), deadline)
+            cursor.execute("SELECT progress FROM job WHERE id = %s",
+                           (job.job_id,))
+            progress = cursor.fetchone()[0]
+            time.sleep(0.05)
+        self.assertEqual({"current": 1, "total": 4, "status": "step one"},
+                         json.loads(progress))
+        cursor.execute("SELECT status FROM job WHERE id = %s", (job.job_id,))
+        self.assertEqual(JobStatus.RUNNING.value, cursor.fetchone()[0])
+        cursor.execute("SELECT pg_advisory_unlock(4545)")
+        _, stderr = runner.communicate(timeout=60)
+        self.assertEqual(0, runner.returncode, stderr)
+        self.store.invalidate()
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(1, json.loads(job.progress)["current"])

@@ -108,6 +108,8 @@ class IJob(Interface):
     base_json_data = Attribute(
         "JSON-compatible payload (dict) for jobs with no context table of "
         "their own, or None.")
+    progress = Attribute(
+        "JSON text: the progress tree of the last attempt, or None.")
     cancel_requested = Attribute(
         "True when an operator asked to cancel the job while it RUNNING; "
         "long jobs may check it and stop early.")
@@ -188,6 +190,16 @@ class IJob(Interface):
         :raises StaleJob: from RUNNING, when another runner reclaimed the
             job since this attempt started.
         Commits (keeping the job's own changes) when `manage_transaction`.
+        """
+
+    def reportProgress(current, total, status_line=None, group=()):
+        """Record progress: `current` of `total` at the node `group`.
+
+        `group` is a tuple of names (``()``: the job as a whole); parents
+        sum their children unless set. Written at once in a transaction of
+        its own on PostgreSQL (visible while the job runs, kept if the job
+        fails); on SQLite with the job's outcome. Does not touch the
+        caller's transaction.
         """
 
     def cancel():

@@ -59,6 +59,7 @@ class Job:
     log = Unicode()
     priority = Int(allow_none=False, default=0)
     cancel_requested = Bool(allow_none=False, default=False)
+    progress = Unicode()
     base_job_type = Int()
     base_json_data = JSON()
 
@@ -67,6 +68,9 @@ class Job:
     _attempt = None
     # The log tail of the running attempt, written with its outcome.
     _log_tail = None
+    # The progress tree of the running attempt (jobs.progress).
+    _progress = None
+    _progress_unwritten = False
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None):
@@ -224,10 +228,14 @@ class Job:
         :raises StaleJob: when the row is not as this runner last saw it.
         """
         store = self._store()
-        if self._log_tail is not None:
+        if self._log_tail is not None or self._progress_unwritten:
             changes = dict(changes)
-            changes[Job.log] = self._log_tail
-            self._log_tail = None
+            if self._log_tail is not None:
+                changes[Job.log] = self._log_tail
+                self._log_tail = None
+            if self._progress_unwritten:
+                changes[Job.progress] = self._progress.to_json()
+                self._progress_unwritten = False
         if expected_attempt is not None:
             # This runner started the attempt, so the row is RUNNING
             # unless another runner took over: try the fenced UPDATE
@@ -349,6 +357,15 @@ class Job:
         self._transition(SUSPENDED, {}, self._attempt)
         if manage_transaction:
             transaction.commit()
+
+    def reportProgress(self, current, total, status_line=None, group=()):
+        """See `IJob`."""
+        from jobs.progress import ProgressTree, write_progress
+        if self._progress is None:
+            self._progress = ProgressTree()
+        self._progress.set(current, total, status_line, tuple(group))
+        self._progress_unwritten = not write_progress(
+            self, self._progress.to_json())
 
     def cancel(self):
         """See `IJob`."""

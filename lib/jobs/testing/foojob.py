@@ -137,7 +137,8 @@ class FooJobDerived(DerivedJob):
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
-        ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
+        ``progress`` (a list of ``[current, total, status, group...]``
+        reports, made first), ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
         for ``os._exit``), ``say`` (a message logged at INFO), ``warn`` (a
         message logged at WARNING), ``record`` (insert a row
         into ``job_execution``), ``raise_`` (one of
@@ -179,6 +180,8 @@ class FooJobDerived(DerivedJob):
     def run(self):
         """See `IRunnableJob`."""
         data = self.context.json_data
+        for step in data.get("progress", ()):
+            self.reportProgress(*step[:3], group=tuple(step[3:]))
         if data.get("note") is not None:
             self.context.foo.note = data["note"]
         if data.get("sql"):

@@ -22,6 +22,7 @@ __all__ = [
 
 import configparser
 import io
+import logging
 import os
 import re
 
@@ -106,6 +107,12 @@ class JobSection:
         self.poll_interval = self._number(section, "poll_interval", float, 0.01)
         self.grace_period = self._number(section, "grace_period", float, 0)
         self.processes = self._number(section, "processes", int, 1)
+        self.log_tail_chars = self._number(section, "log_tail_chars", int, 100)
+        level = logging.getLevelName(str(section["log_level"]).upper())
+        if not isinstance(level, int):
+            raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
+                config.path, name, section["log_level"]))
+        self.log_level = level
         lease_seconds = section["lease_seconds"]
         self.lease_seconds = (None if lease_seconds is None else
                               self._number(section, "lease_seconds", float,

@@ -586,14 +586,18 @@ class JobCronScript(Script):
                 source, self.logger, reporter, batch_size=max(1, batch_size),
                 group_commit=settings.group_commit,
                 max_jobs=options.max_jobs, max_seconds=options.max_seconds,
-                should_stop=should_stop, lease_duration=settings.lease_seconds)
+                should_stop=should_stop, lease_duration=settings.lease_seconds,
+                log_level=settings.log_level,
+                log_tail_chars=settings.log_tail_chars)
             started = batch.run()
             runner = batch.runner
             if batch.budget_reached:
                 self.logger.info("Budget reached: stopped claiming.")
         else:
             runner = self.runner_class.fromReady(
-                source, self.logger, reporter, keep_jobs=False)
+                source, self.logger, reporter, keep_jobs=False,
+                log_level=settings.log_level,
+                log_tail_chars=settings.log_tail_chars)
             runner.runAll()
             started = len(runner.completed_jobs) + len(runner.incomplete_jobs)
         if started or not worker:
@@ -640,6 +644,8 @@ class _DefaultSection:
     processes = 2
     memory_limit = None
     lease_seconds = None
+    log_level = logging.INFO
+    log_tail_chars = 8000
 
     def __init__(self, name):
         self.name = name

@@ -108,18 +108,65 @@ class TestJobsCommand(DatabaseTestCase):
         self.assertEqual(0, status["running_with_expired_lease"])
 
     def test_oops_summary_groups_by_failure(self):
-        behaviours = ([{"raise_": "error"}] * 5 + [{"sql": "SELECT * FROM nope"}] * 3
-                      + [{"raise_": "retry"}] * 2)
+        behaviours = ([{"raise_": "error"}] * 25
+                      + [{"sql": "SELECT * FROM nope"}] * 15
+                      + [{"raise_": "retry"}] * 10)
         jobs = [self.factory.makeDoFooJob(**b) for b in behaviours]
         transaction.commit()
         self.run_all(*jobs)
         code, out, _ = self.jobs("--format", "json", "oops", "summary")
         groups = json.loads(out)
-        self.assertEqual([5, 3, 2], [g["count"] for g in groups])
+        self.assertEqual([25, 15, 10], [g["count"] for g in groups])
         self.assertThat(groups[0]["fingerprint"],
                         Contains("ValueError at foojob.py"))
         code, out, _ = self.jobs("--format", "json", "oops", "list")
-        self.assertEqual(10, len(json.loads(out)))
+        self.assertEqual(50, len(json.loads(out)))
+        code, out, _ = self.jobs("oops", "summary")
+        self.assertEqual(4, len(out.splitlines()))  # a header, 3 groups
+
+
+@on_each_database
+class TestEverySubcommandInASubprocess(DatabaseTestCase):
+
+    def jobs(self, *argv):
+        import subprocess
+        process = subprocess.run(
+            [sys.executable, "-m", "jobs", *argv], capture_output=True,
+            text=True, timeout=60)
+        self.store.invalidate()
+        return process.returncode, process.stdout, process.stderr
+
+    def test_each_subcommand(self):
+        failed = self.factory.makeDoFooJob(raise_="error")
+        waiting = self.factory.makeDoFooJob()
+        transaction.commit()
+        JobRunner([failed], DevNullLogger()).runAll()
+        [oops] = self.oopses()
+        failed_id, waiting_id = str(failed.job_id), str(waiting.job_id)
+        # On SQLite an open read would hold the write lock the commands need.
+        transaction.abort()
+        for argv, expected in [
+                (("db", "upgrade"), "Applied: nothing"),
+                (("db", "verify"), "up to date"),
+                (("status",), "Failed"),
+                (("list",), "Waiting"),
+                (("show", failed_id), oops["id"]),
+                (("oops", "list"), oops["id"]),
+                (("oops", "show", oops["id"]), "ValueError"),
+                (("oops", "summary"), "ValueError at foojob.py"),
+                (("suspend", waiting_id), "Suspended"),
+                (("resume", waiting_id), "Waiting"),
+                (("retry", failed_id), "Waiting"),
+                (("cancel", failed_id), "Cancelled"),
+                (("prune", "--older-than", "0s"), "Deleted 1 jobs"),
+        ]:
+            code, out, err = self.jobs(*argv)
+            self.assertEqual(0, code, (argv, err))
+            self.assertIn(expected, out, argv)
+        code, out, err = self.jobs("--format", "json", "list")
+        self.assertEqual([int(waiting_id)],
+                         [row["id"] for row in json.loads(out)])
+        self.assertEqual(JobStatus.WAITING, waiting.status)
 
 
 class TestJobsCommandSubprocess(DatabaseTestCase):
@@ -173,7 +220,7 @@ class TestCancelAndPrune(DatabaseTestCase):
     def test_prune_deletes_old_finished_jobs_in_batches(self):
         from jobs.testing.factory import make_many_foo_jobs
         foo = self.factory.makeFoo()
-        old = make_many_foo_jobs(self.store, foo, 2500, status=2)
+        old = make_many_foo_jobs(self.store, foo, 100000, status=2)
         self.store.execute("UPDATE job SET date_finished = ?",
                            ("2020-01-01 00:00:00",))
         waiting = self.factory.makeDoFooJob()
@@ -182,18 +229,18 @@ class TestCancelAndPrune(DatabaseTestCase):
         running.start()
         transaction.commit()
         code, out, _ = self.jobs("prune", "--older-than", "30d", "--dry-run")
-        self.assertThat(out, Contains("Would delete 2500 jobs"))
+        self.assertThat(out, Contains("Would delete 100000 jobs"))
         code, out, err = self.jobs("prune", "--older-than", "30d",
                                    "--batch-size", "1000")
         self.assertEqual(0, code, err)
-        self.assertThat(out, Contains("Deleted 2500 jobs"))
+        self.assertThat(out, Contains("Deleted 100000 jobs"))
         remaining = sorted(row[0] for row in self.store.execute(
             "SELECT id FROM job"))
         self.assertEqual(sorted([waiting.job_id, running.job_id]), remaining)
         # The context rows went with their jobs.
         self.assertEqual(2, self.store.execute(
             "SELECT count(*) FROM foo_job").get_one()[0])
-        self.assertEqual(2500, len(old))
+        self.assertEqual(100000, len(old))
         code, _, err = self.jobs("prune", "--older-than", "1d", "--status",
                                  "waiting")
         self.assertEqual(2, code)

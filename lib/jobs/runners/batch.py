@@ -40,7 +40,8 @@ class BatchRunner:
 
     def __init__(self, source, logger=None, error_reporter=None,
                  batch_size=50, group_commit=0, max_jobs=None,
-                 max_seconds=None, should_stop=None, lease_duration=None):
+                 max_seconds=None, should_stop=None, lease_duration=None,
+                 log_level=logging.INFO, log_tail_chars=8000):
         self.source = source
         self.lease_duration = lease_duration
         self.logger = logger or logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class BatchRunner:
         self.should_stop = should_stop or (lambda: False)
         self.runner = JobRunner(
             [], self.logger, error_reporter,
-            group_commit=bool(self.group_commit), keep_jobs=False)
+            group_commit=bool(self.group_commit), keep_jobs=False,
+            log_level=log_level, log_tail_chars=log_tail_chars)
         self.started = 0
 
     @property

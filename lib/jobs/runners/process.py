@@ -112,6 +112,8 @@ class ProcessJobRunner:
                              if settings.memory_limit is not None
                              else getattr(source, "memory_limit", None)),
             "log_level": (logger or logging.getLogger()).getEffectiveLevel(),
+            "tail_level": settings.log_level,
+            "log_tail_chars": settings.log_tail_chars,
         }
         self.processes = max(1, processes)
         # The hard deadline is the lease the claim gives each job.
@@ -336,7 +338,8 @@ def child_main(connection, settings):
         set_role(store, settings["dbuser"])
     source = getUtility(resolve(settings["source_interface"]))
     runner = JobRunner([], logger, default_error_reporter(settings["section"]),
-                       keep_jobs=False)
+                       keep_jobs=False, log_level=settings["tail_level"],
+                       log_tail_chars=settings["log_tail_chars"])
     memory_limit = settings["memory_limit"]
     while True:
         try:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
-from storm.expr import Desc
+from storm.expr import Count, Desc
 
 from jobs import schema
 from jobs.config import get_config, load, set_config
@@ -31,6 +31,7 @@ from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
 from jobs.progress import draw
+from jobs.registration import register_components
 
 EXIT_ERROR = 2
 FIELDS = ("id", "status", "attempt_count", "max_retries", "priority",
@@ -121,6 +122,35 @@ def get_job(job_id):
 # --- commands ---------------------------------------------------------------
 
 
+def job_types():
+    """{section name: (condition, tables)} for the configured job sections
+    whose source says which jobs are its own."""
+    from zope.component import queryUtility
+    from zope.dottedname.resolve import resolve
+    config = get_config()
+    types = OrderedDict()
+    for name in config.job_section_names:
+        try:
+            source = queryUtility(resolve(
+                config.job_section(name).source_interface))
+        except (ImportError, AttributeError, ValueError, JobsError):
+            continue
+        if source is not None and hasattr(source, "jobCondition"):
+            types[name] = source.jobCondition()
+    return types
+
+
+def type_condition(name):
+    from storm.expr import Select
+    types = job_types()
+    if name not in types:
+        raise CommandError("Unknown job type %r (job sections: %s)." % (
+            name, ", ".join(types) or "none"))
+    condition, tables = types[name]
+    return Job.id.is_in(Select(Job.id, where=condition,
+                               tables=[Job] + list(tables)))
+
+
 def cmd_db_upgrade(options):
     applied = schema.upgrade(get_store())
     print("Applied: %s" % (", ".join(
@@ -142,6 +172,13 @@ def cmd_status(options):
         "SELECT status, count(*) FROM job GROUP BY status"))
     rows = [OrderedDict(status=item.title, jobs=counts.get(item.value, 0))
             for item in JobStatus.items]
+    by_type = []
+    for name, (condition, tables) in job_types().items():
+        per_status = dict(store.using(Job, *tables).find(
+            (Job.status, Count()), condition).group_by(Job.status))
+        by_type.append(OrderedDict(
+            [("type", name)] + [(item.title.lower(), per_status.get(item, 0))
+                                for item in JobStatus.items]))
     oldest = store.find(Job.date_created, Job.id.is_in(Job.ready_jobs),
                         Job.status == JobStatus.WAITING).min(Job.date_created)
     lost = store.find(Job, Job.status == JobStatus.RUNNING,
@@ -152,9 +189,13 @@ def cmd_status(options):
         oldest_ready=oldest.isoformat(" ", "seconds") if oldest else None,
         running_with_expired_lease=lost, failed_last_hour=failed)
     if options.format == "json":
-        print(json.dumps({"statuses": rows, **summary}, indent=1))
+        print(json.dumps({"statuses": rows, "types": by_type, **summary},
+                         indent=1))
         return
     output(rows, options)
+    if by_type:
+        print()
+        output(by_type, options)
     for key, value in summary.items():
         print("%s: %s" % (key.replace("_", " "), value))
 
@@ -165,6 +206,8 @@ def cmd_list(options):
         conditions.append(Job.status.is_in(parse_status(options.status)))
     if options.since:
         conditions.append(Job.date_created >= parse_date(options.since))
+    if options.type:
+        conditions.append(type_condition(options.type))
     if options.limit < 1:
         raise CommandError("--limit must be at least 1.")
     jobs = get_store().find(Job, *conditions).order_by(Desc(Job.id))[
@@ -385,6 +428,7 @@ def build_parser():
     listing.add_argument("--since", help="created since a date or an age"
                          " (2026-11-01, 12h, 30d)")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--type", help="a job section, e.g. do_foo")
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", help="every field of one job, its log"
@@ -433,6 +477,7 @@ def main(argv=None):
         options = build_parser().parse_args(argv)
         if options.config:
             set_config(load(options.config))
+        register_components(get_config())
         connect(get_config().database_uri)
         code = options.run(options)
         transaction.abort()

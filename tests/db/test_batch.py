@@ -237,3 +237,29 @@ class TestBatchRunner(DatabaseTestCase):
         self.assertEqual(3, self.store.find(Job).count())
         self.assertEqual(3, get_store().find(
             Job, Job.status == JobStatus.COMPLETED).count())
+
+
+@on_each_database
+class TestCancelBetweenJobs(DatabaseTestCase):
+
+    def test_claimed_job_cancelled_before_it_starts_never_runs(self):
+        first, second = (self.factory.makeDoFooJob(record=True)
+                         for _ in range(2))
+        transaction.commit()
+        second_id = second.job_id
+        logger = BufferLogger()
+
+        class CancelSecond(BatchRunner):
+            def _run_batch(self, jobs):
+                # An operator cancels the second job once both are claimed.
+                store = get_store()
+                store.get(Job, second_id).cancel()
+                super()._run_batch(jobs)
+
+        CancelSecond(DoFooJob, logger, batch_size=2).run()
+        self.store.invalidate()
+        self.assertEqual((JobStatus.COMPLETED, JobStatus.CANCELLED),
+                         (first.status, second.status))
+        self.assertEqual([(first.job_id,)], list(self.store.execute(
+            "SELECT job FROM job_execution")))
+        self.assertIn("before it started", logger.getLogBuffer())

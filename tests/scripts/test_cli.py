@@ -53,6 +53,14 @@ class TestJobsCommand(DatabaseTestCase):
         code, out, _ = self.jobs("list", "--status", "waiting")
         self.assertThat(out, Contains("Waiting"))
         self.assertEqual(2, len(out.splitlines()))
+        from jobs.testing.foojob import DoBarJob
+        bar = self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        code, out, _ = self.jobs("--format", "json", "list", "--type", "do_bar")
+        self.assertEqual([bar.job_id], [row["id"] for row in json.loads(out)])
+        code, _, err = self.jobs("list", "--type", "nope")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("Unknown job type 'nope'"))
 
     def test_bad_input_is_one_line_and_exit_2(self):
         for argv, message in [
@@ -100,10 +108,14 @@ class TestJobsCommand(DatabaseTestCase):
 
     def test_status(self):
         self.factory.makeDoFooJob()
+        from jobs.testing.foojob import DoBarJob
+        self.factory.makeDoFooJob(job_class=DoBarJob)
         transaction.commit()
         code, out, _ = self.jobs("--format", "json", "status")
         status = json.loads(out)
-        self.assertEqual(1, {row["status"]: row["jobs"]
+        types = {row["type"]: row["waiting"] for row in status["types"]}
+        self.assertEqual((1, 1), (types["do_foo"], types["do_bar"]))
+        self.assertEqual(2, {row["status"]: row["jobs"]
                              for row in status["statuses"]}["Waiting"])
         self.assertEqual(0, status["running_with_expired_lease"])
 

@@ -19,7 +19,7 @@ from storm.store import Store
 
 from jobs.database import collect_garbage, get_store
 from jobs.errors import StaleJob
-from jobs.runner import JobRunner
+from jobs.runner import JobRunner, job_str
 from jobs.runners.budget import Budget
 
 
@@ -96,6 +96,10 @@ class BatchRunner:
             if self.should_stop():
                 self._release(list(jobs[index:]))
                 return
+            if job.job.cancel_requested:
+                # Cancelled after the claim: never started, never runs.
+                self._cancel(job)
+                continue
             self.started += 1
             self.runner.runJobHandleError(job)
             self._forget(job)
@@ -105,6 +109,16 @@ class BatchRunner:
                 in_group = 0
         if self.group_commit:
             transaction.commit()
+
+    def _cancel(self, job):
+        try:
+            job.job.record_cancelled()
+            if not self.group_commit:
+                transaction.commit()
+            self.logger.info("Cancelled %s before it started.", job_str(job))
+        except StaleJob as e:
+            transaction.abort()
+            self.logger.info("%s", e)
 
     def _forget(self, job):
         """Let Storm drop a finished job's objects now.

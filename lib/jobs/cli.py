@@ -158,10 +158,19 @@ def cmd_db_upgrade(options):
 
 
 def cmd_db_verify(options):
+    store = get_store()
     try:
-        schema.check(get_store())
+        schema.check(store)
     except JobsError as e:
         print(str(e))
+        return 1
+    missing, unexpected = schema.differences(store)
+    if missing or unexpected:
+        print("The live schema differs from the migrations':")
+        for line in missing:
+            print("  missing:    %s" % line)
+        for line in unexpected:
+            print("  unexpected: %s" % line)
         return 1
     print("The schema is up to date.")
 

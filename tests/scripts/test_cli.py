@@ -36,6 +36,24 @@ class TestJobsCommand(DatabaseTestCase):
         self.assertEqual((0, "The schema is up to date.\n", ""),
                          self.jobs("db", "verify"))
 
+    def test_db_verify_names_what_differs(self):
+        self.store.execute("DROP INDEX job__status__id__idx")
+        transaction.commit()
+        # The PostgreSQL test database outlives the test: put it back.
+        self.addCleanup(self.restore_index)
+        code, out, err = self.jobs("db", "verify")
+        self.assertEqual(1, code, err)
+        self.assertThat(out, Contains("missing:"))
+        self.assertThat(out, Contains("job__status__id__idx"))
+        self.assertEqual(1, len([line for line in out.splitlines()
+                                 if "missing" in line]), out)
+
+    def restore_index(self):
+        transaction.abort()
+        self.store.execute(
+            "CREATE INDEX job__status__id__idx ON job (status, id)")
+        transaction.commit()
+
     def test_list_and_filters(self):
         done, failed = self.factory.makeDoFooJob(), self.factory.makeDoFooJob(
             raise_="error")
@@ -173,7 +191,7 @@ class TestEverySubcommandInASubprocess(DatabaseTestCase):
                 (("prune", "--older-than", "0s"), "Deleted 1 jobs"),
         ]:
             code, out, err = self.jobs(*argv)
-            self.assertEqual(0, code, (argv, err))
+            self.assertEqual(0, code, (argv, out, err))
             self.assertIn(expected, out, argv)
         code, out, err = self.jobs("--format", "json", "list")
         self.assertEqual([int(waiting_id)],

@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 import importlib.resources
+import os
 import re
 
 import transaction
@@ -163,6 +164,62 @@ def check(store, migrations=(FRAMEWORK,)):
                 "The database's %s schema is older than the code: "
                 "migrations %s are not applied."
                 % (component.component, ", ".join(map(str, missing))))
+
+
+def differences(store, migrations=(FRAMEWORK,)):
+    """Compare the live schema with what `migrations` create.
+
+    The expected schema is built in a scratch place — on PostgreSQL a
+    temporary schema inside a transaction that is rolled back, on SQLite a
+    temporary database — and both are described. Only the objects the
+    migrations create are compared; an application's own tables are not
+    the framework's business.
+
+    :return: ``(missing, unexpected)`` lists of description lines.
+    """
+    name = dialect(store)
+    if name == "postgresql":
+        scratch = "jobs_verify_%d" % os.getpid()
+        try:
+            store.execute("CREATE SCHEMA %s" % scratch)
+            store.execute("SET LOCAL search_path TO %s" % scratch)
+            _apply_all(store, name, migrations)
+            expected = [line.replace(scratch + ".", "")
+                        for line in describe(store)]
+        finally:
+            transaction.abort()
+    else:
+        import tempfile
+        from storm.database import create_database
+        from storm.store import Store
+        with tempfile.TemporaryDirectory() as folder:
+            scratch = Store(create_database(
+                "jobs-sqlite:%s/verify.db" % folder))
+            try:
+                _apply_all(scratch, name, migrations)
+                expected = describe(scratch)
+            finally:
+                scratch.close()
+    live = [line.replace("public.", "") for line in describe(store)]
+    transaction.abort()
+    expected = [line.replace("public.", "") for line in expected]
+    names = {_object(line) for line in expected}
+    live = [line for line in live if _object(line) in names]
+    missing = sorted(set(expected) - set(live))
+    unexpected = sorted(set(live) - set(expected))
+    return missing, unexpected
+
+
+def _object(line):
+    return line.split(" | ")[1]
+
+
+def _apply_all(store, dialect_name, migrations):
+    store.execute(_LEDGER[dialect_name])
+    for component in migrations:
+        for _, _, sql in component.available(dialect_name):
+            for statement in split_statements(sql):
+                store.execute(statement)
 
 
 def describe(store):

@@ -194,8 +194,11 @@ def cmd_status(options):
                       Job.lease_expires < UTCNow()).count()
     failed = store.find(Job, Job.status == JobStatus.FAILED,
                         Job.date_finished > UTCNow(-3600)).count()
+    age = (round((clock.now() - oldest).total_seconds())
+           if oldest else None)
     summary = OrderedDict(
         oldest_ready=oldest.isoformat(" ", "seconds") if oldest else None,
+        oldest_ready_age_seconds=age,
         running_with_expired_lease=lost, failed_last_hour=failed)
     if options.format == "json":
         print(json.dumps({"statuses": rows, "types": by_type, **summary},

@@ -30,6 +30,7 @@ import sys
 from collections import Counter, namedtuple
 
 import transaction
+from storm.exceptions import DisconnectionError
 from zope.component import queryUtility
 from zope.dottedname.resolve import resolve
 from zope.interface import implementer
@@ -546,6 +547,8 @@ class JobCronScript(Script):
         store = get_store()
         try:
             set_role(store, settings.dbuser)
+        except DisconnectionError:
+            raise  # not the role's fault: a worker reconnects and retries
         except Exception as e:
             transaction.abort()
             self.logger.error(

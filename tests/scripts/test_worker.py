@@ -49,11 +49,12 @@ class WorkerMixin:
 
     def wait_for(self, predicate, what, timeout=60):
         """Wait for an event that the test observes by checking; fail
-        after `timeout` seconds."""
+        after `timeout` seconds (`what` may be a callable, for details)."""
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                self.fail("Timed out waiting for %s" % what)
+                self.fail("Timed out waiting for %s" % (
+                    what() if callable(what) else what))
             time.sleep(0.02)
 
     def log_text(self, log):
@@ -167,4 +168,40 @@ class TestWorkerPolls(WorkerMixin, DatabaseTestCase):
         self.wait_for(lambda: self.status_of(late.job_id)
                       is JobStatus.COMPLETED, "the late job")
         process.send_signal(signal.SIGINT)
+        self.assertEqual(0, process.wait(60), self.log_text(log))
+
+
+class TestWorkerReconnects(WorkerMixin, DatabaseTestCase):
+    """Its connections killed with pg_terminate_backend, a worker backs
+    off, reconnects and carries on."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_worker_survives_terminated_connections(self):
+        import psycopg2
+        from jobs.testing.fixtures import _dsn
+        process, log = self.start_worker("do_foo_worker")
+        self.wait_for(lambda: "Listening for new jobs" in self.log_text(log),
+                      "the worker to listen")
+        admin = psycopg2.connect(_dsn(self.db.uri))
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+        ours = self.store.execute("SELECT pg_backend_pid()").get_one()[0]
+        transaction.abort()
+        cursor = admin.cursor()
+        # Every connection of the worker (store and listener), not ours.
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND pid <> %s", (ours,))
+        self.assertGreaterEqual(cursor.fetchone()[0], 1)
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        self.wait_for(lambda: self.status_of(job.job_id)
+                      is JobStatus.COMPLETED,
+                      lambda: "the job to complete: " + self.log_text(log),
+                      timeout=90)
+        self.assertIsNone(process.poll())
+        process.send_signal(signal.SIGTERM)
         self.assertEqual(0, process.wait(60), self.log_text(log))

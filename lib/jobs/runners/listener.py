@@ -65,15 +65,32 @@ class Listener:
     def wait(self, timeout):
         """Wait up to `timeout` seconds for a notification (or a wake-up).
 
+        A lost connection ends the wait (the worker then reconnects).
+
         :return: True if a notification arrived.
         """
-        if self.drain():
-            return True
+        try:
+            if self.drain():
+                return True
+        except psycopg2.Error:
+            self.connection.close()
+            return False
         readers = [self.connection]
         if self.wakeup_fd is not None:
             readers.append(self.wakeup_fd)
         ready, _, _ = select.select(readers, [], [], timeout)
-        return bool(self.drain()) if self.connection in ready else False
+        if self.connection not in ready:
+            return False
+        try:
+            return bool(self.drain())
+        except psycopg2.Error:
+            self.connection.close()
+            return False
+
+    @property
+    def closed(self):
+        """True when the connection was closed or lost."""
+        return bool(self.connection.closed)
 
     def close(self):
         """Close the connection."""

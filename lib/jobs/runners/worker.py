@@ -19,7 +19,9 @@ import os
 import select
 import signal
 
+import psycopg2
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 
 from jobs.database import dialect, dsn, get_store
 from jobs.runners.listener import Listener
@@ -94,17 +96,27 @@ class Worker:
         wakeup_fd = self._install_signals()
         self.wakeup_fd = wakeup_fd
         self.listener = self._listen(wakeup_fd)
+        use_notify = self.listener is not None
         codes = set()
+        backoff = 0
         try:
             while not self.stopping:
                 started = 0
-                for name in self.sections:
-                    if self.stopping:
-                        break
-                    code, count = self.script.run_section_pass(
-                        name, should_stop=lambda: self.stopping)
-                    codes.add(code)
-                    started += count
+                try:
+                    for name in self.sections:
+                        if self.stopping:
+                            break
+                        code, count = self.script.run_section_pass(
+                            name, should_stop=lambda: self.stopping)
+                        codes.add(code)
+                        started += count
+                    if use_notify and (self.listener is None
+                                       or self.listener.closed):
+                        self.listener = self._listen(wakeup_fd)
+                except (StormDatabaseError, psycopg2.Error) as e:
+                    backoff = self._lost_database(e, backoff)
+                    continue
+                backoff = 0
                 if self.stopping:
                     break
                 if 2 in codes:
@@ -118,6 +130,25 @@ class Worker:
                 self.listener.close()
         self.logger.info("Worker stopped.")
         return 0
+
+    def _lost_database(self, error, backoff):
+        """The database went away: wait (1, 2, 4 ... 30 s), then go on.
+
+        Storm reconnects on the next statement; the listener is opened
+        again. Jobs whose outcome was lost with the connection are
+        reclaimed when their leases expire.
+        """
+        transaction.abort()
+        backoff = min(30, max(1, backoff * 2))
+        self.logger.warning(
+            "Lost the database (%s); retrying in %d s.",
+            " ".join(str(error).split()) or type(error).__name__, backoff)
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        # A signal's wake-up byte ends the wait early.
+        select.select([self.wakeup_fd], [], [], backoff)
+        return backoff
 
     def _wait(self):
         if self.listener is not None:

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import sys
 import time
 from datetime import timedelta
-from importlib.metadata import version
 
 import asyncpg
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
+from peer_common import SINGLE_SAMPLE, emit, parser, reset_database
 from pgqueuer import QueueManager, Queries
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
@@ -40,9 +37,7 @@ except ImportError:  # pragma: no cover
     uvloop = None
 
 SYSTEM = "pgqueuer"
-DEFAULT_DSN = "dbname=jobs_bench_peers host=127.0.0.1"
 ENTRYPOINT = "noop"
-SINGLE_SAMPLE = 1000  # jobs enqueued one commit each; enough for a stable rate
 
 
 def arun(coro):
@@ -51,17 +46,6 @@ def arun(coro):
     return asyncio.run(coro)
 
 
-def emit(measure: str, jobs: int, seconds: float, **extra) -> None:
-    row = {
-        "system": SYSTEM,
-        "version": version("pgqueuer"),
-        "measure": measure,
-        "jobs": jobs,
-        **extra,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(jobs / seconds, 1) if seconds > 0 else None,
-    }
-    print(json.dumps(row), flush=True)
 
 
 def asyncpg_kwargs(dsn: str) -> dict:
@@ -75,24 +59,6 @@ def asyncpg_kwargs(dsn: str) -> dict:
     return kwargs
 
 
-def reset_database(dsn: str) -> None:
-    """Drop and recreate the benchmark database through the maintenance DB.
-
-    Only the target database is touched; the server itself is shared with the
-    project's own benchmark, so nothing else may be dropped.
-    """
-    dbname = conninfo_to_dict(dsn).get("dbname")
-    if not dbname or dbname == "postgres":
-        raise SystemExit(f"refusing to recreate database {dbname!r}")
-    admin = make_conninfo(dsn, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        # FORCE (PG 13+) ends sessions a previous, interrupted run may have left.
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)
-            )
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
 async def prepare(args: argparse.Namespace, batch_size: int) -> None:
@@ -108,7 +74,7 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         start = time.perf_counter()
         for _ in range(SINGLE_SAMPLE):
             await queries.enqueue(ENTRYPOINT, None)
-        emit("enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
+        emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
              batch_size=batch_size, processes=args.processes)
         await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
 
@@ -117,7 +83,7 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         for i in range(0, args.jobs, args.enqueue_chunk):
             n = min(args.enqueue_chunk, args.jobs - i)
             await queries.enqueue([ENTRYPOINT] * n, [None] * n, [0] * n)
-        emit("enqueue_batch", args.jobs, time.perf_counter() - start,
+        emit(SYSTEM, "enqueue_batch", args.jobs, time.perf_counter() - start,
              batch_size=batch_size, processes=args.processes,
              chunk=args.enqueue_chunk)
 
@@ -217,23 +183,17 @@ def drain(args: argparse.Namespace, batch_size: int) -> bool:
         print(f"drain incomplete: {left} jobs left, {done}/{args.jobs} logged, "
               f"exit codes {[p.exitcode for p in procs]}", file=sys.stderr)
         return False
-    emit("process", args.jobs, seconds, batch_size=batch_size,
+    emit(SYSTEM, "process", args.jobs, seconds, batch_size=batch_size,
          processes=args.processes)
     return True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dsn", default=DEFAULT_DSN, help="libpq DSN of the bench DB")
-    p.add_argument("--jobs", type=int, default=10000)
+    p = parser(__doc__.splitlines()[0], "jobs per multi-row enqueue call")
     p.add_argument("--batch-sizes", default="10,100,200",
                    help="comma-separated dequeue batch sizes")
     p.add_argument("--processes", type=int, default=1,
                    help="consumer processes draining the same queue")
-    p.add_argument("--enqueue-chunk", type=int, default=1000,
-                   help="jobs per multi-row enqueue call")
-    p.add_argument("--timeout", type=float, default=600.0,
-                   help="seconds before a drain is abandoned")
     args = p.parse_args(argv)
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     if (args.jobs <= 0 or args.processes <= 0 or args.enqueue_chunk <= 0

@@ -14,53 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
-from importlib.metadata import version
 
 import procrastinate
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from peer_common import SINGLE_SAMPLE, emit, parser, reset_database
 
 SYSTEM = "procrastinate"
-DEFAULT_DSN = "dbname=jobs_bench_peers host=127.0.0.1"
-SINGLE_SAMPLE = 1000  # jobs enqueued one commit each; enough for a stable rate
 
 
-def emit(measure: str, jobs: int, seconds: float, **extra) -> None:
-    row = {
-        "system": SYSTEM,
-        "version": version("procrastinate"),
-        "measure": measure,
-        "jobs": jobs,
-        **extra,
-        "seconds": round(seconds, 4),
-        "jobs_per_s": round(jobs / seconds, 1) if seconds > 0 else None,
-    }
-    print(json.dumps(row), flush=True)
 
 
-def reset_database(dsn: str) -> None:
-    """Drop and recreate the benchmark database through the maintenance DB.
-
-    Only the target database is touched; the server itself is shared with the
-    project's own benchmark, so nothing else may be dropped.
-    """
-    target = conninfo_to_dict(dsn)
-    dbname = target.get("dbname")
-    if not dbname or dbname == "postgres":
-        raise SystemExit(f"refusing to recreate database {dbname!r}")
-    admin = make_conninfo(dsn, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        # FORCE (PG 13+) ends sessions a previous, interrupted run may have left.
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)
-            )
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
 def make_app(dsn: str, concurrency: int) -> tuple[procrastinate.App, object]:
@@ -103,7 +67,7 @@ async def run_round(args: argparse.Namespace, concurrency: int) -> bool:
         start = time.perf_counter()
         for _ in range(SINGLE_SAMPLE):
             await noop.defer_async()
-        emit("enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
+        emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
              concurrency=concurrency)
         await app.connector.execute_query_async(
             "TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE"
@@ -114,7 +78,7 @@ async def run_round(args: argparse.Namespace, concurrency: int) -> bool:
         start = time.perf_counter()
         for i in range(0, args.jobs, args.enqueue_chunk):
             await noop.batch_defer_async(*payloads[i : i + args.enqueue_chunk])
-        emit("enqueue_batch", args.jobs, time.perf_counter() - start,
+        emit(SYSTEM, "enqueue_batch", args.jobs, time.perf_counter() - start,
              concurrency=concurrency, chunk=args.enqueue_chunk)
 
         # A freshly filled table has no statistics; without ANALYZE the
@@ -145,20 +109,14 @@ async def run_round(args: argparse.Namespace, concurrency: int) -> bool:
             print(f"expected {args.jobs} succeeded jobs, found {done} of {total}",
                   file=sys.stderr)
             return False
-        emit("process", args.jobs, seconds, concurrency=concurrency)
+        emit(SYSTEM, "process", args.jobs, seconds, concurrency=concurrency)
     return True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dsn", default=DEFAULT_DSN, help="libpq DSN of the bench DB")
-    p.add_argument("--jobs", type=int, default=10000)
+    p = parser(__doc__.splitlines()[0], "jobs per batch_defer call")
     p.add_argument("--concurrency", default="1,4",
                    help="comma-separated worker concurrencies")
-    p.add_argument("--enqueue-chunk", type=int, default=1000,
-                   help="jobs per batch_defer call")
-    p.add_argument("--timeout", type=float, default=600.0,
-                   help="seconds before a drain is abandoned")
     args = p.parse_args(argv)
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x.strip()]
     if args.jobs <= 0 or args.enqueue_chunk <= 0 or not args.concurrency:

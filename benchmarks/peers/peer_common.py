@@ -1,0 +1,60 @@
+"""What both peer benchmarks share: result lines, a fresh database, and
+the common command-line options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from importlib.metadata import version
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+DEFAULT_DSN = "dbname=jobs_bench_peers host=127.0.0.1"
+SINGLE_SAMPLE = 1000  # jobs enqueued one commit each; enough for a stable rate
+
+
+def emit(system: str, measure: str, jobs: int, seconds: float, **extra) -> None:
+    """Print one result as a JSON line."""
+    row = {
+        "system": system,
+        "version": version(system),
+        "measure": measure,
+        "jobs": jobs,
+        **extra,
+        "seconds": round(seconds, 4),
+        "jobs_per_s": round(jobs / seconds, 1) if seconds > 0 else None,
+    }
+    print(json.dumps(row), flush=True)
+
+
+def reset_database(dsn: str) -> None:
+    """Drop and recreate the benchmark database through the maintenance DB.
+
+    Only the target database is touched; the server itself is shared with the
+    project's own benchmark, so nothing else may be dropped.
+    """
+    dbname = conninfo_to_dict(dsn).get("dbname")
+    if not dbname or dbname == "postgres":
+        raise SystemExit(f"refusing to recreate database {dbname!r}")
+    admin = make_conninfo(dsn, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        # FORCE (PG 13+) ends sessions a previous, interrupted run may have left.
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)
+            )
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+
+def parser(description: str, enqueue_help: str) -> argparse.ArgumentParser:
+    """A parser with the options every peer benchmark takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--dsn", default=DEFAULT_DSN, help="libpq DSN of the bench DB")
+    p.add_argument("--jobs", type=int, default=10000)
+    p.add_argument("--enqueue-chunk", type=int, default=1000, help=enqueue_help)
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds before a drain is abandoned")
+    return p

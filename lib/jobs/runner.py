@@ -520,7 +520,13 @@ class JobCronScript(Script):
         except (SectionError, ConfigError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
-        lock = self.lock(self.lock_path(config.lock_dir, name))
+        try:
+            lock = self.lock(self.lock_path(config.lock_dir, name))
+        except OSError as e:
+            self.logger.error("Section %s: cannot create its lock file in"
+                              " %s: %s", name, config.lock_dir,
+                              e.strerror or e)
+            return EXIT_SECTION_ERROR
         if lock is None:
             return 1
         try:

@@ -122,6 +122,20 @@ class TestJobCronScriptInProcess(DatabaseTestCase):
             "INFO    Lockfile %s in use" % lock.path))
         self.assertEqual(JobStatus.WAITING, job.status)
 
+    def test_unwritable_lock_dir_is_a_section_error(self):
+        import os
+        # A file where the lock folder should be: not creatable, even as root.
+        os.makedirs(os.path.dirname(self.config.lock_dir), exist_ok=True)
+        with open(self.config.lock_dir, "w") as f:
+            f.write("not a folder")
+        self.addCleanup(os.remove, self.config.lock_dir)
+        script = self.make_script("do_foo")
+        self.assertEqual(2, script.lock_and_run())
+        self.assertThat(script.logger.getLogBuffer(), Contains(
+            "ERROR   Section do_foo: cannot create its lock file in %s"
+            % self.config.lock_dir))
+        self.assertThat(script.logger.getLogBuffer(), Not(Contains("Traceback")))
+
     def test_custom_cron_script_subclass(self):
         class RunDoFoo(JobCronScript):
             config_name = "do_foo"

@@ -113,25 +113,27 @@ class ErrorReporter:
     :param error_dir: the repository's folder (created when needed).
     :param reporter: e.g. ``JOBS-do_foo``.
     :param redact: names whose values are hidden.
-    :ivar listeners: callables given every published report (tests use
-        this to capture reports in-process).
+
+    Every published report is also given to the callables in the module's
+    `capture_listeners` (the CapturedOopsFixture uses it).
     """
 
     def __init__(self, error_dir, reporter, redact=()):
         self.error_dir = error_dir
         self.reporter = reporter
         self.redactor = Redactor(redact)
-        self.listeners = []
+        self._repo = None
         self.config = oops.Config()
         self.config.template["reporter"] = reporter
         self.config.publisher = self._publish
 
     def _publish(self, report):
         try:
-            os.makedirs(self.error_dir, exist_ok=True)
-            repo = oops_datedir_repo.DateDirRepo(
-                self.error_dir, stash_path=True)
-            ids = repo.publish(report)
+            if self._repo is None:
+                os.makedirs(self.error_dir, exist_ok=True)
+                self._repo = oops_datedir_repo.DateDirRepo(
+                    self.error_dir, stash_path=True)
+            ids = self._repo.publish(report)
         except OSError as e:
             # The job's outcome must not depend on the report's: say it
             # in the log, where a human will see it, and go on.
@@ -141,7 +143,7 @@ class ErrorReporter:
                 report.get("value"), report.get("tb_text", ""),
                 extra={NO_OOPS: True})
             ids = []
-        for listener in self.listeners + capture_listeners:
+        for listener in capture_listeners:
             listener(report)
         return ids
 

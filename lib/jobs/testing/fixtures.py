@@ -106,7 +106,9 @@ class _PostgresDatabase:
 
     @staticmethod
     def _create():
-        name = "jobs_test_%s" % worker_id()
+        # JOBS_TEST_DB_PREFIX keeps two checkouts' runs apart on one server.
+        name = "%s_%s" % (os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"),
+                          worker_id())
         admin = _admin_connect()
         with admin.cursor() as cursor:
             cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)

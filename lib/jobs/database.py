@@ -34,7 +34,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from storm.database import register_scheme
-from storm.databases.postgres import JSON, Postgres
+from storm.databases.postgres import JSON, Postgres, PostgresConnection
 from storm.databases.postgres import compile as postgres_compile
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.databases.sqlite import compile as sqlite_compile
@@ -57,8 +57,39 @@ STORE_NAME = "main"
 _session = threading.local()
 
 
+class SavepointsOnDemand:
+    """A Storm connection that sends pending `Savepoint` s just before the
+    next statement: a job that executes no SQL costs no round trip."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending_savepoints = []
+
+    def raw_execute(self, statement, params=None, *args, **kwargs):
+        if self.pending_savepoints:
+            pending, self.pending_savepoints = self.pending_savepoints, []
+            for savepoint in pending:
+                super().raw_execute("SAVEPOINT %s" % savepoint.name)
+                savepoint.issued = True
+        return super().raw_execute(statement, params, *args, **kwargs)
+
+    def commit(self, *args, **kwargs):
+        self.pending_savepoints = []
+        return super().commit(*args, **kwargs)
+
+    def rollback(self, *args, **kwargs):
+        self.pending_savepoints = []
+        return super().rollback(*args, **kwargs)
+
+
+class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
+    """A PostgreSQL connection with savepoints on demand."""
+
+
 class JobsPostgres(Postgres):
     """PostgreSQL, READ COMMITTED, in UTC, in the role the runner set."""
+
+    connection_factory = JobsPostgresConnection
 
     def __init__(self, uri):
         uri = uri.copy()
@@ -78,7 +109,7 @@ class JobsPostgres(Postgres):
         return raw_connection
 
 
-class JobsSQLiteConnection(SQLiteConnection):
+class ImmediateSQLiteConnection(SQLiteConnection):
     """A SQLite connection whose transactions start BEGIN IMMEDIATE."""
 
     def raw_execute(self, statement, params=None, _end=False):
@@ -90,6 +121,18 @@ class JobsSQLiteConnection(SQLiteConnection):
             self._in_transaction = True
         # The parent's BEGIN is skipped since we are in a transaction now.
         return super().raw_execute(statement, params, _end)
+
+
+class JobsSQLiteConnection(SavepointsOnDemand, ImmediateSQLiteConnection):
+    """BEGIN IMMEDIATE transactions, with savepoints on demand."""
+
+    def raw_execute(self, statement, params=None, _end=False):
+        if _end:
+            # COMMIT or ROLLBACK ends the savepoints; none is sent first.
+            self.pending_savepoints = []
+            return ImmediateSQLiteConnection.raw_execute(
+                self, statement, params, _end)
+        return super().raw_execute(statement, params)
 
 
 class JobsSQLite(SQLite):
@@ -383,12 +426,30 @@ def collect_garbage():
     gc.collect(1)
 
 
+def forget_dead_objects(store):
+    """Drop from `store` the bookkeeping of objects that no longer exist.
+
+    Storm's map of live objects holds each object's info weakly, but the
+    info lives on in reference cycles until the garbage collector runs,
+    and every commit resets every column of every info in the map: a
+    runner that loads one job at a time would pay for all the dead ones.
+    """
+    alive = store._alive
+    dead = [key for key, obj_info in alive.items()
+            if obj_info.get_obj() is None]
+    for key in dead:
+        del alive[key]
+
+
 class Savepoint:
     """A SAVEPOINT in `store`'s transaction, with Storm's cache kept honest.
 
-    Rolling back to it forgets the object changes made since (as
-    ``Store.rollback`` does for a whole transaction) and invalidates the
-    cache, so no object shows a value the database no longer has.
+    The SAVEPOINT statement is sent with the transaction's next statement
+    (see `SavepointsOnDemand`): if nothing is executed before `release` or
+    `rollback`, the savepoint costs no round trip at all. Rolling back to
+    it forgets the object changes made since (as ``Store.rollback`` does
+    for a whole transaction) and invalidates the cache, so no object shows
+    a value the database no longer has.
     """
 
     _counter = 0
@@ -397,15 +458,34 @@ class Savepoint:
         Savepoint._counter += 1
         self.store = store
         self.name = "jobs_sp_%d" % Savepoint._counter
-        store.execute("SAVEPOINT %s" % self.name)
+        self.issued = False
+        self.ended = False
+        self._connection = store._connection
+        self._connection.pending_savepoints.append(self)
+
+    def _drop_pending(self):
+        """Forget this savepoint (and any opened after it) if not sent."""
+        pending = self._connection.pending_savepoints
+        if self in pending:
+            del pending[pending.index(self):]
 
     def release(self):
-        """Keep what was done since the savepoint."""
-        self.store.execute("RELEASE SAVEPOINT %s" % self.name)
+        """Keep what was done since the savepoint (once; later calls and
+        calls after `rollback` do nothing)."""
+        if self.ended:
+            return
+        self.ended = True
+        self._drop_pending()
+        if self.issued:
+            self._connection.execute("RELEASE SAVEPOINT %s" % self.name)
 
     def rollback(self):
         """Undo what was done since the savepoint, in the database and in
-        the store's objects; the transaction goes on."""
+        the store's objects; the transaction goes on. Does nothing once
+        the savepoint was released or rolled back."""
+        if self.ended:
+            return
+        self.ended = True
         store = self.store
         # Storm has no public API for a partial rollback; this is what
         # Store.rollback() does to its object state.
@@ -413,5 +493,8 @@ class Savepoint:
             obj_info.pop("pending", None)
         store._dirty.clear()
         store.invalidate()
-        store._connection.execute("ROLLBACK TO SAVEPOINT %s" % self.name)
-        store.execute("RELEASE SAVEPOINT %s" % self.name)
+        self._drop_pending()
+        if self.issued:
+            self._connection.execute(
+                "ROLLBACK TO SAVEPOINT %s" % self.name)
+            self._connection.execute("RELEASE SAVEPOINT %s" % self.name)

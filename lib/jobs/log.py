@@ -16,6 +16,8 @@ class DevNullLogger(logging.Logger):
         super().__init__(name, logging.DEBUG)
         self.propagate = False
         self.addHandler(logging.NullHandler())
+        # Not even a record is made (benchmarks run thousands of jobs).
+        self.disabled = True
 
 
 class BufferLogger(logging.Logger):

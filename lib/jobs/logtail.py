@@ -27,6 +27,12 @@ class LogTail(logging.Handler):
         self.lines = collections.deque()
         self.size = 0
         self.setFormatter(formatter())
+        self._depth = 0
+
+    def clear(self):
+        """Forget what was kept: the next job's tail starts empty."""
+        self.lines.clear()
+        self.size = 0
 
     def emit(self, record):
         try:
@@ -47,6 +53,15 @@ class LogTail(logging.Handler):
         return "\n".join(self.lines)[-self.max_chars:]
 
     def __enter__(self):
+        """Attach to the root logger (nested uses attach once: a runner
+        attaches for a whole batch, and each job's run only clears).
+
+        Changing the root's level flushes every logger's level cache,
+        which costs more than a short job: it is done once per batch.
+        """
+        self._depth += 1
+        if self._depth > 1:
+            return self
         root = logging.getLogger()
         root.addHandler(self)
         # Records below the root's level never reach any handler: let
@@ -57,6 +72,10 @@ class LogTail(logging.Handler):
         return self
 
     def __exit__(self, *exc_info):
+        self._depth -= 1
+        if self._depth:
+            return
         root = logging.getLogger()
         root.removeHandler(self)
-        root.setLevel(self._saved_level)
+        if root.level != self._saved_level:
+            root.setLevel(self._saved_level)

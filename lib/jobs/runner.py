@@ -59,6 +59,7 @@ from jobs.errors import (
 from jobs.interfaces.job import JobStatus
 from jobs.interfaces.runner import IJobRunner
 from jobs.logtail import LogTail
+from jobs.model.job import Job
 from jobs.model.runnable import BaseRunnableJob
 from jobs.registration import register_components
 from jobs.scripts.base import Script
@@ -116,11 +117,15 @@ class JobRunner:
         self.group_commit = group_commit
         self.keep_jobs = keep_jobs
         self.log_tail = None
-        self.log_level = log_level
-        self.log_tail_chars = log_tail_chars
+        # What the running job logs; a caller running many jobs may hold
+        # it attached around all of them (`with runner.tail:`).
+        self.tail = LogTail(log_level, log_tail_chars)
         self.completed_jobs = []
         self.incomplete_jobs = []
         self.oops_ids = []
+        # Group commit: (job_id, attempt, log tail) of completed jobs whose
+        # outcomes `commit_group` records.
+        self.deferred = []
 
     @classmethod
     def fromReady(cls, source, logger=None, error_reporter=None, **kwargs):
@@ -128,8 +133,13 @@ class JobRunner:
         return cls(source.iterReady(), logger, error_reporter, **kwargs)
 
     def _record(self, job, completed):
-        entry = job if self.keep_jobs else JobRecord(
-            type(job).__name__, job.job.id)
+        if self.keep_jobs:
+            entry = job
+        else:
+            # A claim knows the id: no reload of a row the commit expired.
+            claim = getattr(job, "_claim", None)
+            entry = JobRecord(type(job).__name__, claim.job_id
+                              if claim is not None else job.job_id)
         (self.completed_jobs if completed else self.incomplete_jobs).append(
             entry)
 
@@ -167,20 +177,19 @@ class JobRunner:
 
     def runJob(self, job):
         """See `IJobRunner`."""
-        # Bound now: after a failed statement the job's attributes may
-        # not be readable, and fail() must still be callable.
-        fail = job.fail
-        claimed = is_claimed(job)
+        claim = getattr(job, "_claim", None)
+        if claim is not None and claim.recorded:
+            claim = None
+        attempt = claim.attempt if claim is not None else job.job._attempt
         self.log_tail = None
-        if claimed:
-            self.logger.info(
-                "Running %s, attempt %d", LazyJobStr(job), job.job._attempt)
+        if attempt is not None:
+            self.logger.info("Running %s, attempt %d", LazyJobStr(job), attempt)
         else:
             self.logger.info("Running %s in status %s", LazyJobStr(job),
                              LazyJobStr(job, status=True))
         savepoint = None
         try:
-            if not claimed:
+            if attempt is None:
                 if job.status is JobStatus.RUNNING:
                     self._reclaim(job)
                 # Commit 1: the lease, RUNNING and the attempt count
@@ -190,7 +199,7 @@ class JobRunner:
                 job.start(manage_transaction=True)
             if self.group_commit:
                 savepoint = Savepoint(get_store())
-            self._run(job, savepoint)
+            self._run(job, savepoint, claim)
         except StaleJob as e:
             # Another runner reclaimed the job after our lease expired:
             # its attempt owns the outcome, ours is discarded.
@@ -200,21 +209,23 @@ class JobRunner:
         except Exception:
             self._record(job, completed=False)
             try:
-                if savepoint is not None:
-                    savepoint.rollback()
-                    fail(manage_transaction=False)
-                else:
-                    fail(manage_transaction=True)
+                # Abort before touching the row (or loading it): a failed
+                # SQL statement poisons the transaction, and the job's
+                # work must go anyway.
+                self._abort(savepoint)
+                self._attach_log_tail(job)
+                job.fail(manage_transaction=savepoint is None)
             except StaleJob as e:
                 self._abort(savepoint)
                 self.logger.info("%s", e)
                 return
             raise
 
-    def _run(self, job, savepoint):
+    def _run(self, job, savepoint, claim):
         """Run a started job and record its outcome (see the table)."""
         commit = savepoint is None
-        tail = LogTail(self.log_level, self.log_tail_chars)
+        tail = self.tail
+        tail.clear()
         try:
             try:
                 with tail:
@@ -228,7 +239,7 @@ class JobRunner:
                 text = tail.text()
                 if text is not None:
                     text = self.error_reporter.redactor.text(text)
-                job.job._log_tail = self.log_tail = text
+                self.log_tail = text
         except job.retry_error_types as e:
             if job.attempt_count > job.max_retries:
                 raise
@@ -236,22 +247,71 @@ class JobRunner:
                 "Scheduling retry due to %s: %s.", type(e).__name__, e)
             if savepoint is not None:
                 savepoint.release()
+            self._attach_log_tail(job)
             job.queue(manage_transaction=commit)
             self._record(job, completed=False)
         except SuspendJobException:
             self.logger.debug("Job suspended itself")
             if savepoint is not None:
                 savepoint.release()
+            self._attach_log_tail(job)
             job.suspend(manage_transaction=commit)
             self._record(job, completed=False)
         else:
             if savepoint is not None:
                 savepoint.release()
-            # Commit 2 (unless grouped): the job's work and COMPLETED,
-            # atomically.
-            job.complete(manage_transaction=commit)
+            if claim is not None and not getattr(job, "job_row_loaded", True):
+                self._complete_claimed(job, claim, commit)
+            else:
+                self._attach_log_tail(job)
+                # Commit 2 (unless grouped): the job's work and COMPLETED,
+                # atomically.
+                job.complete(manage_transaction=commit)
             self._record(job, completed=True)
             self.logger.info("Completed %s.", LazyJobStr(job))
+
+    def _attach_log_tail(self, job):
+        """Give the job row the run's log tail, for its outcome's UPDATE."""
+        job.job._log_tail = self.log_tail
+
+    def _complete_claimed(self, job, claim, commit):
+        """Record COMPLETED for a claimed job whose row was never loaded:
+        one statement, or none until `commit_group` in a group."""
+        claim.recorded = True
+        outcome = (claim.job_id, claim.attempt, self.log_tail)
+        if not commit:
+            self.deferred.append(outcome)
+            return
+        if Job.complete_claimed(get_store(), [outcome]) != 1:
+            raise StaleJob(
+                "Job %d changed under this runner (attempt %d); this"
+                " attempt's outcome was not recorded."
+                % (claim.job_id, claim.attempt))
+        # Commit 2: the job's work and COMPLETED, atomically.
+        transaction.commit()
+
+    def commit_group(self):
+        """Record the group's deferred outcomes in one statement, commit.
+
+        The batch runner locked the group's rows (`ClaimedJobs.lock`), so
+        no outcome can be refused; if one is all the same, the group's
+        work is rolled back and its jobs run again once their leases
+        expire (at least once, as after a crash).
+        """
+        deferred, self.deferred = self.deferred, []
+        if deferred and Job.complete_claimed(
+                get_store(), deferred) != len(deferred):
+            transaction.abort()
+            lost = {job_id for job_id, _, _ in deferred}
+            self.completed_jobs = [entry for entry in self.completed_jobs
+                                   if entry.job_id not in lost]
+            self.logger.warning(
+                "The outcomes of a group of %d jobs could not be recorded"
+                " (a row changed under this runner): the group was rolled"
+                " back; its jobs run again when their leases expire.",
+                len(deferred))
+            return
+        transaction.commit()
 
     def _abort(self, savepoint):
         if savepoint is not None:
@@ -338,11 +398,6 @@ def job_type_name(entry):
     """The job type's name of a runner's list entry (job or record)."""
     return entry.job_type if isinstance(entry, JobRecord) else type(
         entry).__name__
-
-
-def is_claimed(job):
-    """True when this process claimed `job` and started its attempt."""
-    return job.job._attempt is not None
 
 
 def default_error_reporter(section=None):

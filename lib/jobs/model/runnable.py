@@ -36,6 +36,16 @@ class BaseRunnableJobSource:
         raise NotImplementedError
 
     @classmethod
+    def getClaimedJobs(cls, job_ids):
+        """Return the runnable jobs for `job_ids`, which this process
+        claimed, in that order.
+
+        By default `getJobs`; a source may load less (`DerivedJob` loads
+        the context rows and leaves each job row until something asks).
+        """
+        return cls.getJobs(job_ids)
+
+    @classmethod
     def claimReady(cls, limit, lease_duration=None):
         """See `IJobSource`.
 
@@ -93,14 +103,45 @@ class BaseRunnableJobSource:
         yield
 
 
+class Claim:
+    """What this process knows of a job it claimed.
+
+    :ivar job_id: the job's id.
+    :ivar attempt: the attempt the claim started; outcomes are fenced on it.
+    :ivar cancel_requested: whether a cancel had been requested when the
+        job was loaded (None: not read; ask the job row).
+    :ivar recorded: True once the attempt's outcome was recorded.
+    """
+
+    __slots__ = ("job_id", "attempt", "cancel_requested", "recorded")
+
+    def __init__(self, job_id, attempt, cancel_requested=None):
+        self.job_id = job_id
+        self.attempt = attempt
+        self.cancel_requested = cancel_requested
+        self.recorded = False
+
+
+def mark_claimed(job, claim):
+    """Tell `job` (a runnable job) that this process claimed it.
+
+    A job whose row is not loaded yet (see `DerivedJob`) takes the attempt
+    when the row is loaded, if ever; the runner's fast path records the
+    outcome without loading it.
+    """
+    job._claim = claim
+    if getattr(job, "job_row_loaded", True):
+        job.job._attempt = claim.attempt
+
+
 class ClaimedJobs:
     """The jobs one `claimReady` call claimed, loaded one by one.
 
     Every commit makes Storm forget what it loaded, so loading a whole
     batch up front would cost a reload per job anyway; loading each job
-    (its context and job row, one query) just before it runs costs one.
+    (its context, one query) just before it runs costs one.
 
-    :param source: the source, for `getJobs`.
+    :param source: the source, for `getClaimedJobs`.
     :param claimed: ``[(job_id, attempt)]``.
     """
 
@@ -108,15 +149,35 @@ class ClaimedJobs:
         self.source = source
         self.claimed = list(claimed)
         self._loaded = {}
+        self._cancel = {}
 
-    def preload(self):
-        """Load every claimed job now, in one query.
+    def lock(self):
+        """Lock the claimed rows and load every claimed job, in two queries.
 
-        For runs that do not commit between jobs (group commit): the
-        objects then stay valid until the group's commit.
+        For runs that record a group of outcomes in one transaction (group
+        commit): the rows stay locked, so the group's outcomes cannot be
+        refused, and the loaded objects stay valid, until the commit.
+
+        :return: ``[(job_id, attempt)]`` of the claims that are no longer
+            this process's (the row moved on since the claim); they are
+            dropped from the batch.
         """
-        jobs = self.source.getJobs([job_id for job_id, _ in self.claimed])
-        self._loaded = {job.job.id: job for job in jobs}
+        from jobs.database import get_store
+        from jobs.model.job import Job, RUNNING
+        rows = Job.lock_claimed(
+            get_store(), [job_id for job_id, _ in self.claimed])
+        mine, lost = [], []
+        for job_id, attempt in self.claimed:
+            status, current, cancel = rows.get(job_id, (None, None, None))
+            if status == RUNNING.value and current == attempt:
+                mine.append((job_id, attempt))
+                self._cancel[job_id] = cancel
+            else:
+                lost.append((job_id, attempt))
+        self.claimed = mine
+        jobs = self.source.getClaimedJobs([job_id for job_id, _ in mine])
+        self._loaded = {job.job_id: job for job in jobs}
+        return lost
 
     def __len__(self):
         return len(self.claimed)
@@ -138,11 +199,14 @@ class ClaimedJobs:
     def _load(self, job_id, attempt):
         job = self._loaded.pop(job_id, None)
         if job is None:
-            jobs = self.source.getJobs([job_id])
+            jobs = self.source.getClaimedJobs([job_id])
             if not jobs:
                 return None
             job = jobs[0]
-        job.job._attempt = attempt
+        cancel = self._cancel.pop(job_id, None)
+        if cancel is None:
+            cancel = getattr(job, "_cancel_requested", None)
+        mark_claimed(job, Claim(job_id, attempt, cancel))
         return job
 
 
@@ -174,7 +238,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
 
     def getOopsVars(self):
         """See `IRunnableJob`."""
-        return [("job_id", self.job.id)]
+        return [("job_id", self.job_id)]
 
     def getOperationDescription(self):
         """See `IRunnableJob`."""

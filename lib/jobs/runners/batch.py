@@ -17,7 +17,7 @@ import transaction
 from storm.info import get_obj_info
 from storm.store import Store
 
-from jobs.database import collect_garbage, get_store
+from jobs.database import collect_garbage, forget_dead_objects, get_store
 from jobs.errors import StaleJob
 from jobs.runner import JobRunner, job_str
 from jobs.runners.budget import Budget
@@ -82,21 +82,25 @@ class BatchRunner:
                 break
             # The batch's one claim commit: leases, RUNNING, attempts.
             transaction.commit()
-            self._run_batch(jobs)
+            with self.runner.tail:
+                self._run_batch(jobs)
             collect_garbage()
             if len(jobs) < limit:
                 break  # the queue is drained; don't pay another claim
         return self.started
 
     def _run_batch(self, jobs):
-        if self.group_commit and hasattr(jobs, "preload"):
-            jobs.preload()
+        if self.group_commit and hasattr(jobs, "lock"):
+            for job_id, attempt in jobs.lock():
+                self.logger.info(
+                    "Job %d changed under this runner since it was claimed"
+                    " (attempt %d); skipped.", job_id, attempt)
         in_group = 0
         for index, job in enumerate(jobs):
             if self.should_stop():
                 self._release(list(jobs[index:]))
                 return
-            if job.job.cancel_requested:
+            if cancel_requested(job):
                 # Cancelled after the claim: never started, never runs.
                 self._cancel(job)
                 continue
@@ -105,10 +109,10 @@ class BatchRunner:
             self._forget(job)
             in_group += 1
             if self.group_commit and in_group >= self.group_commit:
-                transaction.commit()
+                self.runner.commit_group()
                 in_group = 0
         if self.group_commit:
-            transaction.commit()
+            self.runner.commit_group()
 
     def _cancel(self, job):
         try:
@@ -125,18 +129,26 @@ class BatchRunner:
 
         Until the transaction ends Storm's cache keeps every loaded object,
         and every flush re-serializes each cached JSON value to detect
-        changes: in a group of N jobs that is N^2 work.
+        changes: in a group of N jobs that is N^2 work. Its weak map of
+        live objects keeps dead ones too until the garbage collector breaks
+        their cycles, and every commit resets every column of each one.
         """
         store = get_store()
-        for obj in (getattr(job, "context", None), job.job):
+        row = job.job if getattr(job, "job_row_loaded", True) else None
+        for obj in (getattr(job, "context", None), row):
             if obj is not None and Store.of(obj) is store:
-                # Out of the cache is enough: once nothing refers to the
-                # object, Storm forgets it (no need to reset its columns).
+                # Out of the strong cache: once nothing else refers to the
+                # object, it dies.
                 store._cache.remove(get_obj_info(obj))
+        forget_dead_objects(store)
 
     def _release(self, jobs):
         """Give unstarted claimed jobs back to the queue."""
-        transaction.commit()  # the group so far keeps its outcomes
+        # The group so far keeps its outcomes.
+        if self.group_commit:
+            self.runner.commit_group()
+        else:
+            transaction.commit()
         for job in jobs:
             try:
                 job.job.release()
@@ -145,3 +157,12 @@ class BatchRunner:
         transaction.commit()
         self.logger.info("Released %d claimed jobs that had not started.",
                          len(jobs))
+
+
+def cancel_requested(job):
+    """Whether a cancel was requested for claimed `job` (read at its load
+    when the source could, else from its row)."""
+    claim = getattr(job, "_claim", None)
+    if claim is not None and claim.cancel_requested is not None:
+        return claim.cancel_requested
+    return job.job.cancel_requested

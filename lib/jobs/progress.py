@@ -6,7 +6,8 @@ A parent's current and total are the sums of its children's unless set.
 On PostgreSQL each report is written at once through a connection of its
 own (its own short transaction): visible to others while the job runs,
 kept when the job's own work is rolled back. On SQLite, whose running job
-holds the only write lock, the tree is written with the job's outcome.
+holds the only write lock, and in a group commit, whose transaction holds
+the job rows' locks, the tree is written with the job's outcome.
 """
 
 __all__ = ["ProgressTree", "draw", "write_progress"]
@@ -56,11 +57,13 @@ def _summed(node):
 def write_progress(job_row, text):
     """Store `text` as `job_row`'s progress now, in its own transaction.
 
-    :return: True if written; False on SQLite (the outcome writes it).
+    :return: True if written; False on SQLite, or when this process's
+        transaction holds the row's lock (group commit): the outcome
+        writes it then.
     """
     from jobs.model.job import Job
     store = Store.of(job_row)
-    if dialect(store) != "postgresql":
+    if dialect(store) != "postgresql" or job_row._row_locked:
         return False
     side = getattr(_connections, "store", None)
     if side is None or side.get_database() is not store.get_database():

@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import transaction
+from storm.tracer import install_tracer, remove_tracer
 from jobs.database import disconnect, get_store
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
@@ -174,6 +175,40 @@ class TestBatchRunner(DatabaseTestCase):
             [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done")],
             [self.status_and_note(job) for job in jobs])
 
+    def test_group_commit_keeps_progress_and_log_tails(self):
+        # In a group the job rows are locked by the runner's transaction:
+        # progress is written with the outcome (a write from another
+        # connection would wait for that transaction, forever).
+        jobs = self.make_jobs([{"progress": [[1, 2, "half"]], "say": "hi"},
+                               {"say": "quiet one"}, {}])
+        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        self.store.invalidate()
+        self.assertEqual([JobStatus.COMPLETED] * 3,
+                         [job.status for job in jobs])
+        self.assertIn('"half"', jobs[0].job.progress)
+        self.assertIn("hi", jobs[0].job.log)
+        self.assertIn("quiet one", jobs[1].job.log)
+        self.assertIsNone(jobs[2].job.log)
+
+    def test_group_sends_no_savepoint_for_jobs_without_sql(self):
+        foo = self.factory.makeFoo()
+        for behaviour in ({}, {"sql": "UPDATE foo SET note = 'sql'"}, {}):
+            self.factory.makeDoFooJob(foo=foo, **behaviour)
+        transaction.commit()
+        statements = []
+
+        class Recorder:
+            def connection_raw_execute(self, connection, raw_cursor,
+                                       statement, params):
+                statements.append(statement)
+
+        recorder = Recorder()
+        install_tracer(recorder)
+        self.addCleanup(remove_tracer, recorder)
+        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        self.assertEqual(1, len([statement for statement in statements
+                                 if statement.startswith("SAVEPOINT")]))
+
     def test_commits_per_mode(self):
         self.make_jobs([{}] * 10)
         commits = self.useFixture(CommitCounterFixture()).commits
@@ -263,3 +298,51 @@ class TestCancelBetweenJobs(DatabaseTestCase):
         self.assertEqual([(first.job_id,)], list(self.store.execute(
             "SELECT job FROM job_execution")))
         self.assertIn("before it started", logger.getLogBuffer())
+
+
+class TestGroupLock(DatabaseTestCase):
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_a_locked_group_cannot_be_reclaimed_until_it_commits(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        ids = self.factory.makeManyDoFooJobs(3)
+        self.store.execute("UPDATE job SET max_retries = 5")
+        transaction.commit()
+        claimed = DoFooJob.claimReady(3)
+        transaction.commit()
+        self.assertEqual([], claimed.lock())
+        # The leases run out while the group runs: a reclaimer skips the
+        # locked rows instead of starting a second attempt.
+        clock.advance(timedelta(hours=1))
+        stolen = []
+
+        def reclaimer():
+            try:
+                stolen.extend(job.job_id for job in DoFooJob.claimReady(3))
+                transaction.commit()
+            finally:
+                disconnect()
+
+        thread = threading.Thread(target=reclaimer)
+        thread.start()
+        thread.join(60)
+        self.assertEqual([], stolen)
+        transaction.commit()
+        # Once the group's transaction ends the rows are free again.
+        self.assertEqual(ids, sorted(job.job_id
+                                     for job in DoFooJob.claimReady(3)))
+
+    def test_claims_that_moved_on_are_dropped_from_the_group(self):
+        self.factory.makeManyDoFooJobs(2)
+        transaction.commit()
+        claimed = DoFooJob.claimReady(2)
+        transaction.commit()
+        first, second = (job_id for job_id, _ in claimed.claimed)
+        # Another runner's attempt took the second job over.
+        self.store.execute("UPDATE job SET attempt_count = 2 WHERE id = ?",
+                           (second,))
+        transaction.commit()
+        self.assertEqual([(second, 1)], claimed.lock())
+        self.assertEqual([first], [job.job_id for job in claimed])

@@ -47,9 +47,8 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         if job is None:
             job = self._job = self.context.job
             claim = self.__dict__.get("_claim")
-            if (claim is not None and not claim.recorded
-                    and job._attempt is None):
-                job._attempt = claim.attempt
+            if claim is not None:
+                claim.bind(job)
         return job
 
     @property

@@ -71,6 +71,10 @@ class Job:
     # The progress tree of the running attempt (jobs.progress).
     _progress = None
     _progress_unwritten = False
+    # True while this process's transaction holds the row's lock (a group
+    # commit): progress then goes with the outcome, since a write from
+    # another connection would wait for this very transaction.
+    _row_locked = False
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None):

@@ -110,16 +110,27 @@ class Claim:
     :ivar attempt: the attempt the claim started; outcomes are fenced on it.
     :ivar cancel_requested: whether a cancel had been requested when the
         job was loaded (None: not read; ask the job row).
+    :ivar row_locked: True when this process's transaction holds the job
+        row's lock (a group): nothing else may write the row meanwhile.
     :ivar recorded: True once the attempt's outcome was recorded.
     """
 
-    __slots__ = ("job_id", "attempt", "cancel_requested", "recorded")
+    __slots__ = ("job_id", "attempt", "cancel_requested", "row_locked",
+                 "recorded")
 
-    def __init__(self, job_id, attempt, cancel_requested=None):
+    def __init__(self, job_id, attempt, cancel_requested=None,
+                 row_locked=False):
         self.job_id = job_id
         self.attempt = attempt
         self.cancel_requested = cancel_requested
+        self.row_locked = row_locked
         self.recorded = False
+
+    def bind(self, job_row):
+        """Give a loaded job row (`Job`) what the claim knows."""
+        if not self.recorded and job_row._attempt is None:
+            job_row._attempt = self.attempt
+        job_row._row_locked = self.row_locked
 
 
 def mark_claimed(job, claim):
@@ -131,7 +142,7 @@ def mark_claimed(job, claim):
     """
     job._claim = claim
     if getattr(job, "job_row_loaded", True):
-        job.job._attempt = claim.attempt
+        claim.bind(job.job)
 
 
 class ClaimedJobs:
@@ -150,6 +161,7 @@ class ClaimedJobs:
         self.claimed = list(claimed)
         self._loaded = {}
         self._cancel = {}
+        self._locked = False
 
     def lock(self):
         """Lock the claimed rows and load every claimed job, in two queries.
@@ -175,6 +187,7 @@ class ClaimedJobs:
             else:
                 lost.append((job_id, attempt))
         self.claimed = mine
+        self._locked = True
         jobs = self.source.getClaimedJobs([job_id for job_id, _ in mine])
         self._loaded = {job.job_id: job for job in jobs}
         return lost
@@ -187,7 +200,9 @@ class ClaimedJobs:
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return ClaimedJobs(self.source, self.claimed[index])
+            part = ClaimedJobs(self.source, self.claimed[index])
+            part._locked = self._locked
+            return part
         return self._load(*self.claimed[index])
 
     def __iter__(self):
@@ -206,7 +221,7 @@ class ClaimedJobs:
         cancel = self._cancel.pop(job_id, None)
         if cancel is None:
             cancel = getattr(job, "_cancel_requested", None)
-        mark_claimed(job, Claim(job_id, attempt, cancel))
+        mark_claimed(job, Claim(job_id, attempt, cancel, self._locked))
         return job
 
 

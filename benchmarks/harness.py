@@ -33,6 +33,10 @@ DATABASE = os.environ.get("JOBS_BENCH_DB", "jobs_bench")
 # The local socket, as the baseline in shared/reference was measured.
 URI = "postgres:///%s" % DATABASE
 SECTIONS = """
+[bench_per_job]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+batch_size: 1
+
 [bench]
 source_interface: jobs.testing.foojob.IDoFooJobSource
 batch_size: 100

@@ -5,11 +5,16 @@ in the same run on the same PostgreSQL.
     .venv/bin/python benchmarks/throughput.py [--sizes 10000,100000] [--no-peers]
 
 Modes:
-  per-job-commit  cron mode: each ready job's lease taken one by one,
-                  one commit for the claim and one for the outcome
+  one-by-one      the cron default (batch_size 0, Launchpad's way): read
+                  the ready ids, then per job take its lease, start it
+                  (commit), run it and record the outcome (commit)
+  per-job-commit  batch_size 1: claim one job per transaction, run it and
+                  record its outcome in another: pgbench's two-transaction
+                  shape below
   batch           claim 100 per statement, one commit per outcome
   group-commit    claim 200 per statement, 200 outcomes per commit
-  worker-1/2      run_jobs.py --worker (group commit), 1 or 2 processes
+  worker-N        run_jobs.py --worker, N processes, group commit
+  worker-per-job-N  the same, per-job-commit section (batch_size 1)
 
 Baselines: pgbench's two-transaction claim/complete loop (the physical
 limit of one commit per claim and per completion), and, when
@@ -88,8 +93,10 @@ def in_process(make_runner):
 
 
 MODES = {
-    "per-job-commit": in_process(lambda: JobRunner.fromReady(
+    "one-by-one": in_process(lambda: JobRunner.fromReady(
         DoFooJob, DevNullLogger(), keep_jobs=False)),
+    "per-job-commit": in_process(lambda: BatchRunner(
+        DoFooJob, DevNullLogger(), batch_size=1)),
     "batch": in_process(lambda: BatchRunner(
         DoFooJob, DevNullLogger(), batch_size=100)),
     "group-commit": in_process(lambda: BatchRunner(
@@ -97,12 +104,15 @@ MODES = {
 }
 
 
-def run_workers(processes, count):
+WORKER_SECTIONS = {"worker": "bench_group", "worker-per-job": "bench_per_job"}
+
+
+def run_workers(section, processes, count):
     """Start `processes` workers on a loaded queue; time until it drains."""
     env = dict(os.environ)
     started = time.perf_counter()
     workers = [subprocess.Popen(
-        harness.run_jobs_command("--worker", "-q", "bench_group"), env=env,
+        harness.run_jobs_command("--worker", "-q", section), env=env,
         stderr=subprocess.DEVNULL) for _ in range(processes)]
     try:
         while harness.count_status(2) < count:
@@ -121,8 +131,10 @@ def processing(sizes, modes, figures):
     for size in sizes:
         for mode in modes:
             harness.load_jobs(size)
-            if mode.startswith("worker-"):
-                seconds = run_workers(int(mode.split("-")[1]), size)
+            if mode.startswith("worker"):
+                kind, processes = mode.rsplit("-", 1)
+                seconds = run_workers(WORKER_SECTIONS[kind], int(processes),
+                                      size)
             else:
                 seconds, _ = harness.timed(MODES[mode])
             done = harness.count_status(2)
@@ -212,13 +224,50 @@ def ratios(figures, sizes):
                 if figures.get(peer):
                     parts.append("%.2fx %s best" % (rate / figures[peer], peer))
             print("#   " + "; ".join(parts))
+        targets(figures, size)
+
+
+def clients(mode):
+    """How many processes a mode runs (the pgbench clients to compare)."""
+    return int(mode.rsplit("-", 1)[1]) if mode.startswith("worker") else 1
+
+
+def targets(figures, size):
+    """Issue 4's throughput targets, from this run's figures."""
+    pgbench = figures.get("pgbench", {})
+    per_job = {mode: rate for (mode, n), rate in _rates(figures, size)
+               if mode == "per-job-commit" or mode.startswith("worker-per-job")}
+    grouped = {mode: rate for (mode, n), rate in _rates(figures, size)
+               if mode in ("batch", "group-commit")
+               or (mode.startswith("worker-") and "per-job" not in mode)}
+    print("# targets, %d jobs" % size)
+    if per_job and pgbench:
+        for mode, rate in per_job.items():
+            limit = pgbench.get(clients(mode))
+            if limit:
+                print("#   %s: %.2fx pgbench with %d client(s) (target 0.70x)"
+                      % (mode, rate / limit, clients(mode)))
+    if per_job and figures.get("procrastinate"):
+        mode, rate = max(per_job.items(), key=lambda item: item[1])
+        print("#   per-job-commit best (%s) %.0f jobs/s: %.2fx Procrastinate's"
+              " best (target 2x)" % (mode, rate, rate / figures["procrastinate"]))
+    if grouped and figures.get("pgqueuer"):
+        mode, rate = max(grouped.items(), key=lambda item: item[1])
+        print("#   batch/group best (%s) %.0f jobs/s: %.2fx PgQueuer's best"
+              " (target 1x)" % (mode, rate, rate / figures["pgqueuer"]))
+
+
+def _rates(figures, size):
+    return [(key, rate) for key, rate in figures.items()
+            if isinstance(key, tuple) and key[1] == size]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000")
     parser.add_argument("--modes", default=",".join(
-        list(MODES) + ["worker-1", "worker-2"]))
+        list(MODES) + ["worker-per-job-1", "worker-per-job-2", "worker-1",
+                       "worker-2"]))
     parser.add_argument("--no-peers", action="store_true")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]

@@ -28,13 +28,25 @@ class LogTail(logging.Handler):
         self.size = 0
         self.setFormatter(formatter())
         self._depth = 0
+        self.collecting = True
 
-    def clear(self):
-        """Forget what was kept: the next job's tail starts empty."""
+    def start(self):
+        """Start a new tail (empty): collect until `stop`.
+
+        Between jobs a runner that stays attached collects nothing, so
+        that its own lines are never formatted for a tail.
+        """
         self.lines.clear()
         self.size = 0
+        self.collecting = True
+
+    def stop(self):
+        """Stop collecting; `text` still returns what was kept."""
+        self.collecting = False
 
     def emit(self, record):
+        if not self.collecting:
+            return
         try:
             line = self.format(record)
         except Exception:

@@ -225,10 +225,10 @@ class JobRunner:
         """Run a started job and record its outcome (see the table)."""
         commit = savepoint is None
         tail = self.tail
-        tail.clear()
         try:
             try:
                 with tail:
+                    tail.start()
                     job.run()
                     if savepoint is not None:
                         # The job's SQL runs now, inside its savepoint.
@@ -236,6 +236,7 @@ class JobRunner:
             finally:
                 # Whatever the outcome, its UPDATE records what the job
                 # logged (no extra statement), and so does its OOPS.
+                tail.stop()
                 text = tail.text()
                 if text is not None:
                     text = self.error_reporter.redactor.text(text)

@@ -18,7 +18,14 @@ from storm.store import AutoReload
 from storm.locals import Bool, Int, Unicode
 from zope.interface import implementer
 
-from jobs.database import JSON, DBEnum, UTCDateTime, UTCNow, dialect
+from jobs.database import (
+    JSON,
+    DBEnum,
+    UTCDateTime,
+    UTCNow,
+    clock,
+    dialect,
+)
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
 from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
 from jobs.model.locking import LockingSelect
@@ -123,7 +130,8 @@ class Job:
         return [job.id for job in jobs]
 
     @classmethod
-    def claim(cls, store, condition, tables, limit, lease_duration):
+    def claim(cls, store, condition, tables, limit, lease_duration,
+              cache_key=None):
         """Claim up to `limit` ready jobs matching `condition`, atomically.
 
         One statement moves them to RUNNING as a new attempt with a lease
@@ -137,6 +145,9 @@ class Job:
 
         :param condition: a Storm expression choosing the source's jobs.
         :param tables: the tables `condition` needs besides ``job``.
+        :param cache_key: a hashable value standing for `condition` (the
+            source): the statement is then compiled once per key, limit
+            and lease (compiling it costs more than running it).
         :return: ``[(job_id, attempt)]`` in claiming order. The caller
             commits to publish the claim.
         """
@@ -151,12 +162,21 @@ class Job:
                 Job.date_started: UTCNow(),
                 Job.date_finished: None}
         if dialect(store) == "postgresql":
-            candidates = LockingSelect(
-                Job.id, where=where, tables=[Job] + list(tables),
-                order_by=order, limit=limit, lock="FOR UPDATE OF job SKIP LOCKED")
-            rows = store.execute(Returning(
-                Update(sets, where=Job.id.is_in(candidates), table=Job),
-                columns=(Job.id, Job.attempt_count, Job.priority))).get_all()
+            key = None
+            if cache_key is not None and clock.frozen_at is None:
+                key = (cache_key, limit, lease_duration)
+            statement = _claim_statements.get(key) if key else None
+            if statement is None:
+                candidates = LockingSelect(
+                    Job.id, where=where, tables=[Job] + list(tables),
+                    order_by=order, limit=limit,
+                    lock="FOR UPDATE OF job SKIP LOCKED")
+                statement = compiled(store, Returning(
+                    Update(sets, where=Job.id.is_in(candidates), table=Job),
+                    columns=(Job.id, Job.attempt_count, Job.priority)))
+                if key is not None:
+                    _claim_statements[key] = statement
+            rows = store.execute(*statement).get_all()
         else:
             ids = [row[0] for row in store.execute(Select(
                 Job.id, where=where, tables=[Job] + list(tables),
@@ -212,8 +232,7 @@ class Job:
             the caller.
         """
         recorded = 0
-        state = State()
-        now = store._connection.compile(UTCNow(), state)
+        now, now_parameters = compiled(store, UTCNow())
         for start in range(0, len(outcomes), 500):
             chunk = outcomes[start:start + 500]
             params = []
@@ -227,7 +246,7 @@ class Job:
                 " AND job.attempt_count = outcome.attempt" % (
                     ", ".join(["(?, ?, ?)"] * len(chunk)),
                     COMPLETED.value, now, RUNNING.value),
-                params + list(state.parameters))
+                params + now_parameters)
             recorded += result.rowcount
         return recorded
 
@@ -454,6 +473,18 @@ class Job:
         if self.status is not SUSPENDED:
             raise InvalidTransition(self.status, WAITING)
         self._transition(WAITING, {Job.lease_expires: None})
+
+
+# (cache_key, limit, lease) -> the claim statement's SQL and parameters.
+_claim_statements = {}
+
+
+def compiled(store, expr):
+    """Compile `expr` for `store`'s database: ``(sql, parameters)``, to
+    run with ``store.execute(sql, parameters)``. Only for expressions
+    whose values do not change between runs (no frozen `UTCNow`)."""
+    state = State()
+    return store._connection.compile(expr, state), list(state.parameters)
 
 
 def ready_condition():

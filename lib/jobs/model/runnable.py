@@ -56,7 +56,8 @@ class BaseRunnableJobSource:
         from jobs.model.job import Job
         condition, tables = cls.jobCondition()
         claimed = Job.claim(get_store(), condition, tables, limit,
-                            lease_duration or cls.lease_duration)
+                            lease_duration or cls.lease_duration,
+                            cache_key=cls)
         return ClaimedJobs(cls, claimed)
 
     @classmethod

@@ -109,10 +109,14 @@ class BatchRunner:
             self._forget(job)
             in_group += 1
             if self.group_commit and in_group >= self.group_commit:
-                self.runner.commit_group()
+                self._commit_group()
                 in_group = 0
         if self.group_commit:
-            self.runner.commit_group()
+            self._commit_group()
+
+    def _commit_group(self):
+        forget_dead_objects(get_store())
+        self.runner.commit_group()
 
     def _cancel(self, job):
         try:
@@ -140,7 +144,9 @@ class BatchRunner:
                 # Out of the strong cache: once nothing else refers to the
                 # object, it dies.
                 store._cache.remove(get_obj_info(obj))
-        forget_dead_objects(store)
+        if not self.group_commit:
+            # Before the next commit (a group does it before its own).
+            forget_dead_objects(store)
 
     def _release(self, jobs):
         """Give unstarted claimed jobs back to the queue."""

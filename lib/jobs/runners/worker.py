@@ -15,6 +15,7 @@ claims are atomic.
 
 __all__ = ["Worker"]
 
+import gc
 import os
 import select
 import signal
@@ -93,6 +94,12 @@ class Worker:
 
     def run(self):
         """Serve until stopped; return the exit status."""
+        # What start-up made (modules, configuration, registrations) lives
+        # as long as the worker: keep it out of every garbage collection,
+        # which otherwise walks it again and again (about 7% of a short
+        # job's cost).
+        gc.collect()
+        gc.freeze()
         wakeup_fd = self._install_signals()
         self.wakeup_fd = wakeup_fd
         self.listener = self._listen(wakeup_fd)

@@ -155,6 +155,8 @@ class ErrorReporter:
             if isinstance(report.get(key), str):
                 report[key] = self.redactor.text(report[key])
         self.config.publish(report)
+        # Not written (the folder is unusable): callers read the id.
+        report.setdefault("id", None)
         report.pop("datedir_repo_filepath", None)
         return report
 

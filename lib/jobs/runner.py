@@ -44,8 +44,9 @@ from jobs.database import (
     connect,
     get_store,
     set_role,
+    uri_without_password,
 )
-from jobs.errorlog import ErrorReporter
+from jobs.errorlog import ErrorReporter, Redactor
 from jobs.errors import (
     ConfigError,
     DatabaseError,
@@ -442,6 +443,13 @@ class JobCronScript(Script):
         except ConfigError:
             return None
 
+    def make_redactor(self):
+        """Log lines (stderr, --log-file) hide what OOPS reports hide."""
+        try:
+            return Redactor(get_config().redact).text
+        except ConfigError:
+            return None
+
     def lock_and_run(self):
         """Run every section, each under its own lock; return the code."""
         return self.run()
@@ -625,7 +633,9 @@ class JobCronScript(Script):
         except Exception as e:
             raise DatabaseError(
                 "Cannot use the database %s: %s"
-                % (get_config().database_uri, str(e).strip())) from None
+                % (uri_without_password(get_config().database_uri),
+                   " ".join(str(e).split()))
+            ) from None
         finally:
             transaction.abort()
 

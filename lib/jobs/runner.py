@@ -23,6 +23,8 @@ __all__ = [
     "BaseRunnableJob",
     "JobCronScript",
     "JobRunner",
+    "SectionError",
+    "find_section_source",
 ]
 
 import logging
@@ -362,6 +364,38 @@ class SectionError(JobsError):
     """A job section cannot be run (configuration or registration)."""
 
 
+def find_section_source(config, name, interface=None):
+    """Return the source utility of job section `name`.
+
+    :param interface: the source interface (or its dotted name); default
+        the section's ``source_interface``.
+    :raises SectionError: naming the section and the cause.
+    """
+    try:
+        dotted = interface or config.job_section(name).source_interface
+    except ConfigError as e:
+        raise SectionError(str(e)) from None
+    if isinstance(dotted, InterfaceClass):
+        interface = dotted
+    else:
+        try:
+            interface = resolve(dotted)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise SectionError(
+                "Section %s: cannot import source_interface %s: %s"
+                % (name, dotted, e)) from None
+    if not isinstance(interface, InterfaceClass):
+        raise SectionError(
+            "Section %s: source_interface %s is not an interface."
+            % (name, dotted))
+    source = queryUtility(interface)
+    if source is None:
+        raise SectionError(
+            "Section %s: no utility is registered for %s (see"
+            " [components] register)." % (name, interface.__identifier__))
+    return source
+
+
 class JobCronScript(Script):
     """Run the ready jobs of one or more job sections.
 
@@ -495,30 +529,7 @@ class JobCronScript(Script):
 
         :raises SectionError: naming the section and the cause.
         """
-        try:
-            dotted = self.source_interface or config.job_section(
-                name).source_interface
-        except ConfigError as e:
-            raise SectionError(str(e)) from None
-        if isinstance(dotted, InterfaceClass):
-            interface = dotted
-        else:
-            try:
-                interface = resolve(dotted)
-            except (ImportError, AttributeError, ValueError) as e:
-                raise SectionError(
-                    "Section %s: cannot import source_interface %s: %s"
-                    % (name, dotted, e)) from None
-        if not isinstance(interface, InterfaceClass):
-            raise SectionError(
-                "Section %s: source_interface %s is not an interface."
-                % (name, dotted))
-        source = queryUtility(interface)
-        if source is None:
-            raise SectionError(
-                "Section %s: no utility is registered for %s (see"
-                " [components] register)." % (name, interface.__identifier__))
-        return source
+        return find_section_source(config, name, self.source_interface)
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""

@@ -30,6 +30,22 @@ class BaseRunnableJobSource:
     """
 
     memory_limit = None
+    # What run() needs on tables beyond the job's context tables, for
+    # `jobs db roles`: {table name: ("SELECT", "INSERT", "UPDATE", ...)}.
+    database_privileges = {}
+
+    @classmethod
+    def databasePrivileges(cls):
+        """See `IJobSource`: SELECT and UPDATE on the context tables that
+        `jobCondition` names, plus `database_privileges`."""
+        _, tables = cls.jobCondition()
+        privileges = {}
+        for table in tables:
+            name = getattr(table, "__storm_table__", table)
+            privileges.setdefault(name, set()).update(("SELECT", "UPDATE"))
+        for name, granted in cls.database_privileges.items():
+            privileges.setdefault(name, set()).update(granted)
+        return privileges
 
     @classmethod
     def jobCondition(cls):

@@ -132,6 +132,9 @@ class FooJobDerived(DerivedJob):
     context_class = FooJob
     retry_error_types = (RetryError,)
     user_error_types = (UserError,)
+    # run() writes the foo's note and records executions.
+    database_privileges = {"foo": ("SELECT", "UPDATE"),
+                           "job_execution": ("INSERT",)}
 
     def __repr__(self):
         return "<%s for foo %s; status=%s>" % (

@@ -2,7 +2,7 @@
 
     jobs [--config NAME|FILE] [--format table|json] COMMAND ...
 
-Commands: ``db upgrade``, ``db verify``, ``status``, ``list``, ``show``,
+Commands: ``db upgrade``, ``db verify``, ``db roles``, ``status``, ``list``, ``show``,
 ``retry``, ``suspend``, ``resume``, ``oops list``, ``oops show``,
 ``oops summary``. A bad id, date or status is a one-line error and exit
 status 2, never a traceback.
@@ -173,6 +173,23 @@ def cmd_db_verify(options):
             print("  unexpected: %s" % line)
         return 1
     print("The schema is up to date.")
+
+
+def cmd_db_roles(options):
+    from jobs.roles import RoleError, apply_roles
+    try:
+        done = apply_roles(get_store(), get_config(), options.dry_run)
+    except RoleError as e:
+        raise CommandError(str(e)) from None
+    if not done:
+        print("No job section sets a dbuser: every section runs as the"
+              " login role.")
+    for role, sections, sql in done:
+        print("%s role %s (sections: %s):" % (
+            "Would set up" if options.dry_run else "Set up", role,
+            ", ".join(sections)))
+        for statement in sql:
+            print("  %s;" % statement)
 
 
 def cmd_status(options):
@@ -431,6 +448,12 @@ def build_parser():
                            ).set_defaults(run=cmd_db_upgrade)
     db_commands.add_parser("verify", help="exit 1 if the schema is missing or"
                            " older than the code").set_defaults(run=cmd_db_verify)
+    roles = db_commands.add_parser(
+        "roles", help="create or narrow one PostgreSQL role per section"
+        " dbuser, with only the privileges its job types declare")
+    roles.add_argument("--dry-run", action="store_true",
+                       help="print the statements, change nothing")
+    roles.set_defaults(run=cmd_db_roles)
 
     commands.add_parser("status", help="counts, oldest ready job, lost and"
                         " recently failed jobs").set_defaults(run=cmd_status)

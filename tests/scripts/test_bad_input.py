@@ -176,6 +176,14 @@ def job_of_unknown_type(test):
     return ["foo_family"], made.job
 
 
+def claimed(prepare, *options):
+    """`prepare`, run with `options` (e.g. a batch size: the claim path)."""
+    def prepare_claimed(test):
+        argv, job_row = prepare(test)
+        return list(options) + argv, job_row
+    return prepare_claimed
+
+
 def create(**behaviour):
     def prepare(test):
         return lambda: test.factory.makeDoFooJob(**behaviour)
@@ -316,6 +324,12 @@ CASES = [
          0, "Failed; OOPS JobLoadError: Cannot load job 1 for DoFooJob:"
          " JSONDecodeError: Expecting property name enclosed in double"
          " quotes: line 1 column 2 (char 1)", via="outcome"),
+    Case("json_data_not_json_claimed", "the same, claimed in a batch"
+         " (--batch-size 5)", claimed(job_with_raw_json_data("{oops"),
+                                     "--batch-size", "5"),
+         0, "Failed; OOPS JobLoadError: Cannot load job 1 for DoFooJob:"
+         " JSONDecodeError: Expecting property name enclosed in double"
+         " quotes: line 1 column 2 (char 1)", via="outcome"),
     Case("json_data_wrong_shape", "json_data that is JSON but not an object",
          job_with_raw_json_data("[1, 2]"), 0,
          "Failed; OOPS TypeError: DoFooJob 1: json_data is a list, not a"
@@ -326,6 +340,11 @@ CASES = [
     Case("unknown_job_type", "a job type value no class is registered for",
          job_of_unknown_type, 0,
          "Failed; OOPS JobLoadError: Cannot load job 1 for FooJobDerived:"
+         " ValueError: 7 is not a value of FooJobType.", via="outcome",
+         databases=BOTH, config=FAMILY_SECTION),
+    Case("unknown_job_type_claimed", "the same, claimed in a batch"
+         " (--batch-size 5)", claimed(job_of_unknown_type, "--batch-size", "5"),
+         0, "Failed; OOPS JobLoadError: Cannot load job 1 for FooJobDerived:"
          " ValueError: 7 is not a value of FooJobType.", via="outcome",
          databases=BOTH, config=FAMILY_SECTION),
     Case("run_returns_garbage", "run() returns a value", job(return_=[

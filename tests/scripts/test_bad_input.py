@@ -38,7 +38,6 @@ from jobs.errors import InvalidJobData
 from jobs.interfaces.job import IJobSource, JobStatus
 from jobs.log import BufferLogger
 from jobs.runner import JobCronScript
-from jobs.testing.fixtures import DatabaseFixture
 from jobs.testing.foojob import FooJobDerived
 from jobs.testing.script import run_script
 from jobs.testing.testcase import DatabaseTestCase

@@ -2,7 +2,7 @@
 
     jobs [--config NAME|FILE] [--format table|json] COMMAND ...
 
-Commands: ``db upgrade``, ``db verify``, ``status``, ``list``, ``show``,
+Commands: ``db upgrade``, ``db verify``, ``db roles``, ``status``, ``list``, ``show``,
 ``retry``, ``suspend``, ``resume``, ``oops list``, ``oops show``,
 ``oops summary``. A bad id, date or status is a one-line error and exit
 status 2, never a traceback.
@@ -26,7 +26,7 @@ from storm.expr import Count, Desc
 from jobs import schema
 from jobs.config import get_config, load, set_config
 from jobs.database import UTCNow, clock, connect, get_store
-from jobs.errorlog import read_report
+from jobs.errorlog import Redactor, read_report
 from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
@@ -175,6 +175,23 @@ def cmd_db_verify(options):
     print("The schema is up to date.")
 
 
+def cmd_db_roles(options):
+    from jobs.roles import RoleError, apply_roles
+    try:
+        done = apply_roles(get_store(), get_config(), options.dry_run)
+    except RoleError as e:
+        raise CommandError(str(e)) from None
+    if not done:
+        print("No job section sets a dbuser: every section runs as the"
+              " login role.")
+    for role, sections, sql in done:
+        print("%s role %s (sections: %s):" % (
+            "Would set up" if options.dry_run else "Set up", role,
+            ", ".join(sections)))
+        for statement in sql:
+            print("  %s;" % statement)
+
+
 def cmd_status(options):
     store = get_store()
     counts = dict(store.execute(
@@ -229,11 +246,23 @@ def cmd_list(options):
             "date_finished"])
 
 
+def redactor():
+    """Hides the configured secret names in what a command prints.
+
+    The log and OOPS reports are redacted when written; this hides
+    what was written before a name was configured, and progress status
+    lines, which are stored as the job wrote them.
+    """
+    return Redactor(get_config().redact)
+
+
 def cmd_show(options):
     job = get_job(parse_id(options.id))
+    hide = redactor()
     row = job_row(job)
-    row["log"] = job.log
-    row["progress"] = json.loads(job.progress) if job.progress else None
+    row["log"] = hide.text(job.log)
+    row["progress"] = (hide.data(json.loads(job.progress)) if job.progress
+                       else None)
     row["oops_ids"] = [report["id"] for report in iter_reports(
         get_config().error_dir) if report.get("job_id") == job.id]
     if options.format == "json":
@@ -241,7 +270,8 @@ def cmd_show(options):
         return
     for key, value in row.items():
         if key == "progress":
-            print("progress:\n%s" % draw(job.progress))
+            print("progress:\n%s" % draw(
+                json.dumps(value) if value is not None else None))
         elif key == "log":
             print("log:\n%s" % (value or "(none)"))
         else:
@@ -375,16 +405,18 @@ def fingerprint(report):
 
 def cmd_oops_list(options):
     since = parse_date(options.since) if options.since else None
+    hide = redactor()
     rows = [OrderedDict(id=r["id"], time=str(_aware(r.get("time"))),
                         type=r.get("type"), job_id=r.get("job_id"),
-                        value=(r.get("value") or "")[:60])
+                        value=hide.text(r.get("value") or "")[:60])
             for r in iter_reports(get_config().error_dir, since)]
     output(rows, options)
 
 
 def cmd_oops_show(options):
     try:
-        report = read_report(get_config().error_dir, options.id)
+        report = redactor().data(
+            read_report(get_config().error_dir, options.id))
     except JobsError as e:
         raise CommandError(str(e)) from None
     if options.format == "json":
@@ -431,6 +463,12 @@ def build_parser():
                            ).set_defaults(run=cmd_db_upgrade)
     db_commands.add_parser("verify", help="exit 1 if the schema is missing or"
                            " older than the code").set_defaults(run=cmd_db_verify)
+    roles = db_commands.add_parser(
+        "roles", help="create or narrow one PostgreSQL role per section"
+        " dbuser, with only the privileges its job types declare")
+    roles.add_argument("--dry-run", action="store_true",
+                       help="print the statements, change nothing")
+    roles.set_defaults(run=cmd_db_roles)
 
     commands.add_parser("status", help="counts, oldest ready job, lost and"
                         " recently failed jobs").set_defaults(run=cmd_status)

@@ -26,6 +26,7 @@ __all__ = [
     "disconnect",
     "get_store",
     "set_role",
+    "uri_without_password",
 ]
 
 import gc
@@ -232,12 +233,14 @@ def get_store():
     try:
         return zstorm.get(STORE_NAME)
     except StormDatabaseError as e:
+        # libpq's messages span lines; an operator's log wants one.
         raise DatabaseError("Cannot connect to the database %s: %s" % (
-            _without_password(zstorm.get_default_uris()[STORE_NAME]),
-            str(e).strip())) from None
+            uri_without_password(zstorm.get_default_uris()[STORE_NAME]),
+            " ".join(str(e).split()))) from None
 
 
-def _without_password(uri):
+def uri_without_password(uri):
+    """`uri` fit for a log line: its password, if any, as <redacted>."""
     parsed = URI(uri)
     if parsed.password:
         parsed.password = "<redacted>"

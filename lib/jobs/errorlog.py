@@ -28,6 +28,9 @@ from oops_datedir_repo import serializer
 from jobs.errors import NotFoundError
 
 REDACTED = "<redacted>"
+# scheme://user:password@ -- the password part.
+_URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@",
+                           re.IGNORECASE)
 LOCAL_REPR_LIMIT = 200
 # Log records carrying this attribute never become OOPS reports (they
 # are about failing to write one).
@@ -81,11 +84,27 @@ class Redactor:
         return any(fragment in name for fragment in self.names)
 
     def text(self, text):
-        """Return `text` with values assigned to secret names hidden."""
+        """Return `text` with values assigned to secret names hidden, and
+        the passwords of URIs (``scheme://user:password@host``)."""
         if self._pattern is None or not text:
             return text
+        text = _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
         return self._pattern.sub(
             lambda m: m.group("key") + REDACTED, text)
+
+    def data(self, value):
+        """Return `value` (JSON-like: dicts, lists, text) with secrets
+        hidden: a scalar under a secret name, and secrets in any text."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {
+                key: REDACTED if self.is_secret(key) and not isinstance(
+                    item, (dict, list, tuple)) else self.data(item)
+                for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.data(item) for item in value)
+        return value
 
     def pairs(self, pairs):
         """Return {name: str(value)} with secrets hidden."""
@@ -149,12 +168,15 @@ class ErrorReporter:
 
     def _finish(self, report, req_vars, extra):
         report["req_vars"] = self.redactor.pairs(req_vars)
-        for key, value in extra.items():
-            report[key] = value
-        for key in ("value", "tb_text", "log_tail"):
+        # Extra fields (log_tail, log_message, operation...) are text a
+        # job or a log record made: redacted like the rest.
+        report.update(self.redactor.data(extra))
+        for key in ("value", "tb_text"):
             if isinstance(report.get(key), str):
                 report[key] = self.redactor.text(report[key])
         self.config.publish(report)
+        # Not written (the folder is unusable): callers read the id.
+        report.setdefault("id", None)
         report.pop("datedir_repo_filepath", None)
         return report
 

@@ -3,7 +3,10 @@
 __all__ = [
     "ConfigError",
     "DatabaseError",
+    "InvalidJobData",
     "InvalidTransition",
+    "JobDataTooLarge",
+    "JobLoadError",
     "JobsError",
     "LeaseHeld",
     "LostRunner",
@@ -71,3 +74,15 @@ class DatabaseError(JobsError):
 
 class SchemaError(JobsError):
     """The database schema is missing or older than the code."""
+
+
+class InvalidJobData(JobsError):
+    """A job's ``json_data`` cannot be stored: not JSON, or text the database refuses."""
+
+
+class JobDataTooLarge(InvalidJobData):
+    """A job's ``json_data`` is larger than its job type allows."""
+
+
+class JobLoadError(JobsError):
+    """A ready job's row cannot be loaded (bad ``json_data``, unknown job type)."""

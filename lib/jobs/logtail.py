@@ -11,7 +11,7 @@ __all__ = ["LogTail"]
 import collections
 import logging
 
-from jobs.scripts.logger import formatter
+from jobs.scripts.logger import formatter, printable
 
 
 class LogTail(logging.Handler):
@@ -51,8 +51,7 @@ class LogTail(logging.Handler):
             line = self.format(record)
         except Exception:
             line = "%s %s" % (record.levelname, record.msg)
-        # Non-UTF-8 or odd text must not break the job's bookkeeping.
-        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+        line = printable(line)
         self.lines.append(line)
         self.size += len(line) + 1
         while self.size > self.max_chars and len(self.lines) > 1:

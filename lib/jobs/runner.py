@@ -23,6 +23,8 @@ __all__ = [
     "BaseRunnableJob",
     "JobCronScript",
     "JobRunner",
+    "SectionError",
+    "find_section_source",
 ]
 
 import logging
@@ -44,8 +46,9 @@ from jobs.database import (
     connect,
     get_store,
     set_role,
+    uri_without_password,
 )
-from jobs.errorlog import ErrorReporter
+from jobs.errorlog import ErrorReporter, Redactor
 from jobs.errors import (
     ConfigError,
     DatabaseError,
@@ -417,6 +420,38 @@ class SectionError(JobsError):
     """A job section cannot be run (configuration or registration)."""
 
 
+def find_section_source(config, name, interface=None):
+    """Return the source utility of job section `name`.
+
+    :param interface: the source interface (or its dotted name); default
+        the section's ``source_interface``.
+    :raises SectionError: naming the section and the cause.
+    """
+    try:
+        dotted = interface or config.job_section(name).source_interface
+    except ConfigError as e:
+        raise SectionError(str(e)) from None
+    if isinstance(dotted, InterfaceClass):
+        interface = dotted
+    else:
+        try:
+            interface = resolve(dotted)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise SectionError(
+                "Section %s: cannot import source_interface %s: %s"
+                % (name, dotted, e)) from None
+    if not isinstance(interface, InterfaceClass):
+        raise SectionError(
+            "Section %s: source_interface %s is not an interface."
+            % (name, dotted))
+    source = queryUtility(interface)
+    if source is None:
+        raise SectionError(
+            "Section %s: no utility is registered for %s (see"
+            " [components] register)." % (name, interface.__identifier__))
+    return source
+
+
 class JobCronScript(Script):
     """Run the ready jobs of one or more job sections.
 
@@ -498,6 +533,13 @@ class JobCronScript(Script):
         except ConfigError:
             return None
 
+    def make_redactor(self):
+        """Log lines (stderr, --log-file) hide what OOPS reports hide."""
+        try:
+            return Redactor(get_config().redact).text
+        except ConfigError:
+            return None
+
     def lock_and_run(self):
         """Run every section, each under its own lock; return the code."""
         return self.run()
@@ -543,30 +585,7 @@ class JobCronScript(Script):
 
         :raises SectionError: naming the section and the cause.
         """
-        try:
-            dotted = self.source_interface or config.job_section(
-                name).source_interface
-        except ConfigError as e:
-            raise SectionError(str(e)) from None
-        if isinstance(dotted, InterfaceClass):
-            interface = dotted
-        else:
-            try:
-                interface = resolve(dotted)
-            except (ImportError, AttributeError, ValueError) as e:
-                raise SectionError(
-                    "Section %s: cannot import source_interface %s: %s"
-                    % (name, dotted, e)) from None
-        if not isinstance(interface, InterfaceClass):
-            raise SectionError(
-                "Section %s: source_interface %s is not an interface."
-                % (name, dotted))
-        source = queryUtility(interface)
-        if source is None:
-            raise SectionError(
-                "Section %s: no utility is registered for %s (see"
-                " [components] register)." % (name, interface.__identifier__))
-        return source
+        return find_section_source(config, name, self.source_interface)
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""
@@ -681,7 +700,9 @@ class JobCronScript(Script):
         except Exception as e:
             raise DatabaseError(
                 "Cannot use the database %s: %s"
-                % (get_config().database_uri, str(e).strip())) from None
+                % (uri_without_password(get_config().database_uri),
+                   " ".join(str(e).split()))
+            ) from None
         finally:
             transaction.abort()
 

@@ -60,7 +60,8 @@ class TestSchema(TestCase):
                 [("jobs", 1, "job"), ("jobs", 2, "job_indexes"),
                  ("jobs", 3, "priority_notify"),
                  ("jobs", 4, "cancel_requested"), ("jobs", 5, "progress"),
-                 ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution")],
+                 ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution"),
+                 ("jobs.testing", 3, "baz")],
                 applied)
             first = schema.describe(store)
             self.assertEqual([], schema.upgrade(store, (schema.FRAMEWORK, FOO)))

@@ -300,7 +300,8 @@ class BlockedRunTestCase(DatabaseTestCase):
         while True:
             cursor.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                " AND NOT granted")
+                " AND NOT granted AND database = (SELECT oid FROM"
+                " pg_database WHERE datname = current_database())")
             if cursor.fetchone()[0]:
                 return process
             if process.poll() is not None:

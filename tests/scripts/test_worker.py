@@ -145,7 +145,9 @@ class TestWorkerStop(WorkerMixin, BlockedRunTestCase):
     def _lock_awaited(self):
         cursor = self.blocker.cursor()
         cursor.execute("SELECT count(*) FROM pg_locks WHERE"
-                       " locktype = 'advisory' AND NOT granted")
+                       " locktype = 'advisory' AND NOT granted"
+                       " AND database = (SELECT oid FROM pg_database"
+                       " WHERE datname = current_database())")
         return cursor.fetchone()[0] > 0
 
 

@@ -125,3 +125,24 @@ class TestRedactor(TestCase):
 
     def test_no_names_redacts_nothing(self):
         self.assertEqual("password=abc", Redactor(()).text("password=abc"))
+
+
+class TestRedactor(TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.redactor = Redactor(("password", "token"))
+
+    def test_uri_passwords(self):
+        self.assertEqual(
+            "postgres://app:<redacted>@db:5432/app and https://host/path",
+            self.redactor.text(
+                "postgres://app:s3cret@db:5432/app and https://host/path"))
+
+    def test_data_hides_scalars_under_secret_names_and_secrets_in_text(self):
+        self.assertEqual(
+            {"api_token": "<redacted>", "note": "password=<redacted>",
+             "tokens": {"status": "ok"}, "lines": ["token: <redacted>", 3]},
+            self.redactor.data(
+                {"api_token": "abc", "note": "password=hunter2",
+                 "tokens": {"status": "ok"}, "lines": ["token: abc", 3]}))

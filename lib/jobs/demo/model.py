@@ -45,6 +45,7 @@ class DemoJob(BaseRunnableJob):
     def create(cls, action, message, max_retries=0):
         """See `IDemoJobSource`."""
         job = Job(max_retries=max_retries, base_job_type=DEMO_JOB_TYPE,
+                  max_json_data_bytes=cls.max_json_data_bytes,
                   base_json_data={"action": action, "message": message})
         store = get_store()
         store.add(job)

@@ -312,6 +312,17 @@ class IJobSource(Interface):
         Leaves the transaction open: the caller commits the claim.
         """
 
+    def databasePrivileges():
+        """Return what this source's jobs need of the database, beyond
+        the framework's own needs on ``job``.
+
+        A dict ``{table name: set of privileges}`` (``"SELECT"``,
+        ``"INSERT"``, ``"UPDATE"``, ``"DELETE"``): the job's context tables
+        and the tables its ``run()`` reads or writes. ``jobs db roles``
+        grants exactly this (and the sequences of tables it may INSERT
+        into) to the section's ``dbuser``. Touches no database.
+        """
+
     def iterLost():
         """Return the orphans with no attempts left.
 

@@ -22,6 +22,7 @@ from jobs.database import get_store
 from jobs.errors import NotFoundError
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
 from jobs.model.job import Job
+from jobs.model.jsondata import check_json_data
 from jobs.model.runnable import BaseRunnableJob
 
 
@@ -67,7 +68,13 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
 
         The job row's ``max_retries`` is the class's policy. Flushes, so
         the ids exist; leaves the transaction to the caller.
+
+        :raises InvalidJobData: when ``json_data`` cannot be stored, or
+            (`JobDataTooLarge`) is larger than `max_json_data_bytes`.
         """
+        if context_columns.get("json_data") is not None:
+            check_json_data(context_columns["json_data"],
+                            cls.max_json_data_bytes)
         max_retries = inspect.getattr_static(cls, "max_retries", 0)
         if not isinstance(max_retries, int):
             max_retries = 0

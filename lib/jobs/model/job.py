@@ -28,6 +28,7 @@ from jobs.database import (
 )
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
 from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
+from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data
 from jobs.model.locking import LockingSelect
 
 WAITING = JobStatus.WAITING
@@ -84,7 +85,15 @@ class Job:
     _row_locked = False
 
     def __init__(self, max_retries=0, scheduled_start=None,
-                 base_job_type=None, base_json_data=None):
+                 base_job_type=None, base_json_data=None,
+                 max_json_data_bytes=MAX_JSON_DATA_BYTES):
+        """Make a WAITING job row.
+
+        :raises InvalidJobData: see `check_json_data` (`JobDataTooLarge`
+            beyond `max_json_data_bytes`).
+        """
+        if base_json_data is not None:
+            check_json_data(base_json_data, max_json_data_bytes)
         self.max_retries = max_retries
         self.scheduled_start = scheduled_start
         self.base_job_type = base_job_type

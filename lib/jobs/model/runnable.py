@@ -1,6 +1,6 @@
 """`BaseRunnableJob`: the defaults every runnable job type starts from."""
 
-__all__ = ["BaseRunnableJob", "BaseRunnableJobSource"]
+__all__ = ["BaseRunnableJob", "BaseRunnableJobSource", "UnloadableJob"]
 
 import contextlib
 import logging
@@ -11,9 +11,15 @@ from storm.expr import Desc
 from zope.interface import implementer
 
 from jobs.database import UTCNow
+from jobs.errors import JobLoadError, UnknownJobType
 from jobs.interfaces.job import IJob, IRunnableJob
+from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
 logger = logging.getLogger(__name__)
+
+# What loading a malformed row raises: Storm's JSON and DBEnum variables
+# (ValueError, TypeError), `EnumeratedSubclass.makeSubclass`.
+LOAD_ERRORS = (ValueError, TypeError, UnknownJobType)
 
 
 class BaseRunnableJobSource:
@@ -24,6 +30,22 @@ class BaseRunnableJobSource:
     """
 
     memory_limit = None
+    # What run() needs on tables beyond the job's context tables, for
+    # `jobs db roles`: {table name: ("SELECT", "INSERT", "UPDATE", ...)}.
+    database_privileges = {}
+
+    @classmethod
+    def databasePrivileges(cls):
+        """See `IJobSource`: SELECT and UPDATE on the context tables that
+        `jobCondition` names, plus `database_privileges`."""
+        _, tables = cls.jobCondition()
+        privileges = {}
+        for table in tables:
+            name = getattr(table, "__storm_table__", table)
+            privileges.setdefault(name, set()).update(("SELECT", "UPDATE"))
+        for name, granted in cls.database_privileges.items():
+            privileges.setdefault(name, set()).update(granted)
+        return privileges
 
     @classmethod
     def jobCondition(cls):
@@ -44,6 +66,32 @@ class BaseRunnableJobSource:
         the context rows and leaves each job row until something asks).
         """
         return cls.getJobs(job_ids)
+
+    @classmethod
+    def loadJobs(cls, job_ids, claimed=False):
+        """`getJobs` (`getClaimedJobs` when `claimed`), except that a row
+        that cannot be loaded — its ``json_data`` is not JSON, its job type
+        has no class — comes back as an `UnloadableJob`, which fails with
+        an OOPS when run, instead of stopping the runner (and every job
+        after it) with a traceback.
+        """
+        try:
+            if claimed:
+                return cls.getClaimedJobs(job_ids)
+            return cls.getJobs(job_ids)
+        except LOAD_ERRORS as e:
+            if len(job_ids) > 1:
+                return [job for job_id in job_ids
+                        for job in cls.loadJobs([job_id], claimed)]
+            from jobs.database import get_store
+            from jobs.model.job import Job
+            [job_id] = job_ids
+            row = get_store().get(Job, job_id)
+            if row is None:
+                return []
+            return [UnloadableJob(row, JobLoadError(
+                "Cannot load job %d for %s: %s: %s" % (
+                    job_id, cls.__name__, type(e).__name__, e)))]
 
     @classmethod
     def claimReady(cls, limit, lease_duration=None):
@@ -70,7 +118,7 @@ class BaseRunnableJobSource:
         object it still holds, so a long queue must not sit in memory.
         """
         for job_id in cls.readyJobIds():
-            yield from cls.getJobs([job_id])
+            yield from cls.loadJobs([job_id])
 
     @classmethod
     def readyJobIds(cls, limit=None):
@@ -189,7 +237,8 @@ class ClaimedJobs:
                 lost.append((job_id, attempt))
         self.claimed = mine
         self._locked = True
-        jobs = self.source.getClaimedJobs([job_id for job_id, _ in mine])
+        jobs = self.source.loadJobs([job_id for job_id, _ in mine],
+                                    claimed=True)
         self._loaded = {job.job_id: job for job in jobs}
         return lost
 
@@ -215,7 +264,7 @@ class ClaimedJobs:
     def _load(self, job_id, attempt):
         job = self._loaded.pop(job_id, None)
         if job is None:
-            jobs = self.source.getClaimedJobs([job_id])
+            jobs = self.source.loadJobs([job_id], claimed=True)
             if not jobs:
                 return None
             job = jobs[0]
@@ -240,6 +289,9 @@ class BaseRunnableJob(BaseRunnableJobSource):
     retry_error_types = ()
     retry_delay = timedelta(minutes=10)
     lease_duration = timedelta(minutes=5)
+    # The largest json_data a job of this type may be created with
+    # (bytes of UTF-8 JSON; see `jobs.model.jsondata`).
+    max_json_data_bytes = MAX_JSON_DATA_BYTES
 
     def __repr__(self):
         return "<%s job %s; status=%s>" % (
@@ -262,7 +314,8 @@ class BaseRunnableJob(BaseRunnableJobSource):
 
     def notifyOops(self, report):
         """See `IRunnableJob`."""
-        logger.info("%r failed with OOPS %s", self, report["id"])
+        logger.info("%r failed with OOPS %s", self,
+                    report["id"] or "(not written: see the log)")
 
     def notifyUserError(self, error):
         """See `IRunnableJob`."""
@@ -284,3 +337,29 @@ class BaseRunnableJob(BaseRunnableJobSource):
             scheduled_start = UTCNow(self.retry_delay)
         self.job.queue(manage_transaction, abort_transaction,
                        scheduled_start=scheduled_start)
+
+
+class UnloadableJob(BaseRunnableJob):
+    """A ready job whose row could not be loaded; running it fails it.
+
+    Made by `BaseRunnableJobSource.loadJobs` around the bare `Job` row:
+    the runner takes its lease and runs it like any job, and `run()`
+    raises the `JobLoadError`, so the job ends FAILED with an OOPS that
+    says what is wrong, and the jobs after it still run.
+    """
+
+    def __init__(self, job, error):
+        self.job = job
+        self.error = error
+
+    def __repr__(self):
+        return "<UnloadableJob %s; status=%s>" % (
+            self.job.id, self.job.status.title)
+
+    def getOperationDescription(self):
+        """See `IRunnableJob`."""
+        return "loading the job"
+
+    def run(self):
+        """See `IRunnableJob`."""
+        raise self.error

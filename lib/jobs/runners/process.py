@@ -318,18 +318,19 @@ def child_main(connection, settings):
 
     from jobs.config import load, set_config
     from jobs.database import connect, set_role
+    from jobs.errorlog import Redactor
     from jobs.registration import register_components
     from jobs.runner import default_error_reporter
     from jobs.scripts.logger import formatter
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     logging.basicConfig(level=settings["log_level"], stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter())
     # The transaction package's DEBUG chatter is not the operator's.
     logging.getLogger("txn").setLevel(max(logging.INFO, settings["log_level"]))
     logger = logging.getLogger("run_jobs")
     config = load(settings["config_path"])
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter(Redactor(config.redact).text))
     set_config(config)
     register_components(config)
     connect(config.database_uri)
@@ -349,7 +350,8 @@ def child_main(connection, settings):
         if message is None:
             return
         job_id, attempt = message
-        jobs = source.getJobs([job_id])
+        # A malformed row comes back as an UnloadableJob, which fails.
+        jobs = getattr(source, "loadJobs", source.getJobs)([job_id])
         if not jobs:
             connection.send((job_id, "?", False, None))
             continue

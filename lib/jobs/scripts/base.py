@@ -118,11 +118,16 @@ class Script:
         """Return the `ErrorReporter` for WARNING+ records, or None."""
         return None
 
+    def make_redactor(self):
+        """Return a function hiding the secrets of a log line, or None."""
+        return None
+
     def _setup_logging(self):
         if self._injected_logger is not None:
             return
         level = level_from_options(self.options.verbose, self.options.quiet)
-        self._handlers = configure_logging(level, self.options.log_file)
+        self._handlers = configure_logging(level, self.options.log_file,
+                                           redact=self.make_redactor())
         reporter = self.make_error_reporter()
         if reporter is not None:
             handler = OopsHandler(reporter, self.name)

@@ -1,7 +1,18 @@
 """Script logging: levels from -v/-q, the UTC line format, extra log files,
-and WARNING-and-above records turned into OOPS reports."""
+and WARNING-and-above records turned into OOPS reports.
 
-__all__ = ["OopsHandler", "configure_logging", "level_from_options"]
+Every line a script writes is made printable (bytes that are not UTF-8
+escaped, NUL escaped) and, when the script says how, has its secrets
+redacted: what cron mails and log files keep must not hold passwords.
+"""
+
+__all__ = [
+    "OopsHandler",
+    "configure_logging",
+    "formatter",
+    "level_from_options",
+    "printable",
+]
 
 import logging
 import time
@@ -18,11 +29,38 @@ def level_from_options(verbose, quiet):
                                   logging.INFO + 10 * (quiet - verbose)))
 
 
-def formatter():
-    """The script line format, with UTC time stamps."""
-    result = logging.Formatter(LINE_FORMAT, DATE_FORMAT)
-    result.converter = time.gmtime
-    return result
+def printable(text):
+    """`text` made storable anywhere: bytes that are not UTF-8 shown as
+    ``\\xNN`` (surrogate-escaped ones as the byte they stand for), NUL as
+    ``\\x00`` (PostgreSQL text cannot hold it; the job's outcome, written
+    with its log, would fail)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+class ScriptFormatter(logging.Formatter):
+    """The script line format: UTC time stamps, printable text, and
+    secrets redacted by `redact` (a function of the text), if given."""
+
+    converter = time.gmtime
+
+    def __init__(self, redact=None):
+        super().__init__(LINE_FORMAT, DATE_FORMAT)
+        self.redact = redact
+
+    def format(self, record):
+        text = printable(super().format(record))
+        if self.redact is not None:
+            text = self.redact(text)
+        return text
+
+
+def formatter(redact=None):
+    """The script line format (see `ScriptFormatter`)."""
+    return ScriptFormatter(redact)
 
 
 class OopsHandler(logging.Handler):
@@ -54,10 +92,11 @@ class OopsHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level, log_files, stream=None):
+def configure_logging(level, log_files, stream=None, redact=None):
     """Send the root logger's records to stderr (and `log_files`).
 
     :param log_files: [(level, path)] of extra files, appended to.
+    :param redact: a function hiding the secrets of a line, or None.
     :return: the handlers added (to remove when done).
     """
     root = logging.getLogger()
@@ -71,7 +110,7 @@ def configure_logging(level, log_files, stream=None):
         handler.setLevel(file_level)
         handlers.append(handler)
     for handler in handlers:
-        handler.setFormatter(formatter())
+        handler.setFormatter(formatter(redact))
         root.addHandler(handler)
     root.setLevel(min([level] + [lvl for lvl, _ in log_files]))
     return handlers

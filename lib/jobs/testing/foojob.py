@@ -98,6 +98,13 @@ class UserError(Exception):
     """The user's mistake: tell them, file no OOPS."""
 
 
+class UnprintableError(Exception):
+    """An error whose ``str()`` raises (as some libraries' do)."""
+
+    def __str__(self):
+        raise RuntimeError("this error cannot be printed")
+
+
 class IDoFooJob(IRunnableJob):
     """A job that does foo to a Foo."""
 
@@ -125,6 +132,9 @@ class FooJobDerived(DerivedJob):
     context_class = FooJob
     retry_error_types = (RetryError,)
     user_error_types = (UserError,)
+    # run() writes the foo's note and records executions.
+    database_privileges = {"foo": ("SELECT", "UPDATE"),
+                           "job_execution": ("INSERT",)}
 
     def __repr__(self):
         return "<%s for foo %s; status=%s>" % (
@@ -139,10 +149,15 @@ class FooJobDerived(DerivedJob):
         (text written to the foo), ``sql`` (a statement to execute),
         ``progress`` (a list of ``[current, total, status, group...]``
         reports, made first), ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
-        for ``os._exit``), ``say`` (a message logged at INFO), ``warn`` (a
-        message logged at WARNING), ``record`` (insert a row
-        into ``job_execution``), ``raise_`` (one of
-        "retry", "user", "suspend", "error").
+        for ``os._exit``), ``say`` (a message logged at INFO),
+        ``say_bytes`` (hex of bytes, not necessarily UTF-8, logged at
+        INFO), ``warn`` (a message logged at WARNING), ``record`` (insert
+        a row into ``job_execution``), ``secret`` (a password the job
+        holds in a local, logs, reports in its progress and its
+        ``getOopsVars``, and puts in its error's message: everything the
+        redaction must hide), ``raise_`` (one of "retry", "user",
+        "suspend", "error", "unprintable": an exception whose ``str()``
+        raises), ``return_`` (a value ``run()`` returns).
         """
         return cls._create(foo=foo, json_data=dict(behaviour))
 
@@ -166,11 +181,16 @@ class FooJobDerived(DerivedJob):
 
     def getOopsVars(self):
         """See `IRunnableJob`."""
-        return super().getOopsVars() + [
+        oops_vars = super().getOopsVars() + [
             ("foo_id", self.context.foo_id),
             ("foo_job_id", self.context.id),
             ("foo_job_type", self.context.job_type.title),
         ]
+        data = self.context.json_data
+        if isinstance(data, dict) and data.get("secret"):
+            oops_vars += [("smtp_password", data["secret"]),
+                          ("smtp_login", "mailer password=%s" % data["secret"])]
+        return oops_vars
 
     def getOperationDescription(self):
         """See `IRunnableJob`."""
@@ -180,6 +200,10 @@ class FooJobDerived(DerivedJob):
     def run(self):
         """See `IRunnableJob`."""
         data = self.context.json_data
+        if not isinstance(data, dict):
+            # Say what is wrong, not "'list' object has no attribute".
+            raise TypeError("%s %d: json_data is a %s, not a JSON object." % (
+                type(self).__name__, self.job_id, type(data).__name__))
         for step in data.get("progress", ()):
             self.reportProgress(*step[:3], group=tuple(step[3:]))
         if data.get("note") is not None:
@@ -190,8 +214,19 @@ class FooJobDerived(DerivedJob):
             get_store().execute(
                 "INSERT INTO job_execution (job, attempt, pid) VALUES (?, ?, ?)",
                 (self.job_id, self.attempt_count, os.getpid()))
+        secret = data.get("secret")
+        if secret:
+            password = secret  # a local the OOPS must redact
+            logger.info("Logging in to the mail server with password=%s",
+                        password)
+            self.reportProgress(1, 2, "logged in with token=%s" % password)
         if data.get("say"):
             logger.info("%s", data["say"])
+        if data.get("say_bytes"):
+            # Output that is not UTF-8 (hex in json_data, as JSON holds
+            # only text), decoded as a subprocess's output would be.
+            logger.info("%s", bytes.fromhex(data["say_bytes"]).decode(
+                "utf-8", "surrogateescape"))
         if data.get("sleep"):
             time.sleep(data["sleep"])  # a slow job, for timeout tests
         if data.get("allocate"):
@@ -208,8 +243,13 @@ class FooJobDerived(DerivedJob):
         if raise_ == "suspend":
             raise SuspendJobException()
         if raise_ == "error":
+            if secret:
+                raise ValueError("Login refused: password=%s" % password)
             password = "hunter2"  # a local the OOPS must redact
             raise ValueError("Something broke (%d)." % len(password))
+        if raise_ == "unprintable":
+            raise UnprintableError()
+        return data.get("return_")
 
 
 @implementer(IDoFooJob)

@@ -1,0 +1,64 @@
+"""`check_json_data`: what a job's ``json_data`` may hold, checked when the
+job is created.
+
+A job's data is stored as JSON (``jsonb`` on PostgreSQL): it must be
+JSON-serializable, hold no NUL character and no unpaired surrogate (both
+of which ``jsonb`` refuses, with an error that would otherwise surface at
+commit, far from the call that made the job), and stay small: every
+runner that claims the job reads it, so bulk data belongs in a table of
+the application's own.
+"""
+
+__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data"]
+
+import json
+
+from jobs.errors import InvalidJobData, JobDataTooLarge
+
+# The default size limit of one job's json_data, as UTF-8 JSON text.
+MAX_JSON_DATA_BYTES = 1024 * 1024
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def check_json_data(data, limit=MAX_JSON_DATA_BYTES):
+    """Check that `data` can be stored as a job's ``json_data``.
+
+    :param data: the value (usually a dict); None is allowed.
+    :param limit: the largest size allowed, in bytes of UTF-8 JSON.
+    :return: the size in bytes.
+    :raises InvalidJobData: when `data` is not JSON-serializable or holds
+        text that PostgreSQL's ``jsonb`` refuses.
+    :raises JobDataTooLarge: when its JSON is larger than `limit`.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidJobData("json_data is not JSON: %s." % e) from None
+    for string in _strings(data):
+        if "\x00" in string:
+            raise InvalidJobData(
+                "json_data holds a NUL character (\\u0000), which"
+                " PostgreSQL's jsonb cannot store.")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidJobData(
+            "json_data holds text that is not valid Unicode (an unpaired"
+            " surrogate): decode bytes before storing them.") from None
+    if size > limit:
+        raise JobDataTooLarge(
+            "json_data is %s bytes of JSON; the limit is %s. Keep bulk"
+            " data in a table of your own and put its key in json_data."
+            % (format(size, ","), format(limit, ",")))
+    return size

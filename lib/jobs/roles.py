@@ -1,0 +1,166 @@
+"""Least privilege: one PostgreSQL role per section ``dbuser``, holding
+only what its jobs need (``jobs db roles``).
+
+A runner runs each section as its ``dbuser`` (``SET ROLE``; the process
+runner's children and the progress connection too). What that role may do
+is the sum of:
+
+- the framework's needs: SELECT on ``job`` and UPDATE of the columns a
+  runner writes (`RUNNER_JOB_COLUMNS`: status, attempt, lease, dates, log,
+  progress) — not ``max_retries``, ``priority``, the type or the data,
+  and no INSERT or DELETE;
+- what each source of the sections using that role declares with
+  ``databasePrivileges()`` (`IJobSource`): its context tables (SELECT,
+  UPDATE) and the tables its ``run()`` touches;
+- USAGE on the sequences of the tables it may INSERT into.
+
+Applying a plan first revokes everything the role holds on the schema's
+tables and sequences, so a job type that stops declaring a table loses
+it. Roles are NOLOGIN: the login role of ``[database] uri`` is made a
+member (unless it is a superuser) so that it can ``SET ROLE``.
+"""
+
+__all__ = [
+    "RUNNER_JOB_COLUMNS",
+    "RoleError",
+    "apply_roles",
+    "plan_roles",
+]
+
+from collections import OrderedDict
+
+import transaction
+
+from jobs.database import dialect, quote_identifier
+from jobs.errors import JobsError
+from jobs.runner import find_section_source
+
+# The job columns a runner updates (claim, outcome, retry, log, progress).
+RUNNER_JOB_COLUMNS = (
+    "status", "attempt_count", "scheduled_start", "lease_expires",
+    "date_started", "date_finished", "log", "progress")
+
+PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+class RoleError(JobsError):
+    """Roles cannot be planned or made (a section's source, SQLite)."""
+
+
+def _framework_privileges():
+    return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)}}
+
+
+def plan_roles(config):
+    """Return ``{role: (section names, {table: set of privileges})}``.
+
+    Sections without a ``dbuser`` run as the login role and are left out;
+    sections sharing one ``dbuser`` share its privileges.
+
+    :raises RoleError: when a section's source cannot be found or does
+        not declare its privileges, or a privilege is not one of
+        SELECT, INSERT, UPDATE, DELETE.
+    """
+    plan = OrderedDict()
+    for name in config.job_section_names:
+        try:
+            section = config.job_section(name)
+            source = find_section_source(config, name)
+        except JobsError as e:
+            raise RoleError(str(e)) from None
+        if section.dbuser is None:
+            continue
+        declare = getattr(source, "databasePrivileges", None)
+        if declare is None:
+            raise RoleError(
+                "Section %s: its source %r does not say what it needs"
+                " (databasePrivileges)." % (name, source))
+        sections, tables = plan.setdefault(
+            section.dbuser, ([], _framework_privileges()))
+        sections.append(name)
+        for table, privileges in declare().items():
+            unknown = set(privileges) - set(PRIVILEGES)
+            if unknown:
+                raise RoleError(
+                    "Section %s: %s on %s is not one of %s." % (
+                        name, ", ".join(sorted(unknown)), table,
+                        ", ".join(PRIVILEGES)))
+            tables.setdefault(table, set()).update(privileges)
+    return plan
+
+
+def _sequences(store, table):
+    """The sequences that fill `table`'s serial columns."""
+    rows = store.execute(
+        "SELECT pg_get_serial_sequence(quote_ident(table_name),"
+        " column_name) FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?",
+        (table,))
+    return sorted(row[0] for row in rows if row[0])
+
+
+def _ordered(privileges):
+    """Privileges in a stable order: plain ones first, columns last."""
+    return sorted(privileges, key=lambda p: ("(" in p, p))
+
+
+def statements(store, role, tables):
+    """The SQL that gives `role` exactly `tables` (see `plan_roles`)."""
+    quoted = quote_identifier(role)
+    schema = store.execute("SELECT current_schema()").get_one()[0]
+    result = []
+    exists = store.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = ?", (role,)).get_one()
+    if exists is None:
+        result.append("CREATE ROLE %s NOLOGIN" % quoted)
+    superuser = store.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).get_one()[0]
+    if not superuser:
+        result.append("GRANT %s TO CURRENT_USER" % quoted)
+    result += [
+        "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s"
+        % (quote_identifier(schema), quoted),
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s"
+        % (quote_identifier(schema), quoted),
+        "GRANT USAGE ON SCHEMA %s TO %s" % (quote_identifier(schema), quoted),
+    ]
+    for table in sorted(tables):
+        privileges = tables[table]
+        result.append("GRANT %s ON %s TO %s" % (
+            ", ".join(_ordered(privileges)), quote_identifier(table),
+            quoted))
+        if "INSERT" in privileges:
+            for sequence in _sequences(store, table):
+                result.append("GRANT USAGE ON SEQUENCE %s TO %s"
+                              % (sequence, quoted))
+    return result
+
+
+def apply_roles(store, config, dry_run=False):
+    """Create or narrow every section role to its plan; commit.
+
+    :param dry_run: only return the statements.
+    :return: ``[(role, sections, statements)]``.
+    :raises RoleError: on SQLite (no roles), or see `plan_roles`.
+    Aborts and re-raises when a statement fails.
+    """
+    if dialect(store) != "postgresql":
+        raise RoleError("Roles need PostgreSQL: the database is SQLite,"
+                        " where every section runs as the file's user.")
+    done = []
+    try:
+        for role, (sections, tables) in plan_roles(config).items():
+            sql = statements(store, role, tables)
+            if not dry_run:
+                for statement in sql:
+                    store.execute(statement)
+            done.append((role, sections, sql))
+        if dry_run:
+            transaction.abort()
+        else:
+            transaction.commit()
+    except BaseException:
+        transaction.abort()
+        raise
+    return done

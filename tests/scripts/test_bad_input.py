@@ -1,0 +1,534 @@
+"""Bad input: one table of cases, each with the exact message and exit code.
+
+Every case is one test (``test_<case name>``) on the databases it applies
+to. RELIABILITY.md ("Bad input") holds the same table; print it with
+``python -m tests.scripts.test_bad_input``.
+
+How a case is tried (`Case.via`):
+
+- ``in-process``: ``JobCronScript(test_args=args)`` with a `BufferLogger`;
+  the message is the ERROR lines (or the usage error), and no traceback.
+- ``subprocess``: ``cronscripts/run_jobs.py args`` as cron runs it; the
+  message is the ERROR lines of stderr without their time stamps (or the
+  usage error line), and no traceback.
+- ``outcome``: ``run_jobs.py do_foo`` in-process over the case's jobs; the
+  message is the first job's status and its OOPS (read back from disk),
+  or the summary line when no job ran.
+- ``create``: creating the job raises; the message is the exception.
+
+Messages may name the test's paths: ``{config}`` (the test's config file),
+``{bad}`` (the case's own config file), ``{tmp}`` (a scratch folder),
+``{lock_dir}``, ``{error_dir}``.
+"""
+
+import io
+import os
+import re
+import sys
+
+import fixtures
+import transaction
+from testtools.matchers import Contains, Not
+from zope.component import getGlobalSiteManager
+
+from jobs import config as jobs_config
+from jobs import schema
+from jobs.database import connect, disconnect, get_store
+from jobs.errors import InvalidJobData
+from jobs.interfaces.job import IJobSource, JobStatus
+from jobs.log import BufferLogger
+from jobs.runner import JobCronScript
+from jobs.testing.foojob import FooJobDerived
+from jobs.testing.script import run_script
+from jobs.testing.testcase import DatabaseTestCase
+
+RUN_JOBS = "cronscripts/run_jobs.py"
+BOTH = ("postgresql", "sqlite")
+SQLITE = ("sqlite",)
+
+
+class IFooFamilySource(IJobSource):
+    """Every job of the foo family, whatever its type (a family source)."""
+
+
+class Case:
+    """One bad input: how to make it, and what it must give.
+
+    :param prepare: ``prepare(test)`` sets the input up and returns the
+        run_jobs.py arguments (``outcome``: also the job to look at, as
+        ``(args, job)``; ``create``: a callable that must raise).
+    :param code: the exit status (None for ``create``).
+    """
+
+    def __init__(self, name, what, prepare, code, message, via="in-process",
+                 databases=SQLITE, config=None, env=None, after=None):
+        self.name = name
+        self.what = what
+        self.prepare = prepare
+        self.code = code
+        self.message = message
+        self.via = via
+        self.databases = databases
+        self.config = config
+        self.env = env or {}
+        self.after = after
+
+
+# --- how the cases are made --------------------------------------------------
+
+
+def args(*argv):
+    return lambda test: list(argv)
+
+
+def folder_as_config(test):
+    os.mkdir(os.path.join(test.tmp, "folder.conf"))
+    return ["do_foo"]
+
+
+def non_utf8_config(test):
+    with open(os.path.join(test.tmp, "latin1.conf"), "wb") as f:
+        f.write(b"[do_foo]\n# caf\xe9\n")
+    return ["do_foo"]
+
+
+def file_where_lock_dir_goes(test):
+    os.makedirs(os.path.dirname(test.config.lock_dir), exist_ok=True)
+    with open(test.config.lock_dir, "w") as f:
+        f.write("a file, not a folder")
+    return ["do_foo"]
+
+
+def file_as_parent(test, *argv):
+    """Make ``{tmp}/file`` a file: nothing can be created below it (root
+    ignores permissions, not this)."""
+    with open(os.path.join(test.tmp, "file"), "w") as f:
+        f.write("a file, not a folder")
+    return list(argv) or ["do_foo"]
+
+
+def failing_job_under_unwritable_oops_dir(test):
+    file_as_parent(test)
+    test.factory.makeDoFooJob(raise_="error")
+    transaction.commit()
+    return ["do_foo"]
+
+
+def the_job_failed(test):
+    transaction.abort()
+    test.assertEqual([JobStatus.FAILED.value], [
+        row[0] for row in test.store.execute("SELECT status FROM job")])
+
+
+def empty_database(test):
+    path = os.path.join(test.tmp, "empty.db")
+    test.use_database("sqlite:" + path)
+    return ["do_foo"]
+
+
+def old_schema(test):
+    path = os.path.join(test.tmp, "old.db")
+    connect("sqlite:" + path)
+    schema.upgrade(get_store(), target=1)
+    disconnect()
+    test.use_database("sqlite:" + path)
+    return ["do_foo"]
+
+
+def job(**behaviour):
+    def prepare(test):
+        made = test.factory.makeDoFooJob(**behaviour)
+        transaction.commit()
+        return ["do_foo"], made.job
+    return prepare
+
+
+def job_with_raw_json_data(text):
+    def prepare(test):
+        made = test.factory.makeDoFooJob()
+        test.factory.makeDoFooJob()  # a good one after it still runs
+        transaction.commit()
+        job_row = made.job  # loaded while the context row still loads
+        test.store.execute("UPDATE foo_job SET json_data = ? WHERE job = ?",
+                           (text, made.job_id))
+        transaction.commit()
+        return ["do_foo"], job_row
+    return prepare
+
+
+def job_whose_foo_is_deleted(test):
+    made = test.factory.makeDoFooJob()
+    transaction.commit()
+    job_row = made.job
+    test.store.execute("DELETE FROM foo WHERE id = ?", (made.context.foo_id,))
+    transaction.commit()
+    return ["do_foo"], job_row
+
+
+def job_of_unknown_type(test):
+    made = test.factory.makeDoFooJob()
+    transaction.commit()
+    job_row = made.job  # loaded while the context row still loads
+    test.store.execute("UPDATE foo_job SET job_type = 7 WHERE job = ?",
+                       (made.job_id,))
+    transaction.commit()
+    # A family section: its source yields every foo job, whatever its type.
+    getGlobalSiteManager().registerUtility(FooJobDerived, IFooFamilySource)
+    return ["foo_family"], job_row
+
+
+def claimed(prepare, *options):
+    """`prepare`, run with `options` (e.g. a batch size: the claim path)."""
+    def prepare_claimed(test):
+        argv, job_row = prepare(test)
+        return list(options) + argv, job_row
+    return prepare_claimed
+
+
+def create(**behaviour):
+    def prepare(test):
+        return lambda: test.factory.makeDoFooJob(**behaviour)
+    return prepare
+
+
+FAMILY_SECTION = """
+[foo_family]
+source_interface: tests.scripts.test_bad_input.IFooFamilySource
+"""
+
+UNREACHABLE = "postgres://127.0.0.1:1/nowhere"
+
+CASES = [
+    # -- the command line and the sections -----------------------------------
+    Case("no_section", "no section on the command line", args(), 1,
+         "run_jobs: error: the following arguments are required: SECTION"),
+    Case("bad_option_value", "an option's value of the wrong type",
+         args("--batch-size", "many", "do_foo"), 1,
+         "run_jobs: error: argument --batch-size: invalid int value: 'many'"),
+    Case("unwritable_log_file", "--log-file in a folder that cannot exist",
+         lambda test: file_as_parent(
+             test, "--log-file", "INFO:{tmp}/file/run.log", "do_foo"), 1,
+         "run_jobs.py: error: argument --log-file: cannot append to"
+         " {tmp}/file/run.log: Not a directory", via="subprocess"),
+    Case("unknown_section", "a section the configuration lacks",
+         args("nope"), 2,
+         "Unknown job section 'nope' in {config} (job sections: demo,"
+         " do_foo, do_bar)."),
+    Case("section_without_source_interface",
+         "a section that is not in the schema and sets no source_interface",
+         args("do_foo"), 2,
+         "{bad}: [lonely] is not a section of the schema, nor a job section"
+         " (it sets no source_interface).",
+         config="[lonely]\ndbuser: somebody\n"),
+    Case("source_interface_none", "a job section whose source_interface is"
+         " none", args("empty"), 2,
+         "{bad}: [empty] source_interface: not set.",
+         config="[empty]\nsource_interface: none\n"),
+    Case("unimportable_interface", "source_interface cannot be imported",
+         args("broken"), 2,
+         "Section broken: cannot import source_interface"
+         " no.such.module.IFooSource: No module named 'no'",
+         config="[broken]\nsource_interface: no.such.module.IFooSource\n"),
+    Case("not_an_interface", "source_interface names a class, not an"
+         " interface", args("klass"), 2,
+         "Section klass: source_interface jobs.testing.foojob.DoFooJob is"
+         " not an interface.",
+         config="[klass]\nsource_interface: jobs.testing.foojob.DoFooJob\n"),
+    Case("no_utility", "no utility provides the interface",
+         args("nobody"), 2,
+         "Section nobody: no utility is registered for"
+         " tests.scripts.test_bad_input.IFooFamilySource (see [components]"
+         " register).",
+         config="[nobody]\nsource_interface:"
+         " tests.scripts.test_bad_input.IFooFamilySource\n"),
+    Case("unimportable_registration", "[components] register names"
+         " nothing importable", args("do_foo"), 2,
+         "{bad}: [components] register: cannot import no.such.register:"
+         " No module named 'no'",
+         config="[components]\nregister: no.such.register\n"),
+    # -- the configuration file ----------------------------------------------
+    Case("config_missing", "JOBS_CONFIG names a file that does not exist",
+         args("do_foo"), 2, "Config file not found: {tmp}/missing.conf",
+         via="subprocess", env={"JOBS_CONFIG": "{tmp}/missing.conf"}),
+    Case("config_unreadable", "JOBS_CONFIG names a folder", folder_as_config,
+         2, "Cannot read config file {tmp}/folder.conf: [Errno 21] Is a"
+         " directory: '{tmp}/folder.conf'",
+         env={"JOBS_CONFIG": "{tmp}/folder.conf"}),
+    Case("config_not_utf8", "the config file is not UTF-8", non_utf8_config,
+         2, "Cannot read config file {tmp}/latin1.conf: 'utf-8' codec can't"
+         " decode byte 0xe9 in position 14: invalid continuation byte",
+         env={"JOBS_CONFIG": "{tmp}/latin1.conf"}),
+    Case("config_malformed", "a line outside any section",
+         args("do_foo"), 2,
+         "Malformed config file {bad}: Source contains parsing errors:"
+         " '{bad}' [line 4]: 'this is not ini\\n'",
+         config="this is not ini\n"),
+    Case("config_unknown_key", "a key the schema does not know",
+         args("do_foo"), 2,
+         "{bad} is not valid: do_foo does not have a batchsize key.",
+         config="[do_foo]\nbatchsize: 5\n"),
+    Case("wrong_type_number", "a number that is not one", args("do_foo"), 2,
+         "{bad}: [do_foo] batch_size: 'lots' is not a number.",
+         config="[do_foo]\nbatch_size: lots\n"),
+    Case("wrong_type_range", "a number out of range", args("do_foo"), 2,
+         "{bad}: [do_foo] poll_interval: 0 is below 0.01.",
+         config="[do_foo]\npoll_interval: 0\n"),
+    Case("wrong_type_level", "a log level that is not one", args("do_foo"), 2,
+         "{bad}: [do_foo] log_level: 'LOUD' is not a log level.",
+         config="[do_foo]\nlog_level: LOUD\n"),
+    Case("wrong_type_runner", "an unknown runner_class", args("do_foo"), 2,
+         "{bad}: [do_foo] runner_class: 'Celery' is not JobRunner or"
+         " ProcessJobRunner.",
+         config="[do_foo]\nrunner_class: Celery\n"),
+    # -- the database ----------------------------------------------------------
+    Case("database_unreachable", "nothing listens at the database's address",
+         args("do_foo"), 2,
+         "Cannot connect to the database %s: connection to server at"
+         ' "127.0.0.1", port 1 failed: Connection refused Is the server'
+         " running on that host and accepting TCP/IP connections?"
+         % UNREACHABLE, via="subprocess",
+         env={"JOBS_DATABASE_URI": UNREACHABLE}),
+    Case("database_uri_unsupported", "a database URI of another kind",
+         args("do_foo"), 2,
+         "Unsupported database URI 'mysql://db/jobs': use postgres://... or"
+         " sqlite:/path/to/file.db",
+         env={"JOBS_DATABASE_URI": "mysql://db/jobs"}),
+    Case("schema_missing", "a database without the schema", empty_database, 2,
+         "The database has no jobs schema: run the schema upgrade"
+         " (jobs.schema.upgrade) first."),
+    Case("schema_old", "a database whose schema is older than the code",
+         old_schema, 2,
+         "The database's jobs schema is older than the code: migrations"
+         " 2, 3, 4, 5 are not applied."),
+    Case("role_missing", "dbuser names a role that does not exist",
+         args("ghost"), 2,
+         "Section ghost: cannot run as database role no_such_role_anywhere:"
+         ' role "no_such_role_anywhere" does not exist',
+         databases=("postgresql",),
+         config="[ghost]\ndbuser: no_such_role_anywhere\n"
+         "source_interface: jobs.testing.foojob.IDoFooJobSource\n"),
+    # -- files the run writes --------------------------------------------------
+    Case("lock_dir_unwritable", "the lock folder cannot be created",
+         file_where_lock_dir_goes, 2,
+         "Section do_foo: cannot create its lock file in {lock_dir}: File"
+         " exists"),
+    Case("oops_dir_unwritable", "the OOPS folder cannot be created (the job"
+         " still ends FAILED; the report goes to the log at ERROR)",
+         failing_job_under_unwritable_oops_dir, 0,
+         "Could not write OOPS report to {tmp}/file/oops (Not a directory):"
+         " ValueError: Something broke (7).", via="subprocess",
+         databases=BOTH, after=the_job_failed,
+         config="[error_reports]\nerror_dir: {tmp}/file/oops\n"),
+    # -- jobs and their data ---------------------------------------------------
+    Case("json_data_not_json", "json_data that is not valid JSON (SQLite;"
+         " PostgreSQL's jsonb cannot hold it)", job_with_raw_json_data("{oops"),
+         0, "Failed; OOPS JobLoadError: Cannot load job 1 for DoFooJob:"
+         " JSONDecodeError: Expecting property name enclosed in double"
+         " quotes: line 1 column 2 (char 1)", via="outcome"),
+    Case("json_data_not_json_claimed", "the same, claimed in a batch"
+         " (--batch-size 5)", claimed(job_with_raw_json_data("{oops"),
+                                     "--batch-size", "5"),
+         0, "Failed; OOPS JobLoadError: Cannot load job 1 for DoFooJob:"
+         " JSONDecodeError: Expecting property name enclosed in double"
+         " quotes: line 1 column 2 (char 1)", via="outcome"),
+    Case("json_data_wrong_shape", "json_data that is JSON but not an object",
+         job_with_raw_json_data("[1, 2]"), 0,
+         "Failed; OOPS TypeError: DoFooJob 1: json_data is a list, not a"
+         " JSON object.", via="outcome", databases=BOTH),
+    Case("context_deleted", "the context row is deleted (its foo was) before"
+         " the job runs", job_whose_foo_is_deleted, 0,
+         "Waiting; INFO No jobs to run.", via="outcome", databases=BOTH),
+    Case("unknown_job_type", "a job type value no class is registered for",
+         job_of_unknown_type, 0,
+         "Failed; OOPS JobLoadError: Cannot load job 1 for FooJobDerived:"
+         " ValueError: 7 is not a value of FooJobType.", via="outcome",
+         databases=BOTH, config=FAMILY_SECTION),
+    Case("unknown_job_type_claimed", "the same, claimed in a batch"
+         " (--batch-size 5)", claimed(job_of_unknown_type, "--batch-size", "5"),
+         0, "Failed; OOPS JobLoadError: Cannot load job 1 for FooJobDerived:"
+         " ValueError: 7 is not a value of FooJobType.", via="outcome",
+         databases=BOTH, config=FAMILY_SECTION),
+    Case("run_returns_garbage", "run() returns a value", job(return_=[
+        "not", {"a": "status"}]), 0, "Completed; no OOPS", via="outcome",
+         databases=BOTH),
+    Case("unprintable_exception", "run() raises an exception whose str()"
+         " raises", job(raise_="unprintable"), 0,
+         "Failed; OOPS UnprintableError: <unprintable UnprintableError object>",
+         via="outcome", databases=BOTH),
+    Case("non_utf8_log", "the job logs bytes that are not UTF-8, and a NUL",
+         job(say_bytes=b"caf\xe9 \x00 \xc3\xa9".hex()), 0,
+         "Completed; no OOPS; log: caf\\xe9 \\x00 \u00e9",
+         via="outcome-subprocess",
+         databases=BOTH),
+    Case("json_data_too_large", "json_data over the size limit (1 MiB)",
+         create(blob="x" * (1024 * 1024)), None,
+         "JobDataTooLarge: json_data is 1,048,588 bytes of JSON; the limit"
+         " is 1,048,576. Keep bulk data in a table of your own and put its"
+         " key in json_data.", via="create", databases=BOTH),
+    Case("json_data_unserializable", "json_data that cannot be JSON",
+         create(tags={"a", "b"}), None,
+         "InvalidJobData: json_data is not JSON: Object of type set is not"
+         " JSON serializable.", via="create", databases=BOTH),
+    Case("json_data_nul", "json_data holding a NUL character",
+         create(note="a\x00b"), None,
+         "InvalidJobData: json_data holds a NUL character (\\u0000), which"
+         " PostgreSQL's jsonb cannot store.", via="create", databases=BOTH),
+]
+
+
+class BadInputTestCase(DatabaseTestCase):
+    """Runs the cases of `CASES` (the subclasses below add one test each)."""
+
+    __test__ = False
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def values(self, bad=None):
+        return dict(config=self.config.path, bad=bad, tmp=self.tmp,
+                    lock_dir=self.config.lock_dir,
+                    error_dir=self.config.error_dir)
+
+    def use_database(self, uri):
+        """Run the case against `uri` instead of the fixture's database."""
+        disconnect()
+        self.addCleanup(connect, self.db.uri)
+        self.addCleanup(disconnect)
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_DATABASE_URI", uri))
+
+    def use_config(self, case):
+        """Layer the case's config text over the test's configuration."""
+        bad = None
+        if case.config is not None:
+            bad = os.path.join(self.tmp, "case.conf")
+            with open(bad, "w") as f:
+                # lazr.config resolves extends against this file's folder.
+                f.write("[meta]\nextends: %s\n\n%s" % (
+                    os.path.relpath(self.config.path, self.tmp),
+                    case.config.format(tmp=self.tmp)))
+            self.useFixture(fixtures.EnvironmentVariable("JOBS_CONFIG", bad))
+        for name, value in case.env.items():
+            self.useFixture(fixtures.EnvironmentVariable(
+                name, value.format(tmp=self.tmp)))
+        if bad is not None or "JOBS_CONFIG" in case.env:
+            # The next get_config() reads JOBS_CONFIG; the case's config
+            # must load there, inside the script, to be reported.
+            jobs_config.set_config(None)
+            self.addCleanup(jobs_config.set_config, None)
+        return bad
+
+    def check_case(self, case):
+        prepared = case.prepare(self)
+        if isinstance(prepared, list):
+            prepared = [arg.format(tmp=self.tmp) for arg in prepared]
+        bad = self.use_config(case)
+        expected = case.message.format(**self.values(bad))
+        observe = getattr(self, "observe_" + case.via.replace("-", "_"))
+        self.assertEqual((case.code, expected), observe(prepared))
+        if case.after is not None:
+            case.after(self)
+
+    def observe_in_process(self, argv):
+        stderr = self.useFixture(
+            fixtures.MonkeyPatch("sys.stderr", io.StringIO())).new_value
+        script = JobCronScript(test_args=argv, commandline_config=True,
+                               name="run_jobs")
+        script.logger = BufferLogger()
+        code = script.lock_and_run()
+        log = script.logger.getLogBuffer()
+        self.assertThat(log + stderr.getvalue(), Not(Contains("Traceback")))
+        return code, self.message(log, stderr.getvalue())
+
+    def observe_subprocess(self, argv):
+        code, out, err = run_script(RUN_JOBS, argv)
+        self.assertThat(err, Not(Contains("Traceback")))
+        err = re.sub(r"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", err)
+        return code, self.message(err, err)
+
+    def message(self, log, stderr):
+        errors = [line[len("ERROR   "):] for line in log.splitlines()
+                  if line.startswith("ERROR   ")]
+        usage = [line for line in stderr.splitlines() if ": error: " in line]
+        return "\n".join(errors or usage)
+
+    def observe_outcome(self, prepared, subprocess=False):
+        argv, job_row = prepared
+        job_id = job_row.id
+        # Hold nothing (on SQLite, not the write lock) while it runs.
+        transaction.abort()
+        if subprocess:
+            code, _, output = run_script(RUN_JOBS, argv)
+            output = re.sub(r"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "",
+                            output)
+        else:
+            script = JobCronScript(test_args=argv, commandline_config=True)
+            script.logger = BufferLogger()
+            code = script.lock_and_run()
+            output = script.logger.getLogBuffer()
+        self.assertThat(output, Not(Contains("Traceback")))
+        transaction.abort()
+        self.store.invalidate()
+        status, log = self.store.execute(
+            "SELECT status, log FROM job WHERE id = ?", (job_id,)).get_one()
+        parts = [JobStatus.items[status].title]
+        oopses = [report for report in self.oopses()
+                  if report.get("job_id") == job_id]
+        if oopses:
+            parts.append("OOPS %s: %s" % (oopses[0]["type"],
+                                          oopses[0]["value"]))
+        elif "Ran " in output or status != 0:
+            parts.append("no OOPS")
+        else:
+            parts.append(output.splitlines()[-1].replace("INFO    ", "INFO "))
+        if log and "log" in self.case_name:
+            line = log.split(" INFO    ", 1)[1]
+            # What cron mails (stderr) shows the same text as job.log.
+            self.assertThat(output, Contains("INFO    " + line))
+            parts.append("log: %s" % line)
+        return code, "; ".join(parts)
+
+    def observe_outcome_subprocess(self, prepared):
+        # A subprocess: what a job logs must not reach this process's
+        # log capture (pytest-xdist cannot ship undecodable text).
+        return self.observe_outcome(prepared, subprocess=True)
+
+    def observe_create(self, make):
+        error = self.assertRaises(InvalidJobData, make)
+        transaction.abort()
+        return None, "%s: %s" % (type(error).__name__, error)
+
+
+def _make_test(case):
+    def test(self):
+        self.case_name = case.name
+        self.check_case(case)
+    test.__name__ = "test_" + case.name
+    test.__doc__ = case.what
+    return test
+
+
+for _kind in BOTH:
+    _name = "TestBadInput_%s" % _kind
+    globals()[_name] = type(_name, (BadInputTestCase,), dict(
+        {"test_" + case.name: _make_test(case)
+         for case in CASES if _kind in case.databases},
+        database_kind=_kind, __test__=True, __module__=__name__,
+        __qualname__=_name))
+
+
+def markdown_table():
+    """The cases as RELIABILITY.md shows them."""
+    lines = ["| # | bad input | how it is tried | exit | message / outcome |",
+             "|---|---|---|---|---|"]
+    for number, case in enumerate(CASES, 1):
+        message = case.message.replace("|", "\\|").replace("\n", " ")
+        lines.append("| %d | %s (`%s`) | %s, %s | %s | `%s` |" % (
+            number, case.what, case.name, case.via,
+            "/".join(case.databases),
+            "–" if case.code is None else case.code, message))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

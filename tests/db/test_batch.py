@@ -221,6 +221,40 @@ class TestBatchRunner(DatabaseTestCase):
         # one claim commit, one per group of five
         self.assertEqual(3, len(commits))
 
+    def test_per_job_commit_claims_the_next_job_with_each_outcome(self):
+        jobs = self.make_jobs([{}] * 5)
+        commits = self.useFixture(CommitCounterFixture()).commits
+        BatchRunner(DoFooJob, self.logger, batch_size=1).run()
+        # The first claim, then one commit per job: its outcome and the
+        # next job's claim together.
+        self.assertEqual(6, len(commits))
+        self.store.invalidate()
+        self.assertEqual([(JobStatus.COMPLETED, 1)] * 5,
+                         [(job.status, job.attempt_count) for job in jobs])
+
+    def test_a_failed_jobs_rollback_undoes_the_claim_made_with_it(self):
+        jobs = self.make_jobs([{"raise_": "error"}, {"raise_": "user"}, {}])
+        BatchRunner(DoFooJob, self.logger, batch_size=1).run()
+        self.store.invalidate()
+        # Each failure's transaction was rolled back, the next job's claim
+        # with it: every job ran once, as its first attempt.
+        self.assertEqual(
+            [(JobStatus.FAILED, 1), (JobStatus.FAILED, 1),
+             (JobStatus.COMPLETED, 1)],
+            [(job.status, job.attempt_count) for job in jobs])
+
+    def test_stop_releases_the_job_claimed_with_the_last_outcome(self):
+        jobs = self.make_jobs([{}] * 3)
+        batch = BatchRunner(
+            DoFooJob, self.logger, batch_size=1,
+            should_stop=lambda: len(batch.runner.completed_jobs) >= 1)
+        self.assertEqual(1, batch.run())
+        self.store.invalidate()
+        self.assertEqual(
+            [(JobStatus.COMPLETED, 1), (JobStatus.WAITING, 0),
+             (JobStatus.WAITING, 0)],
+            [(job.status, job.attempt_count) for job in jobs])
+
     def test_max_jobs_budget(self):
         jobs = self.make_jobs([{}] * 5)
         batch = BatchRunner(DoFooJob, self.logger, batch_size=2, max_jobs=3)
@@ -285,11 +319,11 @@ class TestCancelBetweenJobs(DatabaseTestCase):
         logger = BufferLogger()
 
         class CancelSecond(BatchRunner):
-            def _run_batch(self, jobs):
+            def _run_batch(self, jobs, **kwargs):
                 # An operator cancels the second job once both are claimed.
                 store = get_store()
                 store.get(Job, second_id).cancel()
-                super()._run_batch(jobs)
+                super()._run_batch(jobs, **kwargs)
 
         CancelSecond(DoFooJob, logger, batch_size=2).run()
         self.store.invalidate()

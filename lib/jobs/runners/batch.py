@@ -54,6 +54,8 @@ class BatchRunner:
             group_commit=bool(self.group_commit), keep_jobs=False,
             log_level=log_level, log_tail_chars=log_tail_chars)
         self.started = 0
+        # The next batch, claimed with the last outcome of this one.
+        self._ahead = None
 
     @property
     def budget_reached(self):
@@ -72,34 +74,83 @@ class BatchRunner:
         """Claim and run until the queue is empty, a budget is spent or a
         stop is asked for; return the number of jobs started."""
         self.fail_lost()
-        while not self.should_stop():
-            limit = self.budget.allows(self.started, self.batch_size)
-            if not limit:
-                break
-            jobs = self.source.claimReady(limit, self.lease_duration)
-            if not jobs:
-                transaction.abort()  # nothing was claimed
-                break
-            # The batch's one claim commit: leases, RUNNING, attempts.
-            transaction.commit()
-            with self.runner.tail:
-                self._run_batch(jobs)
-            collect_garbage()
-            if len(jobs) < limit:
-                break  # the queue is drained; don't pay another claim
+        batch = None
+        try:
+            while not self.should_stop():
+                if batch is None:
+                    batch = self._claim()
+                    if batch is None or not batch[0]:
+                        batch = None
+                        transaction.abort()  # nothing was claimed
+                        break
+                    # The batch's claim commit: leases, RUNNING, attempts.
+                    transaction.commit()
+                (jobs, limit), batch = batch, None
+                with self.runner.tail:
+                    self._run_batch(jobs, ahead=len(jobs) == limit)
+                collect_garbage()
+                batch, self._ahead = self._ahead, None
+                if batch is None and len(jobs) < limit:
+                    break  # the queue is drained; don't pay another claim
+        finally:
+            unstarted = batch or self._ahead
+            self._ahead = None
+            if unstarted is not None and unstarted[0]:
+                # Claimed with the last outcome, then told to stop.
+                self._release(list(unstarted[0]))
         return self.started
 
-    def _run_batch(self, jobs):
+    def _claim(self, about_to_start=0):
+        """Claim the next batch in the current transaction; the caller
+        commits. Return ``(jobs, how many were asked for)``, or None when
+        the budget is spent (counting `about_to_start` more jobs)."""
+        limit = self.budget.allows(self.started + about_to_start,
+                                   self.batch_size)
+        if not limit:
+            return None
+        return self.source.claimReady(limit, self.lease_duration), limit
+
+    def _claim_ahead(self):
+        """Claim the next batch inside the transaction that runs the last
+        job of this one, so that the job's outcome commit also publishes
+        the claim: one commit per job instead of two, with the same
+        guarantees (every job's claim is committed before it runs, its
+        outcome after). If that transaction is aborted instead (the job
+        failed, went stale), the claim is undone with it and the next
+        batch is claimed on its own.
+        """
+        if self.should_stop():
+            return
+        batch = self._claim(about_to_start=1)
+        if batch is None or not batch[0]:
+            return
+
+        def claimed(committed):
+            if committed:
+                self._ahead = batch
+
+        transaction.get().addAfterCommitHook(claimed)
+
+    def _run_batch(self, jobs, ahead=False):
+        """Run a claimed batch; with `ahead`, the last job's transaction
+        claims the next batch too (not in a group: its commits are rare
+        already)."""
         if self.group_commit and hasattr(jobs, "lock"):
             for job_id, attempt in jobs.lock():
                 self.logger.info(
                     "Job %d changed under this runner since it was claimed"
                     " (attempt %d); skipped.", job_id, attempt)
         in_group = 0
-        for index, job in enumerate(jobs):
+        last = len(jobs) - 1
+        for index in range(len(jobs)):
             if self.should_stop():
                 self._release(list(jobs[index:]))
                 return
+            if index == last and ahead and not self.group_commit:
+                self._claim_ahead()
+            job = jobs[index]
+            if job is None:
+                continue  # its rows went away since the claim
             if cancel_requested(job):
                 # Cancelled after the claim: never started, never runs.
                 self._cancel(job)

@@ -42,12 +42,38 @@ class BaseRunnableJobSource:
         :return: a `ClaimedJobs`: each job is loaded when iteration
             reaches it, fresh in the transaction that runs it.
         """
+        return cls._claim(None, limit, lease_duration)
+
+    @classmethod
+    def claimJob(cls, job_id, lease_duration=None):
+        """See `IJobSource`.
+
+        :return: a `ClaimedJobs` of one job or none.
+        """
+        return cls._claim(job_id, 1, lease_duration)
+
+    @classmethod
+    def _claim(cls, job_id, limit, lease_duration):
+        from storm.expr import And
         from jobs.database import get_store
         from jobs.model.job import Job
         condition, tables = cls.jobCondition()
+        if job_id is not None:
+            condition = And(condition, Job.id == job_id)
         claimed = Job.claim(get_store(), condition, tables, limit,
                             lease_duration or cls.lease_duration)
         return ClaimedJobs(cls, claimed)
+
+    @classmethod
+    def after_create(cls, job):
+        """Called by ``create`` with each new, flushed job of this source.
+
+        When the job section of this source says ``celery_dispatch:
+        true``, the job is sent to Celery when the transaction commits.
+        """
+        from jobs.dispatch import dispatches_to_celery
+        if dispatches_to_celery(cls):
+            job.celeryRunOnCommit()
 
     @classmethod
     def iterReady(cls):
@@ -160,6 +186,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
     retry_error_types = ()
     retry_delay = timedelta(minutes=10)
     lease_duration = timedelta(minutes=5)
+    task_queue = None
 
     def __repr__(self):
         return "<%s job %s; status=%s>" % (
@@ -187,6 +214,11 @@ class BaseRunnableJob(BaseRunnableJobSource):
     def notifyUserError(self, error):
         """See `IRunnableJob`."""
         logger.info("%r failed with user error: %s", self, error)
+
+    def celeryRunOnCommit(self):
+        """See `IRunnableJob`."""
+        from jobs.dispatch import run_on_commit
+        run_on_commit(self)
 
     def acquireLease(self, duration=None):
         """See `IJob`; the default duration is `lease_duration`."""

@@ -1,0 +1,325 @@
+"""Jobs through Celery: real brokers (RabbitMQ and Redis on this machine),
+real PostgreSQL, ``jobs celery-worker`` in subprocesses."""
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import fixtures
+import transaction
+from testtools.matchers import Contains
+
+from jobs.config import ConfigError
+from jobs.dispatch import send_jobs
+from jobs.interfaces.job import JobStatus
+from jobs.model.job import Job
+from jobs.runner import JobCronScript
+from jobs.testing.celery import (
+    BrokerFixture,
+    CeleryWorkerFixture,
+    PrivateRedisFixture,
+    celery_config,
+    wait_until,
+)
+from jobs.testing.fixtures import ConfigFixture
+from jobs.testing.script import ROOT
+from jobs.testing.testcase import DatabaseTestCase, TestCase
+
+RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
+
+
+class CeleryTestCase(DatabaseTestCase):
+    """A PostgreSQL test with a broker, its own queues and a Celery-enabled
+    section ``do_foo_celery``."""
+
+    database_kind = "postgresql"
+    broker_kind = "redis"
+    time_limits = None
+
+    def setUp(self):
+        self.broker = self.useFixture(self.make_broker())
+        self.config_extra = celery_config(
+            self.broker.url, self.broker.prefix, self.time_limits)
+        super().setUp()
+        self.queue = "%s_jobs" % self.broker.prefix
+        self.slow_queue = "%s_slow" % self.broker.prefix
+
+    def make_broker(self):
+        return BrokerFixture(self.broker_kind)
+
+    def start_worker(self, queues=None, **kwargs):
+        worker = self.useFixture(CeleryWorkerFixture(
+            queues or [self.queue], **kwargs))
+        self.addDetail_worker(worker)
+        worker.wait_ready()
+        return worker
+
+    def addDetail_worker(self, worker):
+        from testtools.content import Content, UTF8_TEXT
+        self.addDetail("worker-log-%s" % worker.name, Content(
+            UTF8_TEXT, lambda: [worker.text().encode("utf-8")]))
+
+    def status_of(self, job_id):
+        transaction.abort()
+        row = self.store.execute(
+            "SELECT status FROM job WHERE id = ?", (job_id,)).get_one()
+        transaction.abort()
+        return JobStatus.items[row[0]]
+
+    def wait_for_status(self, job_id, status, timeout=60):
+        if not wait_until(lambda: self.status_of(job_id) is status,
+                          timeout):
+            self.fail("Job %d is %s, not %s, after %d s." % (
+                job_id, self.status_of(job_id).title, status.title,
+                timeout))
+
+    def executions(self, job_id):
+        """The attempts whose run of `job_id` committed (``record``)."""
+        transaction.abort()
+        rows = self.store.execute(
+            "SELECT attempt, pid FROM job_execution WHERE job = ?"
+            " ORDER BY attempt", (job_id,)).get_all()
+        transaction.abort()
+        return rows
+
+    def make_job(self, **behaviour):
+        """A DoFooJob, committed: sent to Celery by do_foo_celery."""
+        job = self.factory.makeDoFooJob(**behaviour)
+        job_id = job.job_id
+        transaction.commit()
+        return job_id
+
+
+class DispatchTests:
+    """Sending after commit, without a worker: the queue is looked at."""
+
+    def test_commit_sends_the_new_job_to_its_queue(self):
+        self.factory.makeDoFooJob()
+        # Nothing before the commit: the job does not exist for others.
+        self.assertEqual(0, self.broker.queue_length(self.queue))
+        transaction.commit()
+        self.assertEqual(1, self.broker.queue_length(self.queue))
+
+    def test_aborted_transaction_sends_nothing(self):
+        self.factory.makeDoFooJob()
+        self.factory.makeDoFooJob()
+        transaction.abort()
+        # The same queue does see a committed job (the check can fail).
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        self.assertEqual(1, self.broker.queue_length(self.queue))
+
+    def test_failed_commit_sends_nothing(self):
+        self.factory.makeDoFooJob()
+        # A deferred check fails at COMMIT, after the job was created.
+        self.store.execute(
+            "CREATE TEMPORARY TABLE t (id int UNIQUE"
+            " DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP")
+        self.store.execute("INSERT INTO t VALUES (1), (1)")
+        self.assertRaises(Exception, transaction.commit)
+        transaction.abort()
+        self.assertEqual(0, self.broker.queue_length(self.queue))
+
+    def test_celeryRunOnCommit_by_hand_uses_the_job_task_queue(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        job = self.store.find(Job, Job.id == job.job_id).one()
+        from jobs.testing.foojob import DoFooJob
+        runnable = DoFooJob.get(job.id)
+        runnable.task_queue = self.slow_queue
+        runnable.celeryRunOnCommit()
+        transaction.commit()
+        self.assertEqual((1, 1), (self.broker.queue_length(self.queue),
+                                  self.broker.queue_length(self.slow_queue)))
+
+
+class TestDispatchRedis(DispatchTests, CeleryTestCase):
+    __test__ = True
+
+
+class TestDispatchRabbitMQ(DispatchTests, CeleryTestCase):
+    __test__ = True
+    broker_kind = "amqp"
+
+
+class WorkerTests:
+    """One worker subprocess on the test's queue."""
+
+    def setUp(self):
+        super().setUp()
+        self.worker = self.start_worker()
+
+    def test_committed_job_is_completed_by_the_worker(self):
+        job_id = self.make_job(record=True)
+        self.wait_for_status(job_id, JobStatus.COMPLETED)
+        [(attempt, pid)] = self.executions(job_id)
+        self.assertEqual(1, attempt)
+        self.assertNotEqual(os.getpid(), pid)
+        # The runner's own log lines.
+        self.assertThat(self.worker.text(), Contains(
+            "Running <DoFooJob for foo"))
+        self.assertThat(self.worker.text(), Contains(
+            "(ID %d), attempt 1" % job_id))
+
+    def test_failing_job_ends_failed_with_an_oops(self):
+        job_id = self.make_job(raise_="error")
+        self.wait_for_status(job_id, JobStatus.FAILED)
+        wait_until(lambda: self.oopses(), 10)
+        [report] = self.oopses()
+        self.assertEqual(("ValueError", job_id),
+                         (report["type"], report["job_id"]))
+        self.assertThat(self.worker.text(), Contains(
+            "Job resulted in OOPS: %s" % report["id"]))
+
+    def test_retrying_job_retries_through_celery_and_completes(self):
+        job = self.factory.makeDoFooJob(
+            retry_until=2, retry_delay=1, record=True)
+        job.job.max_retries = 1
+        job_id = job.job_id
+        transaction.commit()
+        self.wait_for_status(job_id, JobStatus.COMPLETED)
+        # Both attempts committed their work (a retry keeps it).
+        self.assertEqual([1, 2], [a for a, _ in self.executions(job_id)])
+        text = self.worker.text()
+        self.assertThat(text, Contains("Scheduling retry due to RetryError"))
+        self.assertThat(text, Contains(
+            "Job %d is due in" % job_id))
+
+    def test_same_message_twice_runs_the_job_once(self):
+        job = self.factory.makeDoFooJob(record=True, sleep=0.5)
+        job_id = job.job_id
+        transaction.commit()  # the first message
+        send_jobs([(job_id, self.queue)])  # the same, again
+        self.wait_for_status(job_id, JobStatus.COMPLETED)
+        self.assertTrue(wait_until(
+            lambda: "Job %d is not ready" % job_id in self.worker.text(), 30),
+            "the second message was not handled")
+        self.assertEqual(1, len(self.executions(job_id)))
+
+
+class TestWorkerRedis(WorkerTests, CeleryTestCase):
+    __test__ = True
+
+
+class TestWorkerRabbitMQ(WorkerTests, CeleryTestCase):
+    __test__ = True
+    broker_kind = "amqp"
+
+
+class TestSoftTimeLimit(CeleryTestCase):
+    """A job past its queue's soft limit moves to the slow queue."""
+
+    __test__ = True
+
+    time_limits = {"jobs": (1, 20), "slow": (30, 60)}
+
+    def test_soft_time_limit_moves_the_job_to_the_slow_queue(self):
+        worker = self.start_worker([self.queue, self.slow_queue])
+        job_id = self.make_job(sleep=2, record=True)
+        self.wait_for_status(job_id, JobStatus.COMPLETED)
+        # The first attempt's work was rolled back; the second ran whole.
+        self.assertEqual([2], [a for a, _ in self.executions(job_id)])
+        self.assertThat(worker.text(), Contains(
+            "Job %d passed the soft time limit of queue %s (1.0 s):"
+            " sending it to %s." % (job_id, self.queue, self.slow_queue)))
+        self.assertEqual([], self.oopses())
+
+
+class TestBrokerDown(CeleryTestCase):
+    """A private redis-server that the test stops and starts."""
+
+    __test__ = True
+
+    def make_broker(self):
+        self.redis = self.useFixture(PrivateRedisFixture())
+        return BrokerFixture("redis", url=self.redis.url)
+
+    def sweep(self):
+        logger = self.useFixture(fixtures.FakeLogger(
+            name="sweep", level=logging.INFO))
+        script = JobCronScript(
+            test_args=["--celery-sweep", "do_foo_celery"],
+            commandline_config=True, logger=logging.getLogger("sweep"))
+        return script.lock_and_run(), logger.output
+
+    def test_commits_succeed_while_the_broker_is_down_and_the_sweep_sends(self):
+        captured = self.useFixture(fixtures.FakeLogger(
+            name="jobs.dispatch", level=logging.INFO))
+        started = time.monotonic()
+        job_ids = [self.make_job(record=True) for _ in range(3)]
+        self.assertLess(time.monotonic() - started, 20)
+        self.assertThat(captured.output, Contains(
+            "run_jobs.py --celery-sweep will send them"))
+        self.assertEqual({JobStatus.WAITING},
+                         {self.status_of(job_id) for job_id in job_ids})
+        # The sweep cannot send either: exit status 1, and says why.
+        code, output = self.sweep()
+        self.assertEqual(1, code, output)
+        self.assertThat(output, Contains("Could not send"))
+        # The broker is back: the sweep sends, a worker runs them.
+        self.redis.start()
+        self.start_worker()
+        code, output = self.sweep()
+        self.assertEqual(0, code, output)
+        self.assertThat(output, Contains(
+            "Sent 3 do_foo_celery jobs ready for more than 0.0 s"))
+        for job_id in job_ids:
+            self.wait_for_status(job_id, JobStatus.COMPLETED)
+            self.assertEqual(1, len(self.executions(job_id)))
+
+
+class TestExactlyOnce(CeleryTestCase):
+    """Two Celery workers and a cron runner share one section."""
+
+    __test__ = True
+
+    broker_kind = "amqp"
+    jobs = 5000
+
+    def test_two_workers_and_a_cron_runner_run_each_job_once(self):
+        workers = [self.start_worker(name="a"), self.start_worker(name="b")]
+        from jobs.testing.foojob import DoFooJob
+        foo = self.factory.makeFoo()
+        job_ids = [DoFooJob.create(foo, record=True).job_id
+                   for _ in range(self.jobs)]
+        transaction.commit()  # sends 5000 messages
+        cron_log = os.path.join(self.config_fixture.lock_dir + "-cron.log")
+        with open(cron_log, "w") as log:
+            cron = subprocess.run(
+                [sys.executable, RUN_JOBS, "do_foo_celery"],
+                stdout=subprocess.DEVNULL, stderr=log, timeout=300)
+        self.assertEqual(0, cron.returncode)
+        if not wait_until(lambda: self.store.execute(
+                "SELECT count(*) FROM job WHERE status = ?",
+                (JobStatus.COMPLETED.value,)).get_one()[0] == self.jobs
+                or transaction.abort(), 240, 0.5):
+            self.fail("Not every job completed.")
+        transaction.abort()
+        executions = dict(self.store.execute(
+            "SELECT job, count(*) FROM job_execution GROUP BY job"))
+        self.assertEqual(set(job_ids), set(executions))
+        self.assertEqual({1}, set(executions.values()))
+        pids = {row[0] for row in self.store.execute(
+            "SELECT DISTINCT pid FROM job_execution")}
+        transaction.abort()
+        # The cron runner and each worker's process all took part.
+        self.assertEqual(3, len(pids))
+        for worker in workers:
+            self.assertThat(worker.text(), Contains("is not ready"))
+
+
+class TestCeleryConfig(TestCase):
+
+    def test_time_limits_parse_per_queue(self):
+        self.assertEqual({"jobs": (300.0, 600.0), "jobs_slow": (3600.0,
+                                                                3900.0)},
+                         self.config.celery.time_limits)
+        self.assertEqual((None, None), self.config.celery.limits("other"))
+
+    def test_soft_limit_must_be_below_hard_limit(self):
+        config = self.useFixture(ConfigFixture(
+            "[celery]\ntime_limits: q=10:5\n")).config
+        error = self.assertRaises(ConfigError, lambda: config.celery)
+        self.assertThat(str(error), Contains("SOFT below HARD"))

@@ -2,10 +2,10 @@
 lost-message sweep.
 
 A message says only "job N is ready"; the database decides. The task
-finds the job's section (Celery-enabled sections first), claims the job
-with the same atomic, fenced claim as every runner (`IJobSource.claimJob`:
-a duplicate or late message finds it taken, finished or not due, and does
-nothing) and runs it through `BatchRunner` and `JobRunner`: the same
+claims the job with the same atomic, fenced claim as every runner
+(`IJobSource.claimJob`, tried by each section's source, Celery-enabled
+sections first: a duplicate or late message finds the job taken, finished
+or not due, and does nothing) and runs it through `BatchRunner` and `JobRunner`: the same
 outcome table, OOPS reports and log lines as ``run_jobs.py``. Then:
 
 - a retry (WAITING until ``scheduled_start``) is sent again with the
@@ -46,7 +46,7 @@ from zope.dottedname.resolve import resolve
 from jobs.config import get_config, set_config
 from jobs.database import UTCDateTime, UTCNow, connect, get_store, set_role
 from jobs.dispatch import TASK_NAME, celery_app, queue_of, send_jobs
-from jobs.errors import ConfigError, DispatchError, NotFoundError
+from jobs.errors import ConfigError, DispatchError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
 from jobs.registration import register_components
@@ -88,6 +88,7 @@ class TaskRunner:
         self.logger = logger or logging.getLogger(__name__)
         self.role = None
         self._sections = None
+        self._reporters = {}
 
     def sections(self):
         """``[(JobSection, source)]``: Celery-enabled sections first, each
@@ -124,16 +125,6 @@ class TaskRunner:
                                               section.source_interface))
         return source
 
-    def find(self, job_id):
-        """Return ``(JobSection, source)`` of job `job_id`, or Nones."""
-        for section, source in self.sections():
-            try:
-                source.get(job_id)
-            except NotFoundError:
-                continue
-            return section, source
-        return None, None
-
     def lease_seconds(self, section, source, hard_limit):
         """The lease of a claim: the section's (or the job class's), and
         at least the queue's hard time limit plus `LEASE_MARGIN`."""
@@ -143,31 +134,71 @@ class TaskRunner:
             lease = max(lease, hard_limit + LEASE_MARGIN)
         return lease
 
+    def error_reporter(self, section):
+        """The section's `ErrorReporter` (made once per process)."""
+        reporter = self._reporters.get(section.name)
+        if reporter is None:
+            reporter = self._reporters[section.name] = \
+                default_error_reporter(section.name)
+        return reporter
+
     def run(self, job_id, queue):
         """Claim and run job `job_id`, delivered from `queue`.
 
-        :return: what happened: ``"ran"``, ``"retry"`` (sent again with a
-            countdown), ``"requeued"`` (sent to the fallback queue),
-            ``"not due"`` (sent again for the rest of its wait),
-            ``"skipped"`` (taken, finished or cancelled: nothing to do) or
-            ``"unknown"`` (no section's job).
+        Each section's source tries to claim it (Celery-enabled sections
+        first, each in its section's database role); the first claim that
+        succeeds runs it.
+
+        :return: what happened: ``"ran"`` (an outcome was recorded),
+            ``"retry"`` (sent again with a countdown), ``"requeued"``
+            (sent to the fallback queue), ``"not due"`` (sent again for
+            the rest of its wait) or ``"skipped"`` (no such job, or taken,
+            finished or cancelled: nothing to do).
         """
-        section, source = self.find(job_id)
-        if source is None:
-            transaction.abort()
+        runner = None
+        for section, source in self.sections():
+            runner = self._run_in(section, source, job_id, queue)
+            if runner is not None:
+                break
+        if runner is not None and runner.requeued:
+            fallback = self.config.celery.fallback_queue
             self.logger.info(
-                "Job %d belongs to no job section: message ignored.", job_id)
-            return "unknown"
+                "Job %d passed the soft time limit of queue %s (%s s):"
+                " sending it to %s.", job_id, queue,
+                self.config.celery.limits(queue)[0], fallback)
+            self._send(job_id, fallback)
+            return "requeued"
+        if runner is not None and runner.completed_jobs:
+            return "ran"
+        # A retry, or a message that came before its job was due: send it
+        # again for the time left. Anything else has nothing to do.
+        wait = self.seconds_until_due(job_id)
+        if wait is not None and (runner is not None or wait > 0):
+            self.logger.info(
+                "Job %d is due in %.1f s: sent to %s again with that"
+                " countdown.", job_id, wait, queue)
+            self._send(job_id, queue, countdown=wait)
+            return "retry" if runner is not None else "not due"
+        if runner is None:
+            self.logger.info(
+                "Job %d is not ready (taken, finished or cancelled):"
+                " message ignored.", job_id)
+            return "skipped"
+        return "ran"
+
+    def _run_in(self, section, source, job_id, queue):
+        """Claim and run the job as `source`'s; return the `JobRunner` that
+        ran it, or None when it could not be claimed."""
         if section.dbuser != self.role:
             set_role(get_store(), section.dbuser)
             self.role = section.dbuser
         settings = self.config.celery
-        soft, hard = settings.limits(queue)
         fallback = settings.fallback_queue
         batch = BatchRunner(
             _OneJob(source, job_id), self.logger,
-            default_error_reporter(section.name), batch_size=1, max_jobs=1,
-            lease_duration=self.lease_seconds(section, source, hard),
+            self.error_reporter(section), batch_size=1, max_jobs=1,
+            lease_duration=self.lease_seconds(
+                section, source, settings.limits(queue)[1]),
             log_level=section.log_level,
             log_tail_chars=section.log_tail_chars,
             requeue_error_types=(
@@ -176,25 +207,7 @@ class TaskRunner:
         with source.contextManager():
             started = batch.run()
         transaction.abort()
-        if batch.runner.requeued:
-            self.logger.info(
-                "Job %d passed the soft time limit of queue %s (%s s):"
-                " sending it to %s.", job_id, queue, soft, fallback)
-            self._send(job_id, fallback)
-            return "requeued"
-        wait = self.seconds_until_due(job_id)
-        if wait is not None and (started or wait > 0):
-            self.logger.info(
-                "Job %d is due in %.1f s: sent to %s again with that"
-                " countdown.", job_id, wait, queue)
-            self._send(job_id, queue, countdown=wait)
-            return "retry" if started else "not due"
-        if not started:
-            self.logger.info(
-                "Job %d is not ready (taken, finished or cancelled):"
-                " message ignored.", job_id)
-            return "skipped"
-        return "ran"
+        return batch.runner if started else None
 
     def _send(self, job_id, queue, countdown=None):
         try:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import fixtures
 import transaction
@@ -22,7 +23,7 @@ from jobs.testing.celery import (
     celery_config,
     wait_until,
 )
-from jobs.testing.fixtures import ConfigFixture
+from jobs.testing.fixtures import ConfigFixture, FrozenClockFixture
 from jobs.testing.script import ROOT
 from jobs.testing.testcase import DatabaseTestCase, TestCase
 
@@ -36,11 +37,13 @@ class CeleryTestCase(DatabaseTestCase):
     database_kind = "postgresql"
     broker_kind = "redis"
     time_limits = None
+    sweep_grace = 0
 
     def setUp(self):
         self.broker = self.useFixture(self.make_broker())
         self.config_extra = celery_config(
-            self.broker.url, self.broker.prefix, self.time_limits)
+            self.broker.url, self.broker.prefix, self.time_limits,
+            self.sweep_grace)
         super().setUp()
         self.queue = "%s_jobs" % self.broker.prefix
         self.slow_queue = "%s_slow" % self.broker.prefix
@@ -232,6 +235,46 @@ class TestSoftTimeLimit(CeleryTestCase):
         self.assertEqual([], self.oopses())
 
 
+def run_sweep(test, section="do_foo_celery"):
+    """Run ``run_jobs.py --celery-sweep SECTION`` in-process; return its
+    exit status and log."""
+    logger = test.useFixture(fixtures.FakeLogger(
+        name="sweep", level=logging.INFO))
+    script = JobCronScript(
+        test_args=["--celery-sweep", section], commandline_config=True,
+        logger=logging.getLogger("sweep"))
+    return script.lock_and_run(), logger.output
+
+
+class TestSweep(CeleryTestCase):
+    """The sweep without a worker: what it sends, looking at the queue."""
+
+    __test__ = True
+    sweep_grace = 60
+
+    def setUp(self):
+        super().setUp()
+        self.clock = self.useFixture(FrozenClockFixture()).clock
+
+    def test_sweep_sends_only_jobs_ready_for_longer_than_the_grace(self):
+        self.make_job()  # sent once, on commit
+        code, output = run_sweep(self)
+        self.assertEqual(0, code, output)
+        self.assertThat(output, Contains("Sent 0 do_foo_celery jobs"))
+        self.assertEqual(1, self.broker.queue_length(self.queue))
+        self.clock.advance(timedelta(seconds=61))
+        code, output = run_sweep(self)
+        self.assertEqual(0, code, output)
+        self.assertThat(output, Contains("Sent 1 do_foo_celery jobs"))
+        self.assertEqual(2, self.broker.queue_length(self.queue))
+
+    def test_sweep_of_a_section_without_celery_dispatch_is_an_error(self):
+        code, output = run_sweep(self, "do_foo")
+        self.assertEqual(2, code)
+        self.assertThat(output, Contains(
+            "Section do_foo does not send its jobs to Celery"))
+
+
 class TestBrokerDown(CeleryTestCase):
     """A private redis-server that the test stops and starts."""
 
@@ -242,12 +285,7 @@ class TestBrokerDown(CeleryTestCase):
         return BrokerFixture("redis", url=self.redis.url)
 
     def sweep(self):
-        logger = self.useFixture(fixtures.FakeLogger(
-            name="sweep", level=logging.INFO))
-        script = JobCronScript(
-            test_args=["--celery-sweep", "do_foo_celery"],
-            commandline_config=True, logger=logging.getLogger("sweep"))
-        return script.lock_and_run(), logger.output
+        return run_sweep(self)
 
     def test_commits_succeed_while_the_broker_is_down_and_the_sweep_sends(self):
         captured = self.useFixture(fixtures.FakeLogger(

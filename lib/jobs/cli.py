@@ -414,7 +414,11 @@ def cmd_oops_summary(options):
 
 def cmd_celery_worker(options):
     # Imported here: Celery is an optional dependency (the celery extra).
-    from jobs.runners.celery import worker_main
+    try:
+        from jobs.runners.celery import worker_main
+    except ImportError as e:
+        raise CommandError("Celery is not installed (pip install"
+                           " 'jobs[celery]'): %s" % e) from None
     queues = [queue for value in options.queues or ()
               for queue in value.split(",") if queue]
     worker_main(queues or [get_config().celery.default_queue],

@@ -259,7 +259,12 @@ class IRunnableJob(IJob):
         the database until ``run_jobs.py --celery-sweep`` sends them.
 
         Jobs whose section sets ``celery_dispatch: true`` call this when
-        they are created. Raises nothing; does not commit.
+        they are created.
+
+        :raises ConfigError: when ``[celery]`` or a Celery-enabled
+            section's ``source_interface`` is malformed (at once, not at
+            commit).
+        Does not commit; flushes.
         """
 
     def run():

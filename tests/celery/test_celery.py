@@ -275,6 +275,24 @@ class TestSweep(CeleryTestCase):
             "Section do_foo does not send its jobs to Celery"))
 
 
+class TestSoftTimeLimitInTheSlowQueue(CeleryTestCase):
+    """Past the slow queue's soft limit too, the job fails with an OOPS."""
+
+    __test__ = True
+    time_limits = {"jobs": (1, 20), "slow": (1, 20)}
+
+    def test_soft_time_limit_in_the_fallback_queue_is_a_failure(self):
+        worker = self.start_worker([self.queue, self.slow_queue])
+        job_id = self.make_job(sleep=3)
+        self.wait_for_status(job_id, JobStatus.FAILED)
+        wait_until(lambda: self.oopses(), 10)
+        [report] = self.oopses()
+        self.assertEqual(("SoftTimeLimitExceeded", job_id),
+                         (report["type"], report["job_id"]))
+        self.assertThat(worker.text(), Contains("sending it to %s."
+                                                % self.slow_queue))
+
+
 class TestBrokerDown(CeleryTestCase):
     """A private redis-server that the test stops and starts."""
 

@@ -29,11 +29,14 @@ import uuid
 import fixtures
 
 BROKERS = {
-    # kind: (URL, port, the commands that start it here)
+    # kind: (URL, port, the commands that start it on this kind of machine)
     "amqp": ("amqp://guest:guest@127.0.0.1:5672//", 5672,
-             ["service rabbitmq-server start"]),
+             ["rabbitmq-server -detached", "service rabbitmq-server start"]),
     "redis": ("redis://127.0.0.1:6379/0", 6379,
-              ["redis-server --daemonize yes --save '' --appendonly no"]),
+              ["redis-server --daemonize yes --bind 127.0.0.1 -::1"
+               " --port 6379 --save '' --appendonly no --dir /var/lib/redis"
+               " --logfile /var/log/redis/ci.log",
+               "redis-server --daemonize yes --save '' --appendonly no"]),
 }
 _counter = itertools.count(1)
 
@@ -103,9 +106,11 @@ class BrokerFixture(fixtures.Fixture):
         _, port, commands = BROKERS[self.kind]
         if not port_open(port):
             for command in commands:
-                subprocess.run(command, shell=True, capture_output=True,
-                               timeout=120)
-            if not wait_until(lambda: port_open(port), 60, 0.2):
+                if subprocess.run(command, shell=True, capture_output=True,
+                                  timeout=120).returncode == 0:
+                    break
+            # RabbitMQ takes a while to open its port.
+            if not wait_until(lambda: port_open(port), 120, 0.2):
                 raise RuntimeError(
                     "The %s broker is not reachable on 127.0.0.1:%d and"
                     " could not be started with %s." % (

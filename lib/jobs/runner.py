@@ -380,6 +380,33 @@ class SectionError(JobsError):
     """A job section cannot be run (configuration or registration)."""
 
 
+def find_source(name, dotted):
+    """Return the utility providing `dotted` (an interface or its dotted
+    name), the source of job section `name`.
+
+    :raises SectionError: naming the section and the cause.
+    """
+    if isinstance(dotted, InterfaceClass):
+        interface = dotted
+    else:
+        try:
+            interface = resolve(dotted)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise SectionError(
+                "Section %s: cannot import source_interface %s: %s"
+                % (name, dotted, e)) from None
+    if not isinstance(interface, InterfaceClass):
+        raise SectionError(
+            "Section %s: source_interface %s is not an interface."
+            % (name, dotted))
+    source = queryUtility(interface)
+    if source is None:
+        raise SectionError(
+            "Section %s: no utility is registered for %s (see"
+            " [components] register)." % (name, interface.__identifier__))
+    return source
+
+
 class JobCronScript(Script):
     """Run the ready jobs of one or more job sections.
 
@@ -511,34 +538,18 @@ class JobCronScript(Script):
         return _DefaultSection(name)
 
     def find_source(self, config, name):
-        """Return the source utility for section `name`.
+        """Return the source utility for section `name` (or for this
+        script's own `source_interface`).
 
         :raises SectionError: naming the section and the cause.
         """
+        if self.source_interface is not None:
+            return find_source(name, self.source_interface)
         try:
-            dotted = self.source_interface or config.job_section(
-                name).source_interface
+            dotted = config.job_section(name).source_interface
         except ConfigError as e:
             raise SectionError(str(e)) from None
-        if isinstance(dotted, InterfaceClass):
-            interface = dotted
-        else:
-            try:
-                interface = resolve(dotted)
-            except (ImportError, AttributeError, ValueError) as e:
-                raise SectionError(
-                    "Section %s: cannot import source_interface %s: %s"
-                    % (name, dotted, e)) from None
-        if not isinstance(interface, InterfaceClass):
-            raise SectionError(
-                "Section %s: source_interface %s is not an interface."
-                % (name, dotted))
-        source = queryUtility(interface)
-        if source is None:
-            raise SectionError(
-                "Section %s: no utility is registered for %s (see"
-                " [components] register)." % (name, interface.__identifier__))
-        return source
+        return find_source(name, dotted)
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""

@@ -40,17 +40,15 @@ import transaction
 from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 from storm.expr import Or, Select
-from zope.component import queryUtility
-from zope.dottedname.resolve import resolve
 
 from jobs.config import get_config, set_config
 from jobs.database import UTCDateTime, UTCNow, connect, get_store, set_role
 from jobs.dispatch import TASK_NAME, celery_app, queue_of, send_jobs
-from jobs.errors import ConfigError, DispatchError
+from jobs.errors import DispatchError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
 from jobs.registration import register_components
-from jobs.runner import default_error_reporter
+from jobs.runner import SectionError, default_error_reporter, find_source
 from jobs.runners.batch import BatchRunner
 
 # Seconds a Celery claim's lease outlasts its queue's hard time limit.
@@ -94,7 +92,9 @@ class TaskRunner:
         """``[(JobSection, source)]``: Celery-enabled sections first, each
         source once (a source served by two sections runs as the first).
 
-        :raises ConfigError: when a section's source cannot be found.
+        A section whose source cannot be found is left out, with one
+        WARNING: its jobs cannot run here until the configuration or the
+        registration is fixed.
         """
         if self._sections is None:
             config = self.config
@@ -103,27 +103,17 @@ class TaskRunner:
             settings.sort(key=lambda section: not section.celery_dispatch)
             found, seen = [], set()
             for section in settings:
-                source = self._source(section)
+                try:
+                    source = find_source(section.name,
+                                         section.source_interface)
+                except SectionError as e:
+                    self.logger.warning("%s: its jobs cannot run here.", e)
+                    continue
                 if source not in seen:
                     seen.add(source)
                     found.append((section, source))
             self._sections = found
         return self._sections
-
-    def _source(self, section):
-        try:
-            interface = resolve(section.source_interface)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise ConfigError(
-                "Section %s: cannot import source_interface %s: %s"
-                % (section.name, section.source_interface, e)) from None
-        source = queryUtility(interface)
-        if source is None:
-            raise ConfigError(
-                "Section %s: no utility is registered for %s (see"
-                " [components] register)." % (section.name,
-                                              section.source_interface))
-        return source
 
     def lease_seconds(self, section, source, hard_limit):
         """The lease of a claim: the section's (or the job class's), and

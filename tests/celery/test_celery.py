@@ -15,6 +15,7 @@ from testtools.matchers import Contains
 from jobs.errors import ConfigError
 from jobs.dispatch import send_jobs
 from jobs.interfaces.job import JobStatus
+from jobs.model.job import Job
 from jobs.runner import JobCronScript
 from jobs.testing.celery import (
     BrokerFixture,
@@ -131,6 +132,20 @@ class DispatchTests:
         transaction.commit()
         self.assertEqual((1, 1), (self.broker.queue_length(self.queue),
                                   self.broker.queue_length(self.slow_queue)))
+
+    def test_message_names_the_flushed_job_and_its_queue_limits(self):
+        from jobs.testing.foojob import DoFooJob, FooJob, FooJobType
+        job = Job()
+        self.store.add(job)
+        self.store.add(FooJob(job, self.factory.makeFoo(),
+                              FooJobType.DO_FOO))
+        # Not flushed yet: celeryRunOnCommit flushes for the id.
+        DoFooJob(self.store.find(FooJob).one()).celeryRunOnCommit()
+        transaction.commit()
+        self.assertIsNotNone(job.id)
+        # Celery's header holds [hard, soft].
+        self.assertEqual([("jobs.run_job", [job.id], [90, 60], None)],
+                         self.broker.take(self.queue))
 
     def test_sections_without_celery_dispatch_send_nothing_by_themselves(self):
         from jobs.testing.foojob import DoBarJob

@@ -134,6 +134,22 @@ class BrokerFixture(fixtures.Fixture):
             except ChannelError:
                 return 0
 
+    def take(self, queue):
+        """Remove and return the messages waiting in `queue`, as
+        ``(task name, args, [hard, soft] time limits, countdown ETA)``."""
+        taken = []
+        with self.connection() as connection:
+            channel = connection.default_channel
+            while True:
+                message = channel.basic_get(queue, no_ack=True)
+                if message is None:
+                    return taken
+                message = channel.message_to_python(message)
+                headers = message.headers
+                args = message.decode()[0]
+                taken.append((headers["task"], list(args),
+                              list(headers["timelimit"]), headers["eta"]))
+
     def delete_queues(self):
         from kombu.exceptions import ChannelError
         with self.connection() as connection:

@@ -12,7 +12,6 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs.errors import ConfigError
 from jobs.dispatch import send_jobs
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
@@ -24,9 +23,9 @@ from jobs.testing.celery import (
     celery_config,
     wait_until,
 )
-from jobs.testing.fixtures import ConfigFixture, FrozenClockFixture
+from jobs.testing.fixtures import FrozenClockFixture
 from jobs.testing.script import ROOT
-from jobs.testing.testcase import DatabaseTestCase, TestCase
+from jobs.testing.testcase import DatabaseTestCase
 
 RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
 
@@ -386,18 +385,3 @@ class TestExactlyOnce(CeleryTestCase):
         transaction.abort()
         # The cron runner and each worker's process all took part.
         self.assertEqual(3, len(pids), open(cron_log).read()[-1000:])
-
-
-class TestCeleryConfig(TestCase):
-
-    def test_time_limits_parse_per_queue(self):
-        self.assertEqual({"jobs": (300.0, 600.0), "jobs_slow": (3600.0,
-                                                                3900.0)},
-                         self.config.celery.time_limits)
-        self.assertEqual((None, None), self.config.celery.limits("other"))
-
-    def test_soft_limit_must_be_below_hard_limit(self):
-        config = self.useFixture(ConfigFixture(
-            "[celery]\ntime_limits: q=10:5\n")).config
-        error = self.assertRaises(ConfigError, lambda: config.celery)
-        self.assertThat(str(error), Contains("SOFT below HARD"))

@@ -372,7 +372,7 @@ class TestExactlyOnce(CeleryTestCase):
         if not wait_until(lambda: self.store.execute(
                 "SELECT count(*) FROM job WHERE status = ?",
                 (JobStatus.COMPLETED.value,)).get_one()[0] == self.jobs
-                or transaction.abort(), 240, 0.5):
+                or transaction.abort(), 420, 0.5):
             self.fail("Not every job completed.")
         transaction.abort()
         self.assertEqual(0, cron.wait(60))

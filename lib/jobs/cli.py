@@ -26,6 +26,7 @@ from storm.expr import Count, Desc
 from jobs import schema
 from jobs.config import get_config, load, set_config
 from jobs.database import UTCNow, clock, connect, get_store
+from jobs.dispatch import run_on_commit_if_celery
 from jobs.errorlog import read_report
 from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
@@ -261,6 +262,10 @@ def _transition(options, verb, allowed, action):
             action(job)
         except InvalidTransition as e:
             raise CommandError("Job %d: %s" % (job_id, e)) from None
+        if job.status is JobStatus.WAITING:
+            # Waiting again: a Celery-enabled section's job goes to
+            # Celery when this commits.
+            run_on_commit_if_celery(job_id)
         transaction.commit()
         print("Job %d is now %s." % (job_id, job.status.title))
 

@@ -18,6 +18,7 @@ __all__ = [
     "celery_app",
     "celery_section",
     "dispatches_to_celery",
+    "run_on_commit_if_celery",
     "queue_of",
     "run_on_commit",
     "send_jobs",
@@ -166,6 +167,35 @@ def run_on_commit(job):
         txn.set_data(_PendingMessages, pending)
         txn.addAfterCommitHook(pending)
     pending.messages.append((job_id, queue_of(job)))
+
+
+def run_on_commit_if_celery(job_id, config=None):
+    """Send job `job_id` to Celery on commit if it belongs to a section
+    with ``celery_dispatch: true`` (an operator's ``jobs retry`` or
+    ``jobs resume`` made it WAITING again).
+
+    :return: True when a message will be sent on commit.
+    """
+    from zope.component import queryUtility
+    from jobs.errors import NotFoundError
+    config = config or get_config()
+    for name in config.job_section_names:
+        section = config.job_section(name)
+        if not section.celery_dispatch:
+            continue
+        try:
+            source = queryUtility(resolve(section.source_interface))
+        except (ImportError, AttributeError, ValueError):
+            continue  # reported where the section's jobs are run
+        if source is None:
+            continue
+        try:
+            job = source.get(job_id)
+        except NotFoundError:
+            continue
+        run_on_commit(job)
+        return True
+    return False
 
 
 def send_jobs(messages, countdown=None, config=None):

@@ -168,6 +168,18 @@ class DispatchTests:
         transaction.commit()
         self.assertQueued(1)
 
+    def test_jobs_retry_sends_the_job_again(self):
+        from jobs.cli import main
+        job_id = self.make_job()
+        self.assertQueued(1)
+        self.broker.take(self.queue)
+        self.store.execute("UPDATE job SET status = 3 WHERE id = ?",
+                           (job_id,))
+        transaction.commit()
+        self.assertEqual(0, main(["retry", str(job_id)]))
+        self.assertEqual([("jobs.run_job", [job_id], [90, 60], None)],
+                         self.broker.take(self.queue))
+
 
 class TestDispatchRedis(DispatchTests, CeleryTestCase):
     __test__ = True

@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+CELERY = ["celery>=5.4,<6", "kombu>=5.4,<6", "redis>=4.5,<9"]
+
 setup(
     name="jobs",
     version="0.1.0",
@@ -32,7 +34,10 @@ setup(
         "fixtures>=4.0,<5",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3,<4"],
+        # Celery workers and dispatch (jobs.runners.celery): RabbitMQ
+        # through kombu's amqp transport, or Redis through the client.
+        "celery": CELERY,
+        "test": ["pytest>=8,<10", "pytest-xdist>=3,<4"] + CELERY,
     },
     entry_points={
         "console_scripts": [

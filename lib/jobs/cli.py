@@ -4,7 +4,7 @@
 
 Commands: ``db upgrade``, ``db verify``, ``db roles``, ``status``, ``list``, ``show``,
 ``retry``, ``suspend``, ``resume``, ``oops list``, ``oops show``,
-``oops summary``. A bad id, date or status is a one-line error and exit
+``oops summary``, ``celery-worker``. A bad id, date or status is a one-line error and exit
 status 2, never a traceback.
 """
 
@@ -26,6 +26,7 @@ from storm.expr import Count, Desc
 from jobs import schema
 from jobs.config import get_config, load, set_config
 from jobs.database import UTCNow, clock, connect, get_store
+from jobs.dispatch import run_on_commit_if_celery
 from jobs.errorlog import Redactor, read_report
 from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
@@ -291,6 +292,10 @@ def _transition(options, verb, allowed, action):
             action(job)
         except InvalidTransition as e:
             raise CommandError("Job %d: %s" % (job_id, e)) from None
+        if job.status is JobStatus.WAITING:
+            # Waiting again: a Celery-enabled section's job goes to
+            # Celery when this commits.
+            run_on_commit_if_celery(job_id)
         transaction.commit()
         print("Job %d is now %s." % (job_id, job.status.title))
 
@@ -444,6 +449,20 @@ def cmd_oops_summary(options):
     output(rows, options)
 
 
+def cmd_celery_worker(options):
+    # Imported here: Celery is an optional dependency (the celery extra).
+    try:
+        from jobs.runners.celery import worker_main
+    except ImportError as e:
+        raise CommandError("Celery is not installed (pip install"
+                           " 'jobs[celery]'): %s" % e) from None
+    queues = [queue for value in options.queues or ()
+              for queue in value.split(",") if queue]
+    worker_main(queues or [get_config().celery.default_queue],
+                concurrency=options.concurrency, loglevel=options.loglevel,
+                hostname=options.hostname, pool=options.pool)
+
+
 # --- the parser -------------------------------------------------------------
 
 
@@ -504,6 +523,19 @@ def build_parser():
         command = commands.add_parser(name, help=text)
         command.add_argument("ids", nargs="+", metavar="ID")
         command.set_defaults(run=run)
+
+    worker = commands.add_parser(
+        "celery-worker", help="run a Celery worker for the jobs sent to"
+        " QUEUEs (late acks, prefetch 1, the queues' time limits)")
+    worker.add_argument("-Q", "--queues", action="append", metavar="QUEUE",
+                        help="a queue (repeatable, or comma-separated;"
+                        " default: [celery] default_queue)")
+    worker.add_argument("-c", "--concurrency", type=int, default=1,
+                        help="worker processes (default 1)")
+    worker.add_argument("-l", "--loglevel", default="INFO")
+    worker.add_argument("-n", "--hostname", help="the worker's node name")
+    worker.add_argument("-P", "--pool", help="Celery pool (default prefork)")
+    worker.set_defaults(run=cmd_celery_worker)
 
     oops = commands.add_parser("oops", help="read OOPS reports")
     oops_commands = oops.add_subparsers(dest="oops_command", required=True,

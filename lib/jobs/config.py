@@ -13,6 +13,7 @@ and the key.
 """
 
 __all__ = [
+    "CelerySettings",
     "JobsConfig",
     "JobSection",
     "get_config",
@@ -120,6 +121,14 @@ class JobSection:
         memory_limit = section["memory_limit"]
         self.memory_limit = (None if memory_limit is None else
                              self._number(section, "memory_limit", int, 1))
+        dispatch = section["celery_dispatch"]
+        if not isinstance(dispatch, bool):
+            raise ConfigError("%s: [%s] celery_dispatch: %r is not true or"
+                              " false." % (config.path, name, dispatch))
+        self.celery_dispatch = dispatch
+        self.task_queue = section["task_queue"] or None
+        self.celery_sweep_grace = self._number(
+            section, "celery_sweep_grace", float, 0)
         if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
             raise ConfigError(
                 "%s: [%s] runner_class: %r is not JobRunner or "
@@ -127,7 +136,8 @@ class JobSection:
         if self.source_interface is None:
             raise ConfigError(
                 "%s: [%s] source_interface: not set." % (config.path, name))
-        for key in ("dbuser", "source_interface", "runner_class"):
+        for key in ("dbuser", "source_interface", "runner_class",
+                    "task_queue"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(
@@ -149,6 +159,57 @@ class JobSection:
             raise ConfigError("%s: [%s] %s: %r is below %s." % (
                 self.config.path, self.name, key, value, minimum))
         return kind(value)
+
+
+class CelerySettings:
+    """The ``[celery]`` section, with typed values.
+
+    :ivar broker_url: the broker's URL (``amqp://...`` or ``redis://...``).
+    :ivar default_queue: the queue of sections that name none.
+    :ivar fallback_queue: where a job past its soft time limit goes
+        (None: nowhere, it fails).
+    :ivar time_limits: {queue: (soft seconds, hard seconds)}; a queue not
+        in it has no limits.
+    :ivar publish_retries: attempts to reach the broker per send.
+    """
+
+    def __init__(self, config):
+        section = config.lazr["celery"]
+        path = config.path
+
+        def text(key):
+            value = section[key]
+            if value is not None and not isinstance(value, str):
+                raise ConfigError("%s: [celery] %s: %r is not text."
+                                  % (path, key, value))
+            return value or None
+
+        self.broker_url = text("broker_url")
+        if self.broker_url is None:
+            raise ConfigError("%s: [celery] broker_url: not set." % path)
+        self.default_queue = text("default_queue")
+        if self.default_queue is None:
+            raise ConfigError("%s: [celery] default_queue: not set." % path)
+        self.fallback_queue = text("fallback_queue")
+        self.time_limits = {}
+        for item in (text("time_limits") or "").split():
+            match = re.fullmatch(
+                r"([^=\s]+)=(\d+(?:\.\d*)?):(\d+(?:\.\d*)?)", item)
+            if match is None or float(match[2]) >= float(match[3]):
+                raise ConfigError(
+                    "%s: [celery] time_limits: %r is not QUEUE=SOFT:HARD"
+                    " (seconds, SOFT below HARD)." % (path, item))
+            self.time_limits[match[1]] = (float(match[2]), float(match[3]))
+        retries = section["publish_retries"]
+        if isinstance(retries, bool) or not isinstance(retries, int) \
+                or retries < 0:
+            raise ConfigError("%s: [celery] publish_retries: %r is not a"
+                              " count." % (path, retries))
+        self.publish_retries = retries
+
+    def limits(self, queue):
+        """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
+        return self.time_limits.get(queue, (None, None))
 
 
 class JobsConfig:
@@ -211,6 +272,14 @@ class JobsConfig:
             raise ConfigError("%s: [%s] %s: %r is not text."
                               % (self.path, section, key, value))
         return value
+
+    @property
+    def celery(self):
+        """The `CelerySettings` of ``[celery]``.
+
+        :raises ConfigError: when a value is malformed.
+        """
+        return CelerySettings(self)
 
     def job_section(self, name):
         """Return the `JobSection` called `name`.

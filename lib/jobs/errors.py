@@ -3,6 +3,7 @@
 __all__ = [
     "ConfigError",
     "DatabaseError",
+    "DispatchError",
     "InvalidJobData",
     "InvalidTransition",
     "JobDataTooLarge",
@@ -70,6 +71,10 @@ class ConfigError(JobsError):
 
 class DatabaseError(JobsError):
     """The database is unreachable or refused a connection."""
+
+
+class DispatchError(JobsError):
+    """A job could not be sent to Celery (the broker cannot be reached)."""
 
 
 class SchemaError(JobsError):

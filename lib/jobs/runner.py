@@ -52,6 +52,7 @@ from jobs.errorlog import ErrorReporter, Redactor
 from jobs.errors import (
     ConfigError,
     DatabaseError,
+    DispatchError,
     JobsError,
     LeaseHeld,
     LostRunner,
@@ -109,11 +110,16 @@ class JobRunner:
         hold a `JobRecord` (type name, id) instead of each job. Long runs
         need this: every commit makes Storm revisit every object still
         referenced, so keeping thousands of jobs makes each commit slower.
+    :param requeue_error_types: exceptions that end an attempt with no
+        outcome: the job's work is rolled back and it goes back to WAITING
+        at once (the attempt counts), its id in `requeued`, for the caller
+        to hand it to another runner. A Celery worker gives the soft time
+        limit, to move the job to its slow queue.
     """
 
     def __init__(self, jobs, logger=None, error_reporter=None,
                  group_commit=False, keep_jobs=True, log_level=logging.INFO,
-                 log_tail_chars=8000):
+                 log_tail_chars=8000, requeue_error_types=()):
         self.jobs = jobs
         self.logger = logger or logging.getLogger(__name__)
         self.error_reporter = error_reporter or default_error_reporter()
@@ -129,6 +135,8 @@ class JobRunner:
         # Group commit: (job_id, attempt, log tail) of completed jobs whose
         # outcomes `commit_group` records.
         self.deferred = []
+        self.requeue_error_types = tuple(requeue_error_types)
+        self.requeued = []
 
     @classmethod
     def fromReady(cls, source, logger=None, error_reporter=None, **kwargs):
@@ -254,6 +262,17 @@ class JobRunner:
             self._attach_log_tail(job)
             job.queue(manage_transaction=commit)
             self._record(job, completed=False)
+        except self.requeue_error_types as e:
+            self.logger.info("Giving %s back to the queue after %s.",
+                             LazyJobStr(job), type(e).__name__)
+            # The row's own queue(): no retry delay, the job is due now.
+            if savepoint is not None:
+                savepoint.rollback()
+                job.job.queue()
+            else:
+                job.job.queue(manage_transaction=True, abort_transaction=True)
+            self._record(job, completed=False)
+            self.requeued.append(job.job.id)
         except SuspendJobException:
             self.logger.debug("Job suspended itself")
             if savepoint is not None:
@@ -489,6 +508,7 @@ class JobCronScript(Script):
         "ProcessJobRunner": "jobs.runners.process.ProcessJobRunner",
         "BatchRunner": "jobs.runners.batch.BatchRunner",
         "Worker": "jobs.runners.worker.Worker",
+        "CelerySweep": "jobs.runners.celery.sweep",
     }
 
     def __init__(self, runner_class=JobRunner, test_args=None, name=None,
@@ -515,6 +535,11 @@ class JobCronScript(Script):
             "--batch-size", type=int, metavar="N",
             help="Claim up to N jobs per statement (default: the section's"
                  " batch_size; workers claim at least 1).")
+        self.parser.add_argument(
+            "--celery-sweep", action="store_true",
+            help="Run no job: send again to Celery the ready jobs of each"
+                 " (celery_dispatch) section that no worker claimed within"
+                 " its celery_sweep_grace.")
         self.parser.add_argument(
             "--processes", type=int, metavar="N",
             help="Run each job in a pool of N child processes"
@@ -555,6 +580,9 @@ class JobCronScript(Script):
             return EXIT_SECTION_ERROR
         if self.options.worker:
             return self.run_worker(config)
+        if self.options.celery_sweep:
+            return max(self.sweep_section(config, name)
+                       for name in self.section_names)
         return max(self.run_section(config, name)
                    for name in self.section_names)
 
@@ -581,7 +609,8 @@ class JobCronScript(Script):
         return _DefaultSection(name)
 
     def find_source(self, config, name):
-        """Return the source utility for section `name`.
+        """Return the source utility for section `name` (or for this
+        script's own `source_interface`).
 
         :raises SectionError: naming the section and the cause.
         """
@@ -607,6 +636,40 @@ class JobCronScript(Script):
         try:
             code, _ = self._run_as(settings, source, self._execute)
             return code
+        finally:
+            lock.release()
+
+    def sweep_section(self, config, name):
+        """Send section `name`'s overdue jobs to Celery again (under a lock
+        of its own, so a cron run of the section does not block it);
+        return the exit code: 1 when the broker cannot be reached."""
+        try:
+            source = self.find_source(config, name)
+            settings = self.section_settings(config, name)
+        except (SectionError, ConfigError) as e:
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        if not getattr(settings, "celery_dispatch", False):
+            self.logger.error(
+                "Section %s does not send its jobs to Celery (celery_dispatch"
+                " is false): nothing to sweep.", name)
+            return EXIT_SECTION_ERROR
+        lock = self.lock(self.lock_path(config.lock_dir,
+                                        "%s-celery-sweep" % name))
+        if lock is None:
+            return 1
+        sweep = resolve(self.BACKENDS["CelerySweep"])
+
+        def execute(settings, source, reporter):
+            return sweep(source, settings, self.logger, reporter, config)
+
+        try:
+            code, _ = self._run_as(settings, source, execute)
+            return code
+        except DispatchError as e:
+            transaction.abort()
+            self.logger.error("Section %s: %s.", name, e)
+            return 1
         finally:
             lock.release()
 

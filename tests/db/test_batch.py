@@ -47,6 +47,29 @@ class TestClaim(DatabaseTestCase):
         self.assertEqual([foo_job.job_id],
                          [job.job_id for job in DoFooJob.claimReady(10)])
 
+    def test_claimJob_claims_only_that_job_once_and_only_of_its_type(self):
+        first, second = self.make_jobs(2)
+        bar = self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        [claimed] = DoFooJob.claimJob(second.job_id)
+        transaction.commit()
+        self.assertEqual((second.job_id, JobStatus.RUNNING, 1),
+                         (claimed.job_id, claimed.status, claimed.job._attempt))
+        # A duplicate message: taken. Another type's job: not ours.
+        self.assertEqual([], list(DoFooJob.claimJob(second.job_id)))
+        self.assertEqual([], list(DoFooJob.claimJob(bar.job_id)))
+        self.assertEqual(JobStatus.WAITING, first.status)
+
+    def test_claimJob_skips_a_job_not_yet_due(self):
+        clock = self.useFixture(FrozenClockFixture()).clock
+        [job] = self.make_jobs(1)
+        job.job.scheduled_start = clock.frozen_at + timedelta(seconds=5)
+        transaction.commit()
+        self.assertEqual([], list(DoFooJob.claimJob(job.job_id)))
+        clock.advance(timedelta(seconds=5))
+        self.assertEqual([job.job_id],
+                         [j.job_id for j in DoFooJob.claimJob(job.job_id)])
+
     def test_priority_first_then_oldest(self):
         low, high, middle = self.make_jobs(3)
         high.job.priority = 10

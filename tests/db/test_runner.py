@@ -116,6 +116,27 @@ class TestOutcomes(DatabaseTestCase):
         self.assertNote(None, job)
         self.assertEqual(1, len(self.oopses()))
 
+    def test_requeue_error_gives_the_job_back_rolled_back_and_due(self):
+        # What a Celery worker does with a soft time limit.
+        job = self.make_job(raise_="error")
+        runner = JobRunner([job], logger=self.logger,
+                           requeue_error_types=(ValueError,))
+        runner.runAll()
+        transaction.abort()
+        self.assertEqual((JobStatus.WAITING, 1, None, None),
+                         (job.status, job.attempt_count, job.lease_expires,
+                          job.scheduled_start))
+        self.assertNote(None, job)
+        self.assertEqual(([job.job_id], [job], []),
+                         (runner.requeued, runner.incomplete_jobs,
+                          self.oopses()))
+        self.assertLogged("Giving <NotifyingJob for foo %d; status=Running>"
+                          " (ID %d) back to the queue after ValueError."
+                          % (job.context.foo_id, job.job_id))
+        # Due at once: the next runner takes it as attempt 2.
+        self.assertEqual([job.job_id],
+                         [j.job_id for j in DoFooJob.iterReady()])
+
     def test_user_error_fails_without_oops(self):
         job = self.make_job(raise_="user")
         runner = self.run_jobs(job)

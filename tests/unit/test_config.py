@@ -97,3 +97,37 @@ class TestConfig(TestCase):
         error = self.assertRaises(
             ConfigError, lambda: load(path).database_uri)
         self.assertThat(str(error), Contains("[database] uri: 42 is not a URI"))
+
+    def test_celery_settings_and_section_options(self):
+        config = load(self.extending_testrunner(
+            "[celery]\nbroker_url: redis://127.0.0.1:6379/3\n"
+            "time_limits: fast=1:5 slow=30.5:60\n\n"
+            "[do_foo]\ncelery_dispatch: true\ntask_queue: fast\n"))
+        celery = config.celery
+        self.assertEqual(
+            ("redis://127.0.0.1:6379/3", "jobs", "jobs_slow",
+             {"fast": (1.0, 5.0), "slow": (30.5, 60.0)}),
+            (celery.broker_url, celery.default_queue, celery.fallback_queue,
+             celery.time_limits))
+        self.assertEqual((None, None), celery.limits("other"))
+        section = config.job_section("do_foo")
+        self.assertEqual((True, "fast", 300.0), (
+            section.celery_dispatch, section.task_queue,
+            section.celery_sweep_grace))
+        self.assertEqual((False, None),
+                         (config.job_section("do_bar").celery_dispatch,
+                          config.job_section("do_bar").task_queue))
+
+    def test_soft_limit_must_be_below_hard_limit(self):
+        config = load(self.extending_testrunner(
+            "[celery]\ntime_limits: q=10:5\n"))
+        error = self.assertRaises(ConfigError, lambda: config.celery)
+        self.assertThat(str(error), Contains(
+            "[celery] time_limits: 'q=10:5' is not QUEUE=SOFT:HARD"))
+
+    def test_celery_dispatch_must_be_true_or_false(self):
+        path = self.extending_testrunner("[do_foo]\ncelery_dispatch: 3\n")
+        error = self.assertRaises(ConfigError, lambda: load(path).job_section(
+            "do_foo"))
+        self.assertThat(str(error), Contains(
+            "[do_foo] celery_dispatch: 3 is not true or false."))

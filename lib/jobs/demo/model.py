@@ -50,7 +50,9 @@ class DemoJob(BaseRunnableJob):
         store = get_store()
         store.add(job)
         store.flush()
-        return cls(job)
+        created = cls(job)
+        cls.after_create(created)
+        return created
 
     @classmethod
     def jobCondition(cls):

@@ -241,6 +241,31 @@ class IRunnableJob(IJob):
     lease_duration = Attribute(
         "`datetime.timedelta`: the length of a runner's lease on the job "
         "(default 5 minutes).")
+    task_queue = Attribute(
+        "The name (str) of the Celery queue `celeryRunOnCommit` sends the "
+        "job to; None (the default) means its section's ``task_queue``, "
+        "else ``[celery] default_queue``.")
+
+    def celeryRunOnCommit():
+        """Send the job to Celery once the current transaction commits.
+
+        Flushes the store first, so the message carries the job's id.
+        Registers an after-commit hook on the current transaction (one
+        per transaction, however many jobs): when the commit succeeds, it
+        sends ``jobs.run_job(job_id)`` to the job's `task_queue` with that
+        queue's time limits; after an abort or a failed commit it sends
+        nothing. A broker that cannot be reached never fails the commit:
+        the hook logs a WARNING naming the jobs, which stay WAITING in
+        the database until ``run_jobs.py --celery-sweep`` sends them.
+
+        Jobs whose section sets ``celery_dispatch: true`` call this when
+        they are created.
+
+        :raises ConfigError: when ``[celery]`` or a Celery-enabled
+            section's ``source_interface`` is malformed (at once, not at
+            commit).
+        Does not commit; flushes.
+        """
 
     def run():
         """Do the job's work.
@@ -301,6 +326,18 @@ class IJobSource(Interface):
 
     def contextManager():
         """Return a context manager the runner enters around a whole batch."""
+
+    def claimJob(job_id, lease_duration=None):
+        """Claim the job `job_id` if it is one of this source's ready jobs.
+
+        The same atomic, fenced claim as `claimReady`, narrowed to one
+        job: what a Celery worker does with a ``jobs.run_job`` message. A
+        job that is taken, finished, not due or not this source's is
+        simply not returned, so a duplicate or late message does nothing.
+
+        :return: like `claimReady`: the claimed job, or nothing.
+        Leaves the transaction open: the caller commits the claim.
+        """
 
     def claimReady(limit, lease_duration=None):
         """Claim up to `limit` ready jobs in one statement and return them.

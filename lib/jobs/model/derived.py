@@ -85,7 +85,9 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
             job=job, job_type=cls.class_job_type, **context_columns)
         store.add(context)
         store.flush()
-        return cls(context)
+        created = cls(context)
+        cls.after_create(created)
+        return created
 
     @classmethod
     def _contexts(cls, *conditions):

@@ -100,13 +100,40 @@ class BaseRunnableJobSource:
         :return: a `ClaimedJobs`: each job is loaded when iteration
             reaches it, fresh in the transaction that runs it.
         """
+        return cls._claim_matching(None, limit, lease_duration)
+
+    @classmethod
+    def claimJob(cls, job_id, lease_duration=None):
+        """See `IJobSource`.
+
+        :return: a `ClaimedJobs` of one job or none.
+        """
+        return cls._claim_matching(job_id, 1, lease_duration)
+
+    @classmethod
+    def _claim_matching(cls, job_id, limit, lease_duration):
+        from storm.expr import And
         from jobs.database import get_store
         from jobs.model.job import Job
         condition, tables = cls.jobCondition()
+        if job_id is not None:
+            condition = And(condition, Job.id == job_id)
+        # The statement of a one-job claim names the job: not reusable.
         claimed = Job.claim(get_store(), condition, tables, limit,
                             lease_duration or cls.lease_duration,
-                            cache_key=cls)
+                            cache_key=cls if job_id is None else None)
         return ClaimedJobs(cls, claimed)
+
+    @classmethod
+    def after_create(cls, job):
+        """Called by ``create`` with each new, flushed job of this source.
+
+        When the job section of this source says ``celery_dispatch:
+        true``, the job is sent to Celery when the transaction commits.
+        """
+        from jobs.dispatch import dispatches_to_celery
+        if dispatches_to_celery(cls):
+            job.celeryRunOnCommit()
 
     @classmethod
     def iterReady(cls):
@@ -292,6 +319,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
     # The largest json_data a job of this type may be created with
     # (bytes of UTF-8 JSON; see `jobs.model.jsondata`).
     max_json_data_bytes = MAX_JSON_DATA_BYTES
+    task_queue = None
 
     def __repr__(self):
         return "<%s job %s; status=%s>" % (
@@ -320,6 +348,11 @@ class BaseRunnableJob(BaseRunnableJobSource):
     def notifyUserError(self, error):
         """See `IRunnableJob`."""
         logger.info("%r failed with user error: %s", self, error)
+
+    def celeryRunOnCommit(self):
+        """See `IRunnableJob`."""
+        from jobs.dispatch import run_on_commit
+        run_on_commit(self)
 
     def acquireLease(self, duration=None):
         """See `IJob`; the default duration is `lease_duration`."""

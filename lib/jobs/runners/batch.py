@@ -35,13 +35,15 @@ class BatchRunner:
         yet started are given back and the run ends.
     :param lease_duration: seconds of each claimed job's lease (None: the
         job class's `lease_duration`).
+    :param requeue_error_types: see `JobRunner`.
     :ivar runner: the `JobRunner` that ran the jobs (its lists, OOPS ids).
     """
 
     def __init__(self, source, logger=None, error_reporter=None,
                  batch_size=50, group_commit=0, max_jobs=None,
                  max_seconds=None, should_stop=None, lease_duration=None,
-                 log_level=logging.INFO, log_tail_chars=8000):
+                 log_level=logging.INFO, log_tail_chars=8000,
+                 requeue_error_types=()):
         self.source = source
         self.lease_duration = lease_duration
         self.logger = logger or logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class BatchRunner:
         self.runner = JobRunner(
             [], self.logger, error_reporter,
             group_commit=bool(self.group_commit), keep_jobs=False,
-            log_level=log_level, log_tail_chars=log_tail_chars)
+            log_level=log_level, log_tail_chars=log_tail_chars,
+            requeue_error_types=requeue_error_types)
         self.started = 0
         # The next batch, claimed with the last outcome of this one.
         self._ahead = None

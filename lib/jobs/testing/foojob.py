@@ -24,6 +24,7 @@ __all__ = [
 import logging
 import os
 import time
+from datetime import timedelta
 
 from lazr.enum import DBEnumeratedType, DBItem
 from storm.locals import Int, Reference, Unicode
@@ -157,7 +158,9 @@ class FooJobDerived(DerivedJob):
         ``getOopsVars``, and puts in its error's message: everything the
         redaction must hide), ``raise_`` (one of "retry", "user",
         "suspend", "error", "unprintable": an exception whose ``str()``
-        raises), ``return_`` (a value ``run()`` returns).
+        raises), ``return_`` (a value ``run()`` returns), ``retry_until``
+        (raise `RetryError` while the attempt is below it),
+        ``retry_delay`` (seconds, instead of the class's `retry_delay`).
         """
         return cls._create(foo=foo, json_data=dict(behaviour))
 
@@ -178,6 +181,14 @@ class FooJobDerived(DerivedJob):
         if existing is not None:
             return cls(existing)
         return cls.create(foo)
+
+    @property
+    def retry_delay(self):
+        """See `IRunnableJob`; ``retry_delay`` in json_data overrides it."""
+        seconds = self.context.json_data.get("retry_delay")
+        if seconds is None:
+            return DerivedJob.retry_delay
+        return timedelta(seconds=seconds)
 
     def getOopsVars(self):
         """See `IRunnableJob`."""
@@ -236,7 +247,8 @@ class FooJobDerived(DerivedJob):
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")
-        if raise_ == "retry":
+        if raise_ == "retry" or self.attempt_count < data.get(
+                "retry_until", 0):
             raise RetryError("Try again later.")
         if raise_ == "user":
             raise UserError("You asked for something impossible.")

@@ -247,8 +247,8 @@ class FooJobDerived(DerivedJob):
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")
-        if raise_ == "retry" or self.attempt_count < data.get(
-                "retry_until", 0):
+        if raise_ == "retry" or ("retry_until" in data and
+                                 self.attempt_count < data["retry_until"]):
             raise RetryError("Try again later.")
         if raise_ == "user":
             raise UserError("You asked for something impossible.")

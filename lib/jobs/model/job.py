@@ -164,8 +164,6 @@ class Job:
         """
         if isinstance(lease_duration, timedelta):
             lease_duration = lease_duration.total_seconds()
-        where = And(condition, ready_condition(), Or(
-            Job.status == WAITING, Job.attempt_count <= Job.max_retries))
         order = (Desc(Job.priority), Job.id)
         sets = {Job.status: RUNNING.value,
                 Job.attempt_count: Job.attempt_count + 1,
@@ -187,6 +185,8 @@ class Job:
                     _claim_statements[key] = statement
             rows = store.execute(*statement).get_all()
         else:
+            where = And(condition, ready_condition(), Or(
+                Job.status == WAITING, Job.attempt_count <= Job.max_retries))
             ids = [row[0] for row in store.execute(Select(
                 Job.id, where=where, tables=[Job] + list(tables),
                 order_by=order, limit=limit))]

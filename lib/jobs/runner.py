@@ -618,21 +618,10 @@ class JobCronScript(Script):
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""
-        try:
-            source = self.find_source(config, name)
-            settings = self.section_settings(config, name)
-        except (SectionError, ConfigError) as e:
-            self.logger.error("%s", e)
-            return EXIT_SECTION_ERROR
-        try:
-            lock = self.lock(self.lock_path(config.lock_dir, name))
-        except OSError as e:
-            self.logger.error("Section %s: cannot create its lock file in"
-                              " %s: %s", name, config.lock_dir,
-                              e.strerror or e)
-            return EXIT_SECTION_ERROR
-        if lock is None:
-            return 1
+        opened = self._open_section(config, name, name)
+        if isinstance(opened, int):
+            return opened
+        source, settings, lock = opened
         try:
             code, _ = self._run_as(settings, source, self._execute)
             return code
@@ -643,21 +632,11 @@ class JobCronScript(Script):
         """Send section `name`'s overdue jobs to Celery again (under a lock
         of its own, so a cron run of the section does not block it);
         return the exit code: 1 when the broker cannot be reached."""
-        try:
-            source = self.find_source(config, name)
-            settings = self.section_settings(config, name)
-        except (SectionError, ConfigError) as e:
-            self.logger.error("%s", e)
-            return EXIT_SECTION_ERROR
-        if not getattr(settings, "celery_dispatch", False):
-            self.logger.error(
-                "Section %s does not send its jobs to Celery (celery_dispatch"
-                " is false): nothing to sweep.", name)
-            return EXIT_SECTION_ERROR
-        lock = self.lock(self.lock_path(config.lock_dir,
-                                        "%s-celery-sweep" % name))
-        if lock is None:
-            return 1
+        opened = self._open_section(
+            config, name, "%s-celery-sweep" % name, celery=True)
+        if isinstance(opened, int):
+            return opened
+        source, settings, lock = opened
         sweep = resolve(self.BACKENDS["CelerySweep"])
 
         def execute(settings, source, reporter):
@@ -672,6 +651,35 @@ class JobCronScript(Script):
             return 1
         finally:
             lock.release()
+
+    def _open_section(self, config, name, lock_name, celery=False):
+        """Find section `name`'s source and settings and take the lock
+        `lock_name`: ``(source, settings, lock)``, or the exit code after
+        logging why not (2: the section cannot run; 1: the lock is held).
+
+        :param celery: the section must send its jobs to Celery.
+        """
+        try:
+            source = self.find_source(config, name)
+            settings = self.section_settings(config, name)
+        except (SectionError, ConfigError) as e:
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        if celery and not getattr(settings, "celery_dispatch", False):
+            self.logger.error(
+                "Section %s does not send its jobs to Celery (celery_dispatch"
+                " is false): nothing to sweep.", name)
+            return EXIT_SECTION_ERROR
+        try:
+            lock = self.lock(self.lock_path(config.lock_dir, lock_name))
+        except OSError as e:
+            self.logger.error("Section %s: cannot create its lock file in"
+                              " %s: %s", name, config.lock_dir,
+                              e.strerror or e)
+            return EXIT_SECTION_ERROR
+        if lock is None:
+            return 1
+        return source, settings, lock
 
     def run_section_pass(self, name, should_stop):
         """One worker pass over section `name` (no lock file: workers run

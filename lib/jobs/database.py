@@ -94,6 +94,13 @@ def _call_wrapped(database, function, *args, **kwargs):
             raise
 
 
+def _wrapped_attribute(database, target, name):
+    attr = getattr(target, name)
+    if callable(attr):
+        return partial(_call_wrapped, database, attr)
+    return attr
+
+
 class QuickCursorWrapper(CursorWrapper):
     """Storm's cursor wrapper without its per-call price.
 
@@ -104,10 +111,7 @@ class QuickCursorWrapper(CursorWrapper):
     """
 
     def __getattr__(self, name):
-        attr = getattr(self._cursor, name)
-        if callable(attr):
-            return partial(_call_wrapped, self._database, attr)
-        return attr
+        return _wrapped_attribute(self._database, self._cursor, name)
 
 
 class QuickConnectionWrapper(ConnectionWrapper):
@@ -115,10 +119,7 @@ class QuickConnectionWrapper(ConnectionWrapper):
     `QuickCursorWrapper`)."""
 
     def __getattr__(self, name):
-        attr = getattr(self._connection, name)
-        if callable(attr):
-            return partial(_call_wrapped, self._database, attr)
-        return attr
+        return _wrapped_attribute(self._database, self._connection, name)
 
     def cursor(self):
         return QuickCursorWrapper(

@@ -207,3 +207,19 @@ class TestWorkerReconnects(WorkerMixin, DatabaseTestCase):
         self.assertIsNone(process.poll())
         process.send_signal(signal.SIGTERM)
         self.assertEqual(0, process.wait(60), self.log_text(log))
+
+
+class TestListener(DatabaseTestCase):
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_self_check_sees_its_own_notify_without_waiting(self):
+        # The NOTIFY comes back with the command's own reply: the check
+        # must look at what was already read before waiting on the socket
+        # (it waited its whole timeout, 2 s, at every worker start).
+        from jobs.database import dsn
+        from jobs.runners.listener import Listener
+        listener = Listener(dsn(self.store))
+        self.addCleanup(listener.close)
+        self.assertTrue(listener.check(timeout=0))

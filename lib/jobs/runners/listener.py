@@ -45,15 +45,17 @@ class Listener:
             cursor.execute("NOTIFY %s, 'self-check'" % CHANNEL)
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            select.select([self.connection], [], [], left)
+            # Our own NOTIFY usually comes back with the NOTIFY command's
+            # reply, already read: look before waiting on the socket.
             self.connection.poll()
             payloads = [n.payload for n in self.connection.notifies]
             self.connection.notifies.clear()
             if "self-check" in payloads:
                 return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([self.connection], [], [], left)
 
     def drain(self):
         """Forget notifications received so far; return how many."""

@@ -9,7 +9,7 @@ sections name the same job source, but each has its own lock file, as
 each of several hosts would.
 """
 
-__all__ = ["Fleet", "Runner", "scaled", "sections"]
+__all__ = ["Fleet", "Runner", "STARTED", "scaled", "sections"]
 
 import os
 import signal
@@ -23,6 +23,7 @@ from jobs.testing.script import ROOT
 
 RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
 SCALE_VARIABLE = "JOBS_RELIABILITY_SCALE"
+STARTED = "--- run started"
 
 
 def scaled(ci, full):
@@ -72,6 +73,10 @@ class Runner:
 
     def start(self):
         with open(self.log_path, "a") as log:
+            # Until the run logs, its last line is this, not the previous
+            # run's.
+            log.write("%s\n" % STARTED)
+            log.flush()
             self.process = subprocess.Popen(
                 [sys.executable, *self.argv], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log)

@@ -8,14 +8,12 @@ whose ``run()`` failed (its work is rolled back).
 
 __all__ = ["Ledger"]
 
-import glob
 import json
-import os
 from collections import Counter
 
 import transaction
 
-from jobs.errorlog import read_report
+from jobs.cli import iter_reports
 from jobs.interfaces.job import JobStatus
 
 AUDIT = """
@@ -103,8 +101,6 @@ class Ledger:
             "SELECT id FROM job WHERE status = ?",
             (JobStatus.FAILED.value,))}
         transaction.abort()
-        reported = set()
-        for path in glob.glob(os.path.join(error_dir, "*", "OOPS-*")):
-            report = read_report(error_dir, os.path.basename(path))
-            reported.add(report.get("job_id"))
+        # iter_reports skips what a killed writer left half-written.
+        reported = {report.get("job_id") for report in iter_reports(error_dir)}
         return sorted(failed - reported)

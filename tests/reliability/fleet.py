@@ -9,7 +9,7 @@ sections name the same job source, but each has its own lock file, as
 each of several hosts would.
 """
 
-__all__ = ["Fleet", "Runner", "STARTED", "scaled", "sections"]
+__all__ = ["Fleet", "Runner", "STARTED", "scaled", "sections", "wait_until"]
 
 import os
 import signal
@@ -47,6 +47,24 @@ def sections(settings):
         text.extend("%s: %s\n" % item for item in sorted(values.items()))
         text.append("\n")
     return "".join(text)
+
+
+def wait_until(predicate, timeout, what, meanwhile=None, details=None):
+    """Poll `predicate` (every 0.1 s, calling `meanwhile`) until it is
+    true.
+
+    :raises AssertionError: after `timeout` seconds, naming `what` and
+        what `details()` returns.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("Timed out after %d s waiting for %s.\n%s"
+                                 % (timeout, what, details() if details
+                                    else ""))
+        if meanwhile is not None:
+            meanwhile()
+        time.sleep(0.1)
 
 
 class Runner:
@@ -191,12 +209,7 @@ class Fleet(fixtures.Fixture):
         :raises AssertionError: after `timeout` seconds, naming `what`
             and the end of each slot's log.
         """
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError("Timed out after %d s waiting for %s.\n%s"
-                                     % (timeout, what, self.log_tails()))
-            self.run_for(0.2)
+        wait_until(predicate, timeout, what, self.poll, self.log_tails)
 
     def stop(self):
         """Stop every slot (workers get SIGTERM); return the runs that

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 
 import transaction
+from storm.exceptions import DisconnectionError
 
 from jobs.cli import iter_reports
 from jobs.interfaces.job import JobStatus
@@ -39,12 +40,24 @@ class Ledger:
         self.store = store
 
     def pending(self):
-        """How many jobs are WAITING or RUNNING (a fresh read)."""
-        count = self.store.execute(
-            "SELECT count(*) FROM job WHERE status IN (?, ?)",
-            (JobStatus.WAITING.value, JobStatus.RUNNING.value)).get_one()[0]
-        transaction.abort()
-        return count
+        """How many jobs are WAITING or RUNNING (a fresh read); None when
+        the test's own connection was just lost (the next call
+        reconnects)."""
+        return self._count(
+            "SELECT count(*) FROM job WHERE status IN (%d, %d)"
+            % (JobStatus.WAITING.value, JobStatus.RUNNING.value))
+
+    def executions(self):
+        """How many executions are committed; None as for `pending`."""
+        return self._count("SELECT count(*) FROM job_execution")
+
+    def _count(self, sql):
+        try:
+            return self.store.execute(sql).get_one()[0]
+        except DisconnectionError:
+            return None
+        finally:
+            transaction.abort()
 
     def audit(self, max_problems=20):
         """Check every job; return ``(problems, summary)``.

@@ -97,7 +97,7 @@ class Runner:
             log.flush()
             self.process = subprocess.Popen(
                 [sys.executable, *self.argv], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=log)
+                stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
 
     def poll(self):
         """Note an ended run; start the next one if the slot is wanted."""

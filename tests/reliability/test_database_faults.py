@@ -15,42 +15,48 @@ import transaction
 from testtools.matchers import Contains, Not
 
 from jobs.testing.cluster import PrivateClusterFixture
-from jobs.testing.factory import Factory
 from jobs.testing.fixtures import DatabaseFixture, _dsn
-from jobs.testing.testcase import TestCase
 from tests.reliability.fleet import RUN_JOBS, Fleet, sections, wait_until
 from tests.reliability.ledger import Ledger
+from tests.scripts.test_run_jobs import BlockedRunTestCase
 
 JOBS = 150
 SECTIONS = sections([{"batch_size": 5, "lease_seconds": 2,
                       "poll_interval": 0.5}])
 
 
-class TestDatabaseFaults(TestCase):
+class TestDatabaseFaults(BlockedRunTestCase):
+    """The fault strikes while the runner is inside its 31st job, which
+    waits for an advisory lock the test holds: mid-run for certain."""
 
+    __test__ = True
     config_extra = SECTIONS
+
+    def make_database_fixture(self):
+        self.cluster = self.useFixture(PrivateClusterFixture())
+        return DatabaseFixture("postgresql", server=self.cluster.server)
 
     def setUp(self):
         super().setUp()
-        self.cluster = self.useFixture(PrivateClusterFixture())
-        self.db = self.useFixture(DatabaseFixture(
-            "postgresql", server=self.cluster.server))
-        self.store = self.db.store
-        self.addCleanup(transaction.abort)
         self.ledger = Ledger(self.store)
-        Factory(self).makeManyDoFooJobs(JOBS, record=True, sleep=0.02)
+        self.factory.makeManyDoFooJobs(30, record=True, sleep=0.02)
+        self.factory.makeDoFooJob(sql=self.hold_advisory_lock(), record=True)
+        self.factory.makeManyDoFooJobs(JOBS - 31, record=True, sleep=0.02)
         self.store.execute("UPDATE job SET max_retries = 100")
         transaction.commit()
 
-    def executions(self):
-        """True once ten jobs have committed their work."""
-        return (self.ledger.executions() or 0) >= 10
+    def inside_the_blocked_job(self):
+        try:
+            return self.lock_awaited()
+        except psycopg2.Error:
+            return False
 
     def restart(self):
         self.cluster.restart()
 
     def terminate(self):
-        """End every connection to the database but the test's own."""
+        """End every connection to the database (the lock holder's too)
+        but the one doing it."""
         admin = psycopg2.connect(_dsn(self.db.uri))
         try:
             admin.autocommit = True
@@ -72,7 +78,8 @@ class TestDatabaseFaults(TestCase):
     def run_worker_through(self, fault):
         fleet = self.useFixture(Fleet(["worker"]))
         fleet.start()
-        fleet.run_until(self.executions, 120, "the worker to get going")
+        fleet.run_until(self.inside_the_blocked_job, 120,
+                        "the worker to reach the blocked job")
         fault()
         fleet.run_until(lambda: self.ledger.pending() == 0, 120,
                         "the worker to finish every job")
@@ -90,7 +97,8 @@ class TestDatabaseFaults(TestCase):
             [sys.executable, RUN_JOBS, "reliable_0"], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.addCleanup(process.kill)
-        wait_until(self.executions, 120, "the cron run to get going")
+        wait_until(self.inside_the_blocked_job, 120,
+                   "the cron run to reach the blocked job")
         fault()
         err = process.communicate(timeout=120)[1]
         self.assertEqual(2, process.returncode, err)

@@ -55,8 +55,11 @@ class TestDatabaseFaults(BlockedRunTestCase):
         self.cluster.restart()
 
     def terminate(self):
-        """End every connection to the database (the lock holder's too)
-        but the one doing it."""
+        """End every connection to the database but the test's own and
+        the lock holder's, then free the lock: the runner's connection
+        dies while its job waits. (Were the holder's ended first, the job
+        could commit before its own connection died, and the runner
+        would reconnect without noticing: fine, but not this test.)"""
         admin = psycopg2.connect(_dsn(self.db.uri))
         try:
             admin.autocommit = True
@@ -64,11 +67,13 @@ class TestDatabaseFaults(BlockedRunTestCase):
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()")
+                " AND pid NOT IN (pg_backend_pid(), %s)",
+                (self.blocker.get_backend_pid(),))
             terminated = cursor.fetchone()[0]
         finally:
             admin.close()
         self.assertGreaterEqual(terminated, 1)
+        self.release_advisory_lock()
 
     def check_ledger(self):
         problems, summary = self.ledger.audit()

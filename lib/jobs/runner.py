@@ -399,10 +399,10 @@ class JobCronScript(Script):
         "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
         "report, not an exit status); 1 for a usage error or when a\n"
         "section's lock file is held by another run; 2 when a section is\n"
-        "unknown, its source_interface cannot be imported, or no utility\n"
+        "unknown, its source_interface cannot be imported, no utility\n"
         "provides it, or the database connection was lost during its run\n"
-        "(the other sections still run). A worker exits 0\n"
-        "after SIGTERM or SIGINT once its running job has finished.\n\n"
+        "(the other sections still run). A worker exits 0 after SIGTERM or\n"
+        "SIGINT once its running job has finished.\n\n"
         "Configuration: JOBS_CONFIG names the instance (default\n"
         "development); JOBS_DATABASE_URI overrides [database] uri.")
 

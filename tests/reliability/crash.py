@@ -168,7 +168,6 @@ class CrashReport:
 def main(argv=None):
     """``python -m tests.reliability.crash``: one crash run on the test
     PostgreSQL server; exit 1 when something did not hold."""
-    import fixtures
     from jobs.testing.fixtures import (ComponentsFixture, ConfigFixture,
                                        DatabaseFixture)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -178,11 +177,10 @@ def main(argv=None):
     parser.add_argument("--wave", type=int, default=200,
                         help="Jobs added whenever the queue is empty.")
     options = parser.parse_args(argv)
-    with fixtures.TempDir():
-        with ConfigFixture(SECTIONS) as config, ComponentsFixture(), \
-                DatabaseFixture("postgresql"), Fleet(MODES) as fleet:
-            report = CrashDriver(options.kills, options.seed, options.wave,
-                                 config.error_dir).run(fleet)
+    with ConfigFixture(SECTIONS) as config, ComponentsFixture(), \
+            DatabaseFixture("postgresql"), Fleet(MODES) as fleet:
+        report = CrashDriver(options.kills, options.seed, options.wave,
+                             config.error_dir).run(fleet)
     return 1 if report.problems else 0
 
 

@@ -119,9 +119,17 @@ class Runner:
 
     def terminate(self):
         """Start no more runs; SIGTERM a worker (once: a second SIGTERM
-        while Python shuts down would kill it)."""
+        while Python shuts down would kill it).
+
+        A worker just started (again) is first given the time to log its
+        first line: before that it has no SIGTERM handler, and the signal
+        would kill it (status -15) instead of stopping it.
+        """
         self.wanted = False
         if self.worker and self.process is not None and not self._terminated:
+            wait_until(lambda: self.process.poll() is not None
+                       or self.last_line() != STARTED, 60,
+                       "worker %d to start" % self.slot)
             self._terminated = True
             self.process.send_signal(signal.SIGTERM)
 

@@ -87,9 +87,16 @@ class LazyJobStr:
         self.status = status
 
     def __str__(self):
-        if self.status:
-            return self.job.status.title
-        return job_str(self.job)
+        try:
+            if self.status:
+                return self.job.status.title
+            return job_str(self.job)
+        except DisconnectionError:
+            # The line comes after a commit, when the job's columns must
+            # be read again; logging would print a traceback for this.
+            # The run notices the lost connection at its next statement.
+            return "<%s: the database connection was lost>" % (
+                type(self.job).__name__)
 
 
 @implementer(IJobRunner)
@@ -217,6 +224,13 @@ class JobRunner:
             self._abort(savepoint)
             self.logger.info("%s", e)
             self._record(job, completed=False)
+        except DisconnectionError:
+            # The database went away, not the job's fault: like a crash,
+            # the attempt is lost (its work rolled back with the
+            # connection) and the job runs again once its lease expires.
+            # Failing it would record the outage as the job's error, on
+            # a reconnection that may not even exist.
+            raise
         except Exception:
             self._record(job, completed=False)
             try:
@@ -363,6 +377,8 @@ class JobRunner:
         """See `IJobRunner`."""
         try:
             self.runJob(job)
+        except DisconnectionError:
+            raise  # see runJob: the caller's run is over
         except job.user_error_types as e:
             self.logger.info(
                 "%s failed with user error %r.", job_str(job), e)
@@ -493,9 +509,10 @@ class JobCronScript(Script):
         "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
         "report, not an exit status); 1 for a usage error or when a\n"
         "section's lock file is held by another run; 2 when a section is\n"
-        "unknown, its source_interface cannot be imported, or no utility\n"
-        "provides it (the other sections still run). A worker exits 0\n"
-        "after SIGTERM or SIGINT once its running job has finished.\n\n"
+        "unknown, its source_interface cannot be imported, no utility\n"
+        "provides it, or the database connection was lost during its run\n"
+        "(the other sections still run). A worker exits 0 after SIGTERM or\n"
+        "SIGINT once its running job has finished.\n\n"
         "Configuration: JOBS_CONFIG names the instance (default\n"
         "development); JOBS_DATABASE_URI overrides [database] uri.")
 
@@ -625,6 +642,16 @@ class JobCronScript(Script):
         try:
             code, _ = self._run_as(settings, source, self._execute)
             return code
+        except DisconnectionError as e:
+            # A restart or a killed connection: one line, not a
+            # traceback. The jobs this run had started stay RUNNING
+            # until their leases expire; then the next run takes them.
+            transaction.abort()
+            self.logger.error(
+                "Section %s: lost the database connection (%s); its"
+                " unfinished jobs run again when their leases expire.",
+                name, " ".join(str(e).split()) or type(e).__name__)
+            return EXIT_SECTION_ERROR
         finally:
             lock.release()
 

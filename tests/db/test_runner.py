@@ -366,3 +366,30 @@ class TestProgress(DatabaseTestCase):
             "job          [##......] 1/4\n"
             "  a          [##......] 1/4 working",
             draw(tree.to_json(), width=8))
+
+
+class TestLostConnection(DatabaseTestCase):
+    """PostgreSQL: a job whose connection dies is not failed for it."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_lost_connection_stops_the_run_and_leaves_the_job_running(self):
+        from storm.exceptions import DisconnectionError
+        # The job ends its own connection, as a restart would.
+        doomed = self.factory.makeDoFooJob(
+            note="rolled back", sql="SELECT pg_terminate_backend(pg_backend_pid())")
+        after = self.factory.makeDoFooJob()
+        transaction.commit()
+        runner = JobRunner([doomed, after], logger=BufferLogger())
+        self.assertRaises(DisconnectionError, runner.runAll)
+        transaction.abort()  # Storm reconnects on the next statement
+        self.store.invalidate()
+        # Left as a crash leaves it: RUNNING, attempt 1, its work gone;
+        # the lease hands it to the next run. The run stopped there.
+        self.assertEqual((JobStatus.RUNNING, 1, None),
+                         (doomed.job.status, doomed.job.attempt_count,
+                          doomed.context.foo.note))
+        self.assertEqual(JobStatus.WAITING, after.job.status)
+        self.assertEqual([], runner.oops_ids)
+        self.assertEqual([], self.oopses())

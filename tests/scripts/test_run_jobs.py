@@ -289,6 +289,16 @@ class BlockedRunTestCase(DatabaseTestCase):
         self.blocker.cursor().execute(
             "SELECT pg_advisory_unlock(%s)", (self.LOCK_KEY,))
 
+    def lock_awaited(self):
+        """True while a job waits for the lock: a run is inside it."""
+        cursor = self.blocker.cursor()
+        # This database's only: other checkouts may share the server.
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE"
+                       " locktype = 'advisory' AND NOT granted"
+                       " AND database = (SELECT oid FROM pg_database"
+                       " WHERE datname = current_database())")
+        return cursor.fetchone()[0] > 0
+
     def start_blocked_run(self, section):
         """Start run_jobs.py `section`; return once it waits in its job."""
         process = subprocess.Popen(
@@ -296,13 +306,8 @@ class BlockedRunTestCase(DatabaseTestCase):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(process.kill)
         deadline = time.monotonic() + 60
-        cursor = self.blocker.cursor()
         while True:
-            cursor.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                " AND NOT granted AND database = (SELECT oid FROM"
-                " pg_database WHERE datname = current_database())")
-            if cursor.fetchone()[0]:
+            if self.lock_awaited():
                 return process
             if process.poll() is not None:
                 self.fail("run_jobs.py ended early: %s"

@@ -125,7 +125,7 @@ class TestWorkerStop(WorkerMixin, BlockedRunTestCase):
         process, log = self.start_worker("--batch-size", "10", "do_foo_worker")
         self.wait_for(lambda: "Running" in self.log_text(log),
                       "the worker to start the blocked job")
-        self.wait_for(self._lock_awaited, "the job to wait on the lock")
+        self.wait_for(self.lock_awaited, "the job to wait on the lock")
         # SIGTERM while the job runs (its query waits on the lock; the
         # handler runs once the query returns).
         process.send_signal(signal.SIGTERM)
@@ -141,14 +141,6 @@ class TestWorkerStop(WorkerMixin, BlockedRunTestCase):
         transaction.abort()
         self.assertThat(self.log_text(log), Contains(
             "Released 3 claimed jobs that had not started."))
-
-    def _lock_awaited(self):
-        cursor = self.blocker.cursor()
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE"
-                       " locktype = 'advisory' AND NOT granted"
-                       " AND database = (SELECT oid FROM pg_database"
-                       " WHERE datname = current_database())")
-        return cursor.fetchone()[0] > 0
 
 
 @on_each_database

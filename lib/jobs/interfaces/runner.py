@@ -21,7 +21,11 @@ class IJobRunner(Interface):
     def runAll():
         """Run every job of the batch, one after another.
 
-        A job's failure never stops the batch. Commits per job.
+        A job's failure never stops the batch; a lost database does.
+        :raises storm.exceptions.DisconnectionError: when the database
+            connection is lost (see `runJob`); the jobs not yet run are
+            left as they were.
+        Commits per job.
         """
 
     def runJob(job):
@@ -31,6 +35,11 @@ class IJobRunner(Interface):
         :raises: the job's error when the job ended FAILED (after the row
             was marked FAILED and committed), so that the caller can report
             it; a retry, a suspension or a completion raise nothing.
+        :raises storm.exceptions.DisconnectionError: when the database
+            connection is lost (a restart, a terminated backend): the
+            job's work is rolled back with the connection and the job is
+            left RUNNING, to run again as a new attempt once its lease
+            expires, as after a crash; it is not marked FAILED.
         Commits.
         """
 
@@ -40,5 +49,6 @@ class IJobRunner(Interface):
         A user error calls ``job.notifyUserError``; any other failure files
         an OOPS, calls ``job.notifyOops`` and records the id in `oops_ids`.
         :return: the OOPS report (dict), or None.
+        :raises storm.exceptions.DisconnectionError: as `runJob`.
         Commits.
         """

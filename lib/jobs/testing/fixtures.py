@@ -18,6 +18,7 @@ __all__ = [
     "ConfigFixture",
     "DatabaseFixture",
     "FrozenClockFixture",
+    "create_test_database",
     "postgres_admin_uri",
 ]
 
@@ -62,8 +63,17 @@ def _dsn(uri):
     return make_dsn(URI(uri))
 
 
-def _admin_connect(database="postgres"):
-    """A psycopg2 autocommit connection; the server is started if down."""
+def _admin_connect(database="postgres", server=None):
+    """A psycopg2 autocommit connection to `database`.
+
+    :param server: a server URI (``postgres://user@host:port``); None
+        means ``JOBS_TEST_PG``'s server, which is started if it is down.
+    """
+    if server is not None:
+        connection = psycopg2.connect(
+            _dsn("%s/%s" % (server.rstrip("/"), database)), connect_timeout=5)
+        connection.autocommit = True
+        return connection
     dsn = _dsn(postgres_admin_uri(database))
     try:
         connection = psycopg2.connect(dsn, connect_timeout=5)
@@ -91,6 +101,39 @@ def worker_id():
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def create_test_database(name, server=None):
+    """(Re)create database `name` with the test schema and roles' grants.
+
+    :param server: a server URI; None means ``JOBS_TEST_PG``'s server.
+    :return: the database's URI.
+    """
+    admin = _admin_connect(server=server)
+    with admin.cursor() as cursor:
+        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        cursor.execute('CREATE DATABASE "%s"' % name)
+        for role in TEST_ROLES:
+            try:
+                cursor.execute('CREATE ROLE "%s" NOLOGIN' % role)
+            except (psycopg2.errors.DuplicateObject,
+                    psycopg2.errors.UniqueViolation):
+                pass
+    admin.close()
+    uri = ("%s/%s" % (server.rstrip("/"), name) if server is not None
+           else postgres_admin_uri(name))
+    connect(uri)
+    schema.upgrade(get_store(), TEST_MIGRATIONS)
+    disconnect()
+    grant = _admin_connect(name, server=server)
+    with grant.cursor() as cursor:
+        for role in TEST_ROLES:
+            cursor.execute(
+                'GRANT ALL ON ALL TABLES IN SCHEMA public TO "%s"' % role)
+            cursor.execute(
+                'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "%s"' % role)
+    grant.close()
+    return uri
+
+
 class _PostgresDatabase:
     """One database per test process, schema installed once, emptied per test."""
 
@@ -107,33 +150,8 @@ class _PostgresDatabase:
     @staticmethod
     def _create():
         # JOBS_TEST_DB_PREFIX keeps two checkouts' runs apart on one server.
-        name = "%s_%s" % (os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"),
-                          worker_id())
-        admin = _admin_connect()
-        with admin.cursor() as cursor:
-            cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-            cursor.execute('CREATE DATABASE "%s"' % name)
-            for role in TEST_ROLES:
-                try:
-                    cursor.execute('CREATE ROLE "%s" NOLOGIN' % role)
-                except (psycopg2.errors.DuplicateObject,
-                        psycopg2.errors.UniqueViolation):
-                    pass
-        admin.close()
-        uri = postgres_admin_uri(name)
-        connect(uri)
-        schema.upgrade(get_store(), TEST_MIGRATIONS)
-        disconnect()
-        grant = _admin_connect(name)
-        with grant.cursor() as cursor:
-            for role in TEST_ROLES:
-                cursor.execute(
-                    'GRANT ALL ON ALL TABLES IN SCHEMA public TO "%s"' % role)
-                cursor.execute(
-                    'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "%s"'
-                    % role)
-        grant.close()
-        return uri
+        return create_test_database("%s_%s" % (
+            os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"), worker_id()))
 
     @staticmethod
     def empty(uri):
@@ -178,17 +196,23 @@ class DatabaseFixture(fixtures.Fixture):
     """A clean database with the test schema, as the ``main`` store.
 
     :param kind: ``"postgresql"`` or ``"sqlite"``.
+    :param server: PostgreSQL only: the URI of a server of the test's own
+        (see `jobs.testing.cluster`), where a new database is made;
+        None: the shared test server's per-process database.
     :ivar uri: the database URI (also in ``JOBS_DATABASE_URI``).
     """
 
-    def __init__(self, kind):
+    def __init__(self, kind, server=None):
         super().__init__()
         if kind not in ("postgresql", "sqlite"):
             raise ValueError("Unknown database kind %r" % (kind,))
         self.kind = kind
+        self.server = server
 
     def _setUp(self):
-        if self.kind == "postgresql":
+        if self.server is not None:
+            self.uri = create_test_database("jobs_test", self.server)
+        elif self.kind == "postgresql":
             self.uri = _PostgresDatabase.uri()
             _PostgresDatabase.empty(self.uri)
         else:

@@ -60,10 +60,16 @@ class DatabaseTestCase(TestCase):
 
     def setUp(self):
         super().setUp()
-        self.db = self.useFixture(DatabaseFixture(self.database_kind))
+        self.db = self.useFixture(self.make_database_fixture())
         self.store = self.db.store
         self.factory = Factory(self)
         self.addCleanup(transaction.abort)
+
+
+    def make_database_fixture(self):
+        """The test's `DatabaseFixture`; a test needing a server of its
+        own (`jobs.testing.cluster`) overrides this."""
+        return DatabaseFixture(self.database_kind)
 
 
 def on_each_database(cls):

@@ -1,0 +1,49 @@
+"""No code path of the library reads the host's clock to judge a lease or
+a schedule: those comparisons are SQL against the database's clock
+(`jobs.database.UTCNow`). This test lists every read of the wall clock in
+``lib/jobs`` and fails on a new one, so that each is looked at.
+(``time.monotonic`` measures durations, not dates, and is allowed.)
+"""
+
+import os
+import re
+
+import testtools
+
+import jobs
+
+WALL_CLOCK = re.compile(
+    r"\bdatetime\.(now|utcnow|today)\(|\btime\.time(_ns)?\(|"
+    r"\bdate\.today\(|\bclock\.now\(")
+# (path relative to lib/jobs, line text) -> why the host's clock is fine.
+ALLOWED = {
+    ("database.py", "self.frozen_at = when or datetime.now(UTC)"):
+        "freezing the test clock: 'now' as a starting point",
+    ("database.py", "return self.frozen_at or datetime.now(UTC)"):
+        "Clock.now: for the CLI's display and age arguments, never leases",
+    ("cli.py", "return clock.now() - timedelta(**{unit[match[2]]: "
+               "int(match[1])})"):
+        "an operator's age argument (prune --before 30d)",
+    ("cli.py", "age = (round((clock.now() - oldest).total_seconds())"):
+        "the age of the oldest ready job, as displayed",
+}
+
+
+class TestNoHostClockForLeases(testtools.TestCase):
+
+    def test_every_wall_clock_read_is_known(self):
+        root = os.path.dirname(jobs.__file__)
+        found = set()
+        for folder, _, names in os.walk(root):
+            if os.path.relpath(folder, root).startswith("testing"):
+                continue  # test helpers, not the library's behaviour
+            for name in names:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        if WALL_CLOCK.search(line):
+                            found.add((os.path.relpath(path, root),
+                                       line.strip()))
+        self.assertEqual(set(ALLOWED), found)

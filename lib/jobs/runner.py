@@ -142,6 +142,9 @@ class JobRunner:
         # Group commit: (job_id, attempt, log tail) of completed jobs whose
         # outcomes `commit_group` records.
         self.deferred = []
+        # (error, report) of the failure runJob filed before committing
+        # FAILED; runJobHandleError notifies it instead of filing again.
+        self._filed = None
         self.requeue_error_types = tuple(requeue_error_types)
         self.requeued = []
 
@@ -195,6 +198,7 @@ class JobRunner:
 
     def runJob(self, job):
         """See `IJobRunner`."""
+        self._filed = None
         claim = getattr(job, "_claim", None)
         if claim is not None and claim.recorded:
             claim = None
@@ -231,13 +235,20 @@ class JobRunner:
             # Failing it would record the outage as the job's error, on
             # a reconnection that may not even exist.
             raise
-        except Exception:
+        except Exception as error:
             self._record(job, completed=False)
             try:
                 # Abort before touching the row (or loading it): a failed
                 # SQL statement poisons the transaction, and the job's
                 # work must go anyway.
                 self._abort(savepoint)
+                if not isinstance(error, job.user_error_types):
+                    # The report is written before FAILED is committed: a
+                    # runner killed in between leaves a report for a job
+                    # that runs again (a duplicate at worst), never a
+                    # FAILED job without its report.
+                    self._filed = (error, self._file_oops(
+                        job, (type(error), error, error.__traceback__)))
                 self._attach_log_tail(job)
                 job.fail(manage_transaction=savepoint is None)
             except StaleJob as e:
@@ -384,8 +395,14 @@ class JobRunner:
                 "%s failed with user error %r.", job_str(job), e)
             self._notify(job, job.notifyUserError, e)
             return None
-        except Exception:
-            return self._oops(job, sys.exc_info())
+        except Exception as error:
+            filed, self._filed = self._filed, None
+            if filed is not None and filed[0] is error:
+                report = filed[1]
+            else:
+                report = self._file_oops(job, sys.exc_info())
+            self._notify(job, job.notifyOops, report)
+            return report
         finally:
             if not self.group_commit:
                 # Reads after the last commit (a log line naming the job)
@@ -394,14 +411,14 @@ class JobRunner:
                 transaction.abort()
         return None
 
-    def _oops(self, job, exc_info):
+    def _file_oops(self, job, exc_info):
+        """Write the OOPS report of `job`'s failure; return it."""
         report = self.error_reporter.raising(
             exc_info, job.getOopsVars(), job_id=job.job_id,
             job_type=type(job).__name__,
             operation=job.getOperationDescription(),
             log_tail=self.log_tail)
         self._record_oops(report)
-        self._notify(job, job.notifyOops, report)
         return report
 
     def _record_oops(self, report):

@@ -393,3 +393,38 @@ class TestLostConnection(DatabaseTestCase):
         self.assertEqual(JobStatus.WAITING, after.job.status)
         self.assertEqual([], runner.oops_ids)
         self.assertEqual([], self.oopses())
+
+
+class TestOopsBeforeFailed(DatabaseTestCase):
+    """A runner killed between filing a report and committing FAILED
+    leaves a duplicate report at worst, never a FAILED job without one."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_the_report_is_filed_while_the_job_is_still_running(self):
+        import psycopg2
+
+        from jobs.database import dsn
+        job = self.factory.makeDoFooJob(raise_="error")
+        transaction.commit()
+        seen = []
+        runner = JobRunner([job], BufferLogger())
+        raising = runner.error_reporter.raising
+
+        def observing(*args, **kwargs):
+            # What another connection sees when the report is written.
+            connection = psycopg2.connect(dsn(self.store))
+            self.addCleanup(connection.close)
+            cursor = connection.cursor()
+            cursor.execute("SELECT status FROM job WHERE id = %s",
+                           (job.job_id,))
+            seen.append(cursor.fetchone()[0])
+            return raising(*args, **kwargs)
+
+        runner.error_reporter.raising = observing
+        runner.runAll()
+        self.assertEqual([JobStatus.RUNNING.value], seen)
+        self.store.invalidate()
+        self.assertEqual(JobStatus.FAILED, job.status)
+        self.assertEqual(runner.oops_ids, [r["id"] for r in self.oopses()])

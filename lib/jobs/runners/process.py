@@ -287,16 +287,16 @@ class ProcessJobRunner:
                 job.queue(manage_transaction=True)
                 self.runner._record(job, completed=False)
                 return
+            # Filed before FAILED is committed (see JobRunner.runJob).
+            report = self.runner._file_oops(
+                job, (type(error), error, error.__traceback__))
             job.fail(manage_transaction=True)
         except StaleJob as e:
             transaction.abort()
             self.logger.info("%s", e)
             return
         self.runner._record(job, completed=False)
-        try:
-            raise error
-        except type(error):
-            self.runner._oops(job, sys.exc_info())
+        self.runner._notify(job, job.notifyOops, report)
         transaction.abort()
 
 

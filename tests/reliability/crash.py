@@ -126,11 +126,17 @@ class CrashDriver:
         if unexpected:
             problems.append("runs that exited non-zero without being"
                             " killed: %s" % unexpected)
+        failed_without_oops = None
+        if self.error_dir is not None:
+            # A report is written before FAILED is committed: a kill
+            # between the two leaves a duplicate, never a missing report.
+            failed_without_oops = ledger.failed_without_oops(self.error_dir)
+            if failed_without_oops:
+                problems.append("FAILED jobs without an OOPS report: %s"
+                                % sorted(failed_without_oops))
         report = CrashReport(self.seed, self.kills, waves, windows,
                              problems, summary, time.monotonic() - started)
-        if self.error_dir is not None:
-            report.failed_without_oops = ledger.failed_without_oops(
-                self.error_dir)
+        report.failed_without_oops = failed_without_oops
         self.out(report.text())
         return report
 

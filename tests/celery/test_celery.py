@@ -23,6 +23,7 @@ from jobs.testing.celery import (
     celery_config,
     wait_until,
 )
+from jobs.testing.executions import assert_each_ran_once
 from jobs.testing.fixtures import FrozenClockFixture
 from jobs.testing.script import ROOT
 from jobs.testing.testcase import DatabaseTestCase
@@ -400,12 +401,7 @@ class TestExactlyOnce(CeleryTestCase):
             self.fail("Not every job completed.")
         transaction.abort()
         self.assertEqual(0, cron.wait(60))
-        executions = dict(self.store.execute(
-            "SELECT job, count(*) FROM job_execution GROUP BY job"))
-        self.assertEqual(set(job_ids), set(executions))
-        self.assertEqual({1}, set(executions.values()))
-        pids = {row[0] for row in self.store.execute(
-            "SELECT DISTINCT pid FROM job_execution")}
+        pids = assert_each_ran_once(self, self.store, job_ids)
         transaction.abort()
         # The cron runner and each worker's process all took part.
         self.assertEqual(3, len(pids), open(cron_log).read()[-1000:])

@@ -11,6 +11,7 @@ from testtools.matchers import Contains
 
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
+from jobs.testing.executions import assert_each_ran_once
 from jobs.testing.script import ROOT
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 from tests.scripts.test_run_jobs import BlockedRunTestCase
@@ -105,12 +106,7 @@ class TestWorkerNotify(WorkerMixin, DatabaseTestCase):
             process.send_signal(signal.SIGTERM)
         for process, log in self.workers:
             self.assertEqual(0, process.wait(60), self.log_text(log))
-        executions = dict(self.store.execute(
-            "SELECT job, count(*) FROM job_execution GROUP BY job"))
-        self.assertEqual(set(job_ids), set(executions))
-        self.assertEqual({1}, set(executions.values()))
-        pids = {row[0] for row in self.store.execute(
-            "SELECT DISTINCT pid FROM job_execution")}
+        pids = assert_each_ran_once(self, self.store, job_ids)
         self.assertEqual(3, len(pids))
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "dialect",
     "disconnect",
     "get_store",
+    "role_uri",
     "set_role",
     "uri_without_password",
 ]
@@ -54,9 +55,12 @@ from jobs.errors import DatabaseError
 
 UTC = timezone.utc
 STORE_NAME = "main"
+# The name of a role's store: "main as <role>".
+ROLE_STORE_PREFIX = STORE_NAME + " as "
 
-# The role a thread's connection runs as (PostgreSQL), re-applied when
-# Storm reconnects so that a reconnection never widens privileges.
+# The database role this thread runs as (PostgreSQL; None: the login
+# role of the configured URI). Each role has a store of its own, connected
+# as that role, so job code cannot ``RESET ROLE`` its way to more.
 _session = threading.local()
 
 
@@ -132,7 +136,7 @@ class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
 
 
 class JobsPostgres(Postgres):
-    """PostgreSQL, READ COMMITTED, in UTC, in the role the runner set."""
+    """PostgreSQL, READ COMMITTED, in UTC."""
 
     connection_factory = JobsPostgresConnection
 
@@ -146,9 +150,6 @@ class JobsPostgres(Postgres):
             super()._raw_connect()._connection, self)
         cursor = raw_connection.cursor()
         cursor.execute("SET TIME ZONE 'UTC'")
-        role = getattr(_session, "role", None)
-        if role is not None:
-            cursor.execute("SET ROLE %s" % quote_identifier(role))
         cursor.close()
         # A SET inside a transaction that is later rolled back is undone.
         raw_connection.commit()
@@ -256,32 +257,53 @@ def disconnect():
     """Abort the transaction and close this thread's ``main`` store."""
     import transaction
     transaction.abort()
+    _session.role = None
     zstorm = queryUtility(IZStorm)
     if zstorm is None:
         return
     for name, store in list(zstorm.iterstores()):
-        if name == STORE_NAME:
+        if name == STORE_NAME or name.startswith(ROLE_STORE_PREFIX):
             zstorm.remove(store)
             store.close()
 
 
 def get_store():
-    """Return this thread's ``main`` store, joined to the transaction.
+    """Return this thread's ``main`` store, joined to the transaction:
+    connected as the role `set_role` chose, if any.
 
-    :raises DatabaseError: when `connect` was never called.
+    :raises DatabaseError: when `connect` was never called, or the
+        database cannot be reached as that role.
     """
     zstorm = get_zstorm()
-    if STORE_NAME not in zstorm.get_default_uris():
+    uris = zstorm.get_default_uris()
+    if STORE_NAME not in uris:
         raise DatabaseError(
             "No database configured: call jobs.database.connect(uri) or "
             "jobs.config.setup().")
+    name = STORE_NAME
+    role = getattr(_session, "role", None)
+    if role is not None:
+        name = ROLE_STORE_PREFIX + role
+        uri = role_uri(uris[STORE_NAME], role)
+        if uris.get(name) != uri:
+            zstorm.set_default_uri(name, uri)
     try:
-        return zstorm.get(STORE_NAME)
+        return zstorm.get(name)
     except StormDatabaseError as e:
         # libpq's messages span lines; an operator's log wants one.
         raise DatabaseError("Cannot connect to the database %s: %s" % (
-            uri_without_password(zstorm.get_default_uris()[STORE_NAME]),
+            uri_without_password(zstorm.get_default_uris()[name]),
             " ".join(str(e).split()))) from None
+
+
+def role_uri(uri, role):
+    """`uri` (a store URI) logging in as `role`, without the login role's
+    password: the role's own comes from libpq (``~/.pgpass``,
+    ``PGPASSFILE``, or a ``passfile`` option in the URI)."""
+    parsed = URI(uri)
+    parsed.username = role
+    parsed.password = None
+    return str(parsed)
 
 
 def uri_without_password(uri):
@@ -304,23 +326,27 @@ def dialect(store):
     return "sqlite"
 
 
-def set_role(store, role):
-    """Run this thread's PostgreSQL session as `role` (None: the login role).
+def set_role(role):
+    """Make `get_store` in this thread return a store connected as the
+    PostgreSQL `role` (None: the login role of the URI given to
+    `connect`), and return it.
 
-    Commits. On SQLite, roles do not exist and nothing happens.
+    Each role's store is opened once per thread and kept; switching
+    neither commits nor aborts. On SQLite roles do not exist: the one
+    store is returned.
 
-    :raises OperationalError: (Storm's) when the role does not exist or the
-        login role may not become it.
+    :raises DatabaseError: when the database cannot be reached as `role`
+        (it does not exist, may not log in, or the server is down) —
+        with the previous role still in force.
     """
-    import transaction
-    if dialect(store) != "postgresql":
-        return
-    if role is None:
-        store.execute("RESET ROLE")
-    else:
-        store.execute("SET ROLE %s" % quote_identifier(role))
-    transaction.commit()
-    _session.role = role
+    previous = getattr(_session, "role", None)
+    uri = get_zstorm().get_default_uris().get(STORE_NAME, "")
+    _session.role = role if uri.startswith("jobs-postgres:") else None
+    try:
+        return get_store()
+    except DatabaseError:
+        _session.role = previous
+        raise
 
 
 class Clock:

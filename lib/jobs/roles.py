@@ -1,9 +1,11 @@
 """Least privilege: one PostgreSQL role per section ``dbuser``, holding
 only what its jobs need (``jobs db roles``).
 
-A runner runs each section as its ``dbuser`` (``SET ROLE``; the process
-runner's children and the progress connection too). What that role may do
-is the sum of:
+A runner connects as each section's ``dbuser`` to run its jobs (so do
+the process runner's children, Celery workers and the progress
+connection): job code cannot ``RESET ROLE`` to the login role's
+privileges, since it never had them. What that role may do is the sum
+of:
 
 - the framework's needs: SELECT on ``job`` and UPDATE of the columns a
   runner writes (`RUNNER_JOB_COLUMNS`: status, attempt, lease, dates, log,
@@ -16,8 +18,10 @@ is the sum of:
 
 Applying a plan first revokes everything the role holds on the schema's
 tables and sequences, so a job type that stops declaring a table loses
-it. Roles are NOLOGIN: the login role of ``[database] uri`` is made a
-member (unless it is a superuser) so that it can ``SET ROLE``.
+it. Roles are made with LOGIN and no password: give each one in
+PostgreSQL (``ALTER ROLE … PASSWORD``) and to the runners through libpq
+(``~/.pgpass``, ``PGPASSFILE``), or let ``pg_hba.conf`` trust or peer
+authenticate them.
 """
 
 __all__ = [
@@ -109,16 +113,17 @@ def statements(store, role, tables):
     quoted = quote_identifier(role)
     schema = store.execute("SELECT current_schema()").get_one()[0]
     result = []
-    exists = store.execute(
-        "SELECT 1 FROM pg_roles WHERE rolname = ?", (role,)).get_one()
-    if exists is None:
-        result.append("CREATE ROLE %s NOLOGIN" % quoted)
-    superuser = store.execute(
-        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-    ).get_one()[0]
-    if not superuser:
-        result.append("GRANT %s TO CURRENT_USER" % quoted)
+    login = store.execute(
+        "SELECT rolcanlogin FROM pg_roles WHERE rolname = ?", (role,)
+    ).get_one()
+    if login is None:
+        result.append("CREATE ROLE %s LOGIN" % quoted)
+    elif not login[0]:
+        result.append("ALTER ROLE %s LOGIN" % quoted)
+    database = store.execute("SELECT current_database()").get_one()[0]
     result += [
+        "GRANT CONNECT ON DATABASE %s TO %s"
+        % (quote_identifier(database), quoted),
         "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s"
         % (quote_identifier(schema), quoted),
         "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s"

@@ -32,6 +32,7 @@ import sys
 from collections import Counter, namedtuple
 
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.exceptions import DisconnectionError
 from zope.component import queryUtility
 from zope.dottedname.resolve import resolve
@@ -739,17 +740,16 @@ class JobCronScript(Script):
         return self._run_as(settings, source, execute)
 
     def _run_as(self, settings, source, execute):
-        """Run `execute` under the section's database role."""
-        store = get_store()
+        """Run `execute` connected as the section's database role."""
         try:
-            set_role(store, settings.dbuser)
-        except DisconnectionError:
-            raise  # not the role's fault: a worker reconnects and retries
-        except Exception as e:
+            set_role(settings.dbuser)
+        except DatabaseError as e:
             transaction.abort()
+            self._check_reachable()
             self.logger.error(
-                "Section %s: cannot run as database role %s: %s",
-                settings.name, settings.dbuser, str(e).strip())
+                "Section %s: cannot run as database role %s (see `jobs db"
+                " roles`): %s",
+                settings.name, settings.dbuser, e)
             return EXIT_SECTION_ERROR, 0
         try:
             reporter = default_error_reporter(settings.name)
@@ -757,8 +757,19 @@ class JobCronScript(Script):
                 started = execute(settings, source, reporter)
             return 0, started
         finally:
-            if settings.dbuser is not None:
-                set_role(store, None)
+            set_role(None)
+
+    @staticmethod
+    def _check_reachable():
+        """Raise `DisconnectionError` when the database cannot be reached
+        as the login role either: then the role is not at fault (a worker
+        backs off and retries; a cron run reports a lost database)."""
+        try:
+            get_store().execute("SELECT 1")
+        except (DatabaseError, StormDatabaseError) as e:
+            raise DisconnectionError(str(e)) from None
+        finally:
+            transaction.abort()
 
     def _execute(self, settings, source, reporter, should_stop=None,
                  worker=False):

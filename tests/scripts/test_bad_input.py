@@ -18,7 +18,8 @@ How a case is tried (`Case.via`):
 
 Messages may name the test's paths: ``{config}`` (the test's config file),
 ``{bad}`` (the case's own config file), ``{tmp}`` (a scratch folder),
-``{lock_dir}``, ``{error_dir}``.
+``{lock_dir}``, ``{error_dir}``, and the test database's ``{host}``,
+``{port}`` and ``{database}``.
 """
 
 import io
@@ -27,6 +28,7 @@ import re
 import sys
 
 import fixtures
+from storm.uri import URI
 import transaction
 from testtools.matchers import Contains, Not
 from zope.component import getGlobalSiteManager
@@ -302,8 +304,11 @@ CASES = [
          " 2, 3, 4, 5 are not applied."),
     Case("role_missing", "dbuser names a role that does not exist",
          args("ghost"), 2,
-         "Section ghost: cannot run as database role no_such_role_anywhere:"
-         ' role "no_such_role_anywhere" does not exist',
+         "Section ghost: cannot run as database role no_such_role_anywhere"
+         " (see `jobs db roles`): Cannot connect to the database"
+         " postgres://no_such_role_anywhere@{host}:{port}/{database}:"
+         ' connection to server at "{host}", port {port} failed: FATAL: role'
+         ' "no_such_role_anywhere" does not exist',
          databases=("postgresql",),
          config="[ghost]\ndbuser: no_such_role_anywhere\n"
          "source_interface: jobs.testing.foojob.IDoFooJobSource\n"),
@@ -386,9 +391,11 @@ class BadInputTestCase(DatabaseTestCase):
         self.tmp = self.useFixture(fixtures.TempDir()).path
 
     def values(self, bad=None):
+        address = URI(self.db.uri.replace("sqlite:", "sqlite:///", 1))
         return dict(config=self.config.path, bad=bad, tmp=self.tmp,
                     lock_dir=self.config.lock_dir,
-                    error_dir=self.config.error_dir)
+                    error_dir=self.config.error_dir, host=address.host,
+                    port=address.port, database=address.database)
 
     def use_database(self, uri):
         """Run the case against `uri` instead of the fixture's database."""

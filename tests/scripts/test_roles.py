@@ -125,7 +125,9 @@ class TestRolesPostgreSQL(RolesTestCase):
         out = self.output
         self.assertThat(out, Contains(
             "Set up role %s (sections: do_foo, do_bar):\n"
-            '  CREATE ROLE "%s" NOLOGIN;\n' % (FOO_ROLE, FOO_ROLE)))
+            '  CREATE ROLE "%s" LOGIN;\n'
+            '  GRANT CONNECT ON DATABASE "%s" TO "%s";\n'
+            % (FOO_ROLE, FOO_ROLE, DATABASE, FOO_ROLE)))
         self.assertThat(out, Contains(
             "Set up role %s (sections: do_baz):\n" % BAZ_ROLE))
         self.assertThat(out, Contains(
@@ -230,6 +232,57 @@ class TestRolesPostgreSQL(RolesTestCase):
             ["permission denied for table baz_job",
              "permission denied for table foo_job"],
             [oops["value"].splitlines()[0] for oops in self.oopses()])
+
+    def test_a_job_cannot_reset_its_way_to_the_login_role(self):
+        # The runner connected as the role: there is no other role to go
+        # back to, and the login role cannot be taken either.
+        reset = self.factory.makeDoFooJob(
+            sql="RESET ROLE; UPDATE foo SET note = session_user;"
+                " SELECT * FROM baz_job")
+        login = self.store.execute("SELECT session_user").get_one()[0]
+        become = self.factory.makeDoFooJob(sql='SET ROLE "%s"' % login)
+        transaction.commit()
+        code, log = self.run_sections("do_foo")
+        self.assertEqual(0, code, log)
+        self.assertEqual([JobStatus.FAILED, JobStatus.FAILED],
+                         [reset.status, become.status])
+        self.assertEqual(
+            ["permission denied for table baz_job",
+             'permission denied to set role "%s"' % login],
+            [oops["value"].splitlines()[0] for oops in self.oopses()])
+        self.assertIsNone(reset.context.foo.note)
+        self.assertNotEqual(FOO_ROLE, login)
+
+    def test_the_runner_logs_in_as_the_role(self):
+        job = self.factory.makeDoFooJob(
+            sql="UPDATE foo SET note = session_user || ' ' || current_user")
+        transaction.commit()
+        code, log = self.run_sections("do_foo")
+        self.assertEqual(0, code, log)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
+        self.assertEqual("%s %s" % (FOO_ROLE, FOO_ROLE), job.context.foo.note)
+
+    def test_a_role_made_nologin_by_an_older_version_gets_login(self):
+        connection = _admin_connect(DATABASE)
+        self.addCleanup(connection.close)
+        with connection.cursor() as cursor:
+            cursor.execute('ALTER ROLE "%s" NOLOGIN' % FOO_ROLE)
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        code, log = self.run_sections("do_foo")
+        self.assertEqual(2, code)
+        self.assertThat(log, Contains(
+            "Section do_foo: cannot run as database role %s (see `jobs db"
+            " roles`): Cannot connect to the database" % FOO_ROLE))
+        self.assertThat(log, Contains(
+            'FATAL: role "%s" is not permitted to log in' % FOO_ROLE))
+        self.assertEqual(JobStatus.WAITING, job.status)
+        code, out, err = self.jobs("db", "roles")
+        self.assertEqual(0, code, err)
+        self.assertThat(out, Contains('  ALTER ROLE "%s" LOGIN;\n' % FOO_ROLE))
+        code, log = self.run_sections("do_foo")
+        self.assertEqual(0, code, log)
+        self.assertEqual(JobStatus.COMPLETED, job.status)
 
     def test_running_it_again_narrows_a_widened_role(self):
         connection = _admin_connect(DATABASE)

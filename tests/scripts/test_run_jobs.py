@@ -9,6 +9,7 @@ import psycopg2
 import transaction
 from testtools.matchers import Contains, Not
 
+from jobs.database import connect, disconnect
 from jobs.interfaces.job import IJobSource, JobStatus
 from jobs.log import BufferLogger, DevNullLogger
 from jobs.runner import JobCronScript
@@ -179,14 +180,16 @@ class TestJobCronScriptInProcess(DatabaseTestCase):
             self.assertEqual(JobStatus.COMPLETED, job.status)
         else:
             self.assertEqual(2, code)
-            self.assertThat(script.logger.getLogBuffer(), Contains(
-                'ERROR   Section bad_role: cannot run as database role '
-                'no_such_role_anywhere: role "no_such_role_anywhere" does '
-                'not exist'))
+            log = script.logger.getLogBuffer()
+            self.assertThat(log, Contains(
+                "ERROR   Section bad_role: cannot run as database role"
+                " no_such_role_anywhere (see `jobs db roles`): Cannot connect"
+                " to the database postgres://no_such_role_anywhere@"))
+            self.assertThat(log, Contains(
+                'FATAL: role "no_such_role_anywhere" does not exist\n'))
             self.assertEqual(JobStatus.WAITING, job.status)
 
     def test_missing_schema_exits_2(self):
-        from jobs.database import connect, disconnect
         import fixtures
         folder = self.useFixture(fixtures.TempDir()).path
         uri = "sqlite:%s/empty.db" % folder
@@ -215,10 +218,29 @@ class TestDatabaseRoles(DatabaseTestCase):
         self.assertEqual(0, script.lock_and_run())
         self.assertEqual(JobStatus.COMPLETED, job.status)
         self.assertEqual("dofoo", job.context.foo.note)
-        # The script went back to the login role afterwards.
+        # The script went back to the login role's store afterwards.
         current, session = self.store.execute(
             "SELECT current_user, session_user").get_one()
         self.assertEqual(session, current)
+        self.assertNotEqual("dofoo", session)
+
+    def test_a_database_gone_before_the_role_connects_is_a_lost_database(self):
+        # The login connection exists (the schema was checked); the role's
+        # cannot be made because the server is gone: not the role's fault.
+        from jobs.config import get_config
+        script = self.make_script("do_foo")
+        script.config = get_config()
+        disconnect()
+        self.addCleanup(connect, self.db.uri)
+        self.addCleanup(disconnect)
+        connect("postgres://127.0.0.1:1/nowhere")
+        self.assertEqual(2, script.run_section(script.config, "do_foo"))
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains(
+            "ERROR   Section do_foo: lost the database connection ("))
+        self.assertThat(log, Not(Contains("database role")))
+
+    make_script = TestJobCronScriptInProcess.make_script
 
 
 @on_each_database

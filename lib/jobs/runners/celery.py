@@ -184,7 +184,7 @@ class TaskRunner:
         """Claim and run the job as `source`'s; return the `JobRunner` that
         ran it, or None when it could not be claimed."""
         if section.dbuser != self.role:
-            set_role(get_store(), section.dbuser)
+            set_role(section.dbuser)
             self.role = section.dbuser
         settings = self.config.celery
         fallback = settings.fallback_queue

@@ -2,7 +2,7 @@
 
 A pool of N child processes, started with the ``spawn`` method (a fresh
 interpreter: nothing — no database connection, no Storm store — is shared
-across a fork). Each child opens its own connection, runs in the
+across a fork). Each child opens its own connection, logged in as the
 section's role, and runs the jobs the parent sends it through the same
 `JobRunner` code as every runner (same outcome table, OOPS reports, log
 lines).
@@ -334,9 +334,9 @@ def child_main(connection, settings):
     set_config(config)
     register_components(config)
     connect(config.database_uri)
-    store = get_store()
-    if settings["dbuser"]:
-        set_role(store, settings["dbuser"])
+    # Connected as the section's role only: the login role's connection
+    # is never opened here.
+    store = set_role(settings["dbuser"])
     source = getUtility(resolve(settings["source_interface"]))
     runner = JobRunner([], logger, default_error_reporter(settings["section"]),
                        keep_jobs=False, log_level=settings["tail_level"],

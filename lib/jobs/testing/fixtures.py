@@ -112,11 +112,12 @@ def create_test_database(name, server=None):
         cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
         cursor.execute('CREATE DATABASE "%s"' % name)
         for role in TEST_ROLES:
+            # Runners connect as their section's role (trust auth here).
             try:
-                cursor.execute('CREATE ROLE "%s" NOLOGIN' % role)
+                cursor.execute('CREATE ROLE "%s" LOGIN' % role)
             except (psycopg2.errors.DuplicateObject,
                     psycopg2.errors.UniqueViolation):
-                pass
+                cursor.execute('ALTER ROLE "%s" LOGIN' % role)
     admin.close()
     uri = ("%s/%s" % (server.rstrip("/"), name) if server is not None
            else postgres_admin_uri(name))

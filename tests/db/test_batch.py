@@ -105,11 +105,30 @@ class TestClaim(DatabaseTestCase):
 
     def test_release_gives_a_claimed_job_back(self):
         [job] = self.make_jobs(1)
-        [claimed] = DoFooJob.claimReady(1)
-        claimed.job.release()
+        claims = DoFooJob.claimReady(1).claimed
+        self.assertEqual(1, Job.release_claimed(self.store, claims))
         transaction.commit()
-        self.assertEqual((JobStatus.WAITING, 0, None),
-                         (job.status, job.attempt_count, job.lease_expires))
+        self.assertEqual((JobStatus.WAITING, 0, None, None),
+                         (job.status, job.attempt_count, job.lease_expires,
+                          job.job.date_started))
+
+    def test_release_leaves_a_claim_another_runner_took_over(self):
+        mine, finished, other = self.make_jobs(3)
+        claims = DoFooJob.claimReady(3).claimed
+        transaction.commit()
+        # Its lease expired and another runner claimed it (attempt 2).
+        self.store.execute(
+            "UPDATE job SET attempt_count = 2 WHERE id = ?", (other.job_id,))
+        self.store.execute(
+            "UPDATE job SET status = ? WHERE id = ?",
+            (JobStatus.COMPLETED.value, finished.job_id))
+        self.assertEqual(1, Job.release_claimed(self.store, claims))
+        transaction.commit()
+        self.assertEqual(
+            [(JobStatus.WAITING, 0), (JobStatus.COMPLETED, 1),
+             (JobStatus.RUNNING, 2)],
+            [(job.status, job.attempt_count)
+             for job in (mine, finished, other)])
 
     def test_concurrent_claimers_get_disjoint_jobs(self):
         self.make_jobs(200)
@@ -403,3 +422,34 @@ class TestGroupLock(DatabaseTestCase):
         transaction.commit()
         self.assertEqual([(second, 1)], claimed.lock())
         self.assertEqual([first], [job.job_id for job in claimed])
+
+
+class TestLostDatabase(DatabaseTestCase):
+    """PostgreSQL: the connection lost in the middle of a batch."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_the_error_names_the_claims_that_never_started(self):
+        from storm.exceptions import DisconnectionError
+        first = self.factory.makeDoFooJob()
+        doomed = self.factory.makeDoFooJob(
+            sql="SELECT pg_terminate_backend(pg_backend_pid())")
+        rest = [self.factory.makeDoFooJob() for _ in range(3)]
+        transaction.commit()
+        batch = BatchRunner(DoFooJob, BufferLogger(), batch_size=10)
+        error = self.assertRaises(DisconnectionError, batch.run)
+        transaction.abort()  # Storm reconnects on the next statement
+        self.assertEqual([(job.job_id, 1) for job in rest],
+                         error.unstarted_claims)
+        self.assertEqual(
+            [JobStatus.COMPLETED, JobStatus.RUNNING] + [JobStatus.RUNNING] * 3,
+            [job.job.status for job in [first, doomed] + rest])
+        # Given back, they run as first attempts; the doomed one keeps its.
+        self.assertEqual(
+            3, Job.release_claimed(self.store, error.unstarted_claims))
+        transaction.commit()
+        self.assertEqual(
+            [(JobStatus.RUNNING, 1)] + [(JobStatus.WAITING, 0)] * 3,
+            [(job.job.status, job.job.attempt_count)
+             for job in [doomed] + rest])

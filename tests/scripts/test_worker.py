@@ -197,6 +197,33 @@ class TestWorkerReconnects(WorkerMixin, DatabaseTestCase):
         self.assertEqual(0, process.wait(60), self.log_text(log))
 
 
+    def test_claimed_jobs_not_started_are_given_back_on_reconnecting(self):
+        # The first job of the batch ends its own connection, as a
+        # restart would; the four claimed after it never started.
+        doomed = self.factory.makeDoFooJob(
+            sql="SELECT pg_terminate_backend(pg_backend_pid())")
+        others = [self.factory.makeDoFooJob(record=True) for _ in range(4)]
+        transaction.commit()
+        process, log = self.start_worker("do_foo_worker")
+        self.wait_for(
+            lambda: all(self.status_of(job.job_id) is JobStatus.COMPLETED
+                        for job in others),
+            lambda: "the other jobs to complete: " + self.log_text(log),
+            timeout=90)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(0, process.wait(60), self.log_text(log))
+        self.assertThat(self.log_text(log), Contains(
+            "Reconnected: gave back 4 of the 4 claimed jobs that had not"
+            " started when the database went away"))
+        self.store.invalidate()
+        # Their first attempt is the one that ran; the doomed job's
+        # attempt counts, as after a crash, and waits for its lease.
+        self.assertEqual(
+            [(JobStatus.RUNNING, 1)] + [(JobStatus.COMPLETED, 1)] * 4,
+            [(job.job.status, job.job.attempt_count)
+             for job in [doomed] + others])
+
+
 class TestListener(DatabaseTestCase):
 
     database_kind = "postgresql"

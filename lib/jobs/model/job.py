@@ -266,19 +266,34 @@ class Job:
         return And(Job.status == RUNNING, Job.lease_expires < UTCNow(),
                    Job.attempt_count > Job.max_retries)
 
-    def release(self):
-        """Give back a claimed job this runner never started running.
+    @classmethod
+    def release_claimed(cls, store, claims):
+        """Give back claimed jobs this runner never started running.
 
-        Undoes the claim: WAITING again, the attempt not counted, the
-        lease cleared. Fenced on the claimed attempt; leaves the
-        transaction to the caller.
+        Undoes each claim: WAITING again, the attempt not counted, the
+        lease and start date cleared. Fenced like an outcome (RUNNING, the
+        claimed attempt), so a claim another runner has taken over since
+        — its lease expired — is left alone.
 
-        :raises StaleJob: when the row moved on since the claim.
+        :param claims: ``[(job_id, attempt)]``.
+        :return: how many were given back. Leaves the transaction to the
+            caller.
         """
-        attempt = self._attempt
-        self._transition(WAITING, {Job.lease_expires: None,
-                                   Job.attempt_count: attempt - 1,
-                                   Job.date_started: None}, attempt)
+        released = 0
+        for start in range(0, len(claims), 500):
+            chunk = claims[start:start + 500]
+            params = [value for claim in chunk for value in claim]
+            # An UPDATE first: SQLite reports no row count for WITH.
+            result = store.execute(
+                "UPDATE job SET status = %d, lease_expires = NULL,"
+                " date_started = NULL, attempt_count = attempt_count - 1"
+                " WHERE status = %d AND (id, attempt_count) IN (VALUES %s)"
+                % (WAITING.value, RUNNING.value,
+                   ", ".join(["(?, ?)"] * len(chunk))), params)
+            released += result.rowcount
+        # Objects cached before the UPDATE are stale now.
+        store.invalidate()
+        return released
 
     def acquireLease(self, duration=300):
         """See `IJob`."""

@@ -14,11 +14,13 @@ __all__ = ["BatchRunner"]
 import logging
 
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.info import get_obj_info
 from storm.store import Store
 
 from jobs.database import collect_garbage, forget_dead_objects, get_store
 from jobs.errors import StaleJob
+from jobs.model.job import Job
 from jobs.runner import JobRunner, job_str
 from jobs.runners.budget import Budget
 
@@ -59,6 +61,8 @@ class BatchRunner:
         self.started = 0
         # The next batch, claimed with the last outcome of this one.
         self._ahead = None
+        # (jobs, index): the batch being run, and its first job not started.
+        self._unstarted = None
 
     @property
     def budget_reached(self):
@@ -75,7 +79,14 @@ class BatchRunner:
 
     def run(self):
         """Claim and run until the queue is empty, a budget is spent or a
-        stop is asked for; return the number of jobs started."""
+        stop is asked for; return the number of jobs started.
+
+        :raises DatabaseError: (Storm's) when the database is lost; its
+            ``unstarted_claims`` attribute lists ``(job_id, attempt)`` of
+            the jobs whose claim was committed but which never started,
+            for the caller to give back (`Job.release_claimed`) once it
+            has reconnected.
+        """
         self.fail_lost()
         batch = None
         try:
@@ -89,18 +100,32 @@ class BatchRunner:
                     # The batch's claim commit: leases, RUNNING, attempts.
                     transaction.commit()
                 (jobs, limit), batch = batch, None
+                self._unstarted = (jobs, 0)
                 with self.runner.tail:
                     self._run_batch(jobs, ahead=len(jobs) == limit)
+                self._unstarted = None
                 collect_garbage()
                 batch, self._ahead = self._ahead, None
                 if batch is None and len(jobs) < limit:
                     break  # the queue is drained; don't pay another claim
+        except StormDatabaseError as e:
+            # The connection is gone: nothing can be released now. These
+            # claims were committed (a claim whose commit failed is not
+            # known to be this runner's, and is left to its lease).
+            claims = []
+            if self._unstarted is not None:
+                claims += unstarted_claims(*self._unstarted)
+            if self._ahead is not None:
+                claims += unstarted_claims(self._ahead[0])
+            self._unstarted = self._ahead = batch = None
+            e.unstarted_claims = claims
+            raise
         finally:
             unstarted = batch or self._ahead
             self._ahead = None
             if unstarted is not None and unstarted[0]:
                 # Claimed with the last outcome, then told to stop.
-                self._release(list(unstarted[0]))
+                self._release(unstarted[0])
         return self.started
 
     def _claim(self, about_to_start=0):
@@ -147,7 +172,7 @@ class BatchRunner:
         last = len(jobs) - 1
         for index in range(len(jobs)):
             if self.should_stop():
-                self._release(list(jobs[index:]))
+                self._release(jobs, index)
                 return
             if index == last and ahead and not self.group_commit:
                 self._claim_ahead()
@@ -159,6 +184,7 @@ class BatchRunner:
                 self._cancel(job)
                 continue
             self.started += 1
+            self._unstarted = (jobs, index + 1)
             self.runner.runJobHandleError(job)
             self._forget(job)
             in_group += 1
@@ -202,21 +228,34 @@ class BatchRunner:
             # Before the next commit (a group does it before its own).
             forget_dead_objects(store)
 
-    def _release(self, jobs):
-        """Give unstarted claimed jobs back to the queue."""
+    def _release(self, jobs, start=0):
+        """Give `jobs` from `start` — claimed, not started — back to the
+        queue."""
         # The group so far keeps its outcomes.
         if self.group_commit:
             self.runner.commit_group()
         else:
             transaction.commit()
-        for job in jobs:
-            try:
-                job.job.release()
-            except StaleJob as e:
-                self.logger.info("%s", e)
+        claims = unstarted_claims(jobs, start)
+        released = Job.release_claimed(get_store(), claims)
         transaction.commit()
         self.logger.info("Released %d claimed jobs that had not started.",
-                         len(jobs))
+                         released)
+        if released < len(claims):
+            self.logger.info(
+                "%d claimed jobs had moved on since the claim (their leases"
+                " expired and another runner took them): left as they are.",
+                len(claims) - released)
+
+
+def unstarted_claims(jobs, start=0):
+    """``[(job_id, attempt)]`` of claimed `jobs` from index `start`,
+    without loading the ones not loaded yet."""
+    claimed = getattr(jobs, "claimed", None)
+    if claimed is not None:
+        return list(claimed[start:])
+    return [(job.job_id, job.job._attempt) for job in jobs[start:]
+            if job is not None]
 
 
 def cancel_requested(job):

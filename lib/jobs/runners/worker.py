@@ -25,6 +25,7 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 
 from jobs.database import dialect, dsn, get_store
+from jobs.model.job import Job
 from jobs.runners.listener import Listener
 
 
@@ -46,6 +47,8 @@ class Worker:
         self.grace_period = grace_period
         self.stopping = False
         self.listener = None
+        # (job_id, attempt) of claims to give back once reconnected.
+        self.unstarted_claims = []
 
     def request_stop(self, signum=None, frame=None):
         """Stop claiming; finish the running job; exit."""
@@ -110,6 +113,7 @@ class Worker:
             while not self.stopping:
                 started = 0
                 try:
+                    self._give_back()
                     for name in self.sections:
                         if self.stopping:
                             break
@@ -138,13 +142,30 @@ class Worker:
         self.logger.info("Worker stopped.")
         return 0
 
+    def _give_back(self):
+        """Release the jobs claimed, and not started, when the database
+        went away: their attempts do not count (the job that was running
+        keeps its attempt, as after a crash)."""
+        if not self.unstarted_claims:
+            return
+        claims = self.unstarted_claims
+        released = Job.release_claimed(get_store(), claims)
+        transaction.commit()
+        self.unstarted_claims = []
+        self.logger.info(
+            "Reconnected: gave back %d of the %d claimed jobs that had not"
+            " started when the database went away (the others had moved"
+            " on).", released, len(claims))
+
     def _lost_database(self, error, backoff):
         """The database went away: wait (1, 2, 4 ... 30 s), then go on.
 
         Storm reconnects on the next statement; the listener is opened
-        again. Jobs whose outcome was lost with the connection are
-        reclaimed when their leases expire.
+        again; the claimed jobs that had not started are given back then
+        (`_give_back`). The job whose outcome was lost with the connection
+        is reclaimed when its lease expires.
         """
+        self.unstarted_claims += getattr(error, "unstarted_claims", [])
         transaction.abort()
         backoff = min(30, max(1, backoff * 2))
         self.logger.warning(

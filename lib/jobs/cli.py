@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
-from storm.expr import Count, Desc
+from storm.expr import And, Count, Desc, Not, Or, Select
 
 from jobs import schema
 from jobs.config import get_config, load, set_config
@@ -38,6 +38,10 @@ EXIT_ERROR = 2
 FIELDS = ("id", "status", "attempt_count", "max_retries", "priority",
           "scheduled_start", "lease_expires", "date_created", "date_started",
           "date_finished")
+
+
+# Statuses a runner may still take a job out of.
+UNFINISHED = (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)
 
 
 class CommandError(JobsError):
@@ -142,14 +146,29 @@ def job_types():
 
 
 def type_condition(name):
-    from storm.expr import Select
     types = job_types()
     if name not in types:
         raise CommandError("Unknown job type %r (job sections: %s)." % (
             name, ", ".join(types) or "none"))
-    condition, tables = types[name]
+    return _seen_by(*types[name])
+
+
+def _seen_by(condition, tables):
+    """SQL: the job is one of those a source's `jobCondition` matches."""
     return Job.id.is_in(Select(Job.id, where=condition,
                                tables=[Job] + list(tables)))
+
+
+def orphaned_condition():
+    """SQL for unfinished jobs that no configured section's source sees —
+    their context row was deleted, or their section removed: no runner
+    will ever take them. None when no section's source can say which
+    jobs are its own."""
+    types = job_types()
+    if not types:
+        return None
+    return And(Job.status.is_in(UNFINISHED),
+               Not(Or(*[_seen_by(*type_) for type_ in types.values()])))
 
 
 def cmd_db_upgrade(options):
@@ -214,10 +233,13 @@ def cmd_status(options):
                         Job.date_finished > UTCNow(-3600)).count()
     age = (round((clock.now() - oldest).total_seconds())
            if oldest else None)
+    orphaned = orphaned_condition()
     summary = OrderedDict(
         oldest_ready=oldest.isoformat(" ", "seconds") if oldest else None,
         oldest_ready_age_seconds=age,
-        running_with_expired_lease=lost, failed_last_hour=failed)
+        running_with_expired_lease=lost, failed_last_hour=failed,
+        orphaned=(store.find(Job, orphaned).count()
+                  if orphaned is not None else None))
     if options.format == "json":
         print(json.dumps({"statuses": rows, "types": by_type, **summary},
                          indent=1))
@@ -238,6 +260,12 @@ def cmd_list(options):
         conditions.append(Job.date_created >= parse_date(options.since))
     if options.type:
         conditions.append(type_condition(options.type))
+    if options.orphaned:
+        orphaned = orphaned_condition()
+        if orphaned is None:
+            raise CommandError("No job section's source says which jobs are"
+                               " its own: cannot tell orphans.")
+        conditions.append(orphaned)
     if options.limit < 1:
         raise CommandError("--limit must be at least 1.")
     jobs = get_store().find(Job, *conditions).order_by(Desc(Job.id))[
@@ -341,8 +369,7 @@ def cmd_cancel(options):
 
 def cmd_prune(options):
     statuses = parse_status(options.status)
-    pending = [s.name for s in statuses if s in (
-        JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)]
+    pending = [s.name for s in statuses if s in UNFINISHED]
     if pending:
         raise CommandError("Only finished jobs can be pruned, not %s." %
                            ", ".join(pending).lower())
@@ -489,8 +516,9 @@ def build_parser():
                        help="print the statements, change nothing")
     roles.set_defaults(run=cmd_db_roles)
 
-    commands.add_parser("status", help="counts, oldest ready job, lost and"
-                        " recently failed jobs").set_defaults(run=cmd_status)
+    commands.add_parser("status", help="counts, oldest ready job, lost,"
+                        " recently failed and orphaned jobs"
+                        ).set_defaults(run=cmd_status)
 
     listing = commands.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--status", help="e.g. failed or waiting,running")
@@ -498,6 +526,10 @@ def build_parser():
                          " (2026-11-01, 12h, 30d)")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--type", help="a job section, e.g. do_foo")
+    listing.add_argument(
+        "--orphaned", action="store_true",
+        help="unfinished jobs no job section's source sees (their context"
+             " row was deleted): no runner will take them")
     listing.set_defaults(run=cmd_list)
 
     show = commands.add_parser("show", help="every field of one job, its log"

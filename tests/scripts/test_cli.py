@@ -137,6 +137,34 @@ class TestJobsCommand(DatabaseTestCase):
                              for row in status["statuses"]}["Waiting"])
         self.assertEqual(0, status["running_with_expired_lease"])
 
+    def test_jobs_whose_context_row_went_are_orphans(self):
+        # A waiting job that keeps its context, one that loses it, and a
+        # finished one that loses it (finished: not an orphan).
+        kept, orphan, done = [self.factory.makeDoFooJob() for _ in range(3)]
+        transaction.commit()
+        orphan_id = orphan.job_id
+        self.run_all(done)
+        transaction.commit()
+        # Deleting a foo deletes its foo_job rows (ON DELETE CASCADE): the
+        # job rows stay, seen by no source, so no runner ever takes them.
+        for job in (orphan, done):
+            self.store.execute("DELETE FROM foo WHERE id = ?",
+                               (job.context.foo_id,))
+        transaction.commit()
+        code, out, _ = self.jobs("--format", "json", "status")
+        self.assertEqual(1, json.loads(out)["orphaned"])
+        code, out, _ = self.jobs("--format", "json", "list", "--orphaned")
+        self.assertEqual([orphan_id], [row["id"] for row in json.loads(out)])
+        code, out, _ = self.jobs("status")
+        self.assertThat(out, Contains("\norphaned: 1\n"))
+        # An operator cancels it by its id; it is finished, not orphaned.
+        self.assertEqual(0, self.jobs("cancel", str(orphan_id))[0])
+        code, out, _ = self.jobs("--format", "json", "status")
+        self.assertEqual(0, json.loads(out)["orphaned"])
+        code, out, err = self.jobs("prune", "--older-than", "2999-01-01",
+                                   "--status", "cancelled")
+        self.assertThat(out, Contains("Deleted 1 jobs"), err)
+
     def test_oops_summary_groups_by_failure(self):
         behaviours = ([{"raise_": "error"}] * 25
                       + [{"sql": "SELECT * FROM nope"}] * 15

@@ -62,6 +62,8 @@ ROLE_STORE_PREFIX = STORE_NAME + " as "
 # role of the configured URI). Each role has a store of its own, connected
 # as that role, so job code cannot ``RESET ROLE`` its way to more.
 _session = threading.local()
+# {(URI, role): (store name, role's URI)}
+_role_stores = {}
 
 
 class SavepointsOnDemand:
@@ -283,8 +285,13 @@ def get_store():
     name = STORE_NAME
     role = getattr(_session, "role", None)
     if role is not None:
-        name = ROLE_STORE_PREFIX + role
-        uri = role_uri(uris[STORE_NAME], role)
+        # The runner's hot path: no URI parsing per call.
+        key = (uris[STORE_NAME], role)
+        named = _role_stores.get(key)
+        if named is None:
+            named = _role_stores[key] = (
+                ROLE_STORE_PREFIX + role, role_uri(uris[STORE_NAME], role))
+        name, uri = named
         if uris.get(name) != uri:
             zstorm.set_default_uri(name, uri)
     try:

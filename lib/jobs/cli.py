@@ -25,7 +25,7 @@ from storm.expr import And, Count, Desc, Not, Or, Select
 
 from jobs import schema
 from jobs.config import get_config, load, set_config
-from jobs.database import UTCNow, clock, connect, get_store
+from jobs.database import UTCNow, clock, connect, database_now, get_store
 from jobs.dispatch import run_on_commit_if_celery
 from jobs.errorlog import Redactor, read_report
 from jobs.errors import InvalidTransition, JobsError
@@ -65,12 +65,19 @@ def parse_status(text):
     return names
 
 
-def parse_date(text):
-    """An ISO date/time (UTC unless it says) or an age like ``30d``/``2h``."""
+def parse_date(text, now=None):
+    """An ISO date/time (UTC unless it says) or an age like ``30d``/``2h``.
+
+    :param now: what an age counts back from; default: the database's
+        clock (the jobs' dates are the database's). OOPS reports are
+        dated by the hosts that wrote them: those pass the host's.
+    """
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-        return clock.now() - timedelta(**{unit[match[2]]: int(match[1])})
+        if now is None:
+            now = database_now(get_store())
+        return now - timedelta(**{unit[match[2]]: int(match[1])})
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
@@ -231,7 +238,7 @@ def cmd_status(options):
                       Job.lease_expires < UTCNow()).count()
     failed = store.find(Job, Job.status == JobStatus.FAILED,
                         Job.date_finished > UTCNow(-3600)).count()
-    age = (round((clock.now() - oldest).total_seconds())
+    age = (round((database_now(store) - oldest).total_seconds())
            if oldest else None)
     orphaned = orphaned_condition()
     summary = OrderedDict(
@@ -436,7 +443,8 @@ def fingerprint(report):
 
 
 def cmd_oops_list(options):
-    since = parse_date(options.since) if options.since else None
+    since = (parse_date(options.since, now=clock.now()) if options.since
+             else None)
     hide = redactor()
     rows = [OrderedDict(id=r["id"], time=str(_aware(r.get("time"))),
                         type=r.get("type"), job_id=r.get("job_id"),
@@ -461,7 +469,8 @@ def cmd_oops_show(options):
 
 
 def cmd_oops_summary(options):
-    since = parse_date(options.since) if options.since else None
+    since = (parse_date(options.since, now=clock.now()) if options.since
+             else None)
     groups = OrderedDict()
     for report in iter_reports(get_config().error_dir, since):
         key = fingerprint(report)

@@ -22,6 +22,7 @@ __all__ = [
     "UTCNow",
     "clock",
     "connect",
+    "database_now",
     "dialect",
     "disconnect",
     "get_store",
@@ -43,7 +44,7 @@ from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.databases.sqlite import compile as sqlite_compile
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.exceptions import wrap_exceptions
-from storm.expr import Expr
+from storm.expr import Expr, Select
 from storm.properties import SimpleProperty
 from storm.uri import URI
 from storm.variables import DateTimeVariable, FloatVariable, Variable
@@ -425,6 +426,18 @@ def compile_utcnow_sqlite(compile, expr, state):
     state.parameters.append(
         Variable(value="%+.6f seconds" % expr.offset))
     return "strftime('%Y-%m-%d %H:%M:%f', 'now', ?)"
+
+
+def database_now(store):
+    """Now by `store`'s database clock (the frozen clock when frozen), as
+    an aware UTC datetime: for ages an operator reads or gives, so that
+    they agree with the leases and schedules."""
+    if clock.frozen_at is not None:
+        return clock.frozen_at
+    raw = store.execute(Select(UTCNow())).get_one()[0]
+    variable = UTCDateTimeVariable()
+    variable.set(raw, from_db=True)
+    return variable.get()
 
 
 class UTCDateTimeVariable(DateTimeVariable):

@@ -9,6 +9,7 @@ runner holds, start a job due in 5 minutes, or leave an orphan alone.
 database's "now" itself, for every runner in the process.)
 """
 
+import json
 import os
 import re
 import subprocess
@@ -112,3 +113,31 @@ class TestSkewedHostClock(BlockedRunTestCase):
         self.assertThat(log, Contains("Ran 1 DoFooJob jobs."))
         self.assertEqual((JobStatus.COMPLETED, 2), self.job_state(job))
         self.assertEqual(1, self.executions(job))
+
+
+class TestSkewedOperator(BlockedRunTestCase):
+    """The ``jobs`` command's ages count from the database's clock: an
+    operator on a host 10 minutes ahead sees a fresh job as fresh."""
+
+    __test__ = True
+
+    def jobs_skewed(self, seconds, *argv):
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.reliability.skewed_clock",
+             str(seconds), os.path.join(ROOT, "lib", "jobs", "__main__.py"),
+             "--format", "json", *argv], cwd=ROOT, capture_output=True,
+            text=True, stdin=subprocess.DEVNULL, timeout=120)
+        self.assertEqual(0, result.returncode, result.stderr)
+        return json.loads(result.stdout)
+
+    def test_ages_follow_the_database_clock(self):
+        job = self.factory.makeDoFooJob()
+        transaction.commit()
+        status = self.jobs_skewed(SKEW, "status")
+        self.assertLess(status["oldest_ready_age_seconds"], SKEW / 2)
+        # Created within the last 5 minutes, by the database's clock; the
+        # skewed host would count back from 10 minutes ahead.
+        listed = self.jobs_skewed(SKEW, "list", "--since", "5m")
+        self.assertEqual([job.job_id], [row["id"] for row in listed])
+        listed = self.jobs_skewed(-SKEW, "list", "--since", "5m")
+        self.assertEqual([job.job_id], [row["id"] for row in listed])

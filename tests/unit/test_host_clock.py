@@ -20,12 +20,10 @@ ALLOWED = {
     ("database.py", "self.frozen_at = when or datetime.now(UTC)"):
         "freezing the test clock: 'now' as a starting point",
     ("database.py", "return self.frozen_at or datetime.now(UTC)"):
-        "Clock.now: for the CLI's display and age arguments, never leases",
-    ("cli.py", "return clock.now() - timedelta(**{unit[match[2]]: "
-               "int(match[1])})"):
-        "an operator's age argument (prune --before 30d)",
-    ("cli.py", "age = (round((clock.now() - oldest).total_seconds())"):
-        "the age of the oldest ready job, as displayed",
+        "Clock.now: OOPS report ages in the CLI, never leases",
+    ("cli.py", "since = (parse_date(options.since, now=clock.now()) if"
+               " options.since"):
+        "jobs oops list/summary --since: reports are dated by their hosts",
 }
 
 

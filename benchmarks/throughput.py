@@ -23,6 +23,7 @@ benchmarks/peers/setup.sh has been run, Procrastinate and PgQueuer.
 
 import argparse
 import json
+import logging
 import os
 import re
 import signal
@@ -36,6 +37,7 @@ import transaction
 from jobs.log import DevNullLogger
 from jobs.runner import JobRunner
 from jobs.runners.batch import BatchRunner
+from jobs.scripts.logger import formatter
 from jobs.testing.foojob import DoFooJob, Foo
 
 PEERS = os.path.join(harness.ROOT, "benchmarks", "peers")
@@ -101,7 +103,23 @@ MODES = {
         DoFooJob, DevNullLogger(), batch_size=100)),
     "group-commit": in_process(lambda: BatchRunner(
         DoFooJob, DevNullLogger(), batch_size=200, group_commit=200)),
+    # The same at run_jobs.py's default verbosity: two INFO lines a job,
+    # formatted (to /dev/null) as run_jobs.py formats them.
+    "group-commit-info": in_process(lambda: BatchRunner(
+        DoFooJob, info_logger(), batch_size=200, group_commit=200)),
 }
+
+
+def info_logger():
+    """A logger at INFO, formatted like run_jobs.py's, into /dev/null."""
+    logger = logging.getLogger("benchmark-info")
+    if not logger.handlers:
+        handler = logging.StreamHandler(open(os.devnull, "w"))
+        handler.setFormatter(formatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
 
 
 WORKER_SECTIONS = {"worker": "bench_group", "worker-per-job": "bench_per_job"}

@@ -77,20 +77,32 @@ def job_str(job):
     return "%r (ID %d)" % (job, job.job_id)
 
 
+def claimed_job_str(job):
+    """``Class (ID n)``: how the per-job lines of a claimed batch (workers,
+    ``--batch-size``, Celery) name a job. A job's repr usually shows its
+    status, which would load each job row the fast path leaves unloaded
+    (a query a job, and the batched outcome UPDATE lost: 7x slower at
+    INFO, `benchmarks/throughput.py` group-commit-info)."""
+    return "%s (ID %d)" % (type(job).__name__, job.job_id)
+
+
 class LazyJobStr:
     """`job_str(job)`, computed only if a log record is formatted: it may
     cost a query, which a discarded DEBUG or INFO line should not."""
 
-    __slots__ = ("job", "status")
+    __slots__ = ("job", "status", "claimed")
 
-    def __init__(self, job, status=False):
+    def __init__(self, job, status=False, claimed=False):
         self.job = job
         self.status = status
+        self.claimed = claimed
 
     def __str__(self):
         try:
             if self.status:
                 return self.job.status.title
+            if self.claimed:
+                return claimed_job_str(self.job)
             return job_str(self.job)
         except DisconnectionError:
             # The line comes after a commit, when the job's columns must
@@ -206,7 +218,8 @@ class JobRunner:
         attempt = claim.attempt if claim is not None else job.job._attempt
         self.log_tail = None
         if attempt is not None:
-            self.logger.info("Running %s, attempt %d", LazyJobStr(job), attempt)
+            self.logger.info("Running %s, attempt %d",
+                             LazyJobStr(job, claimed=True), attempt)
         else:
             self.logger.info("Running %s in status %s", LazyJobStr(job),
                              LazyJobStr(job, status=True))
@@ -222,7 +235,7 @@ class JobRunner:
                 job.start(manage_transaction=True)
             if self.group_commit:
                 savepoint = Savepoint(get_store())
-            self._run(job, savepoint, claim)
+            self._run(job, savepoint, claim, claimed=attempt is not None)
         except StaleJob as e:
             # Another runner reclaimed the job after our lease expired:
             # its attempt owns the outcome, ours is discarded.
@@ -258,8 +271,11 @@ class JobRunner:
                 return
             raise
 
-    def _run(self, job, savepoint, claim):
-        """Run a started job and record its outcome (see the table)."""
+    def _run(self, job, savepoint, claim, claimed=False):
+        """Run a started job and record its outcome (see the table).
+
+        :param claimed: the job came claimed (see `claimed_job_str`).
+        """
         commit = savepoint is None
         tail = self.tail
         try:
@@ -317,7 +333,7 @@ class JobRunner:
                 # atomically.
                 job.complete(manage_transaction=commit)
             self._record(job, completed=True)
-            self.logger.info("Completed %s.", LazyJobStr(job))
+            self.logger.info("Completed %s.", LazyJobStr(job, claimed=claimed))
 
     def _attach_log_tail(self, job):
         """Give the job row the run's log tail, for its outcome's UPDATE."""

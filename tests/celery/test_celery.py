@@ -206,9 +206,9 @@ class WorkerTests:
         self.assertNotEqual(os.getpid(), pid)
         # The runner's own log lines.
         self.assertThat(self.worker.text(), Contains(
-            "Running <DoFooJob for foo"))
+            "Running DoFooJob (ID %d), attempt 1" % job_id))
         self.assertThat(self.worker.text(), Contains(
-            "(ID %d), attempt 1" % job_id))
+            "Completed DoFooJob (ID %d)." % job_id))
 
     def test_failing_job_ends_failed_with_an_oops(self):
         job_id = self.make_job(raise_="error")

@@ -251,6 +251,37 @@ class TestBatchRunner(DatabaseTestCase):
         self.assertEqual(1, len([statement for statement in statements
                                  if statement.startswith("SAVEPOINT")]))
 
+    def test_info_lines_do_not_load_the_job_rows(self):
+        # The per-job INFO lines of a claimed batch name the job by class
+        # and id: a repr showing the status would load each job row, and
+        # the group's outcomes would then be recorded one UPDATE a job.
+        jobs = self.make_jobs([{}] * 3)
+        statements = []
+
+        class Recorder:
+            def connection_raw_execute(self, connection, raw_cursor,
+                                       statement, params):
+                statements.append(statement)
+
+        recorder = Recorder()
+        install_tracer(recorder)
+        self.addCleanup(remove_tracer, recorder)
+        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        remove_tracer(recorder)
+        log = self.logger.getLogBuffer()
+        for job in jobs:
+            self.assertIn("INFO    Running DoFooJob (ID %d), attempt 1\n"
+                          % job.job_id, log)
+            self.assertIn("INFO    Completed DoFooJob (ID %d).\n"
+                          % job.job_id, log)
+        self.assertEqual(
+            [], [statement for statement in statements
+                 if statement.startswith("SELECT job.attempt_count")])
+        # The group's three outcomes, in one statement.
+        self.assertEqual(1, len([
+            statement for statement in statements if statement.startswith(
+                "UPDATE job SET status = %d" % JobStatus.COMPLETED.value)]))
+
     def test_commits_per_mode(self):
         self.make_jobs([{}] * 10)
         commits = self.useFixture(CommitCounterFixture()).commits

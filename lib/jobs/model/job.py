@@ -244,18 +244,19 @@ class Job:
         now, now_parameters = compiled(store, UTCNow())
         for start in range(0, len(outcomes), 500):
             chunk = outcomes[start:start + 500]
-            params = []
-            for job_id, attempt, log_tail in chunk:
-                params.extend((job_id, attempt, log_tail))
+            logs = [(job_id, log_tail) for job_id, _, log_tail in chunk
+                    if log_tail is not None]
+            sets, params = ["status = %d" % COMPLETED.value,
+                            "date_finished = %s" % now], list(now_parameters)
+            if logs:
+                sets.append("log = CASE id %s ELSE log END" % " ".join(
+                    ["WHEN ? THEN ?"] * len(logs)))
+                params.extend(value for pair in logs for value in pair)
+            where, where_params = _fenced_claims(
+                [(job_id, attempt) for job_id, attempt, _ in chunk])
             result = store.execute(
-                "WITH outcome (id, attempt, log) AS (VALUES %s)"
-                " UPDATE job SET status = %d, date_finished = %s,"
-                " log = COALESCE(outcome.log, job.log) FROM outcome"
-                " WHERE job.id = outcome.id AND job.status = %d"
-                " AND job.attempt_count = outcome.attempt" % (
-                    ", ".join(["(?, ?, ?)"] * len(chunk)),
-                    COMPLETED.value, now, RUNNING.value),
-                params + now_parameters)
+                "UPDATE job SET %s WHERE %s" % (", ".join(sets), where),
+                params + where_params)
             recorded += result.rowcount
         return recorded
 
@@ -281,15 +282,11 @@ class Job:
         """
         released = 0
         for start in range(0, len(claims), 500):
-            chunk = claims[start:start + 500]
-            params = [value for claim in chunk for value in claim]
-            # An UPDATE first: SQLite reports no row count for WITH.
+            where, params = _fenced_claims(claims[start:start + 500])
             result = store.execute(
                 "UPDATE job SET status = %d, lease_expires = NULL,"
                 " date_started = NULL, attempt_count = attempt_count - 1"
-                " WHERE status = %d AND (id, attempt_count) IN (VALUES %s)"
-                % (WAITING.value, RUNNING.value,
-                   ", ".join(["(?, ?)"] * len(chunk))), params)
+                " WHERE %s" % (WAITING.value, where), params)
             released += result.rowcount
         # Objects cached before the UPDATE are stale now.
         store.invalidate()
@@ -497,6 +494,20 @@ class Job:
         if self.status is not SUSPENDED:
             raise InvalidTransition(self.status, WAITING)
         self._transition(WAITING, {Job.lease_expires: None})
+
+
+def _fenced_claims(claims):
+    """SQL and parameters matching the rows of `claims` (``[(job_id,
+    attempt)]``) still in the claimed attempt: RUNNING, same
+    ``attempt_count``. For statements that begin with UPDATE (SQLite
+    reports no row count for ``WITH … UPDATE``); the id list lets
+    PostgreSQL find the rows by the primary key."""
+    sql = ("status = %d AND id IN (%s) AND (id, attempt_count) IN (VALUES %s)"
+           % (RUNNING.value, ", ".join(["?"] * len(claims)),
+              ", ".join(["(?, ?)"] * len(claims))))
+    params = [job_id for job_id, _ in claims]
+    params.extend(value for claim in claims for value in claim)
+    return sql, params
 
 
 def _claim_candidates(store, condition, tables, order, limit):

@@ -232,11 +232,8 @@ class TestBatchRunner(DatabaseTestCase):
         self.assertIn("quiet one", jobs[1].job.log)
         self.assertIsNone(jobs[2].job.log)
 
-    def test_group_sends_no_savepoint_for_jobs_without_sql(self):
-        foo = self.factory.makeFoo()
-        for behaviour in ({}, {"sql": "UPDATE foo SET note = 'sql'"}, {}):
-            self.factory.makeDoFooJob(foo=foo, **behaviour)
-        transaction.commit()
+    def statements_of_a_group_of_three(self):
+        """Run the ready jobs, 3 to a group; return the SQL sent."""
         statements = []
 
         class Recorder:
@@ -246,8 +243,19 @@ class TestBatchRunner(DatabaseTestCase):
 
         recorder = Recorder()
         install_tracer(recorder)
-        self.addCleanup(remove_tracer, recorder)
-        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        try:
+            BatchRunner(DoFooJob, self.logger, batch_size=3,
+                        group_commit=3).run()
+        finally:
+            remove_tracer(recorder)
+        return statements
+
+    def test_group_sends_no_savepoint_for_jobs_without_sql(self):
+        foo = self.factory.makeFoo()
+        for behaviour in ({}, {"sql": "UPDATE foo SET note = 'sql'"}, {}):
+            self.factory.makeDoFooJob(foo=foo, **behaviour)
+        transaction.commit()
+        statements = self.statements_of_a_group_of_three()
         self.assertEqual(1, len([statement for statement in statements
                                  if statement.startswith("SAVEPOINT")]))
 
@@ -256,18 +264,7 @@ class TestBatchRunner(DatabaseTestCase):
         # and id: a repr showing the status would load each job row, and
         # the group's outcomes would then be recorded one UPDATE a job.
         jobs = self.make_jobs([{}] * 3)
-        statements = []
-
-        class Recorder:
-            def connection_raw_execute(self, connection, raw_cursor,
-                                       statement, params):
-                statements.append(statement)
-
-        recorder = Recorder()
-        install_tracer(recorder)
-        self.addCleanup(remove_tracer, recorder)
-        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
-        remove_tracer(recorder)
+        statements = self.statements_of_a_group_of_three()
         log = self.logger.getLogBuffer()
         for job in jobs:
             self.assertIn("INFO    Running DoFooJob (ID %d), attempt 1\n"

@@ -154,8 +154,10 @@ class Worker:
         self.unstarted_claims = []
         self.logger.info(
             "Reconnected: gave back %d of the %d claimed jobs that had not"
-            " started when the database went away (the others had moved"
-            " on).", released, len(claims))
+            " started when the database went away%s.", released, len(claims),
+            "" if released == len(claims) else
+            " (the others had moved on: their leases expired and other"
+            " runners took them)")
 
     def _lost_database(self, error, backoff):
         """The database went away: wait (1, 2, 4 ... 30 s), then go on.

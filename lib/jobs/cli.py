@@ -166,12 +166,16 @@ def _seen_by(condition, tables):
                                tables=[Job] + list(tables)))
 
 
-def orphaned_condition():
+def orphaned_condition(types=None):
     """SQL for unfinished jobs that no configured section's source sees —
     their context row was deleted, or their section removed: no runner
     will ever take them. None when no section's source can say which
-    jobs are its own."""
-    types = job_types()
+    jobs are its own.
+
+    :param types: `job_types()`, if the caller has it already.
+    """
+    if types is None:
+        types = job_types()
     if not types:
         return None
     return And(Job.status.is_in(UNFINISHED),
@@ -226,7 +230,8 @@ def cmd_status(options):
     rows = [OrderedDict(status=item.title, jobs=counts.get(item.value, 0))
             for item in JobStatus.items]
     by_type = []
-    for name, (condition, tables) in job_types().items():
+    types = job_types()
+    for name, (condition, tables) in types.items():
         per_status = dict(store.using(Job, *tables).find(
             (Job.status, Count()), condition).group_by(Job.status))
         by_type.append(OrderedDict(
@@ -240,7 +245,7 @@ def cmd_status(options):
                         Job.date_finished > UTCNow(-3600)).count()
     age = (round((database_now(store) - oldest).total_seconds())
            if oldest else None)
-    orphaned = orphaned_condition()
+    orphaned = orphaned_condition(types)
     summary = OrderedDict(
         oldest_ready=oldest.isoformat(" ", "seconds") if oldest else None,
         oldest_ready_age_seconds=age,
@@ -442,9 +447,16 @@ def fingerprint(report):
     return "%s at %s" % (report.get("type"), where)
 
 
+def reports_since(options):
+    """``--since`` of the ``oops`` commands: reports are dated by the
+    hosts that wrote them, so an age counts back from this host's clock."""
+    if not options.since:
+        return None
+    return parse_date(options.since, now=clock.now())
+
+
 def cmd_oops_list(options):
-    since = (parse_date(options.since, now=clock.now()) if options.since
-             else None)
+    since = reports_since(options)
     hide = redactor()
     rows = [OrderedDict(id=r["id"], time=str(_aware(r.get("time"))),
                         type=r.get("type"), job_id=r.get("job_id"),
@@ -469,8 +481,7 @@ def cmd_oops_show(options):
 
 
 def cmd_oops_summary(options):
-    since = (parse_date(options.since, now=clock.now()) if options.since
-             else None)
+    since = reports_since(options)
     groups = OrderedDict()
     for report in iter_reports(get_config().error_dir, since):
         key = fingerprint(report)

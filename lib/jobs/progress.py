@@ -63,7 +63,7 @@ def write_progress(job_row, text):
     """
     from jobs.model.job import Job
     store = Store.of(job_row)
-    if dialect(store) != "postgresql" or job_row._row_locked:
+    if not dialect(store).concurrent_writes or job_row._row_locked:
         return False
     side = getattr(_connections, "store", None)
     if side is None or side.get_database() is not store.get_database():

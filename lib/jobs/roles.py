@@ -150,7 +150,7 @@ def apply_roles(store, config, dry_run=False):
     :raises RoleError: on SQLite (no roles), or see `plan_roles`.
     Aborts and re-raises when a statement fails.
     """
-    if dialect(store) != "postgresql":
+    if not dialect(store).roles:
         raise RoleError("Roles need PostgreSQL: the database is SQLite,"
                         " where every section runs as the file's user.")
     done = []

@@ -17,9 +17,9 @@ WALL_CLOCK = re.compile(
     r"\bdate\.today\(|\bclock\.now\(")
 # (path relative to lib/jobs, line text) -> why the host's clock is fine.
 ALLOWED = {
-    ("database.py", "self.frozen_at = when or datetime.now(UTC)"):
+    ("database/clock.py", "self.frozen_at = when or datetime.now(UTC)"):
         "freezing the test clock: 'now' as a starting point",
-    ("database.py", "return self.frozen_at or datetime.now(UTC)"):
+    ("database/clock.py", "return self.frozen_at or datetime.now(UTC)"):
         "Clock.now: OOPS report ages in the CLI, never leases",
     ("cli.py", "return parse_date(options.since, now=clock.now())"):
         "jobs oops list/summary --since: reports are dated by their hosts",

@@ -12,9 +12,7 @@ from datetime import timedelta
 
 import transaction
 from storm.databases.postgres import Returning
-from storm.expr import SQL, And, Desc, Or, Select, State, Update
-from storm.info import get_obj_info
-from storm.store import AutoReload
+from storm.expr import SQL, And, Desc, Or, Select, Update
 from storm.locals import Bool, Int, Unicode
 from zope.interface import implementer
 
@@ -26,6 +24,7 @@ from jobs.database import (
     clock,
     dialect,
 )
+from jobs.database.stormext import compile_expr, reload_columns
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
 from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data
@@ -170,7 +169,7 @@ class Job:
                 Job.lease_expires: UTCNow(lease_duration),
                 Job.date_started: UTCNow(),
                 Job.date_finished: None}
-        if dialect(store) == "postgresql":
+        if dialect(store).row_locks:
             key = None
             if cache_key is not None and clock.frozen_at is None:
                 key = (cache_key, limit, lease_duration)
@@ -218,7 +217,7 @@ class Job:
         columns = (Job.id, Job.status, Job.attempt_count,
                    Job.cancel_requested)
         where = Job.id.is_in(job_ids)
-        if dialect(store) == "postgresql":
+        if dialect(store).row_locks:
             select = LockingSelect(columns, where=where, tables=Job,
                                    lock="FOR UPDATE")
         else:
@@ -298,7 +297,7 @@ class Job:
             duration = duration.total_seconds()
         store = self._store()
         where = And(Job.id == self.id, ready_condition())
-        if dialect(store) == "postgresql":
+        if dialect(store).row_locks:
             # Skip a row another runner is claiming instead of queueing
             # behind its lock: the loser learns at once that it lost.
             where = Job.id == LockingSelect(
@@ -388,9 +387,7 @@ class Job:
         Cheaper than ``store.invalidate(self)``, which resets every column
         of the row; the others did not change.
         """
-        variables = get_obj_info(self).variables
-        for column in columns:
-            variables[column].set(AutoReload)
+        reload_columns(self, columns)
 
     def start(self, manage_transaction=False):
         """See `IJob`."""
@@ -550,8 +547,7 @@ def compiled(store, expr):
     """Compile `expr` for `store`'s database: ``(sql, parameters)``, to
     run with ``store.execute(sql, parameters)``. Only for expressions
     whose values do not change between runs (no frozen `UTCNow`)."""
-    state = State()
-    return store._connection.compile(expr, state), list(state.parameters)
+    return compile_expr(store, expr)
 
 
 def ready_condition():

@@ -15,10 +15,10 @@ import logging
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
-from storm.info import get_obj_info
 from storm.store import Store
 
 from jobs.database import collect_garbage, forget_dead_objects, get_store
+from jobs.database.stormext import forget_object
 from jobs.errors import StaleJob
 from jobs.model.job import Job
 from jobs.runner import JobRunner, job_str
@@ -223,7 +223,7 @@ class BatchRunner:
             if obj is not None and Store.of(obj) is store:
                 # Out of the strong cache: once nothing else refers to the
                 # object, it dies.
-                store._cache.remove(get_obj_info(obj))
+                forget_object(store, obj)
         if not self.group_commit:
             # Before the next commit (a group does it before its own).
             forget_dead_objects(store)

@@ -204,7 +204,7 @@ class ProcessJobRunner:
         running = {child.job_id: child for child in children
                    if not child.idle}
         store = get_store()
-        if not running or dialect(store) != "postgresql":
+        if not running or not dialect(store).concurrent_writes:
             # On SQLite a running job holds the write lock: reading here
             # would wait for it (and a cancel request could not be
             # written meanwhile anyway).

@@ -79,7 +79,7 @@ class Worker:
 
     def _listen(self, wakeup_fd):
         store = get_store()
-        if dialect(store) != "postgresql":
+        if not dialect(store).notify:
             self.logger.info(
                 "SQLite has no NOTIFY: polling every %s s.", self.poll_interval)
             return None

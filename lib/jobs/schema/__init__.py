@@ -104,7 +104,7 @@ def applied_versions(store, component):
 
 
 def _has_ledger(store):
-    if dialect(store) == "postgresql":
+    if dialect(store).information_schema:
         query = ("SELECT 1 FROM information_schema.tables"
                  " WHERE table_schema = current_schema()"
                  " AND table_name = 'schema_migration'")
@@ -124,7 +124,7 @@ def upgrade(store, migrations=(FRAMEWORK,), target=None):
     :raises SchemaError: for a malformed set of migrations.
     Commits; aborts and re-raises when a statement fails.
     """
-    name = dialect(store)
+    name = dialect(store).name
     applied = []
     try:
         store.execute(_LEDGER[name])
@@ -151,7 +151,7 @@ def check(store, migrations=(FRAMEWORK,)):
 
     Read-only.
     """
-    name = dialect(store)
+    name = dialect(store).name
     for component in migrations:
         done = applied_versions(store, component.component)
         missing = [v for v, _, _ in component.available(name) if v not in done]
@@ -177,8 +177,8 @@ def differences(store, migrations=(FRAMEWORK,)):
 
     :return: ``(missing, unexpected)`` lists of description lines.
     """
-    name = dialect(store)
-    if name == "postgresql":
+    name = dialect(store).name
+    if dialect(store).information_schema:
         scratch = "jobs_verify_%d" % os.getpid()
         try:
             store.execute("CREATE SCHEMA %s" % scratch)
@@ -228,7 +228,7 @@ def describe(store):
     Two databases with equal descriptions have the same tables, columns,
     types, defaults, nullability and indexes. Read-only.
     """
-    if dialect(store) == "postgresql":
+    if dialect(store).information_schema:
         columns = store.execute(
             "SELECT table_name, column_name, data_type, is_nullable,"
             " coalesce(column_default, '') FROM information_schema.columns"

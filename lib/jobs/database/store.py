@@ -1,0 +1,216 @@
+"""Stores: the ``main`` ZStorm store, one per database role, per thread.
+
+The framework talks to one named ZStorm store, ``main``, joined to the
+`transaction` package: ``transaction.commit()`` / ``abort()`` end it.
+PostgreSQL connections run READ COMMITTED (Storm's default REPEATABLE READ
+turns every contended claim into a serialization failure) in the UTC time
+zone. SQLite, the embedded default, runs in WAL mode with foreign keys on
+and every transaction started ``BEGIN IMMEDIATE``: one writer at a time,
+never a stale read snapshot that would make a later write fail (see
+`jobs.database.stormext`).
+
+Runners connect as their section's database role (`set_role`): each role
+has a store of its own, logged in as that role, so job code cannot
+``RESET ROLE`` its way to more.
+"""
+
+__all__ = [
+    "collect_garbage",
+    "connect",
+    "disconnect",
+    "dsn",
+    "get_store",
+    "get_zstorm",
+    "quote_identifier",
+    "role_uri",
+    "set_role",
+    "storm_uri",
+    "uri_without_password",
+]
+
+import gc
+import os
+import threading
+
+import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
+from storm.uri import URI
+from storm.zope.interfaces import IZStorm
+from storm.zope.zstorm import ZStorm
+from zope.component import getGlobalSiteManager, queryUtility
+
+from jobs.database.dialect import POSTGRESQL, SQLITE
+from jobs.database.stormext import dsn_of
+from jobs.errors import DatabaseError
+
+STORE_NAME = "main"
+# The name of a role's store: "main as <role>".
+ROLE_STORE_PREFIX = STORE_NAME + " as "
+
+# A user's URI scheme -> (our Storm scheme, its dialect).
+_SCHEMES = {
+    "postgres": ("jobs-postgres", POSTGRESQL),
+    "postgresql": ("jobs-postgres", POSTGRESQL),
+    "sqlite": ("jobs-sqlite", SQLITE),
+}
+_DIALECTS = {scheme: found for scheme, found in _SCHEMES.values()}
+
+# The database role this thread runs as (None: the login role of the
+# configured URI).
+_session = threading.local()
+# {(URI, role): (store name, role's URI)}
+_role_stores = {}
+
+
+def quote_identifier(name):
+    """Quote `name` as a PostgreSQL identifier."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def storm_uri(uri):
+    """Translate a user's ``postgres:``/``sqlite:`` URI into ours.
+
+    :raises DatabaseError: for any other scheme.
+    """
+    scheme, sep, rest = uri.partition(":")
+    if not sep or scheme not in _SCHEMES:
+        raise DatabaseError(
+            "Unsupported database URI %r: use postgres://... or "
+            "sqlite:/path/to/file.db" % (uri,))
+    return "%s:%s" % (_SCHEMES[scheme][0], rest)
+
+
+def get_zstorm():
+    """Return the registered `IZStorm` utility, registering one if needed."""
+    zstorm = queryUtility(IZStorm)
+    if zstorm is None:
+        zstorm = ZStorm()
+        getGlobalSiteManager().registerUtility(zstorm, IZStorm)
+    return zstorm
+
+
+def connect(uri):
+    """Make `uri` the database of the ``main`` store.
+
+    Closes this thread's ``main`` store if it pointed elsewhere.
+
+    :param uri: ``postgres://user@host:port/db`` or ``sqlite:/path.db``.
+    :raises DatabaseError: for an unsupported URI.
+    """
+    zstorm = get_zstorm()
+    translated = storm_uri(uri)
+    if zstorm.get_default_uris().get(STORE_NAME) == translated:
+        return
+    disconnect()
+    parsed = URI(translated)
+    if parsed.scheme == "jobs-sqlite" and parsed.database:
+        # The embedded default must work on a fresh checkout.
+        folder = os.path.dirname(os.path.abspath(parsed.database))
+        os.makedirs(folder, exist_ok=True)
+    zstorm.set_default_uri(STORE_NAME, translated)
+
+
+def disconnect():
+    """Abort the transaction and close this thread's stores."""
+    transaction.abort()
+    _session.role = None
+    zstorm = queryUtility(IZStorm)
+    if zstorm is None:
+        return
+    for name, store in list(zstorm.iterstores()):
+        if name == STORE_NAME or name.startswith(ROLE_STORE_PREFIX):
+            zstorm.remove(store)
+            store.close()
+
+
+def get_store():
+    """Return this thread's ``main`` store, joined to the transaction:
+    connected as the role `set_role` chose, if any.
+
+    :raises DatabaseError: when `connect` was never called, or the
+        database cannot be reached as that role.
+    """
+    zstorm = get_zstorm()
+    uris = zstorm.get_default_uris()
+    if STORE_NAME not in uris:
+        raise DatabaseError(
+            "No database configured: call jobs.database.connect(uri) first"
+            " (run_jobs.py and the jobs command connect to the configured"
+            " [database] uri themselves).")
+    name = STORE_NAME
+    role = getattr(_session, "role", None)
+    if role is not None:
+        # The runner's hot path: no URI parsing per call.
+        key = (uris[STORE_NAME], role)
+        named = _role_stores.get(key)
+        if named is None:
+            named = _role_stores[key] = (
+                ROLE_STORE_PREFIX + role, role_uri(uris[STORE_NAME], role))
+        name, uri = named
+        if uris.get(name) != uri:
+            zstorm.set_default_uri(name, uri)
+    try:
+        return zstorm.get(name)
+    except StormDatabaseError as e:
+        # libpq's messages span lines; an operator's log wants one.
+        raise DatabaseError("Cannot connect to the database %s: %s" % (
+            uri_without_password(zstorm.get_default_uris()[name]),
+            " ".join(str(e).split()))) from None
+
+
+def role_uri(uri, role):
+    """`uri` (a store URI) logging in as `role`, without the login role's
+    password: the role's own comes from libpq (``~/.pgpass``,
+    ``PGPASSFILE``, or a ``passfile`` option in the URI)."""
+    parsed = URI(uri)
+    parsed.username = role
+    parsed.password = None
+    return str(parsed)
+
+
+def uri_without_password(uri):
+    """`uri` fit for a log line: its password, if any, as <redacted>."""
+    parsed = URI(uri)
+    if parsed.password:
+        parsed.password = "<redacted>"
+    return str(parsed).replace("jobs-", "", 1)
+
+
+def dsn(store):
+    """The libpq connection string of `store`'s PostgreSQL database."""
+    return dsn_of(store.get_database())
+
+
+def set_role(role):
+    """Make `get_store` in this thread return a store connected as the
+    PostgreSQL `role` (None: the login role of the URI given to
+    `connect`), and return it.
+
+    Each role's store is opened once per thread and kept; switching
+    neither commits nor aborts. Where the database has no roles (SQLite)
+    the one store is returned.
+
+    :raises DatabaseError: when the database cannot be reached as `role`
+        (it does not exist, may not log in, or the server is down) —
+        with the previous role still in force.
+    """
+    previous = getattr(_session, "role", None)
+    uri = get_zstorm().get_default_uris().get(STORE_NAME, "")
+    found = _DIALECTS.get(uri.partition(":")[0], SQLITE)
+    _session.role = role if found.roles else None
+    try:
+        return get_store()
+    except DatabaseError:
+        _session.role = previous
+        raise
+
+
+def collect_garbage():
+    """Collect the young generations of Python's garbage.
+
+    Storm's per-object bookkeeping forms reference cycles, and every
+    commit revisits each object Storm still tracks, dead or not: runners
+    call this every few dozen jobs so that commits stay cheap (measured:
+    about 1.7x the jobs per second of a long run).
+    """
+    gc.collect(1)

@@ -1,0 +1,249 @@
+"""The one module that reaches into Storm's private API.
+
+Storm has no public API for what a fast, correct runner needs: sending
+statements it compiled once, dropping objects from its cache, undoing the
+object state of a partial rollback, sending SAVEPOINTs lazily, starting
+SQLite transactions ``BEGIN IMMEDIATE``, and its per-call wrapper costs.
+Everything that depends on Storm's internals is here, so that a Storm
+release that changes them breaks one module, and
+``tests/unit/test_stormext.py`` says so loudly (it checks every private
+name used below against the installed Storm).
+"""
+
+__all__ = [
+    "JobsPostgres",
+    "JobsSQLite",
+    "PRIVATE_NAMES",
+    "compile_expr",
+    "connection_of",
+    "discard_object_changes",
+    "dsn_of",
+    "forget_dead_objects",
+    "forget_object",
+    "reload_columns",
+]
+
+from functools import partial
+
+from storm.database import ConnectionWrapper, CursorWrapper, register_scheme
+from storm.databases.postgres import Postgres, PostgresConnection
+from storm.databases.sqlite import SQLite, SQLiteConnection
+from storm.exceptions import wrap_exceptions
+from storm.expr import State
+from storm.info import get_obj_info
+from storm.store import AutoReload
+
+# (owner, attribute) of every private name this module relies on; the
+# test of this module checks each one exists in the installed Storm.
+PRIVATE_NAMES = (
+    ("storm.store.Store", "_connection"),
+    ("storm.store.Store", "_cache"),
+    ("storm.store.Store", "_alive"),
+    ("storm.store.Store", "_dirty"),
+    ("storm.database.Connection", "compile"),
+    ("storm.database.Connection", "_raw_connection"),
+    ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
+    ("storm.databases.postgres.Postgres", "_dsn"),
+    ("storm.databases.postgres.Postgres", "_raw_connect"),
+    ("storm.database.ConnectionWrapper", "_connection"),
+    ("storm.database.ConnectionWrapper", "_database"),
+    ("storm.database.CursorWrapper", "_cursor"),
+)
+
+
+def _call_wrapped(database, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception:
+        # Storm's conversion into its own exception types, unchanged.
+        with wrap_exceptions(database):
+            raise
+
+
+def _wrapped_attribute(database, target, name):
+    attr = getattr(target, name)
+    if callable(attr):
+        return partial(_call_wrapped, database, attr)
+    return attr
+
+
+class QuickCursorWrapper(CursorWrapper):
+    """Storm's cursor wrapper without its per-call price.
+
+    Storm wraps every method it fetches from a cursor in a new closure
+    passed through ``functools.wraps`` and a generator-based context
+    manager: some 40 us a statement, more than a short job's own work.
+    The same exceptions come out of this one.
+    """
+
+    def __getattr__(self, name):
+        return _wrapped_attribute(self._database, self._cursor, name)
+
+
+class QuickConnectionWrapper(ConnectionWrapper):
+    """Storm's connection wrapper without its per-call price (as
+    `QuickCursorWrapper`)."""
+
+    def __getattr__(self, name):
+        return _wrapped_attribute(self._database, self._connection, name)
+
+    def cursor(self):
+        return QuickCursorWrapper(
+            _call_wrapped(self._database, self._connection.cursor),
+            self._database)
+
+
+class SavepointsOnDemand:
+    """A Storm connection that sends pending savepoints just before the
+    next statement: a job that executes no SQL costs no round trip.
+
+    `pending_savepoints` holds objects with a ``name`` and an ``issued``
+    flag (`jobs.database.savepoint.Savepoint`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending_savepoints = []
+
+    def raw_execute(self, statement, params=None, *args, **kwargs):
+        if self.pending_savepoints:
+            pending, self.pending_savepoints = self.pending_savepoints, []
+            for savepoint in pending:
+                super().raw_execute("SAVEPOINT %s" % savepoint.name)
+                savepoint.issued = True
+        return super().raw_execute(statement, params, *args, **kwargs)
+
+    def commit(self, *args, **kwargs):
+        self.pending_savepoints = []
+        return super().commit(*args, **kwargs)
+
+    def rollback(self, *args, **kwargs):
+        self.pending_savepoints = []
+        return super().rollback(*args, **kwargs)
+
+
+class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
+    """A PostgreSQL connection with savepoints on demand."""
+
+
+class JobsPostgres(Postgres):
+    """PostgreSQL, READ COMMITTED, in UTC."""
+
+    connection_factory = JobsPostgresConnection
+
+    def __init__(self, uri):
+        uri = uri.copy()
+        uri.options.setdefault("isolation", "read-committed")
+        super().__init__(uri)
+
+    def _raw_connect(self):
+        raw_connection = QuickConnectionWrapper(
+            super()._raw_connect()._connection, self)
+        cursor = raw_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        # A SET inside a transaction that is later rolled back is undone.
+        raw_connection.commit()
+        return raw_connection
+
+
+class ImmediateSQLiteConnection(SQLiteConnection):
+    """A SQLite connection whose transactions start BEGIN IMMEDIATE."""
+
+    def raw_execute(self, statement, params=None, _end=False):
+        if not _end and not self._in_transaction:
+            # Take the write lock up front (waiting up to the timeout):
+            # a deferred transaction that read first could never write
+            # once another connection had committed in between.
+            self._raw_connection.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+        # The parent's BEGIN is skipped since we are in a transaction now.
+        return super().raw_execute(statement, params, _end)
+
+
+class JobsSQLiteConnection(SavepointsOnDemand, ImmediateSQLiteConnection):
+    """BEGIN IMMEDIATE transactions, with savepoints on demand."""
+
+    def raw_execute(self, statement, params=None, _end=False):
+        if _end:
+            # COMMIT or ROLLBACK ends the savepoints; none is sent first.
+            self.pending_savepoints = []
+            return ImmediateSQLiteConnection.raw_execute(
+                self, statement, params, _end)
+        return super().raw_execute(statement, params)
+
+
+class JobsSQLite(SQLite):
+    """SQLite in WAL mode with foreign keys on and a generous lock wait."""
+
+    connection_factory = JobsSQLiteConnection
+
+    def __init__(self, uri):
+        uri = uri.copy()
+        uri.options.setdefault("timeout", "30")
+        uri.options.setdefault("journal_mode", "WAL")
+        uri.options.setdefault("foreign_keys", "ON")
+        super().__init__(uri)
+
+
+register_scheme("jobs-postgres", JobsPostgres)
+register_scheme("jobs-sqlite", JobsSQLite)
+
+
+def compile_expr(store, expr):
+    """Compile `expr` for `store`'s database: ``(sql, parameters)``, to
+    run with ``store.execute(sql, parameters)``. Only for expressions
+    whose values do not change between runs (no frozen `UTCNow`)."""
+    state = State()
+    return store._connection.compile(expr, state), list(state.parameters)
+
+
+def connection_of(store):
+    """`store`'s Storm connection (savepoints are queued on it)."""
+    return store._connection
+
+
+def dsn_of(database):
+    """The libpq connection string of a Storm `Postgres` database."""
+    return database._dsn
+
+
+def forget_object(store, obj):
+    """Drop `obj` from `store`'s strong cache: once nothing else refers
+    to it, it dies (a finished job's objects, in a long transaction)."""
+    store._cache.remove(get_obj_info(obj))
+
+
+def forget_dead_objects(store):
+    """Drop from `store` the bookkeeping of objects that no longer exist.
+
+    Storm's map of live objects holds each object's info weakly, but the
+    info lives on in reference cycles until the garbage collector runs,
+    and every commit resets every column of every info in the map: a
+    runner that loads one job at a time would pay for all the dead ones.
+    """
+    alive = store._alive
+    dead = [key for key, obj_info in alive.items()
+            if obj_info.get_obj() is None]
+    for key in dead:
+        del alive[key]
+
+
+def discard_object_changes(store):
+    """Forget the unflushed object changes of `store` and make every
+    object read the database again: what ``Store.rollback`` does to its
+    objects, for a rollback to a savepoint (Storm has no public API for a
+    partial rollback)."""
+    for obj_info in store._dirty:
+        obj_info.pop("pending", None)
+    store._dirty.clear()
+    store.invalidate()
+
+
+def reload_columns(obj, columns):
+    """Make `columns` of `obj` (changed by an UPDATE) read the database
+    again; cheaper than ``store.invalidate(obj)``, which resets all."""
+    variables = get_obj_info(obj).variables
+    for column in columns:
+        variables[column].set(AutoReload)
+

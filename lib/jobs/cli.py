@@ -26,7 +26,7 @@ from storm.expr import And, Count, Desc, Not, Or, Select
 from jobs import schema
 from jobs.config import get_config, load, set_config
 from jobs.database import UTCNow, clock, connect, database_now, get_store
-from jobs.dispatch import run_on_commit_if_celery
+from jobs.celery.dispatch import run_on_commit_if_celery
 from jobs.errorlog import Redactor, read_report
 from jobs.errors import InvalidTransition, JobsError
 from jobs.interfaces.job import JobStatus
@@ -499,7 +499,7 @@ def cmd_oops_summary(options):
 def cmd_celery_worker(options):
     # Imported here: Celery is an optional dependency (the celery extra).
     try:
-        from jobs.runners.celery import worker_main
+        from jobs.celery.task import worker_main
     except ImportError as e:
         raise CommandError("Celery is not installed (pip install"
                            " 'jobs[celery]'): %s" % e) from None

@@ -114,10 +114,8 @@ class JobSection:
             raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
                 config.path, name, section["log_level"]))
         self.log_level = level
-        lease_seconds = section["lease_seconds"]
-        self.lease_seconds = (None if lease_seconds is None else
-                              self._number(section, "lease_seconds", float,
-                                           0.001))
+        self.lease_seconds = self._optional(section, "lease_seconds", 1)
+        self.max_runtime = self._optional(section, "max_runtime", 1)
         memory_limit = section["memory_limit"]
         self.memory_limit = (None if memory_limit is None else
                              self._number(section, "memory_limit", int, 1))
@@ -144,6 +142,12 @@ class JobSection:
                     "%s: [%s] %s: %r is not a name."
                     % (config.path, name, key, value))
 
+
+    def _optional(self, section, key, minimum):
+        """A number of seconds, or None when the key says ``none``."""
+        if section[key] is None:
+            return None
+        return self._number(section, key, float, minimum)
 
     def _number(self, section, key, kind, minimum):
         value = section[key]

@@ -1,11 +1,13 @@
 """The exceptions jobs raises: one root, every public error below it."""
 
 __all__ = [
+    "ChildDied",
     "ConfigError",
     "DatabaseError",
     "DispatchError",
     "InvalidJobData",
     "InvalidTransition",
+    "JobCancelled",
     "JobDataTooLarge",
     "JobLoadError",
     "JobsError",
@@ -13,9 +15,11 @@ __all__ = [
     "LostRunner",
     "NotFoundError",
     "SchemaError",
+    "SectionError",
     "StaleJob",
     "SuspendJobException",
     "UnknownJobType",
+    "UsageError",
 ]
 
 
@@ -91,3 +95,20 @@ class JobDataTooLarge(InvalidJobData):
 
 class JobLoadError(JobsError):
     """A ready job's row cannot be loaded (bad ``json_data``, unknown job type)."""
+
+
+class JobCancelled(JobsError):
+    """Raised by ``check_cancelled()`` in job code: an operator asked to
+    cancel the running job; it ends CANCELLED, without an OOPS."""
+
+
+class ChildDied(JobsError):
+    """The child process running a job exited or was killed mid-job."""
+
+
+class SectionError(JobsError):
+    """A job section cannot be run (its configuration or registration)."""
+
+
+class UsageError(JobsError):
+    """A script's command line is wrong."""

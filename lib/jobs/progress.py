@@ -3,24 +3,19 @@
 ``job.reportProgress(current, total, status_line=None, group=())`` sets
 the node named by `group` (a tuple of names; ``()`` is the job itself).
 A parent's current and total are the sums of its children's unless set.
-On PostgreSQL each report is written at once through a connection of its
-own (its own short transaction): visible to others while the job runs,
-kept when the job's own work is rolled back. On SQLite, whose running job
-holds the only write lock, and in a group commit, whose transaction holds
-the job rows' locks, the tree is written with the job's outcome.
+Where the database lets another connection write while the job runs
+(PostgreSQL), each report of a running attempt is written at once through
+the runner's side connection (`jobs.heartbeat.SideConnection`), in a
+transaction of its own: visible to others while the job runs, kept when
+the job's own work is rolled back. Otherwise (SQLite, whose running job
+holds the only write lock; a group commit, whose transaction holds the job
+rows' locks; a job that locked its own row) the tree is written with the
+job's outcome.
 """
 
-__all__ = ["ProgressTree", "draw", "write_progress"]
+__all__ = ["ProgressTree", "draw"]
 
 import json
-import threading
-
-from storm.expr import Update
-from storm.store import Store
-
-from jobs.database import dialect
-
-_connections = threading.local()
 
 
 class ProgressTree:
@@ -52,26 +47,6 @@ def _summed(node):
             if key not in node:
                 node[key] = sum(child.get(key, 0) for child in children.values())
     return node
-
-
-def write_progress(job_row, text):
-    """Store `text` as `job_row`'s progress now, in its own transaction.
-
-    :return: True if written; False on SQLite, or when this process's
-        transaction holds the row's lock (group commit): the outcome
-        writes it then.
-    """
-    from jobs.model.job import Job
-    store = Store.of(job_row)
-    if not dialect(store).concurrent_writes or job_row._row_locked:
-        return False
-    side = getattr(_connections, "store", None)
-    if side is None or side.get_database() is not store.get_database():
-        side = _connections.store = Store(store.get_database())
-    side.execute(Update({Job.progress: text}, where=Job.id == job_row.id,
-                        table=Job))
-    side.commit()
-    return True
 
 
 def draw(text, width=30):

@@ -37,7 +37,7 @@ import transaction
 
 from jobs.database import dialect, quote_identifier
 from jobs.errors import JobsError
-from jobs.runner import find_section_source
+from jobs.sections import find_section_source
 
 # The job columns a runner updates (claim, outcome, retry, log, progress).
 RUNNER_JOB_COLUMNS = (

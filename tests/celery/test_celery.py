@@ -12,7 +12,7 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs.dispatch import send_jobs
+from jobs.celery.dispatch import send_jobs
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
 from jobs.runner import JobCronScript
@@ -208,7 +208,7 @@ class WorkerTests:
         self.assertThat(self.worker.text(), Contains(
             "Running DoFooJob (ID %d), attempt 1" % job_id))
         self.assertThat(self.worker.text(), Contains(
-            "Completed DoFooJob (ID %d)." % job_id))
+            "succeeded in"))
 
     def test_failing_job_ends_failed_with_an_oops(self):
         job_id = self.make_job(raise_="error")
@@ -346,7 +346,7 @@ class TestBrokerDown(CeleryTestCase):
 
     def test_commits_succeed_while_the_broker_is_down_and_the_sweep_sends(self):
         captured = self.useFixture(fixtures.FakeLogger(
-            name="jobs.dispatch", level=logging.INFO))
+            name="jobs.celery.dispatch", level=logging.INFO))
         started = time.monotonic()
         job_ids = [self.make_job(record=True) for _ in range(3)]
         self.assertLess(time.monotonic() - started, 20)

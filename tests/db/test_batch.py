@@ -8,11 +8,23 @@ from storm.tracer import install_tracer, remove_tracer
 from jobs.database import disconnect, get_store
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
+from jobs.model import claims
 from jobs.model.job import Job
-from jobs.runners.batch import BatchRunner
+from jobs.runner import JobRunner
+from jobs.sections import RunSettings
 from jobs.testing.fixtures import CommitCounterFixture, FrozenClockFixture
 from jobs.testing.foojob import DoBarJob, DoFooJob, Foo
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+def runner(logger, batch_size=10, group_commit=0, **kwargs):
+    """A `JobRunner` over DoFooJob's ready jobs."""
+    return JobRunner(logger=logger, source=DoFooJob, settings=RunSettings(
+        batch_size=batch_size, group_commit=group_commit), **kwargs)
+
+
+def ids(claimed):
+    return [one.job_id for one in claimed]
 
 
 @on_each_database
@@ -28,24 +40,22 @@ class TestClaim(DatabaseTestCase):
         jobs = self.make_jobs(5)
         claimed = DoFooJob.claimReady(3)
         transaction.commit()
-        self.assertEqual([job.job_id for job in jobs[:3]],
-                         [job.job_id for job in claimed])
-        for job in claimed:
+        self.assertEqual([job.job_id for job in jobs[:3]], ids(claimed))
+        self.assertEqual([1, 1, 1], [one.attempt for one in claimed])
+        for job in jobs[:3]:
             self.assertEqual(JobStatus.RUNNING, job.status)
             self.assertEqual(1, job.attempt_count)
-            self.assertEqual(1, job.job._attempt)
             self.assertEqual(clock.frozen_at + job.lease_duration,
                              job.lease_expires)
         self.assertEqual([job.job_id for job in jobs[3:]],
-                         [job.job_id for job in DoFooJob.claimReady(10)])
-        self.assertEqual([], list(DoFooJob.claimReady(10)))
+                         ids(DoFooJob.claimReady(10)))
+        self.assertEqual([], DoFooJob.claimReady(10))
 
     def test_claims_only_its_own_type(self):
         foo_job = self.factory.makeDoFooJob()
         self.factory.makeDoFooJob(job_class=DoBarJob)
         transaction.commit()
-        self.assertEqual([foo_job.job_id],
-                         [job.job_id for job in DoFooJob.claimReady(10)])
+        self.assertEqual([foo_job.job_id], ids(DoFooJob.claimReady(10)))
 
     def test_claimJob_claims_only_that_job_once_and_only_of_its_type(self):
         first, second = self.make_jobs(2)
@@ -54,7 +64,7 @@ class TestClaim(DatabaseTestCase):
         [claimed] = DoFooJob.claimJob(second.job_id)
         transaction.commit()
         self.assertEqual((second.job_id, JobStatus.RUNNING, 1),
-                         (claimed.job_id, claimed.status, claimed.job._attempt))
+                         (claimed.job_id, second.status, claimed.attempt))
         # A duplicate message: taken. Another type's job: not ours.
         self.assertEqual([], list(DoFooJob.claimJob(second.job_id)))
         self.assertEqual([], list(DoFooJob.claimJob(bar.job_id)))
@@ -67,8 +77,7 @@ class TestClaim(DatabaseTestCase):
         transaction.commit()
         self.assertEqual([], list(DoFooJob.claimJob(job.job_id)))
         clock.advance(timedelta(seconds=5))
-        self.assertEqual([job.job_id],
-                         [j.job_id for j in DoFooJob.claimJob(job.job_id)])
+        self.assertEqual([job.job_id], ids(DoFooJob.claimJob(job.job_id)))
 
     def test_priority_first_then_oldest(self):
         low, high, middle = self.make_jobs(3)
@@ -76,7 +85,7 @@ class TestClaim(DatabaseTestCase):
         middle.job.priority = 5
         transaction.commit()
         self.assertEqual([high.job_id, middle.job_id, low.job_id],
-                         [job.job_id for job in DoFooJob.claimReady(10)])
+                         ids(DoFooJob.claimReady(10)))
 
     def test_skips_leased_future_and_finished_jobs(self):
         clock = self.useFixture(FrozenClockFixture()).clock
@@ -85,28 +94,30 @@ class TestClaim(DatabaseTestCase):
         future.job.scheduled_start = clock.frozen_at + timedelta(minutes=1)
         finished.job.status = JobStatus.COMPLETED
         transaction.commit()
-        self.assertEqual([ready.job_id],
-                         [job.job_id for job in DoFooJob.claimReady(10)])
+        self.assertEqual([ready.job_id], ids(DoFooJob.claimReady(10)))
 
-    def test_orphans_with_attempts_left_are_claimed_others_are_lost(self):
+    def test_orphans_are_claimed_as_new_attempts_marked_lost(self):
+        # Whether the new attempt runs is the outcome policy's decision
+        # (jobs.outcome.decide_lost), not the claim's.
         clock = self.useFixture(FrozenClockFixture()).clock
-        retryable, exhausted = self.make_jobs(2)
+        retryable, exhausted, waiting = self.make_jobs(3)
         retryable.job.max_retries = 1
         for job in (retryable, exhausted):
             job.acquireLease()
             job.start()
         transaction.commit()
         clock.advance(timedelta(minutes=6))
-        self.assertEqual([exhausted.job_id],
-                         [job.job_id for job in DoFooJob.iterLost()])
-        [claimed] = DoFooJob.claimReady(10)
-        self.assertEqual((retryable.job_id, 2),
-                         (claimed.job_id, claimed.attempt_count))
+        self.assertEqual(
+            [(retryable.job_id, 2, 1, True), (exhausted.job_id, 2, 0, True),
+             (waiting.job_id, 1, 0, False)],
+            [(one.job_id, one.attempt, one.max_retries, one.lost)
+             for one in DoFooJob.claimReady(10)])
 
     def test_release_gives_a_claimed_job_back(self):
         [job] = self.make_jobs(1)
-        claims = DoFooJob.claimReady(1).claimed
-        self.assertEqual(1, Job.release_claimed(self.store, claims))
+        claimed = [(one.job_id, one.attempt)
+                   for one in DoFooJob.claimReady(1)]
+        self.assertEqual(1, claims.release(self.store, claimed))
         transaction.commit()
         self.assertEqual((JobStatus.WAITING, 0, None, None),
                          (job.status, job.attempt_count, job.lease_expires,
@@ -114,7 +125,8 @@ class TestClaim(DatabaseTestCase):
 
     def test_release_leaves_a_claim_another_runner_took_over(self):
         mine, finished, other = self.make_jobs(3)
-        claims = DoFooJob.claimReady(3).claimed
+        claimed = [(one.job_id, one.attempt)
+                   for one in DoFooJob.claimReady(3)]
         transaction.commit()
         # Its lease expired and another runner claimed it (attempt 2).
         self.store.execute(
@@ -122,7 +134,7 @@ class TestClaim(DatabaseTestCase):
         self.store.execute(
             "UPDATE job SET status = ? WHERE id = ?",
             (JobStatus.COMPLETED.value, finished.job_id))
-        self.assertEqual(1, Job.release_claimed(self.store, claims))
+        self.assertEqual(1, claims.release(self.store, claimed))
         transaction.commit()
         self.assertEqual(
             [(JobStatus.WAITING, 0), (JobStatus.COMPLETED, 1),
@@ -139,12 +151,11 @@ class TestClaim(DatabaseTestCase):
             try:
                 barrier.wait()
                 while True:
-                    jobs = DoFooJob.claimReady(7)
-                    ids = [job.job_id for job in jobs]
+                    taken = ids(DoFooJob.claimReady(7))
                     transaction.commit()
-                    if not ids:
+                    if not taken:
                         return
-                    mine.extend(ids)
+                    mine.extend(taken)
             finally:
                 disconnect()
 
@@ -160,7 +171,7 @@ class TestClaim(DatabaseTestCase):
 
 
 @on_each_database
-class TestBatchRunner(DatabaseTestCase):
+class TestBatches(DatabaseTestCase):
 
     def setUp(self):
         super().setUp()
@@ -182,8 +193,7 @@ class TestBatchRunner(DatabaseTestCase):
                                {"raise_": "suspend"}, {"raise_": "error"}])
         jobs[1].job.max_retries = 1
         transaction.commit()
-        batch = BatchRunner(DoFooJob, self.logger, batch_size=2)
-        self.assertEqual(5, batch.run())
+        self.assertEqual(5, runner(self.logger, batch_size=2).runAll())
         S = JobStatus
         self.assertEqual(
             [(S.COMPLETED, "done"), (S.WAITING, "done"), (S.FAILED, None),
@@ -196,9 +206,7 @@ class TestBatchRunner(DatabaseTestCase):
                                {}])
         jobs[3].job.max_retries = 1
         transaction.commit()
-        batch = BatchRunner(DoFooJob, self.logger, batch_size=10,
-                            group_commit=10)
-        batch.run()
+        runner(self.logger, batch_size=10, group_commit=10).runAll()
         S = JobStatus
         self.assertEqual(
             [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done"),
@@ -211,7 +219,7 @@ class TestBatchRunner(DatabaseTestCase):
         failing_sql = ("SELECT 1/0" if self.database_kind == "postgresql"
                        else "SELECT * FROM no_such_table")
         jobs = self.make_jobs([{}, {"sql": failing_sql}, {}])
-        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        runner(self.logger, batch_size=3, group_commit=3).runAll()
         S = JobStatus
         self.assertEqual(
             [(S.COMPLETED, "done"), (S.FAILED, None), (S.COMPLETED, "done")],
@@ -223,7 +231,7 @@ class TestBatchRunner(DatabaseTestCase):
         # connection would wait for that transaction, forever).
         jobs = self.make_jobs([{"progress": [[1, 2, "half"]], "say": "hi"},
                                {"say": "quiet one"}, {}])
-        BatchRunner(DoFooJob, self.logger, batch_size=3, group_commit=3).run()
+        runner(self.logger, batch_size=3, group_commit=3).runAll()
         self.store.invalidate()
         self.assertEqual([JobStatus.COMPLETED] * 3,
                          [job.status for job in jobs])
@@ -244,8 +252,7 @@ class TestBatchRunner(DatabaseTestCase):
         recorder = Recorder()
         install_tracer(recorder)
         try:
-            BatchRunner(DoFooJob, self.logger, batch_size=3,
-                        group_commit=3).run()
+            runner(self.logger, batch_size=3, group_commit=3).runAll()
         finally:
             remove_tracer(recorder)
         return statements
@@ -269,7 +276,7 @@ class TestBatchRunner(DatabaseTestCase):
         for job in jobs:
             self.assertIn("INFO    Running DoFooJob (ID %d), attempt 1\n"
                           % job.job_id, log)
-            self.assertIn("INFO    Completed DoFooJob (ID %d).\n"
+            self.assertIn("DEBUG   Completed DoFooJob (ID %d).\n"
                           % job.job_id, log)
         self.assertEqual(
             [], [statement for statement in statements
@@ -282,19 +289,19 @@ class TestBatchRunner(DatabaseTestCase):
     def test_commits_per_mode(self):
         self.make_jobs([{}] * 10)
         commits = self.useFixture(CommitCounterFixture()).commits
-        BatchRunner(DoFooJob, self.logger, batch_size=10).run()
+        runner(self.logger, batch_size=10).runAll()
         # one claim commit, one per job
         self.assertEqual(11, len(commits))
         self.make_jobs([{}] * 10)
         del commits[:]
-        BatchRunner(DoFooJob, self.logger, batch_size=10, group_commit=5).run()
+        runner(self.logger, batch_size=10, group_commit=5).runAll()
         # one claim commit, one per group of five
         self.assertEqual(3, len(commits))
 
     def test_per_job_commit_claims_the_next_job_with_each_outcome(self):
         jobs = self.make_jobs([{}] * 5)
         commits = self.useFixture(CommitCounterFixture()).commits
-        BatchRunner(DoFooJob, self.logger, batch_size=1).run()
+        runner(self.logger, batch_size=1).runAll()
         # The first claim, then one commit per job: its outcome and the
         # next job's claim together.
         self.assertEqual(6, len(commits))
@@ -302,12 +309,15 @@ class TestBatchRunner(DatabaseTestCase):
         self.assertEqual([(JobStatus.COMPLETED, 1)] * 5,
                          [(job.status, job.attempt_count) for job in jobs])
 
-    def test_a_failed_jobs_rollback_undoes_the_claim_made_with_it(self):
+    def test_a_failed_jobs_outcome_commit_claims_the_next_job_too(self):
         jobs = self.make_jobs([{"raise_": "error"}, {"raise_": "user"}, {}])
-        BatchRunner(DoFooJob, self.logger, batch_size=1).run()
+        commits = self.useFixture(CommitCounterFixture()).commits
+        runner(self.logger, batch_size=1).runAll()
         self.store.invalidate()
-        # Each failure's transaction was rolled back, the next job's claim
-        # with it: every job ran once, as its first attempt.
+        # The failed job's work was rolled back first; the transaction
+        # that records FAILED claims the next job: one commit a job, and
+        # every job ran once, as its first attempt.
+        self.assertEqual(4, len(commits))
         self.assertEqual(
             [(JobStatus.FAILED, 1), (JobStatus.FAILED, 1),
              (JobStatus.COMPLETED, 1)],
@@ -315,10 +325,9 @@ class TestBatchRunner(DatabaseTestCase):
 
     def test_stop_releases_the_job_claimed_with_the_last_outcome(self):
         jobs = self.make_jobs([{}] * 3)
-        batch = BatchRunner(
-            DoFooJob, self.logger, batch_size=1,
-            should_stop=lambda: len(batch.runner.completed_jobs) >= 1)
-        self.assertEqual(1, batch.run())
+        run = runner(self.logger, batch_size=1,
+                     should_stop=lambda: sum(run.completed.values()) >= 1)
+        self.assertEqual(1, run.runAll())
         self.store.invalidate()
         self.assertEqual(
             [(JobStatus.COMPLETED, 1), (JobStatus.WAITING, 0),
@@ -327,29 +336,28 @@ class TestBatchRunner(DatabaseTestCase):
 
     def test_max_jobs_budget(self):
         jobs = self.make_jobs([{}] * 5)
-        batch = BatchRunner(DoFooJob, self.logger, batch_size=2, max_jobs=3)
-        self.assertEqual(3, batch.run())
-        self.assertTrue(batch.budget_reached)
+        run = runner(self.logger, batch_size=2, max_jobs=3)
+        self.assertEqual(3, run.runAll())
+        self.assertTrue(run.budget_reached)
         self.store.invalidate()
         self.assertEqual([JobStatus.COMPLETED] * 3 + [JobStatus.WAITING] * 2,
                          [job.status for job in jobs])
 
     def test_max_seconds_budget(self):
         self.make_jobs([{}] * 3)
-        batch = BatchRunner(DoFooJob, self.logger, max_seconds=0)
-        self.assertEqual(0, batch.run())
-        self.assertTrue(batch.budget_reached)
+        run = runner(self.logger, max_seconds=0)
+        self.assertEqual(0, run.runAll())
+        self.assertTrue(run.budget_reached)
 
     def test_stop_releases_claimed_unstarted_jobs(self):
         jobs = self.make_jobs([{}] * 4)
         started = []
 
         def should_stop():
-            return len(batch.runner.completed_jobs) >= 1
+            return sum(run.completed.values()) >= 1
 
-        batch = BatchRunner(DoFooJob, self.logger, batch_size=4,
-                            should_stop=should_stop)
-        started.append(batch.run())
+        run = runner(self.logger, batch_size=4, should_stop=should_stop)
+        started.append(run.runAll())
         self.store.invalidate()
         self.assertEqual(
             [(JobStatus.COMPLETED, 1)] + [(JobStatus.WAITING, 0)] * 3,
@@ -363,16 +371,19 @@ class TestBatchRunner(DatabaseTestCase):
         job.acquireLease()
         job.start(manage_transaction=True)
         clock.advance(timedelta(minutes=6))
-        BatchRunner(DoFooJob, self.logger).run()
+        runner(self.logger).runAll()
         self.store.invalidate()
-        self.assertEqual(JobStatus.FAILED, job.status)
+        # The lost attempt is the last one counted: the claim that found
+        # it lost did not run it.
+        self.assertEqual((JobStatus.FAILED, 1), (job.status,
+                                                 job.attempt_count))
         [oops] = self.oopses()
         self.assertEqual("LostRunner", oops["type"])
 
     def test_job_ids_survive(self):
         # Claiming never creates or loses rows.
         self.make_jobs([{}] * 3)
-        BatchRunner(DoFooJob, self.logger).run()
+        runner(self.logger).runAll()
         self.assertEqual(3, self.store.find(Job).count())
         self.assertEqual(3, get_store().find(
             Job, Job.status == JobStatus.COMPLETED).count())
@@ -388,14 +399,20 @@ class TestCancelBetweenJobs(DatabaseTestCase):
         second_id = second.job_id
         logger = BufferLogger()
 
-        class CancelSecond(BatchRunner):
-            def _run_batch(self, jobs, **kwargs):
-                # An operator cancels the second job once both are claimed.
+        class CancelSecond(JobRunner):
+            def _run_batch(self, batch):
+                # An operator cancels the second job once both are claimed;
+                # the heartbeat (PostgreSQL) or the job's start (SQLite)
+                # reads the request.
                 store = get_store()
                 store.get(Job, second_id).cancel()
-                super()._run_batch(jobs, **kwargs)
+                transaction.commit()
+                if self.heartbeat is not None:
+                    self.heartbeat.beat()
+                super()._run_batch(batch)
 
-        CancelSecond(DoFooJob, logger, batch_size=2).run()
+        CancelSecond(logger=logger, source=DoFooJob,
+                     settings=RunSettings(batch_size=2)).runAll()
         self.store.invalidate()
         self.assertEqual((JobStatus.COMPLETED, JobStatus.CANCELLED),
                          (first.status, second.status))
@@ -411,12 +428,13 @@ class TestGroupLock(DatabaseTestCase):
 
     def test_a_locked_group_cannot_be_reclaimed_until_it_commits(self):
         clock = self.useFixture(FrozenClockFixture()).clock
-        ids = self.factory.makeManyDoFooJobs(3)
+        job_ids = self.factory.makeManyDoFooJobs(3)
         self.store.execute("UPDATE job SET max_retries = 5")
         transaction.commit()
-        claimed = DoFooJob.claimReady(3)
+        claimed = [(one.job_id, one.attempt)
+                   for one in DoFooJob.claimReady(3)]
         transaction.commit()
-        self.assertEqual([], claimed.lock())
+        self.assertEqual([], claims.lock(self.store, claimed)[1])
         # The leases run out while the group runs: a reclaimer skips the
         # locked rows instead of starting a second attempt.
         clock.advance(timedelta(hours=1))
@@ -424,7 +442,7 @@ class TestGroupLock(DatabaseTestCase):
 
         def reclaimer():
             try:
-                stolen.extend(job.job_id for job in DoFooJob.claimReady(3))
+                stolen.extend(ids(DoFooJob.claimReady(3)))
                 transaction.commit()
             finally:
                 disconnect()
@@ -435,21 +453,21 @@ class TestGroupLock(DatabaseTestCase):
         self.assertEqual([], stolen)
         transaction.commit()
         # Once the group's transaction ends the rows are free again.
-        self.assertEqual(ids, sorted(job.job_id
-                                     for job in DoFooJob.claimReady(3)))
+        self.assertEqual(job_ids, sorted(ids(DoFooJob.claimReady(3))))
 
     def test_claims_that_moved_on_are_dropped_from_the_group(self):
         self.factory.makeManyDoFooJobs(2)
         transaction.commit()
-        claimed = DoFooJob.claimReady(2)
+        claimed = [(one.job_id, one.attempt)
+                   for one in DoFooJob.claimReady(2)]
         transaction.commit()
-        first, second = (job_id for job_id, _ in claimed.claimed)
+        first, second = (job_id for job_id, _ in claimed)
         # Another runner's attempt took the second job over.
         self.store.execute("UPDATE job SET attempt_count = 2 WHERE id = ?",
                            (second,))
         transaction.commit()
-        self.assertEqual([(second, 1)], claimed.lock())
-        self.assertEqual([first], [job.job_id for job in claimed])
+        self.assertEqual(([(first, 1, False)], [(second, 1)]),
+                         claims.lock(self.store, claimed))
 
 
 class TestLostDatabase(DatabaseTestCase):
@@ -465,8 +483,8 @@ class TestLostDatabase(DatabaseTestCase):
             sql="SELECT pg_terminate_backend(pg_backend_pid())")
         rest = [self.factory.makeDoFooJob() for _ in range(3)]
         transaction.commit()
-        batch = BatchRunner(DoFooJob, BufferLogger(), batch_size=10)
-        error = self.assertRaises(DisconnectionError, batch.run)
+        error = self.assertRaises(DisconnectionError,
+                                  runner(BufferLogger(), batch_size=10).runAll)
         transaction.abort()  # Storm reconnects on the next statement
         self.assertEqual([(job.job_id, 1) for job in rest],
                          error.unstarted_claims)
@@ -475,7 +493,7 @@ class TestLostDatabase(DatabaseTestCase):
             [job.job.status for job in [first, doomed] + rest])
         # Given back, they run as first attempts; the doomed one keeps its.
         self.assertEqual(
-            3, Job.release_claimed(self.store, error.unstarted_claims))
+            3, claims.release(self.store, error.unstarted_claims))
         transaction.commit()
         self.assertEqual(
             [(JobStatus.RUNNING, 1)] + [(JobStatus.WAITING, 0)] * 3,

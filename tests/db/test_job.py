@@ -9,6 +9,7 @@ from zope.interface.verify import verifyObject
 
 from jobs.database import get_store
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
+from jobs.model import claims
 from jobs.interfaces.job import IJob, JobStatus
 from jobs.model.job import VALID_TRANSITIONS, Job
 from jobs.testing.fixtures import FrozenClockFixture
@@ -107,7 +108,10 @@ class TestTransitions(DatabaseTestCase):
         job.cancel()
         transaction.commit()
         self.assertEqual((S.RUNNING, True), (job.status, job.cancel_requested))
-        job.record_cancelled()
+        # The runner carries the request out, fenced on its attempt.
+        self.assertTrue(claims.record(
+            get_store(), job.id, job.attempt_count, S.CANCELLED))
+        get_store().invalidate(job)
         self.assertEqual(S.CANCELLED, job.status)
 
     def test_start_counts_attempts_and_dates(self):
@@ -214,8 +218,7 @@ class TestLeases(DatabaseTestCase):
         clock = self.useFixture(FrozenClockFixture()).clock
         job = self.factory.makeJob()
         job.acquireLease(60)
-        job.start()
-        stale_runner_attempt = job._attempt
+        stale_runner_attempt = job.start()
         transaction.commit()
         clock.advance(timedelta(seconds=61))
         job.acquireLease(60)
@@ -223,8 +226,8 @@ class TestLeases(DatabaseTestCase):
         self.assertEqual(2, job.attempt_count)
         transaction.commit()
         # The stale runner's late complete() must not overwrite attempt 2.
-        job._attempt = stale_runner_attempt
-        self.assertRaises(StaleJob, job.complete)
+        self.assertRaises(StaleJob, job.complete,
+                          attempt=stale_runner_attempt)
         self.assertEqual(S.RUNNING, job.status)
         self.assertEqual(2, job.attempt_count)
 

@@ -317,6 +317,8 @@ source_interface: jobs.testing.foojob.IDoFooJobSource
 runner_class: ProcessJobRunner
 processes: 1
 grace_period: 0
+# The heartbeat (every lease / 3 s) reads cancel requests.
+lease_seconds: 3
 """
 
     jobs = TestJobsCommand.jobs
@@ -348,4 +350,5 @@ grace_period: 0
         self.store.invalidate()
         self.assertEqual(JobStatus.CANCELLED, job.status)
         self.assertEqual([], self.oopses())
-        self.assertThat(stderr, Contains("Cancelled <DoFooJob"))
+        self.assertThat(stderr, Contains("Cancelled DoFooJob (ID %d)."
+                                         % job.job_id))

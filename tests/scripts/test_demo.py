@@ -31,7 +31,8 @@ class TestDemo(TestCase):
         self.assertThat(created, Contains("Created demo job 3 (fail)."))
         code, out, err = run_script("cronscripts/run_jobs.py", ["demo"])
         self.assertEqual(0, code, err)
-        self.assertThat(err, Contains("Completed <DemoJob complete"))
+        self.assertThat(err, Contains("Running DemoJob (ID 1), attempt 1"))
+        self.assertThat(err, Contains("Ran 1 DemoJob jobs."))
         self.assertThat(err, Contains(
             "Scheduling retry due to TransientError: the service is busy, "
             "try later."))

@@ -16,6 +16,7 @@ source_interface: jobs.testing.foojob.IDoFooJobSource
 runner_class: ProcessJobRunner
 processes: 2
 lease_seconds: 3
+max_runtime: 3
 memory_limit: 1500000000
 """
 
@@ -68,7 +69,9 @@ class TestProcessJobRunner(DatabaseTestCase):
         self.assertEqual(("TimeoutError", "Job ran too long."),
                          (oops["type"], oops["value"]))
         self.assertEqual(str(slow.context.foo_id), oops["req_vars"]["foo_id"])
-        self.assertThat(log, Contains("ran past its lease: killing"))
+        self.assertThat(log, Contains(
+            "Job %d ran past its max_runtime (3.0 s): killing its process."
+            % slow.job_id))
 
     def test_memory_limit_fails_with_memory_error(self):
         hog = self.make(allocate=4 * 1024 ** 3)

@@ -389,7 +389,8 @@ class TestKilledRunner(BlockedRunTestCase):
         code, out, err = run_script(RUN_JOBS, ["do_foo"])
         self.assertEqual(0, code, err)
         self.assertThat(err, Contains(
-            "was left RUNNING by a lost runner (attempt 1)."))
+            "DoFooJob (ID %d) was left RUNNING by a lost runner (attempt 1);"
+            " running it again." % job.job_id))
         self.assertThat(err, Contains("Ran 1 DoFooJob jobs."))
         self.store.invalidate()
         self.assertEqual((JobStatus.COMPLETED, 2),

@@ -2,6 +2,8 @@
 
 __all__ = [
     "IJob",
+    "IJobCreatedEvent",
+    "IJobDispatcher",
     "IJobSource",
     "IRunnableJob",
     "InvalidTransition",
@@ -14,6 +16,7 @@ __all__ = [
 
 from lazr.enum import DBEnumeratedType, DBItem
 from zope.interface import Attribute, Interface
+from zope.interface.interfaces import IObjectEvent
 
 from jobs.errors import (
     InvalidTransition,
@@ -72,11 +75,14 @@ class IJob(Interface):
 
     Created by a job type's ``create()`` in the application's transaction;
     moved through its lifecycle (WAITING, RUNNING, COMPLETED, FAILED,
-    SUSPENDED) by runners. Every transition outside the lifecycle table
-    raises `InvalidTransition`. Outcome-recording updates (complete, fail,
-    queue, suspend from RUNNING) are conditional on the attempt that
-    started the job, so a runner that lost its lease cannot overwrite a
-    newer attempt: such an update raises `StaleJob`.
+    SUSPENDED, CANCELLED). Every transition outside the lifecycle table
+    raises `InvalidTransition`. Each transition is one UPDATE conditional
+    on the status it moves from; from RUNNING, the outcome methods
+    (complete, fail, queue, suspend) also take the `attempt` number the
+    caller started (`start`'s return value) and then match only that
+    attempt, raising `StaleJob` when another runner took the job over.
+    Runners do not use these methods: they claim jobs and record outcomes
+    with fenced statements of their own (`jobs.model.claims`).
     """
 
     id = Attribute("The job's id (int), unique across all job types.")
@@ -111,15 +117,17 @@ class IJob(Interface):
     progress = Attribute(
         "JSON text: the progress tree of the last attempt, or None.")
     cancel_requested = Attribute(
-        "True when an operator asked to cancel the job while it RUNNING; "
-        "long jobs may check it and stop early.")
+        "True when an operator asked to cancel the job while it was "
+        "RUNNING. Job code running under a runner reads the attempt's "
+        "copy, which the lease heartbeat refreshes (see "
+        "`IRunnableJob.check_cancelled`).")
     is_pending = Attribute(
         "True when the status is WAITING, RUNNING or SUSPENDED.")
     is_runnable = Attribute(
         "True when the status is WAITING and `scheduled_start` is None or "
         "past, by the database clock. Ignores the lease.")
 
-    def acquireLease(duration=300):
+    def acquireLease(duration=60):
         """Take the job's lease for `duration` seconds, atomically.
 
         One conditional UPDATE (on PostgreSQL a ``FOR UPDATE SKIP LOCKED``
@@ -133,13 +141,16 @@ class IJob(Interface):
         :raises LeaseHeld: when another runner holds the lease or the job
             is not ready.
         Leaves the transaction open: the caller commits to publish the lease.
+
+        Launchpad's API, kept for its callers: no runner uses it (runners
+        claim jobs with one fenced statement, `IJobSource.claimReady`).
         """
 
     def getTimeout():
         """Return the seconds (float, >= 0) left on the lease; 0 if none."""
 
     def start(manage_transaction=False):
-        """Move to RUNNING: a new attempt.
+        """Move to RUNNING: a new attempt; return its number (int).
 
         Adds one to `attempt_count`, sets `date_started` to now and clears
         `date_finished`. Allowed from WAITING, and from RUNNING when the
@@ -150,7 +161,7 @@ class IJob(Interface):
         Commits when `manage_transaction` is true.
         """
 
-    def complete(manage_transaction=False):
+    def complete(manage_transaction=False, attempt=None):
         """Move from RUNNING to COMPLETED and set `date_finished`.
 
         :raises InvalidTransition: from any status but RUNNING.
@@ -160,7 +171,7 @@ class IJob(Interface):
         when `manage_transaction` is true.
         """
 
-    def fail(manage_transaction=False):
+    def fail(manage_transaction=False, attempt=None):
         """Move from RUNNING to FAILED and set `date_finished`.
 
         :raises InvalidTransition: from any status but RUNNING.
@@ -171,7 +182,8 @@ class IJob(Interface):
         row, then commits.
         """
 
-    def queue(manage_transaction=False, abort_transaction=False):
+    def queue(manage_transaction=False, abort_transaction=False,
+              attempt=None):
         """Move to WAITING (a retry, or a re-run of a finished job).
 
         Clears the lease and sets `date_finished`. Allowed from every
@@ -183,7 +195,7 @@ class IJob(Interface):
         `abort_transaction`, then commits with the new status.
         """
 
-    def suspend(manage_transaction=False):
+    def suspend(manage_transaction=False, attempt=None):
         """Move from WAITING or RUNNING to SUSPENDED.
 
         :raises InvalidTransition: from any other status.
@@ -230,6 +242,12 @@ class IRunnableJob(IJob):
     """
 
     job = Attribute("The `IJob` row this job wraps.")
+    attempt = Attribute(
+        "The `jobs.attempt.Attempt` running this job in this process, or "
+        "None when it is not running here. Its ``number`` is the attempt "
+        "number and ``key`` the pair ``(job_id, number)``: unique to this "
+        "attempt and the same whoever runs it, an idempotency key for "
+        "side effects outside the database.")
     user_error_types = Attribute(
         "Tuple of exception classes that are the user's fault: the job "
         "FAILS, `notifyUserError` is called, no OOPS is filed.")
@@ -265,6 +283,18 @@ class IRunnableJob(IJob):
             section's ``source_interface`` is malformed (at once, not at
             commit).
         Does not commit; flushes.
+        """
+
+    def check_cancelled():
+        """Raise if the job should stop now; a long job calls it often.
+
+        :raises JobCancelled: an operator asked to cancel the job: the
+            job ends CANCELLED, without an OOPS, its own database changes
+            rolled back.
+        :raises StaleJob: the attempt lost its lease to another runner:
+            nothing it does will be kept.
+        Does nothing when the job is not running under a runner. Touches
+        no database (the lease heartbeat reads the flags).
         """
 
     def run():
@@ -335,17 +365,21 @@ class IJobSource(Interface):
         job that is taken, finished, not due or not this source's is
         simply not returned, so a duplicate or late message does nothing.
 
-        :return: like `claimReady`: the claimed job, or nothing.
+        :return: like `claimReady`: a list of one claim, or empty.
         Leaves the transaction open: the caller commits the claim.
         """
 
     def claimReady(limit, lease_duration=None):
-        """Claim up to `limit` ready jobs in one statement and return them.
+        """Claim up to `limit` ready jobs and return them.
 
-        Each returned job is RUNNING as a new attempt, with its own lease
-        (`lease_duration`, default the job class's), highest priority
-        first. Orphans with no attempts left are not claimed (see
-        `iterLost`). Concurrent claimers never get the same job.
+        Each claimed job is RUNNING as a new attempt with a lease of
+        `lease_duration` (seconds or timedelta; default the job class's),
+        highest priority first; orphans (RUNNING, lease expired) are
+        claimed too. Concurrent claimers never get the same job. Optional:
+        a source with only `iterReady` is claimed job by job.
+
+        :return: a list of `jobs.model.claims.Claimed` (job id, attempt
+            number, max_retries, cancel_requested, lost).
         Leaves the transaction open: the caller commits the claim.
         """
 
@@ -360,10 +394,24 @@ class IJobSource(Interface):
         into) to the section's ``dbuser``. Touches no database.
         """
 
-    def iterLost():
-        """Return the orphans with no attempts left.
 
-        RUNNING jobs whose lease expired (their runner died) and whose
-        ``attempt_count > max_retries``: a runner fails them with a
-        `LostRunner` OOPS. Read-only.
+class IJobCreatedEvent(IObjectEvent):
+    """Notified (``zope.event``) when a job source has created a job.
+
+    ``object`` is the new runnable job, flushed (its id exists), in the
+    creating transaction. Celery dispatch subscribes to it.
+    """
+
+
+class IJobDispatcher(Interface):
+    """Sends jobs to workers elsewhere once their transaction commits.
+
+    A utility, registered by `jobs.celery` when Celery is configured.
+    """
+
+    def runOnCommit(job):
+        """Send `job` (an `IRunnableJob`) when the transaction commits.
+
+        :raises ConfigError: when the dispatcher's configuration is bad.
+        Does not commit; flushes.
         """

@@ -1,4 +1,4 @@
-"""The contract of a job runner: run a batch of jobs and record outcomes."""
+"""The contract of a job runner: run a source's jobs, record outcomes."""
 
 __all__ = ["IJobRunner"]
 
@@ -6,49 +6,60 @@ from zope.interface import Attribute, Interface
 
 
 class IJobRunner(Interface):
-    """Runs a batch of `IRunnableJob` jobs and records each one's outcome.
+    """Runs jobs and records each attempt's outcome.
 
-    Built by a script (or a test) over an iterable of jobs, or over a
-    source's ready jobs; `runAll` is called once.
+    Every back-end provides it — in this process (`jobs.runner.JobRunner`),
+    in child processes (`jobs.runners.process.ProcessJobRunner`), and,
+    through the in-process runner, workers and Celery — and is called the
+    same way, Launchpad's: ``runner_class.runFromSource(source, logger,
+    ...)``. The caller has already connected as the section's database
+    role.
     """
 
-    completed_jobs = Attribute("List of the jobs that ended COMPLETED.")
+    completed = Attribute(
+        "{job class name: count} of the attempts that ended COMPLETED.")
+    incomplete = Attribute(
+        "{job class name: count} of the attempts that did not complete: "
+        "failed, retried, suspended, cancelled, or fenced.")
+    completed_jobs = Attribute(
+        "List of the jobs that ended COMPLETED, when the runner keeps its "
+        "jobs (the seed's ``JobRunner(jobs)``); else empty.")
     incomplete_jobs = Attribute(
-        "List of the jobs that did not complete: failed, retried, "
-        "suspended, or skipped because their lease was held.")
+        "List of the jobs that did not complete, when the runner keeps its "
+        "jobs; else empty.")
     oops_ids = Attribute("List of the ids (str) of the OOPS reports filed.")
+    started = Attribute("How many attempts this runner started (int).")
+
+    def runFromSource(source, logger=None, error_reporter=None, **options):
+        """Run `source`'s ready jobs until none is left; return the runner.
+
+        Enters ``source.contextManager()`` around the run. Options: the
+        section's `settings`, `should_stop` (a callable: when true, claimed
+        jobs not started are given back and the run ends), `max_jobs`,
+        `max_seconds`.
+
+        :raises storm.exceptions.DisconnectionError: the database was lost;
+            its ``unstarted_claims`` lists the claims committed and never
+            started, for the caller to give back once it has reconnected.
+        Commits (claims, outcomes).
+        """
 
     def runAll():
-        """Run every job of the batch, one after another.
+        """Claim and run the runner's jobs until none is left.
 
-        A job's failure never stops the batch; a lost database does.
-        :raises storm.exceptions.DisconnectionError: when the database
-            connection is lost (see `runJob`); the jobs not yet run are
-            left as they were.
-        Commits per job.
+        A job's failure never stops the run; a lost database does (see
+        `runFromSource`). Commits.
         """
 
     def runJob(job):
-        """Run one job whose lease is held, applying the outcome table.
+        """Run `job`, which this process claimed (``job.attempt`` is its
+        `jobs.attempt.Attempt`), and record the outcome the policy
+        decides (`jobs.outcome.decide`).
 
-        Records the job in `completed_jobs` or `incomplete_jobs`.
-        :raises: the job's error when the job ended FAILED (after the row
-            was marked FAILED and committed), so that the caller can report
-            it; a retry, a suspension or a completion raise nothing.
-        :raises storm.exceptions.DisconnectionError: when the database
-            connection is lost (a restart, a terminated backend): the
-            job's work is rolled back with the connection and the job is
-            left RUNNING, to run again as a new attempt once its lease
-            expires, as after a crash; it is not marked FAILED.
-        Commits.
-        """
-
-    def runJobHandleError(job):
-        """Run one job as `runJob` does, turning its failure into a report.
-
-        A user error calls ``job.notifyUserError``; any other failure files
-        an OOPS, calls ``job.notifyOops`` and records the id in `oops_ids`.
-        :return: the OOPS report (dict), or None.
-        :raises storm.exceptions.DisconnectionError: as `runJob`.
-        Commits.
+        :return: the `jobs.outcome.Outcome`.
+        :raises storm.exceptions.DisconnectionError: the database went
+            away: the attempt is lost, its work rolled back with the
+            connection; the job runs again as a new attempt once its lease
+            expires, as after a crash.
+        Commits (unless the runner commits outcomes in groups).
         """

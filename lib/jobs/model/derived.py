@@ -40,22 +40,14 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         """The `IJob` row of this job, loaded when first asked for.
 
         Held here, not just through the context's reference: Storm keeps
-        only weak references to clean objects, and the row carries the
-        attempt this process started (for fencing) across commits. A job
-        this process claimed gets that attempt when its row is loaded.
+        only weak references to clean objects. A short job whose code
+        never asks for its row costs no query for it: the runner records
+        its outcome by id and attempt.
         """
-        job = self.__dict__.get("_job")
+        job = self.__dict__.get("_job_row")
         if job is None:
-            job = self._job = self.context.job
-            claim = self.__dict__.get("_claim")
-            if claim is not None:
-                claim.bind(job)
+            job = self._job_row = self.context.job
         return job
-
-    @property
-    def job_row_loaded(self):
-        """True once `job` has been loaded (a Storm object exists)."""
-        return "_job" in self.__dict__
 
     @property
     def job_id(self):
@@ -108,34 +100,18 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
 
     @classmethod
     def getJobs(cls, job_ids):
-        """See `BaseRunnableJobSource`."""
-        if not job_ids:
-            return []
-        rows = get_store().find(
-            (cls.context_class, Job), cls.context_class.job_id == Job.id,
-            Job.id.is_in(job_ids))
-        by_id = {job.id: cls.makeSubclass(context) for context, job in rows}
-        return [by_id[job_id] for job_id in job_ids if job_id in by_id]
-
-    @classmethod
-    def getClaimedJobs(cls, job_ids):
         """See `BaseRunnableJobSource`.
 
-        Loads the context rows and each job's ``cancel_requested`` in one
-        query; a job row costs more to load than the whole run of a short
-        job, so it is loaded only if something asks for ``job``.
+        Loads the context rows in one query; each job row is loaded only
+        if something asks for ``job`` (it costs more to load than the
+        whole run of a short job).
         """
         if not job_ids:
             return []
-        context_class = cls.context_class
-        rows = get_store().find(
-            (context_class, Job.cancel_requested),
-            context_class.job_id == Job.id, Job.id.is_in(job_ids))
-        by_id = {}
-        for context, cancel_requested in rows:
-            job = cls.makeSubclass(context)
-            job._cancel_requested = cancel_requested
-            by_id[context.job_id] = job
+        contexts = get_store().find(
+            cls.context_class, cls.context_class.job_id.is_in(job_ids))
+        by_id = {context.job_id: cls.makeSubclass(context)
+                 for context in contexts}
         return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod

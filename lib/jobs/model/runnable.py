@@ -1,6 +1,21 @@
-"""`BaseRunnableJob`: the defaults every runnable job type starts from."""
+"""`BaseRunnableJob`: the defaults every runnable job type starts from,
+and `BaseRunnableJobSource`: how a source's jobs are claimed and loaded.
 
-__all__ = ["BaseRunnableJob", "BaseRunnableJobSource", "UnloadableJob"]
+A source that says which jobs are its own in SQL (`jobCondition`) is
+claimed with one statement per batch. A source that only iterates its
+ready jobs — the seed's `IJobSource`, with ``iterReady`` and ``get`` — is
+claimed job by job, with the same fenced statement narrowed to each id
+(`claim_ready`); its jobs are loaded with ``get`` (`load_jobs`). Either
+runs in every runner mode.
+"""
+
+__all__ = [
+    "BaseRunnableJob",
+    "BaseRunnableJobSource",
+    "UnloadableJob",
+    "claim_ready",
+    "load_jobs",
+]
 
 import contextlib
 import logging
@@ -8,11 +23,16 @@ from datetime import timedelta
 
 from lazr.delegates import delegate_to
 from storm.expr import Desc
+from zope.component import queryUtility
+from zope.event import notify
 from zope.interface import implementer
 
-from jobs.database import UTCNow
-from jobs.errors import JobLoadError, UnknownJobType
-from jobs.interfaces.job import IJob, IRunnableJob
+from jobs.database import UTCNow, get_store
+from jobs.errors import ConfigError, JobLoadError, NotFoundError, UnknownJobType
+from jobs.interfaces.job import IJob, IJobDispatcher, IRunnableJob
+from jobs.model.events import JobCreated
+from jobs.model import claims
+from jobs.model.job import Job, ready_condition
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
 logger = logging.getLogger(__name__)
@@ -21,12 +41,19 @@ logger = logging.getLogger(__name__)
 # (ValueError, TypeError), `EnumeratedSubclass.makeSubclass`.
 LOAD_ERRORS = (ValueError, TypeError, UnknownJobType)
 
+# A claim's lease when neither the section nor the class says.
+DEFAULT_LEASE = timedelta(seconds=60)
+
+
+def _seconds(lease):
+    return lease.total_seconds() if isinstance(lease, timedelta) else lease
+
 
 class BaseRunnableJobSource:
     """Defaults for a class that is its own `IJobSource`.
 
     A source says which jobs are its own with `jobCondition` and how to
-    wrap job rows with `getJobs`; `claimReady` and `iterLost` follow.
+    wrap job rows with `getJobs`; claiming and loading follow.
     """
 
     memory_limit = None
@@ -38,7 +65,10 @@ class BaseRunnableJobSource:
     def databasePrivileges(cls):
         """See `IJobSource`: SELECT and UPDATE on the context tables that
         `jobCondition` names, plus `database_privileges`."""
-        _, tables = cls.jobCondition()
+        try:
+            _, tables = cls.jobCondition()
+        except NotImplementedError:
+            tables = []
         privileges = {}
         for table in tables:
             name = getattr(table, "__storm_table__", table)
@@ -49,128 +79,88 @@ class BaseRunnableJobSource:
 
     @classmethod
     def jobCondition(cls):
-        """Return ``(condition, tables)``: SQL choosing this source's jobs."""
+        """Return ``(condition, tables)``: SQL choosing this source's jobs.
+
+        :raises NotImplementedError: the source has none (it is claimed
+            through ``iterReady``).
+        """
         raise NotImplementedError
 
     @classmethod
     def getJobs(cls, job_ids):
-        """Return the runnable jobs for `job_ids`, in that order."""
+        """Return the runnable jobs for `job_ids`, in that order.
+
+        :raises NotImplementedError: the source has none (its jobs are
+            loaded one by one with ``get``).
+        """
         raise NotImplementedError
 
     @classmethod
-    def getClaimedJobs(cls, job_ids):
-        """Return the runnable jobs for `job_ids`, which this process
-        claimed, in that order.
-
-        By default `getJobs`; a source may load less (`DerivedJob` loads
-        the context rows and leaves each job row until something asks).
-        """
-        return cls.getJobs(job_ids)
-
-    @classmethod
-    def loadJobs(cls, job_ids, claimed=False):
-        """`getJobs` (`getClaimedJobs` when `claimed`), except that a row
-        that cannot be loaded — its ``json_data`` is not JSON, its job type
-        has no class — comes back as an `UnloadableJob`, which fails with
-        an OOPS when run, instead of stopping the runner (and every job
-        after it) with a traceback.
+    def loadJobs(cls, job_ids):
+        """`getJobs`, except that a row that cannot be loaded — its
+        ``json_data`` is not JSON, its job type has no class — comes back
+        as an `UnloadableJob`, which fails with an OOPS when run, instead
+        of stopping the runner (and every job after it) with a traceback.
         """
         try:
-            if claimed:
-                return cls.getClaimedJobs(job_ids)
             return cls.getJobs(job_ids)
+        except NotImplementedError:
+            return _get_each(cls, job_ids)
         except LOAD_ERRORS as e:
             if len(job_ids) > 1:
                 return [job for job_id in job_ids
-                        for job in cls.loadJobs([job_id], claimed)]
-            from jobs.database import get_store
-            from jobs.model.job import Job
-            [job_id] = job_ids
-            row = get_store().get(Job, job_id)
-            if row is None:
-                return []
-            return [UnloadableJob(row, JobLoadError(
-                "Cannot load job %d for %s: %s: %s" % (
-                    job_id, cls.__name__, type(e).__name__, e)))]
+                        for job in cls.loadJobs([job_id])]
+            return _unloadable(cls, job_ids[0], e)
 
     @classmethod
     def claimReady(cls, limit, lease_duration=None):
-        """See `IJobSource`.
-
-        :return: a `ClaimedJobs`: each job is loaded when iteration
-            reaches it, fresh in the transaction that runs it.
-        """
-        return cls._claim_matching(None, limit, lease_duration)
+        """See `IJobSource`."""
+        lease = _seconds(lease_duration or cls.lease_duration)
+        try:
+            condition, tables = cls.jobCondition()
+        except NotImplementedError:
+            return claim_each(cls.iterReady(), limit, lease)
+        return claims.claim(get_store(), condition, tables, limit, lease,
+                            cache_key=cls)
 
     @classmethod
     def claimJob(cls, job_id, lease_duration=None):
-        """See `IJobSource`.
-
-        :return: a `ClaimedJobs` of one job or none.
-        """
-        return cls._claim_matching(job_id, 1, lease_duration)
-
-    @classmethod
-    def _claim_matching(cls, job_id, limit, lease_duration):
-        from storm.expr import And
-        from jobs.database import get_store
-        from jobs.model.job import Job
-        condition, tables = cls.jobCondition()
-        if job_id is not None:
-            condition = And(condition, Job.id == job_id)
-        # The statement of a one-job claim names the job: not reusable.
-        claimed = Job.claim(get_store(), condition, tables, limit,
-                            lease_duration or cls.lease_duration,
-                            cache_key=cls if job_id is None else None)
-        return ClaimedJobs(cls, claimed)
+        """See `IJobSource`."""
+        lease = _seconds(lease_duration or cls.lease_duration)
+        try:
+            condition, tables = cls.jobCondition()
+        except NotImplementedError:
+            return claim_each((job for job in cls.iterReady()
+                               if job.job_id == job_id), 1, lease)
+        # The statement names the job: not one to keep compiled.
+        return claims.claim(get_store(), (Job.id == job_id) & condition,
+                            tables, 1, lease)
 
     @classmethod
     def after_create(cls, job):
-        """Called by ``create`` with each new, flushed job of this source.
-
-        When the job section of this source says ``celery_dispatch:
-        true``, the job is sent to Celery when the transaction commits.
-        """
-        from jobs.dispatch import dispatches_to_celery
-        if dispatches_to_celery(cls):
-            job.celeryRunOnCommit()
+        """Called by ``create`` with each new, flushed job of this source:
+        tells whoever subscribed (Celery dispatch) that it exists."""
+        notify(JobCreated(job))
 
     @classmethod
     def iterReady(cls):
         """See `IJobSource`.
 
         The ready jobs' ids are read at once (a snapshot); each job is
-        loaded (one query) when the caller reaches it, fresh in the
-        transaction that runs it: every commit makes Storm revisit every
-        object it still holds, so a long queue must not sit in memory.
+        loaded (one query) when the caller reaches it: a long queue must
+        not sit in memory.
         """
         for job_id in cls.readyJobIds():
             yield from cls.loadJobs([job_id])
 
     @classmethod
     def readyJobIds(cls, limit=None):
-        """The ids of this source's ready jobs, highest priority first.
-
-        The ready condition is inlined rather than ``id IN (ready_jobs)``:
-        the semi-join walked the primary key past every finished job.
-        """
-        from jobs.database import get_store
-        from jobs.model.job import Job, ready_condition
+        """The ids of this source's ready jobs, highest priority first."""
         condition, tables = cls.jobCondition()
         ids = get_store().using(Job, *tables).find(
             Job.id, condition, ready_condition()).order_by(
                 Desc(Job.priority), Job.id)
         return list(ids if limit is None else ids[:limit])
-
-    @classmethod
-    def iterLost(cls):
-        """See `IJobSource`."""
-        from jobs.database import get_store
-        from jobs.model.job import Job
-        condition, tables = cls.jobCondition()
-        ids = get_store().using(Job, *tables).find(
-            Job.id, condition, Job.lost_condition()).order_by(Job.id)
-        return cls.getJobs(list(ids))
 
     @staticmethod
     @contextlib.contextmanager
@@ -179,127 +169,69 @@ class BaseRunnableJobSource:
         yield
 
 
-class Claim:
-    """What this process knows of a job it claimed.
+def claim_each(jobs, limit, lease_seconds):
+    """Claim up to `limit` of `jobs` (runnable jobs, e.g. a source's
+    ``iterReady()``), each with the fenced claim narrowed to its id.
 
-    :ivar job_id: the job's id.
-    :ivar attempt: the attempt the claim started; outcomes are fenced on it.
-    :ivar cancel_requested: whether a cancel had been requested when the
-        job was loaded (None: not read; ask the job row).
-    :ivar row_locked: True when this process's transaction holds the job
-        row's lock (a group): nothing else may write the row meanwhile.
-    :ivar recorded: True once the attempt's outcome was recorded.
+    A job another runner took meanwhile is skipped. Each `Claimed` carries
+    the job it claimed (``job``), already loaded.
     """
-
-    __slots__ = ("job_id", "attempt", "cancel_requested", "row_locked",
-                 "recorded")
-
-    def __init__(self, job_id, attempt, cancel_requested=None,
-                 row_locked=False):
-        self.job_id = job_id
-        self.attempt = attempt
-        self.cancel_requested = cancel_requested
-        self.row_locked = row_locked
-        self.recorded = False
-
-    def bind(self, job_row):
-        """Give a loaded job row (`Job`) what the claim knows."""
-        if not self.recorded and job_row._attempt is None:
-            job_row._attempt = self.attempt
-        job_row._row_locked = self.row_locked
+    store = get_store()
+    taken = []
+    if limit < 1:
+        return taken
+    for job in jobs:
+        claimed = claims.claim(store, Job.id == job.job_id, (), 1,
+                               lease_seconds)
+        if claimed:
+            taken.append(claimed[0]._replace(job=job))
+            if len(taken) >= limit:
+                break  # before taking another job from `jobs`
+        else:
+            logger.debug("Could not claim job %d: another runner took it.",
+                         job.job_id)
+    return taken
 
 
-def mark_claimed(job, claim):
-    """Tell `job` (a runnable job) that this process claimed it.
-
-    A job whose row is not loaded yet (see `DerivedJob`) takes the attempt
-    when the row is loaded, if ever; the runner's fast path records the
-    outcome without loading it.
-    """
-    job._claim = claim
-    if getattr(job, "job_row_loaded", True):
-        claim.bind(job.job)
+def claim_ready(source, limit, lease_seconds):
+    """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
+    or for a source with only ``iterReady`` (the seed's `IJobSource`),
+    `claim_each`. Leaves the transaction to the caller (commit it)."""
+    claim = getattr(source, "claimReady", None)
+    if claim is not None:
+        return claim(limit, lease_seconds)
+    return claim_each(source.iterReady(), limit, lease_seconds)
 
 
-class ClaimedJobs:
-    """The jobs one `claimReady` call claimed, loaded one by one.
+def load_jobs(source, job_ids):
+    """The runnable jobs of `job_ids` (claimed by this process), in that
+    order: `BaseRunnableJobSource.loadJobs`, else ``get`` per id."""
+    load = getattr(source, "loadJobs", None)
+    if load is not None:
+        return load(list(job_ids))
+    return _get_each(source, job_ids)
 
-    Every commit makes Storm forget what it loaded, so loading a whole
-    batch up front would cost a reload per job anyway; loading each job
-    (its context, one query) just before it runs costs one.
 
-    :param source: the source, for `getClaimedJobs`.
-    :param claimed: ``[(job_id, attempt)]``.
-    """
+def _get_each(source, job_ids):
+    jobs = []
+    for job_id in job_ids:
+        try:
+            jobs.append(source.get(job_id))
+        except NotFoundError:
+            continue
+        except LOAD_ERRORS as e:
+            jobs.extend(_unloadable(source, job_id, e))
+    return jobs
 
-    def __init__(self, source, claimed):
-        self.source = source
-        self.claimed = list(claimed)
-        self._loaded = {}
-        self._cancel = {}
-        self._locked = False
 
-    def lock(self):
-        """Lock the claimed rows and load every claimed job, in two queries.
-
-        For runs that record a group of outcomes in one transaction (group
-        commit): the rows stay locked, so the group's outcomes cannot be
-        refused, and the loaded objects stay valid, until the commit.
-
-        :return: ``[(job_id, attempt)]`` of the claims that are no longer
-            this process's (the row moved on since the claim); they are
-            dropped from the batch.
-        """
-        from jobs.database import get_store
-        from jobs.model.job import Job, RUNNING
-        rows = Job.lock_claimed(
-            get_store(), [job_id for job_id, _ in self.claimed])
-        mine, lost = [], []
-        for job_id, attempt in self.claimed:
-            status, current, cancel = rows.get(job_id, (None, None, None))
-            if status == RUNNING.value and current == attempt:
-                mine.append((job_id, attempt))
-                self._cancel[job_id] = cancel
-            else:
-                lost.append((job_id, attempt))
-        self.claimed = mine
-        self._locked = True
-        jobs = self.source.loadJobs([job_id for job_id, _ in mine],
-                                    claimed=True)
-        self._loaded = {job.job_id: job for job in jobs}
-        return lost
-
-    def __len__(self):
-        return len(self.claimed)
-
-    def __bool__(self):
-        return bool(self.claimed)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            part = ClaimedJobs(self.source, self.claimed[index])
-            part._locked = self._locked
-            return part
-        return self._load(*self.claimed[index])
-
-    def __iter__(self):
-        for job_id, attempt in self.claimed:
-            job = self._load(job_id, attempt)
-            if job is not None:
-                yield job
-
-    def _load(self, job_id, attempt):
-        job = self._loaded.pop(job_id, None)
-        if job is None:
-            jobs = self.source.loadJobs([job_id], claimed=True)
-            if not jobs:
-                return None
-            job = jobs[0]
-        cancel = self._cancel.pop(job_id, None)
-        if cancel is None:
-            cancel = getattr(job, "_cancel_requested", None)
-        mark_claimed(job, Claim(job_id, attempt, cancel, self._locked))
-        return job
+def _unloadable(source, job_id, error):
+    row = get_store().get(Job, job_id)
+    if row is None:
+        return []
+    return [UnloadableJob(row, JobLoadError(
+        "Cannot load job %d for %s: %s: %s" % (
+            job_id, getattr(source, "__name__", type(source).__name__),
+            type(error).__name__, error)))]
 
 
 @delegate_to(IJob, context="job")
@@ -315,11 +247,28 @@ class BaseRunnableJob(BaseRunnableJobSource):
     user_error_types = ()
     retry_error_types = ()
     retry_delay = timedelta(minutes=10)
-    lease_duration = timedelta(minutes=5)
+    lease_duration = DEFAULT_LEASE
     # The largest json_data a job of this type may be created with
     # (bytes of UTF-8 JSON; see `jobs.model.jsondata`).
     max_json_data_bytes = MAX_JSON_DATA_BYTES
     task_queue = None
+    # The `jobs.attempt.Attempt` running this job in this process, set by
+    # the runner; None when the job is not running here.
+    attempt = None
+
+    @property
+    def job(self):
+        """See `IRunnableJob`: the row given to the wrapper (table-less
+        jobs), else the context row's ``job`` (the seed's pattern: a
+        wrapper around a context row)."""
+        row = self.__dict__.get("_job_row")
+        if row is None:
+            row = self.context.job
+        return row
+
+    @job.setter
+    def job(self, row):
+        self.__dict__["_job_row"] = row
 
     def __repr__(self):
         return "<%s job %s; status=%s>" % (
@@ -331,6 +280,31 @@ class BaseRunnableJob(BaseRunnableJobSource):
 
     def __hash__(self):
         return hash((type(self), self.job.id))
+
+    @property
+    def job_id(self):
+        """See `IJob`."""
+        return self.job.id
+
+    @property
+    def cancel_requested(self):
+        """See `IJob`: while this process runs the job, what the lease
+        heartbeat last read (it is refreshed every few seconds)."""
+        if self.attempt is not None:
+            return self.attempt.cancel_requested
+        return self.job.cancel_requested
+
+    def check_cancelled(self):
+        """See `IRunnableJob`."""
+        if self.attempt is not None:
+            self.attempt.check_cancelled()
+
+    def reportProgress(self, current, total, status_line=None, group=()):
+        """See `IJob`."""
+        if self.attempt is not None:
+            self.attempt.report_progress(current, total, status_line, group)
+        else:
+            self.job.reportProgress(current, total, status_line, group)
 
     def getOopsVars(self):
         """See `IRunnableJob`."""
@@ -351,8 +325,13 @@ class BaseRunnableJob(BaseRunnableJobSource):
 
     def celeryRunOnCommit(self):
         """See `IRunnableJob`."""
-        from jobs.dispatch import run_on_commit
-        run_on_commit(self)
+        dispatcher = queryUtility(IJobDispatcher)
+        if dispatcher is None:
+            raise ConfigError(
+                "Cannot send %r to Celery: no job dispatcher is registered"
+                " (install jobs[celery] and set celery_dispatch: true in"
+                " a section)." % (self,))
+        dispatcher.runOnCommit(self)
 
     def acquireLease(self, duration=None):
         """See `IJob`; the default duration is `lease_duration`."""
@@ -360,7 +339,8 @@ class BaseRunnableJob(BaseRunnableJobSource):
             duration = self.lease_duration
         return self.job.acquireLease(duration)
 
-    def queue(self, manage_transaction=False, abort_transaction=False):
+    def queue(self, manage_transaction=False, abort_transaction=False,
+              attempt=None):
         """See `IJob`; a retry is scheduled `retry_delay` from now.
 
         The first queueing of a new job (no attempt yet) has no delay.
@@ -369,16 +349,16 @@ class BaseRunnableJob(BaseRunnableJobSource):
         if self.job.attempt_count > 0:
             scheduled_start = UTCNow(self.retry_delay)
         self.job.queue(manage_transaction, abort_transaction,
-                       scheduled_start=scheduled_start)
+                       scheduled_start=scheduled_start, attempt=attempt)
 
 
 class UnloadableJob(BaseRunnableJob):
     """A ready job whose row could not be loaded; running it fails it.
 
     Made by `BaseRunnableJobSource.loadJobs` around the bare `Job` row:
-    the runner takes its lease and runs it like any job, and `run()`
-    raises the `JobLoadError`, so the job ends FAILED with an OOPS that
-    says what is wrong, and the jobs after it still run.
+    the runner runs it like any job, and `run()` raises the `JobLoadError`,
+    so the job ends FAILED with an OOPS that says what is wrong, and the
+    jobs after it still run.
     """
 
     def __init__(self, job, error):

@@ -2,22 +2,27 @@
 
 A pool of N child processes, started with the ``spawn`` method (a fresh
 interpreter: nothing — no database connection, no Storm store — is shared
-across a fork). Each child opens its own connection, logged in as the
-section's role, and runs the jobs the parent sends it through the same
-`JobRunner` code as every runner (same outcome table, OOPS reports, log
-lines).
+across a fork). Each child connects as the section's role and runs the
+jobs the parent sends it through the same `jobs.execution.Execution` as
+every runner (same outcome policy, OOPS reports, log lines); see
+`jobs.runners.child`.
 
-The parent claims jobs and enforces the limits:
+The parent claims jobs, keeps their leases alive with its heartbeat, and
+enforces the limits, recording outcomes through the outcome policy:
 
-- **Time**: a job's hard deadline is its lease. Past it the child is
-  killed, and the job ends FAILED with an OOPS of type `TimeoutError`,
-  value ``Job ran too long.`` (or is retried, if `TimeoutError` is one of
-  its retry types and attempts are left).
+- **Time**: past the section's ``max_runtime`` the child is killed and
+  the job ends FAILED with an OOPS of type `TimeoutError`, value ``Job ran
+  too long.`` (or is retried, if `TimeoutError` is one of its retry types
+  and attempts are left). Without ``max_runtime`` there is no limit: the
+  heartbeat renews the lease while the child lives.
 - **Memory**: ``memory_limit`` (section, else the source's) is applied
-  with RLIMIT_AS in the child around each job: an allocation beyond it
-  raises MemoryError in the job, which fails it with that OOPS.
-- **Death**: a child that exits or is killed mid-job fails its job with
-  an OOPS naming the exit status or signal.
+  with RLIMIT_AS in the child around each job.
+- **Death**: a child that exits or is killed mid-job fails its job with a
+  `ChildDied` OOPS naming the exit status or signal.
+- **Cancellation**: when the heartbeat sees a cancel request, the child is
+  told (SIGUSR1: the job's ``check_cancelled()`` raises); if the job still
+  runs `grace_period` seconds later, the child is killed and the job ends
+  CANCELLED.
 
 A child that failed or died is replaced; the other jobs go on.
 """
@@ -27,29 +32,29 @@ __all__ = ["ProcessJobRunner"]
 import logging
 import multiprocessing
 import multiprocessing.connection
-import resource
+import os
 import signal
-import sys
 import time
 
 import transaction
+from zope.interface import implementer, providedBy
 
-from jobs.database import dialect, get_store
-from jobs.errors import StaleJob
-from jobs.model.job import Job
-from jobs.runner import JobRecord, JobRunner, LazyJobStr
-from jobs.runners.budget import Budget
+from jobs.database import get_store
+from jobs.errors import ChildDied, JobCancelled
+from jobs.execution import Execution
+from jobs.heartbeat import Heartbeat, SideConnection
+from jobs.interfaces.runner import IJobRunner
+from jobs.model.runnable import claim_ready, load_jobs
+from jobs.runner import Budget
+from jobs.runners.child import child_main
+from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 
 TIMEOUT_MESSAGE = "Job ran too long."
-CANCEL_POLL = 1.0  # seconds
-
-
-class ChildDied(Exception):
-    """The child process running the job exited or was killed."""
+POLL = 1.0  # seconds between looks at deadlines and cancel grace
 
 
 class _Child:
-    """One child process and the job it runs (if any)."""
+    """One child process and the attempt it runs (if any)."""
 
     def __init__(self, context, settings):
         self.connection, child_end = multiprocessing.Pipe()
@@ -57,22 +62,23 @@ class _Child:
             target=child_main, args=(child_end, settings), daemon=True)
         self.process.start()
         child_end.close()
-        self.job_id = None
         self.attempt = None
         self.deadline = None
         self.cancel_noticed = None
 
     @property
     def idle(self):
-        return self.job_id is None
+        return self.attempt is None
 
-    def send(self, job_id, attempt, deadline):
-        self.job_id, self.attempt, self.deadline = job_id, attempt, deadline
-        self.connection.send((job_id, attempt))
+    def send(self, attempt, deadline):
+        self.attempt, self.deadline = attempt, deadline
+        attempt.start()
+        self.connection.send((attempt.job_id, attempt.number,
+                              attempt.max_retries, attempt.lease_seconds,
+                              attempt.cancel_requested, attempt.lost))
 
     def done(self):
-        self.job_id = self.attempt = self.deadline = None
-        self.cancel_noticed = None
+        self.attempt = self.deadline = self.cancel_noticed = None
 
     def stop(self, kill=False):
         if kill:
@@ -89,21 +95,25 @@ class _Child:
         self.connection.close()
 
 
-class ProcessJobRunner:
+@implementer(IJobRunner)
+class ProcessJobRunner(Execution):
     """Runs a section's ready jobs in a pool of child processes.
 
     :param source: the section's `IJobSource`.
-    :param config: the `JobsConfig`.
-    :param settings: the section's `JobSection`.
+    :param config: the `JobsConfig` (the children load it again).
     :param processes: the pool's size.
-    :ivar runner: a `JobRunner` holding the outcome lists and OOPS ids.
     """
 
-    def __init__(self, source, config, settings, processes, logger=None,
-                 error_reporter=None, batch_size=1, max_jobs=None,
-                 max_seconds=None, should_stop=None):
+    def __init__(self, source, logger=None, error_reporter=None,
+                 settings=None, config=None, processes=2, should_stop=None,
+                 max_jobs=None, max_seconds=None):
+        settings = settings or DEFAULT_SETTINGS
+        logger = logger or logging.getLogger(__name__)
+        super().__init__(logger, error_reporter, settings=settings)
         self.source = source
-        self.settings = {
+        self.settings = settings
+        self.lease_seconds = lease_seconds(settings, source)
+        self.child_settings = {
             "config_path": config.path,
             "section": settings.name,
             "dbuser": settings.dbuser,
@@ -111,36 +121,41 @@ class ProcessJobRunner:
             "memory_limit": (settings.memory_limit
                              if settings.memory_limit is not None
                              else getattr(source, "memory_limit", None)),
-            "log_level": (logger or logging.getLogger()).getEffectiveLevel(),
+            "log_level": logger.getEffectiveLevel(),
             "tail_level": settings.log_level,
             "log_tail_chars": settings.log_tail_chars,
         }
         self.processes = max(1, processes)
-        # The hard deadline is the lease the claim gives each job.
-        self.lease = (settings.lease_seconds if settings.lease_seconds
-                      else source.lease_duration.total_seconds())
-        self.logger = logger or logging.getLogger(__name__)
-        self.runner = JobRunner([], self.logger, error_reporter,
-                                keep_jobs=False)
-        self.budget = Budget(max_jobs, max_seconds)
+        self.max_runtime = settings.max_runtime
         self.cancel_grace = settings.grace_period
+        self.budget = Budget(max_jobs, max_seconds)
         self.should_stop = should_stop or (lambda: False)
         self.started = 0
-        self.completed_jobs = self.runner.completed_jobs
-        self.incomplete_jobs = self.runner.incomplete_jobs
-        self.oops_ids = self.runner.oops_ids
         self.context = multiprocessing.get_context("spawn")
+
+    @classmethod
+    def runFromSource(cls, source, logger=None, error_reporter=None,
+                      **kwargs):
+        """See `IJobRunner`."""
+        runner = cls(source, logger, error_reporter, **kwargs)
+        with source.contextManager():
+            runner.runAll()
+        return runner
+
+    @property
+    def budget_reached(self):
+        return self.budget.reached
 
     def runAll(self):
         """Claim and run until the queue is drained (or a budget or stop)."""
         self.logger.info("Running through %d child processes.",
                          self.processes)
-        for job in self.source.iterLost():
-            if self.runner.acquireLease(job):
-                self.runner.runJobHandleError(job)
-        transaction.abort()
-        children = [_Child(self.context, self.settings)
+        self.heartbeat = Heartbeat(
+            SideConnection.of(get_store()), self.lease_seconds, self.logger,
+            on_cancel=self._cancel_noticed)
+        children = [_Child(self.context, self.child_settings)
                     for _ in range(self.processes)]
+        self.children = children
         drained = False
         try:
             while True:
@@ -154,6 +169,7 @@ class ProcessJobRunner:
         finally:
             for child in children:
                 child.stop(kill=not child.idle)
+            self.heartbeat.stop()
         return self.started
 
     def _dispatch(self, idle):
@@ -161,19 +177,26 @@ class ProcessJobRunner:
         limit = self.budget.allows(self.started, len(idle))
         if not limit:
             return True
-        claimed = self.source.claimReady(limit, self.lease)
+        claimed = claim_ready(self.source, limit, self.lease_seconds)
         transaction.commit()
         if not claimed:
             return True
-        for child, (job_id, attempt) in zip(idle, claimed.claimed):
-            child.send(job_id, attempt, time.monotonic() + self.lease)
+        attempts = [self.make_attempt(one, self.lease_seconds)
+                    for one in claimed]
+        self.heartbeat.watch(attempts)
+        for child, attempt in zip(idle, attempts):
+            deadline = (None if self.max_runtime is None
+                        else time.monotonic() + self.max_runtime)
+            child.send(attempt, deadline)
             self.started += 1
         return False
 
     def _wait(self, children, busy):
-        # Wake at least every CANCEL_POLL seconds to look for cancellations.
-        timeout = max(0.0, min(min(child.deadline for child in busy)
-                               - time.monotonic(), CANCEL_POLL))
+        now = time.monotonic()
+        timeout = POLL
+        for child in busy:
+            if child.deadline is not None:
+                timeout = min(timeout, max(0.0, child.deadline - now))
         waitables = {}
         for child in busy:
             waitables[child.connection] = child
@@ -194,60 +217,39 @@ class ProcessJobRunner:
             self._died(children, child)
         now = time.monotonic()
         for child in busy:
-            if not child.idle and child.deadline <= now:
-                self._timed_out(children, child)
-        self._cancel_requested(children)
-
-    def _cancel_requested(self, children):
-        """Stop the running jobs an operator cancelled: after the grace
-        period their children are killed and the jobs end CANCELLED."""
-        running = {child.job_id: child for child in children
-                   if not child.idle}
-        store = get_store()
-        if not running or not dialect(store).concurrent_writes:
-            # On SQLite a running job holds the write lock: reading here
-            # would wait for it (and a cancel request could not be
-            # written meanwhile anyway).
-            return
-        requested = set(store.find(
-            Job.id, Job.id.is_in(list(running)), Job.cancel_requested))
-        transaction.abort()
-        now = time.monotonic()
-        for job_id in requested:
-            child = running[job_id]
-            if child.cancel_noticed is None:
-                child.cancel_noticed = now
-                self.logger.info("Job %d: cancel requested; stopping it in"
-                                 " %s s.", job_id, self.cancel_grace)
-            if now - child.cancel_noticed < self.cancel_grace:
+            if child.idle:
                 continue
-            attempt = child.attempt
-            child.stop(kill=True)
-            child.done()
-            self._replace(children, child)
-            jobs = self.source.getJobs([job_id])
-            if jobs:
-                job = jobs[0]
-                job.job._attempt = attempt
+            if child.deadline is not None and child.deadline <= now:
+                self._end(children, child, TimeoutError(TIMEOUT_MESSAGE),
+                          "ran past its max_runtime (%s s): killing its"
+                          " process" % self.max_runtime)
+            elif (child.cancel_noticed is not None
+                  and now - child.cancel_noticed >= self.cancel_grace):
+                self._end(children, child, JobCancelled(
+                    "Job %d was cancelled while running."
+                    % child.attempt.job_id),
+                    "still ran %s s after its cancel request: killing its"
+                    " process" % self.cancel_grace)
+
+    def _cancel_noticed(self, attempt):
+        """The heartbeat saw a cancel request: tell the child's job."""
+        for child in self.children:
+            if child.attempt is attempt:
+                child.cancel_noticed = time.monotonic()
                 try:
-                    job.job.record_cancelled()
-                    transaction.commit()
-                    self.logger.info("Cancelled %s.", LazyJobStr(job))
-                except StaleJob as e:
-                    transaction.abort()
-                    self.logger.info("%s", e)
-                self.runner._record(job, completed=False)
+                    os.kill(child.process.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
 
     def _finished(self, child, message):
-        job_id, job_type, completed, oops_id = message
-        (self.runner.completed_jobs if completed
-         else self.runner.incomplete_jobs).append(JobRecord(job_type, job_id))
+        job_type, completed, oops_id = message
+        attempt = child.attempt
+        attempt.recorded = True
+        self.heartbeat.forget([attempt])
+        (self.completed if completed else self.incomplete)[job_type] += 1
         if oops_id:
-            self.runner.oops_ids.append(oops_id)
+            self.oops_ids.append(oops_id)
         child.done()
-
-    def _replace(self, children, child):
-        children[children.index(child)] = _Child(self.context, self.settings)
 
     def _died(self, children, child):
         child.process.join(5)
@@ -256,118 +258,34 @@ class ProcessJobRunner:
             cause = "was killed by signal %s" % signal.Signals(-code).name
         else:
             cause = "exited with status %s" % code
-        self._fail(child, ChildDied(
+        self._end(children, child, ChildDied(
             "The child process running the job %s." % cause))
-        child.stop(kill=True)
-        self._replace(children, child)
 
-    def _timed_out(self, children, child):
-        self.logger.info("Job %d ran past its lease: killing its process.",
-                         child.job_id)
+    def _end(self, children, child, error, why=None):
+        """Kill `child`, replace it, and record `error` as the outcome of
+        its attempt (in the parent, through the outcome policy)."""
+        attempt = child.attempt
+        if why:
+            self.logger.info("Job %d %s.", attempt.job_id, why)
         child.stop(kill=True)
-        self._fail(child, TimeoutError(TIMEOUT_MESSAGE))
-        self._replace(children, child)
-
-    def _fail(self, child, error):
-        """Record `error` as the outcome of the child's job (in the parent)."""
-        job_id, attempt = child.job_id, child.attempt
         child.done()
-        jobs = self.source.getJobs([job_id])
+        children[children.index(child)] = _Child(self.context,
+                                                  self.child_settings)
+        jobs = load_jobs(self.source, [attempt.job_id])
         if not jobs:
+            self.heartbeat.forget([attempt])
+            transaction.abort()
             return
         job = jobs[0]
-        job.job._attempt = attempt
         self.logger.info("Running %s failed in its child process: %s",
-                         LazyJobStr(job), error)
-        try:
-            if (isinstance(error, job.retry_error_types)
-                    and job.attempt_count <= job.max_retries):
-                self.logger.info("Scheduling retry due to %s: %s.",
-                                 type(error).__name__, error)
-                job.queue(manage_transaction=True)
-                self.runner._record(job, completed=False)
-                return
-            # Filed before FAILED is committed (see JobRunner.runJob).
-            report = self.runner._file_oops(
-                job, (type(error), error, error.__traceback__))
-            job.fail(manage_transaction=True)
-        except StaleJob as e:
-            transaction.abort()
-            self.logger.info("%s", e)
-            return
-        self.runner._record(job, completed=False)
-        self.runner._notify(job, job.notifyOops, report)
-        transaction.abort()
+                         "%s (ID %d)" % (type(job).__name__, job.job_id),
+                         error)
+        self.record_outcome(job, attempt, self.decide(job, attempt, error))
 
 
 def source_interface_name(source, settings):
     """The dotted name of the section's source interface."""
     name = getattr(settings, "source_interface", None)
     if name:
-        return name
-    from zope.interface import providedBy
-    interface = list(providedBy(source))[0]
-    return interface.__identifier__
-
-
-def child_main(connection, settings):
-    """A child: set up, then run the jobs the parent sends until told to
-    stop (None) or the pipe closes."""
-    from zope.component import getUtility
-    from zope.dottedname.resolve import resolve
-
-    from jobs.config import load, set_config
-    from jobs.database import connect, set_role
-    from jobs.errorlog import Redactor
-    from jobs.registration import register_components
-    from jobs.runner import default_error_reporter
-    from jobs.scripts.logger import formatter
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-    logging.basicConfig(level=settings["log_level"], stream=sys.stderr)
-    # The transaction package's DEBUG chatter is not the operator's.
-    logging.getLogger("txn").setLevel(max(logging.INFO, settings["log_level"]))
-    logger = logging.getLogger("run_jobs")
-    config = load(settings["config_path"])
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter(Redactor(config.redact).text))
-    set_config(config)
-    register_components(config)
-    connect(config.database_uri)
-    # Connected as the section's role only: the login role's connection
-    # is never opened here.
-    store = set_role(settings["dbuser"])
-    source = getUtility(resolve(settings["source_interface"]))
-    runner = JobRunner([], logger, default_error_reporter(settings["section"]),
-                       keep_jobs=False, log_level=settings["tail_level"],
-                       log_tail_chars=settings["log_tail_chars"])
-    memory_limit = settings["memory_limit"]
-    while True:
-        try:
-            message = connection.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        job_id, attempt = message
-        # A malformed row comes back as an UnloadableJob, which fails.
-        jobs = getattr(source, "loadJobs", source.getJobs)([job_id])
-        if not jobs:
-            connection.send((job_id, "?", False, None))
-            continue
-        job = jobs[0]
-        job.job._attempt = attempt
-        job_type = type(job).__name__
-        before = len(runner.completed_jobs)
-        previous = resource.getrlimit(resource.RLIMIT_AS)
-        if memory_limit:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, previous[1]))
-        try:
-            report = runner.runJobHandleError(job)
-        finally:
-            if memory_limit:
-                resource.setrlimit(resource.RLIMIT_AS, previous)
-        completed = len(runner.completed_jobs) > before
-        connection.send((job_id, job_type, completed,
-                         report["id"] if report else None))
-        del job, jobs
+        return name if isinstance(name, str) else name.__identifier__
+    return list(providedBy(source))[0].__identifier__

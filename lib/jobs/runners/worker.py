@@ -25,7 +25,7 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 
 from jobs.database import dialect, dsn, get_store
-from jobs.model.job import Job
+from jobs.model import claims
 from jobs.runners.listener import Listener
 
 
@@ -148,14 +148,14 @@ class Worker:
         keeps its attempt, as after a crash)."""
         if not self.unstarted_claims:
             return
-        claims = self.unstarted_claims
-        released = Job.release_claimed(get_store(), claims)
+        unstarted = self.unstarted_claims
+        released = claims.release(get_store(), unstarted)
         transaction.commit()
         self.unstarted_claims = []
         self.logger.info(
             "Reconnected: gave back %d of the %d claimed jobs that had not"
-            " started when the database went away%s.", released, len(claims),
-            "" if released == len(claims) else
+            " started when the database went away%s.", released,
+            len(unstarted), "" if released == len(unstarted) else
             " (the others had moved on: their leases expired and other"
             " runners took them)")
 

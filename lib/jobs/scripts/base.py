@@ -14,17 +14,13 @@ import logging
 import os
 import sys
 
-from jobs.errors import JobsError
+from jobs.errors import UsageError
 from jobs.scripts.lock import LockFile
 from jobs.scripts.logger import OopsHandler, configure_logging, level_from_options
 
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_LOCKED = 1
-
-
-class UsageError(JobsError):
-    """The command line is wrong."""
 
 
 class _Parser(argparse.ArgumentParser):

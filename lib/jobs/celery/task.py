@@ -1,12 +1,12 @@
-"""Celery workers: the ``jobs.run_job`` task, the worker command and the
-lost-message sweep.
+"""Celery workers: the ``jobs.run_job`` task and the worker command.
 
 A message says only "job N is ready"; the database decides. The task
 claims the job with the same atomic, fenced claim as every runner
 (`IJobSource.claimJob`, tried by each section's source, Celery-enabled
 sections first: a duplicate or late message finds the job taken, finished
-or not due, and does nothing) and runs it through `BatchRunner` and `JobRunner`: the same
-outcome table, OOPS reports and log lines as ``run_jobs.py``. Then:
+or not due, and does nothing) and runs it through `jobs.runner.JobRunner`:
+the same outcome policy, OOPS reports, log lines and lease heartbeat as
+``run_jobs.py``. Then:
 
 - a retry (WAITING until ``scheduled_start``) is sent again with the
   delay as the message's countdown. A message that arrives before its job
@@ -17,10 +17,10 @@ outcome table, OOPS reports and log lines as ``run_jobs.py``. Then:
   fallback_queue``, with that queue's own limits. In the fallback queue
   the soft limit is an ordinary failure (FAILED, OOPS).
 
-A claimed job's lease outlasts its queue's hard time limit, so no other
-runner takes a job a Celery worker may still be running; a worker killed
-by the hard limit leaves a RUNNING job whose lease expires, which the
-sweep sends again and the next claim takes over as a new attempt.
+While a worker process runs a job, its heartbeat renews the job's lease;
+a worker process killed by the hard limit stops renewing it, and once it
+expires the sweep (`jobs.celery.sweep`) sends the job again and the next
+claim takes it over as a new attempt.
 
 Each worker process opens its own store after the fork
 (``worker_process_init``): a database connection must never cross a fork.
@@ -28,9 +28,8 @@ Each worker process opens its own store after the fork
 
 __all__ = [
     "TaskRunner",
-    "overdue_job_ids",
     "register_task",
-    "sweep",
+    "run_job",
     "worker_main",
 ]
 
@@ -39,41 +38,38 @@ import logging
 import transaction
 from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
-from storm.expr import Or, Select
+from storm.expr import Select
 
+from jobs.celery.dispatch import TASK_NAME, celery_app, send_jobs
 from jobs.config import get_config, set_config
 from jobs.database import UTCDateTime, UTCNow, connect, get_store, set_role
-from jobs.dispatch import TASK_NAME, celery_app, queue_of, send_jobs
-from jobs.errors import DispatchError
+from jobs.errors import DispatchError, SectionError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
+from jobs.model.runnable import load_jobs
 from jobs.registration import register_components
-from jobs.runner import (
-    SectionError,
-    default_error_reporter,
-    find_section_source,
-)
-from jobs.runners.batch import BatchRunner
-
-# Seconds a Celery claim's lease outlasts its queue's hard time limit.
-LEASE_MARGIN = 60
+from jobs.runner import JobRunner
+from jobs.sections import error_reporter_for, find_section
 
 logger = logging.getLogger(__name__)
 
 
 class _OneJob:
-    """`source` narrowed to the one job a message names (for BatchRunner)."""
+    """`source` narrowed to the one job a message names."""
 
     def __init__(self, source, job_id):
         self.source = source
         self.job_id = job_id
+        self.lease_duration = getattr(source, "lease_duration", None)
 
     def claimReady(self, limit, lease_duration=None):
         return self.source.claimJob(self.job_id, lease_duration)
 
-    def iterLost(self):
-        # Orphans with no attempts left are the sweep's (a cron run's).
-        return []
+    def loadJobs(self, job_ids):
+        return load_jobs(self.source, job_ids)
+
+    def contextManager(self):
+        return self.source.contextManager()
 
 
 class TaskRunner:
@@ -93,7 +89,7 @@ class TaskRunner:
         self._reporters = {}
 
     def sections(self):
-        """``[(JobSection, source)]``: Celery-enabled sections first, each
+        """The `jobs.sections.Section` s, Celery-enabled ones first, each
         source once (a source served by two sections runs as the first).
 
         A section whose source cannot be found is left out, with one
@@ -101,39 +97,26 @@ class TaskRunner:
         registration is fixed.
         """
         if self._sections is None:
-            config = self.config
-            settings = [config.job_section(name)
-                        for name in config.job_section_names]
-            settings.sort(key=lambda section: not section.celery_dispatch)
             found, seen = [], set()
-            for section in settings:
+            for name in self.config.job_section_names:
                 try:
-                    source = find_section_source(
-                        config, section.name, section.source_interface)
+                    section = find_section(self.config, name)
                 except SectionError as e:
                     self.logger.warning("%s: its jobs cannot run here.", e)
                     continue
-                if source not in seen:
-                    seen.add(source)
-                    found.append((section, source))
+                if section.source not in seen:
+                    seen.add(section.source)
+                    found.append(section)
+            found.sort(key=lambda section: not section.settings.celery_dispatch)
             self._sections = found
         return self._sections
-
-    def lease_seconds(self, section, source, hard_limit):
-        """The lease of a claim: the section's (or the job class's), and
-        at least the queue's hard time limit plus `LEASE_MARGIN`."""
-        lease = section.lease_seconds or \
-            source.lease_duration.total_seconds()
-        if hard_limit:
-            lease = max(lease, hard_limit + LEASE_MARGIN)
-        return lease
 
     def error_reporter(self, section):
         """The section's `ErrorReporter` (made once per process)."""
         reporter = self._reporters.get(section.name)
         if reporter is None:
             reporter = self._reporters[section.name] = \
-                default_error_reporter(section.name)
+                error_reporter_for(section.name, self.config)
         return reporter
 
     def run(self, job_id, queue):
@@ -150,8 +133,8 @@ class TaskRunner:
             finished or cancelled: nothing to do).
         """
         runner = None
-        for section, source in self.sections():
-            runner = self._run_in(section, source, job_id, queue)
+        for section in self.sections():
+            runner = self._run_in(section, job_id, queue)
             if runner is not None:
                 break
         if runner is not None and runner.requeued:
@@ -162,7 +145,7 @@ class TaskRunner:
                 self.config.celery.limits(queue)[0], fallback)
             self._send(job_id, fallback)
             return "requeued"
-        if runner is not None and runner.completed_jobs:
+        if runner is not None and runner.completed:
             return "ran"
         # A retry, or a message that came before its job was due: send it
         # again for the time left. Anything else has nothing to do.
@@ -180,28 +163,22 @@ class TaskRunner:
             return "skipped"
         return "ran"
 
-    def _run_in(self, section, source, job_id, queue):
-        """Claim and run the job as `source`'s; return the `JobRunner` that
-        ran it, or None when it could not be claimed."""
-        if section.dbuser != self.role:
-            set_role(section.dbuser)
-            self.role = section.dbuser
-        settings = self.config.celery
-        fallback = settings.fallback_queue
-        batch = BatchRunner(
-            _OneJob(source, job_id), self.logger,
-            self.error_reporter(section), batch_size=1, max_jobs=1,
-            lease_duration=self.lease_seconds(
-                section, source, settings.limits(queue)[1]),
-            log_level=section.log_level,
-            log_tail_chars=section.log_tail_chars,
+    def _run_in(self, section, job_id, queue):
+        """Claim and run the job as `section`'s; return the `JobRunner`
+        that ran it, or None when it could not be claimed."""
+        settings = section.settings
+        if settings.dbuser != self.role:
+            set_role(settings.dbuser)
+            self.role = settings.dbuser
+        fallback = self.config.celery.fallback_queue
+        runner = JobRunner.runFromSource(
+            _OneJob(section.source, job_id), self.logger,
+            self.error_reporter(section), settings=settings, max_jobs=1,
             requeue_error_types=(
                 (SoftTimeLimitExceeded,) if fallback and fallback != queue
                 else ()))
-        with source.contextManager():
-            started = batch.run()
         transaction.abort()
-        return batch.runner if started else None
+        return runner if runner.started else None
 
     def _send(self, job_id, queue, countdown=None):
         try:
@@ -213,68 +190,25 @@ class TaskRunner:
                 " --celery-sweep will send it.", e, job_id)
 
     def seconds_until_due(self, job_id):
-        """Seconds until job `job_id` is due (0.0: now) when it is WAITING
-        and unleased; None otherwise. By the database's clock; ends the
-        transaction."""
-        row = get_store().execute(Select(
-            (Job.status, Job.scheduled_start, Job.lease_expires, UTCNow()),
-            where=Job.id == job_id, tables=Job)).get_one()
-        transaction.abort()
-        if row is None or JobStatus.items[row[0]] is not JobStatus.WAITING:
+        """Seconds until job `job_id` is ready (0.0: now) when it is
+        WAITING and unleased; None otherwise. By the database's clock;
+        ends the transaction."""
+        store = get_store()
+        try:
+            if not store.find(Job, Job.id == job_id,
+                              ready_condition()).is_empty():
+                return 0.0
+            row = store.execute(Select(
+                (Job.status, Job.scheduled_start, UTCNow()),
+                where=Job.id == job_id, tables=Job)).get_one()
+        finally:
+            transaction.abort()
+        if row is None or row[1] is None or \
+                JobStatus.items[row[0]] is not JobStatus.WAITING:
             return None
-        scheduled, lease, now = (
-            None if value is None else UTCDateTime.variable_class(
-                value=value, from_db=True).get() for value in row[1:])
-        if lease is not None and lease > now:
-            return None
-        if scheduled is None:
-            return 0.0
+        scheduled, now = (UTCDateTime.variable_class(
+            value=value, from_db=True).get() for value in row[1:])
         return max(0.0, (scheduled - now).total_seconds())
-
-
-def overdue_job_ids(source, grace):
-    """The ids of `source`'s ready jobs that have been ready for more than
-    `grace` seconds: created, due, queued again and (orphans) lease
-    expired all that long ago. Read-only.
-    """
-    condition, tables = source.jobCondition()
-    cutoff = UTCNow(-grace)
-
-    def before(column):
-        return Or(column == None, column < cutoff)  # noqa: E711
-
-    return list(get_store().using(Job, *tables).find(
-        Job.id, condition, ready_condition(), Job.date_created < cutoff,
-        before(Job.scheduled_start), before(Job.date_finished),
-        before(Job.lease_expires)).order_by(Job.id))
-
-
-def sweep(source, section, logger, error_reporter, config=None,
-          chunk=500):
-    """Send again the jobs of `source` that no worker claimed in time.
-
-    First fails the orphans with no attempts left (a `LostRunner` OOPS,
-    as a cron run does); then sends ``jobs.run_job`` for every job ready
-    for more than the section's ``celery_sweep_grace`` seconds, to its own
-    queue. Commits the failures; leaves no transaction open.
-
-    :return: the number of jobs sent.
-    :raises DispatchError: when the broker cannot be reached.
-    """
-    config = config or get_config()
-    BatchRunner(source, logger, error_reporter).fail_lost()
-    ids = overdue_job_ids(source, section.celery_sweep_grace)
-    transaction.abort()
-    sent = 0
-    for start in range(0, len(ids), chunk):
-        jobs = source.getJobs(ids[start:start + chunk])
-        messages = [(job.job.id, queue_of(job, config)) for job in jobs]
-        transaction.abort()
-        sent += send_jobs(messages, config=config)
-    logger.info(
-        "Sent %d %s jobs ready for more than %s s to Celery again.",
-        sent, section.name, section.celery_sweep_grace)
-    return sent
 
 
 # The process's runner, made after the fork (or on the first task).
@@ -318,7 +252,7 @@ def worker_main(queues, concurrency=1, loglevel="INFO", hostname=None,
     shutdown, the running jobs finish).
 
     Late acknowledgement and a prefetch of one come from the app
-    (`jobs.dispatch.celery_app`); the queues' time limits travel in each
+    (`jobs.celery.dispatch.celery_app`); the queues' time limits travel in each
     message.
     """
     app = celery_app(config)

@@ -9,18 +9,27 @@ names its queue's time limits explicitly: Celery 5.7 copies the sending
 task's limits into a message that names none, which would give a job
 moved to the slow queue the fast queue's limits again.
 
-The worker side (the task, the worker command, the sweep) is
-`jobs.runners.celery`.
+Dispatch is a subscriber: `register` (called by
+`jobs.registration.register_components` when a section says
+``celery_dispatch: true``) registers a handler of `IJobCreatedEvent` and
+the `IJobDispatcher` utility, so that the model never imports Celery.
+Celery itself is imported only when a message is sent.
+
+The worker side is `jobs.celery.task`; the lost-message sweep
+`jobs.celery.sweep`.
 """
 
 __all__ = [
+    "CeleryDispatcher",
     "TASK_NAME",
     "celery_app",
     "celery_section",
+    "dispatch_created",
     "dispatches_to_celery",
-    "run_on_commit_if_celery",
     "queue_of",
+    "register",
     "run_on_commit",
+    "run_on_commit_if_celery",
     "send_jobs",
 ]
 
@@ -29,10 +38,13 @@ import weakref
 
 import transaction
 from storm.store import Store
+from zope.component import queryUtility
 from zope.dottedname.resolve import resolve
+from zope.interface import implementer
 
 from jobs.config import get_config
-from jobs.errors import ConfigError, DispatchError
+from jobs.errors import ConfigError, DispatchError, NotFoundError
+from jobs.interfaces.job import IJobCreatedEvent, IJobDispatcher
 
 TASK_NAME = "jobs.run_job"
 
@@ -169,6 +181,29 @@ def run_on_commit(job):
     pending.messages.append((job_id, queue_of(job)))
 
 
+@implementer(IJobDispatcher)
+class CeleryDispatcher:
+    """See `IJobDispatcher`: sends jobs to Celery after commit."""
+
+    def runOnCommit(self, job):
+        """See `IJobDispatcher`."""
+        run_on_commit(job)
+
+
+def dispatch_created(event):
+    """`IJobCreatedEvent` handler: a new job of a section that says
+    ``celery_dispatch: true`` is sent when its transaction commits."""
+    job = event.object
+    if dispatches_to_celery(type(job)):
+        run_on_commit(job)
+
+
+def register(registry):
+    """Register Celery dispatch in `registry` (a component registry)."""
+    registry.registerUtility(CeleryDispatcher(), IJobDispatcher)
+    registry.registerHandler(dispatch_created, (IJobCreatedEvent,))
+
+
 def run_on_commit_if_celery(job_id, config=None):
     """Send job `job_id` to Celery on commit if it belongs to a section
     with ``celery_dispatch: true`` (an operator's ``jobs retry`` or
@@ -176,8 +211,6 @@ def run_on_commit_if_celery(job_id, config=None):
 
     :return: True when a message will be sent on commit.
     """
-    from zope.component import queryUtility
-    from jobs.errors import NotFoundError
     config = config or get_config()
     for name in config.job_section_names:
         section = config.job_section(name)

@@ -1,0 +1,337 @@
+"""`JobCronScript`: run the ready jobs of configured job sections.
+
+``cronscripts/run_jobs.py SECTION...`` and ``jobs run SECTION...`` build
+it. Each section runs in turn, under its own lock file and connected as
+its own database role, with the back-end its settings choose: in this
+process (`jobs.runner.JobRunner`) or in child processes
+(`jobs.runners.process.ProcessJobRunner`), once (a cron run: a burst
+that drains the queue) or until stopped (``--worker``,
+`jobs.runners.worker.Worker`). Every back-end is called the same way:
+``runFromSource(source, logger, ...)``.
+"""
+
+__all__ = ["JobCronScript"]
+
+import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
+from storm.exceptions import DisconnectionError
+
+from jobs import schema
+from jobs.celery.sweep import CelerySweep
+from jobs.config import get_config
+from jobs.database import connect, get_store, set_role, uri_without_password
+from jobs.errorlog import Redactor
+from jobs.errors import (
+    ConfigError,
+    DatabaseError,
+    DispatchError,
+    SchemaError,
+    SectionError,
+)
+from jobs.registration import register_components
+from jobs.runner import JobRunner
+from jobs.runners.process import ProcessJobRunner
+from jobs.runners.worker import Worker
+from jobs.scripts.base import Script
+from jobs.sections import error_reporter_for, find_section
+
+EXIT_SECTION_ERROR = 2
+
+
+class JobCronScript(Script):
+    """Run the ready jobs of one or more job sections.
+
+    :param runner_class: the `IJobRunner` of in-process runs.
+    :param commandline_config: take the sections from the command line;
+        otherwise a subclass sets `config_name` and `source_interface`.
+    """
+
+    usage = "%(prog)s [options] SECTION [SECTION ...]"
+    description = (
+        "Run the ready jobs of each job SECTION of the configuration, one\n"
+        "section after another, each under its own lock file and its own\n"
+        "database role (dbuser; ignored on SQLite), then exit. With\n"
+        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.")
+    epilog = (
+        "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
+        "report, not an exit status); 1 for a usage error or when a\n"
+        "section's lock file is held by another run; 2 when a section is\n"
+        "unknown, its source_interface cannot be imported, no utility\n"
+        "provides it, or the database connection was lost during its run\n"
+        "(the other sections still run). A worker exits 0 after SIGTERM or\n"
+        "SIGINT once its running job has finished.\n\n"
+        "Configuration: JOBS_CONFIG names the instance (default\n"
+        "development); JOBS_DATABASE_URI overrides [database] uri.")
+
+    config_name = None
+    source_interface = None
+
+    def __init__(self, runner_class=JobRunner, test_args=None, name=None,
+                 commandline_config=False, logger=None):
+        self.runner_class = runner_class
+        self.commandline_config = commandline_config
+        super().__init__(name or "run_jobs", test_args, logger)
+
+    def add_my_options(self):
+        if self.commandline_config:
+            self.parser.add_argument(
+                "sections", nargs="+", metavar="SECTION",
+                help="A job section of the configuration.")
+        self.parser.add_argument(
+            "--worker", action="store_true",
+            help="Keep running: serve the sections until SIGTERM/SIGINT.")
+        self.parser.add_argument(
+            "--max-jobs", type=int, metavar="N",
+            help="Stop claiming after N jobs per section (cron mode).")
+        self.parser.add_argument(
+            "--max-seconds", type=float, metavar="T",
+            help="Stop claiming after T seconds per section (cron mode).")
+        self.parser.add_argument(
+            "--batch-size", type=int, metavar="N",
+            help="Claim up to N jobs per statement (default: the section's"
+                 " batch_size).")
+        self.parser.add_argument(
+            "--celery-sweep", action="store_true",
+            help="Run no job: send again to Celery the ready jobs of each"
+                 " (celery_dispatch) section that no worker claimed within"
+                 " its celery_sweep_grace.")
+        self.parser.add_argument(
+            "--processes", type=int, metavar="N",
+            help="Run each job in a pool of N child processes"
+                 " (ProcessJobRunner).")
+
+    @property
+    def section_names(self):
+        """The sections this run processes, in order."""
+        if self.commandline_config:
+            return self.options.sections
+        return [self.config_name]
+
+    def make_error_reporter(self):
+        try:
+            return error_reporter_for(self.name)
+        except ConfigError:
+            return None
+
+    def make_redactor(self):
+        """Log lines (stderr, --log-file) hide what OOPS reports hide."""
+        try:
+            return Redactor(get_config().redact).text
+        except ConfigError:
+            return None
+
+    def lock_and_run(self):
+        """Run every section, each under its own lock; return the code."""
+        return self.run()
+
+    def main(self):
+        try:
+            config = self.config = get_config()
+            register_components(config)
+            connect(config.database_uri)
+            self.check_schema(get_store())
+        except (ConfigError, DatabaseError, SchemaError) as e:
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        if self.options.worker:
+            return self.run_worker(config)
+        if self.options.celery_sweep:
+            return max(self.sweep_section(config, name)
+                       for name in self.section_names)
+        return max(self.run_section(config, name)
+                   for name in self.section_names)
+
+    def find_section(self, config, name):
+        """Section `name` (or this script's own `source_interface`).
+
+        :raises SectionError: naming the section and the cause.
+        """
+        return find_section(config, name, self.source_interface)
+
+    def run_worker(self, config):
+        """Serve the sections until stopped; return the exit status."""
+        try:
+            sections = [self.find_section(config, name)
+                        for name in self.section_names]
+        except SectionError as e:
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        first = sections[0].settings
+        return Worker(self, [section.name for section in sections],
+                      poll_interval=first.poll_interval,
+                      grace_period=first.grace_period).run()
+
+    def run_section(self, config, name):
+        """Run section `name`'s ready jobs under its lock; return its code."""
+        opened = self._open_section(config, name, name)
+        if isinstance(opened, int):
+            return opened
+        section, lock = opened
+        try:
+            code, _ = self._run_as(section, self._execute)
+            return code
+        except DisconnectionError as e:
+            # A restart or a killed connection: one line, not a
+            # traceback. The jobs this run had started stay RUNNING
+            # until their leases expire; then the next run takes them.
+            transaction.abort()
+            self.logger.error(
+                "Section %s: lost the database connection (%s); its"
+                " unfinished jobs run again when their leases expire.",
+                name, " ".join(str(e).split()) or type(e).__name__)
+            return EXIT_SECTION_ERROR
+        finally:
+            lock.release()
+
+    def sweep_section(self, config, name):
+        """Send section `name`'s overdue jobs to Celery again (under a lock
+        of its own, so a cron run of the section does not block it);
+        return the exit code: 1 when the broker cannot be reached."""
+        opened = self._open_section(
+            config, name, "%s-celery-sweep" % name, celery=True)
+        if isinstance(opened, int):
+            return opened
+        section, lock = opened
+
+        def execute(section, reporter):
+            return CelerySweep.runFromSource(
+                section.source, self.logger, reporter,
+                settings=section.settings, config=config).started
+
+        try:
+            code, _ = self._run_as(section, execute)
+            return code
+        except DispatchError as e:
+            transaction.abort()
+            self.logger.error("Section %s: %s.", name, e)
+            return 1
+        finally:
+            lock.release()
+
+    def _open_section(self, config, name, lock_name, celery=False):
+        """Find section `name` and take the lock `lock_name`: ``(section,
+        lock)``, or the exit code after logging why not (2: the section
+        cannot run; 1: the lock is held).
+
+        :param celery: the section must send its jobs to Celery.
+        """
+        try:
+            section = self.find_section(config, name)
+        except SectionError as e:
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        if celery and not section.settings.celery_dispatch:
+            self.logger.error(
+                "Section %s does not send its jobs to Celery (celery_dispatch"
+                " is false): nothing to sweep.", name)
+            return EXIT_SECTION_ERROR
+        try:
+            lock = self.lock(self.lock_path(config.lock_dir, lock_name))
+        except OSError as e:
+            self.logger.error("Section %s: cannot create its lock file in"
+                              " %s: %s", name, config.lock_dir,
+                              e.strerror or e)
+            return EXIT_SECTION_ERROR
+        if lock is None:
+            return 1
+        return section, lock
+
+    def run_section_pass(self, name, should_stop):
+        """One worker pass over section `name` (no lock file: workers run
+        side by side). Return ``(exit code, jobs started)``."""
+        section = self.find_section(self.config, name)
+
+        def execute(section, reporter):
+            return self._execute(section, reporter, should_stop=should_stop,
+                                 worker=True)
+
+        return self._run_as(section, execute)
+
+    def _run_as(self, section, execute):
+        """Run ``execute(section, reporter)`` connected as the section's
+        database role; return ``(exit code, jobs started)``."""
+        settings = section.settings
+        try:
+            set_role(settings.dbuser)
+        except DatabaseError as e:
+            transaction.abort()
+            self._check_reachable()
+            self.logger.error(
+                "Section %s: cannot run as database role %s (see `jobs db"
+                " roles`): %s", section.name, settings.dbuser, e)
+            return EXIT_SECTION_ERROR, 0
+        try:
+            reporter = error_reporter_for(section.name)
+            return 0, execute(section, reporter)
+        finally:
+            set_role(None)
+
+    @staticmethod
+    def _check_reachable():
+        """Raise `DisconnectionError` when the database cannot be reached
+        as the login role either: then the role is not at fault (a worker
+        backs off and retries; a cron run reports a lost database)."""
+        try:
+            get_store().execute("SELECT 1")
+        except (DatabaseError, StormDatabaseError) as e:
+            raise DisconnectionError(str(e)) from None
+        finally:
+            transaction.abort()
+
+    def _execute(self, section, reporter, should_stop=None, worker=False):
+        """Run the section's jobs with the back-end its settings ask for;
+        log the summary; return the number of jobs started."""
+        options, settings = self.options, section.settings
+        processes = options.processes or (
+            settings.processes if settings.runner_class == "ProcessJobRunner"
+            else 0)
+        if options.batch_size is not None:
+            settings = _with(settings, batch_size=options.batch_size)
+        kwargs = dict(settings=settings, should_stop=should_stop,
+                      max_jobs=options.max_jobs,
+                      max_seconds=options.max_seconds)
+        if processes:
+            runner = ProcessJobRunner.runFromSource(
+                section.source, self.logger, reporter, config=self.config,
+                processes=processes, **kwargs)
+        else:
+            runner = self.runner_class.runFromSource(
+                section.source, self.logger, reporter, **kwargs)
+        if runner.budget_reached:
+            self.logger.info("Budget reached: stopped claiming.")
+        if runner.started or not worker:
+            runner.log_summary(self.logger)
+        return runner.started
+
+    def check_schema(self, store):
+        """Raise `SchemaError` when the framework's schema is missing or old.
+
+        :raises DatabaseError: when the database cannot be reached.
+        """
+        try:
+            schema.check(store)
+        except SchemaError:
+            raise
+        except Exception as e:
+            raise DatabaseError(
+                "Cannot use the database %s: %s"
+                % (uri_without_password(get_config().database_uri),
+                   " ".join(str(e).split()))
+            ) from None
+        finally:
+            transaction.abort()
+
+
+class _Overridden:
+    """A section's settings with some values replaced."""
+
+    def __init__(self, settings, values):
+        self._settings = settings
+        self.__dict__.update(values)
+
+    def __getattr__(self, name):
+        return getattr(self._settings, name)
+
+
+def _with(settings, **values):
+    return _Overridden(settings, values)

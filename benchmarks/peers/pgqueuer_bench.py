@@ -46,8 +46,6 @@ def arun(coro):
     return asyncio.run(coro)
 
 
-
-
 def asyncpg_kwargs(dsn: str) -> dict:
     """asyncpg takes no libpq key=value DSN, so translate the common keys."""
     params = conninfo_to_dict(dsn)
@@ -57,8 +55,6 @@ def asyncpg_kwargs(dsn: str) -> dict:
     if "port" in kwargs:
         kwargs["port"] = int(kwargs["port"])
     return kwargs
-
-
 
 
 async def prepare(args: argparse.Namespace, batch_size: int) -> None:
@@ -71,12 +67,14 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         # One job per commit (asyncpg autocommits each statement): what an
         # application pays when each request enqueues its own job. Measured
         # on a sample, then thrown away so the drain sees exactly --jobs rows.
-        start = time.perf_counter()
-        for _ in range(SINGLE_SAMPLE):
-            await queries.enqueue(ENTRYPOINT, None)
-        emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
-             batch_size=batch_size, processes=args.processes)
-        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
+        if not args.no_single_sample:
+            start = time.perf_counter()
+            for _ in range(SINGLE_SAMPLE):
+                await queries.enqueue(ENTRYPOINT, None)
+            emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE,
+                 time.perf_counter() - start, batch_size=batch_size,
+                 processes=args.processes)
+            await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
 
         # Bulk load: list arguments make enqueue() a single multi-row INSERT.
         start = time.perf_counter()

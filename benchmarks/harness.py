@@ -78,10 +78,15 @@ def configure():
     return fixture.config
 
 
-def load_jobs(count, finished=0):
-    """Empty the job tables, add `count` waiting no-op jobs (and
-    `finished` COMPLETED ones), ANALYZE; return the waiting jobs' ids."""
+def load_jobs(count, finished=0, **behaviour):
+    """Empty the job tables, add `count` waiting jobs (and `finished`
+    COMPLETED ones), ANALYZE; return the waiting jobs' ids.
+
+    :param behaviour: the waiting jobs' ``json_data`` (see
+        `DoFooJob.create`); none: no-op jobs.
+    """
     store = get_store()
+    store.execute("DELETE FROM job_execution")
     store.execute("DELETE FROM foo_job")
     store.execute("DELETE FROM job")
     store.execute("DELETE FROM foo")
@@ -89,7 +94,7 @@ def load_jobs(count, finished=0):
     store.add(foo)
     if finished:
         make_many_foo_jobs(store, foo, finished, status=2)
-    ids = make_many_foo_jobs(store, foo, count)
+    ids = make_many_foo_jobs(store, foo, count, **behaviour)
     transaction.commit()
     analyze()
     return ids
@@ -142,10 +147,18 @@ def machine():
         version)
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages, rounded (for every figure:
+    on this shared 2-core machine, what else ran matters)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def header(name):
     print("# %s — %s" % (name, datetime.now(timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC")))
     print("# machine: %s" % machine())
+    print("# load average at start (1/5/15 min): %s" % " / ".join(
+        map(str, load_average())))
     print("# command: %s" % " ".join([os.path.relpath(sys.argv[0], ROOT)]
                                      + sys.argv[1:]))
 

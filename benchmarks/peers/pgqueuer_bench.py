@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import sys
 import time
 from datetime import timedelta
@@ -26,7 +25,8 @@ from datetime import timedelta
 import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
-from peer_common import SINGLE_SAMPLE, emit, parser, reset_database
+from peer_common import (SINGLE_SAMPLE, emit, parser, reset_database,
+                         run_in_children)
 from pgqueuer import QueueManager, Queries
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
@@ -93,7 +93,7 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         await conn.close()
 
 
-async def consume(dsn: str, batch_size: int, ready, timeout: float) -> None:
+async def consume(dsn: str, batch_size: int, timeout: float, ready) -> None:
     conn = await asyncpg.connect(**asyncpg_kwargs(dsn))
     try:
         qm = QueueManager(Queries.from_asyncpg_connection(conn))
@@ -122,9 +122,9 @@ async def consume(dsn: str, batch_size: int, ready, timeout: float) -> None:
         await conn.close()
 
 
-def consumer_main(dsn: str, batch_size: int, ready, timeout: float) -> None:
+def consumer_main(dsn: str, batch_size: int, timeout: float, ready) -> None:
     try:
-        arun(consume(dsn, batch_size, ready, timeout))
+        arun(consume(dsn, batch_size, timeout, ready))
     except asyncio.TimeoutError:
         print(f"consumer timed out after {timeout}s", file=sys.stderr)
         sys.exit(2)
@@ -144,42 +144,13 @@ async def remaining(dsn: str) -> tuple[int, int]:
 
 
 def drain(args: argparse.Namespace, batch_size: int) -> bool:
-    # spawn, not fork: each consumer gets its own clean interpreter and event
-    # loop, as separate worker processes would in production.
-    ctx = mp.get_context("spawn")
-    ready = ctx.Barrier(args.processes + 1)
-    procs = [
-        ctx.Process(target=consumer_main,
-                    args=(args.dsn, batch_size, ready, args.timeout))
-        for _ in range(args.processes)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        ready.wait(timeout=60)
-    except Exception:
-        print("consumers did not start within 60s", file=sys.stderr)
-        for p in procs:
-            p.kill()
-        return False
-    start = time.perf_counter()
-    deadline = time.monotonic() + args.timeout + 30
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-    seconds = time.perf_counter() - start
-
-    failed = False
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
-            failed = True
-        elif p.exitcode != 0:
-            failed = True
+    seconds, codes = run_in_children(
+        consumer_main, (args.dsn, batch_size, args.timeout), args.processes,
+        args.timeout)
     left, done = arun(remaining(args.dsn))
-    if failed or left != 0 or done != args.jobs:
+    if seconds is None or left != 0 or done != args.jobs:
         print(f"drain incomplete: {left} jobs left, {done}/{args.jobs} logged, "
-              f"exit codes {[p.exitcode for p in procs]}", file=sys.stderr)
+              f"exit codes {codes}", file=sys.stderr)
         return False
     emit(SYSTEM, "process", args.jobs, seconds, batch_size=batch_size,
          processes=args.processes)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import sys
 import time
 
 import procrastinate
-from peer_common import SINGLE_SAMPLE, emit, parser, reset_database
+from peer_common import (SINGLE_SAMPLE, emit, parser, reset_database,
+                         run_in_children)
 
 SYSTEM = "procrastinate"
 
@@ -102,7 +102,7 @@ async def work(app: procrastinate.App, concurrency: int, timeout: float) -> None
     )
 
 
-async def child_work(dsn: str, concurrency: int, ready, timeout: float) -> None:
+async def child_work(dsn: str, concurrency: int, timeout: float, ready) -> None:
     app, _ = make_app(dsn, concurrency)
     async with app.open_async():
         # Connected: only the drain itself is on the clock.
@@ -110,9 +110,9 @@ async def child_work(dsn: str, concurrency: int, ready, timeout: float) -> None:
         await work(app, concurrency, timeout)
 
 
-def child_main(dsn: str, concurrency: int, ready, timeout: float) -> None:
+def child_main(dsn: str, concurrency: int, timeout: float, ready) -> None:
     try:
-        asyncio.run(child_work(dsn, concurrency, ready, timeout))
+        asyncio.run(child_work(dsn, concurrency, timeout, ready))
     except asyncio.TimeoutError:
         print(f"worker timed out after {timeout}s", file=sys.stderr)
         sys.exit(2)
@@ -120,37 +120,11 @@ def child_main(dsn: str, concurrency: int, ready, timeout: float) -> None:
 
 def drain_in_children(args: argparse.Namespace, concurrency: int) -> float | None:
     """Drain with --processes spawned workers; return the seconds, or None."""
-    ctx = mp.get_context("spawn")
-    ready = ctx.Barrier(args.processes + 1)
-    procs = [ctx.Process(target=child_main,
-                         args=(args.dsn, concurrency, ready, args.timeout))
-             for _ in range(args.processes)]
-    for p in procs:
-        p.start()
-    try:
-        ready.wait(timeout=60)
-    except Exception:
-        print("workers did not start within 60s", file=sys.stderr)
-        for p in procs:
-            p.kill()
-        return None
-    start = time.perf_counter()
-    deadline = time.monotonic() + args.timeout + 30
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-    seconds = time.perf_counter() - start
-    failed = False
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
-            failed = True
-        elif p.exitcode != 0:
-            failed = True
-    if failed:
-        print(f"a worker failed: exit codes {[p.exitcode for p in procs]}",
-              file=sys.stderr)
-        return None
+    seconds, codes = run_in_children(
+        child_main, (args.dsn, concurrency, args.timeout), args.processes,
+        args.timeout)
+    if seconds is None:
+        print(f"a worker failed: exit codes {codes}", file=sys.stderr)
     return seconds
 
 

@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 
 import psycopg2
-import transaction  # noqa: F401 (benchmarks use harness.transaction)
+import transaction
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
@@ -27,7 +27,7 @@ from jobs.database import connect, disconnect, get_store  # noqa: E402
 from jobs.registration import register_components  # noqa: E402
 from jobs.testing.factory import make_many_foo_jobs  # noqa: E402
 from jobs.testing.fixtures import ConfigFixture  # noqa: E402
-from jobs.testing.foojob import MIGRATIONS, Foo  # noqa: E402
+from jobs.testing.foojob import MIGRATIONS, DoFooJob, Foo  # noqa: E402
 
 DATABASE = os.environ.get("JOBS_BENCH_DB", "jobs_bench")
 # The local socket, as the baseline in shared/reference was measured.
@@ -78,10 +78,15 @@ def configure():
     return fixture.config
 
 
-def load_jobs(count, finished=0):
-    """Empty the job tables, add `count` waiting no-op jobs (and
-    `finished` COMPLETED ones), ANALYZE; return the waiting jobs' ids."""
+def load_jobs(count, finished=0, **behaviour):
+    """Empty the job tables, add `count` waiting jobs (and `finished`
+    COMPLETED ones), ANALYZE; return the waiting jobs' ids.
+
+    :param behaviour: the waiting jobs' ``json_data`` (see
+        `DoFooJob.create`); none: no-op jobs.
+    """
     store = get_store()
+    store.execute("DELETE FROM job_execution")
     store.execute("DELETE FROM foo_job")
     store.execute("DELETE FROM job")
     store.execute("DELETE FROM foo")
@@ -89,10 +94,57 @@ def load_jobs(count, finished=0):
     store.add(foo)
     if finished:
         make_many_foo_jobs(store, foo, finished, status=2)
-    ids = make_many_foo_jobs(store, foo, count)
+    ids = make_many_foo_jobs(store, foo, count, **behaviour)
     transaction.commit()
     analyze()
     return ids
+
+
+NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+# The rows of each kind of job `bulk_load` inserts: (status, the columns
+# besides status, their values as SQL).
+BULK_KINDS = {
+    # COMPLETED an hour ago, after one attempt.
+    "finished": (2, "attempt_count, date_created, date_started,"
+                    " date_finished",
+                 "1, %s - interval '2 hours', %s - interval '1 hour',"
+                 " %s - interval '1 hour'" % (NOW, NOW, NOW)),
+    # WAITING, scheduled a day ahead.
+    "future": (0, "scheduled_start", "%s + interval '1 day'" % NOW),
+    # WAITING and ready now.
+    "waiting": (0, None, None),
+}
+
+
+def bulk_load(parts):
+    """Empty the job tables (TRUNCATE) and insert no-op DoFooJob jobs,
+    oldest first, with one INSERT ... SELECT FROM generate_series per
+    table and part; then VACUUM ANALYZE.
+
+    :param parts: ``[(count, kind)]``, kind one of `BULK_KINDS`.
+    """
+    transaction.abort()  # the main store's locks would hold the TRUNCATE
+    connection = psycopg2.connect("dbname=%s" % DATABASE)
+    with connection, connection.cursor() as cursor:
+        cursor.execute("TRUNCATE job_execution, foo_job, job, foo"
+                       " RESTART IDENTITY CASCADE")
+        cursor.execute("INSERT INTO foo (name) VALUES ('bench') RETURNING id")
+        foo = cursor.fetchone()[0]
+        for count, kind in parts:
+            status, columns, values = BULK_KINDS[kind]
+            cursor.execute("SELECT coalesce(max(id), 0) FROM job")
+            before = cursor.fetchone()[0]
+            cursor.execute(
+                "INSERT INTO job (status%s) SELECT %d%s FROM"
+                " generate_series(1, %%s)" % (
+                    ", " + columns if columns else "", status,
+                    ", " + values if values else ""), (count,))
+            cursor.execute(
+                "INSERT INTO foo_job (job, foo, job_type, json_data)"
+                " SELECT id, %s, %s, '{}' FROM job WHERE id > %s",
+                (foo, DoFooJob.class_job_type.value, before))
+    connection.close()
+    analyze()
 
 
 def analyze():
@@ -142,10 +194,18 @@ def machine():
         version)
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages, rounded (for every figure:
+    on this shared 2-core machine, what else ran matters)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def header(name):
     print("# %s — %s" % (name, datetime.now(timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC")))
     print("# machine: %s" % machine())
+    print("# load average at start (1/5/15 min): %s" % " / ".join(
+        map(str, load_average())))
     print("# command: %s" % " ".join([os.path.relpath(sys.argv[0], ROOT)]
                                      + sys.argv[1:]))
 

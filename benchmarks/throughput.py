@@ -1,37 +1,63 @@
 #!/usr/bin/env python3
-"""Enqueue and processing rates of no-op jobs, with the baselines measured
-in the same run on the same PostgreSQL.
+"""Processing rates of no-op jobs, with the baselines measured in the same
+run on the same PostgreSQL over the same Unix socket, as medians of
+interleaved repetitions; and the enqueue rates.
 
-    .venv/bin/python benchmarks/throughput.py [--sizes 10000,100000] [--no-peers]
+    .venv/bin/python benchmarks/throughput.py [--sizes 10000] [--repeat 3]
+        [--modes MODE,...] [--references MODE,...] [--no-peers] [--no-enqueue]
 
-Modes:
-  one-by-one      the cron default (batch_size 0, Launchpad's way): read
-                  the ready ids, then per job take its lease, start it
-                  (commit), run it and record the outcome (commit)
-  per-job-commit  batch_size 1: claim one job per transaction, run it and
-                  record its outcome in another: pgbench's two-transaction
-                  shape below
-  batch           claim 100 per statement, one commit per outcome
-  group-commit    claim 200 per statement, 200 outcomes per commit
-  worker-N        run_jobs.py --worker, N processes, group commit
-  worker-per-job-N  the same, per-job-commit section (batch_size 1)
+Each round runs every mode once, in order (A, B, C, ..., then A, B, C
+again): a drift of the machine's speed touches every mode alike. Each
+figure is the median of the rounds; every measurement prints the load
+average (1/5/15 min) at its end, since this machine is shared (the
+benchmark's own processes count in it too: about 1 for one process, 2 for
+two). Ratios are taken within the run: the ratio of the medians, and in
+brackets the ratio within each round.
 
-Baselines: pgbench's two-transaction claim/complete loop (the physical
-limit of one commit per claim and per completion), and, when
-benchmarks/peers/setup.sh has been run, Procrastinate and PgQueuer.
+Framework modes (--modes; default all):
+  one-by-one        the cron default (batch_size 0, Launchpad's way): read
+                    the ready ids, then per job take its lease, start it
+                    (commit), run it and record the outcome (commit)
+  per-job-commit    batch_size 1: claim one job per statement, its outcome
+                    committed on its own (the next claim rides on it)
+  batch             claim 100 per statement, one commit per outcome
+  group-commit      claim 200 per statement, 200 outcomes per commit
+  group-commit-info the same with a logger at INFO formatted as
+                    run_jobs.py formats, into /dev/null
+  worker-N          run_jobs.py --worker -q, N processes, group commit
+  worker-per-job-N  the same on the per-job-commit section (batch_size 1)
+  worker-info-N     worker-N at run_jobs.py's default verbosity (INFO, no
+                    -q), its log to /dev/null
+Workers are started on the loaded queue while a lock on the job table
+holds their first claim; the clock starts when every worker waits on it
+and the lock is released (start-up is not throughput: the peers' harness
+excludes it too). ``seconds_with_startup`` is printed as well.
+
+Reference modes (--references; default all, peers only when installed
+and without --no-peers):
+  pgbench-N         pgbench's claim + complete, 2 transactions a job, N
+                    clients
+  raw-per-job-N     raw_ceiling.py --shape per-job, N processes: the
+                    framework's per-job statements, prepared, no framework
+  raw-group-N       raw_ceiling.py --shape group, N processes
+  pgqueuer-bB-N     PgQueuer, dequeue batch B, N processes (B: 100, 200)
+  procrastinate-cC-N  Procrastinate, concurrency C, N processes (C: 4)
+"PgQueuer best" and "Procrastinate best" are the best median of their
+configurations in this run. Each framework mode is also shown against its
+raw ceiling (same shape, same number of processes).
 """
 
 import argparse
-import json
 import logging
 import os
-import re
 import signal
 import subprocess
-import tempfile
+import sys
 import time
 
+import baselines
 import harness  # noqa: F401 (sets sys.path)
+import report
 import transaction
 
 from jobs.log import DevNullLogger
@@ -40,12 +66,8 @@ from jobs.runners.batch import BatchRunner
 from jobs.scripts.logger import formatter
 from jobs.testing.foojob import DoFooJob, Foo
 
-PEERS = os.path.join(harness.ROOT, "benchmarks", "peers")
-PEERS_PYTHON = os.path.join(harness.ROOT, "benchmarks", ".venv-peers", "bin",
-                            "python")
 
-
-def enqueue_rates(figures):
+def enqueue_rates():
     store = harness.get_store()
     harness.load_jobs(0)
     foo = store.find(Foo).one()
@@ -57,9 +79,9 @@ def enqueue_rates(figures):
             transaction.commit()
 
     seconds, _ = harness.timed(one_by_one)
-    figures["enqueue_single"] = single / seconds
     harness.emit(measure="enqueue", mode="one job per commit", jobs=single,
-                 seconds=round(seconds, 3), jobs_per_s=round(single / seconds))
+                 seconds=round(seconds, 3), jobs_per_s=round(single / seconds),
+                 load=harness.load_average())
     count = 10000
     foo = store.find(Foo).one()
 
@@ -71,43 +93,20 @@ def enqueue_rates(figures):
         transaction.commit()
 
     seconds, _ = harness.timed(batch)
-    figures["enqueue_batch"] = count / seconds
     harness.emit(measure="enqueue", mode="create() x 100 per commit",
                  jobs=count, seconds=round(seconds, 3),
-                 jobs_per_s=round(count / seconds))
+                 jobs_per_s=round(count / seconds),
+                 load=harness.load_average())
     # The foreign-key checks' cached plans were made on an empty table:
     # ANALYZE first, or each check scans the whole table (measured 20x).
     harness.analyze()
     seconds, _ = harness.timed(
         lambda: (harness.make_many_foo_jobs(store, store.find(Foo).one(),
                                             count), transaction.commit()))
-    figures["enqueue_bulk"] = count / seconds
     harness.emit(measure="enqueue", mode="bulk SQL (make_many_foo_jobs)",
                  jobs=count, seconds=round(seconds, 3),
-                 jobs_per_s=round(count / seconds))
-
-
-def in_process(make_runner):
-    def run():
-        runner = make_runner()
-        (runner.runAll if hasattr(runner, "runAll") else runner.run)()
-    return run
-
-
-MODES = {
-    "one-by-one": in_process(lambda: JobRunner.fromReady(
-        DoFooJob, DevNullLogger(), keep_jobs=False)),
-    "per-job-commit": in_process(lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=1)),
-    "batch": in_process(lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=100)),
-    "group-commit": in_process(lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=200, group_commit=200)),
-    # The same at run_jobs.py's default verbosity: two INFO lines a job,
-    # formatted (to /dev/null) as run_jobs.py formats them.
-    "group-commit-info": in_process(lambda: BatchRunner(
-        DoFooJob, info_logger(), batch_size=200, group_commit=200)),
-}
+                 jobs_per_s=round(count / seconds),
+                 load=harness.load_average())
 
 
 def info_logger():
@@ -122,185 +121,244 @@ def info_logger():
     return logger
 
 
-WORKER_SECTIONS = {"worker": "bench_group", "worker-per-job": "bench_per_job"}
+IN_PROCESS = {
+    "one-by-one": lambda: JobRunner.fromReady(
+        DoFooJob, DevNullLogger(), keep_jobs=False).runAll(),
+    "per-job-commit": lambda: BatchRunner(
+        DoFooJob, DevNullLogger(), batch_size=1).run(),
+    "batch": lambda: BatchRunner(
+        DoFooJob, DevNullLogger(), batch_size=100).run(),
+    "group-commit": lambda: BatchRunner(
+        DoFooJob, DevNullLogger(), batch_size=200, group_commit=200).run(),
+    # Two INFO lines a job, formatted as run_jobs.py formats them.
+    "group-commit-info": lambda: BatchRunner(
+        DoFooJob, info_logger(), batch_size=200, group_commit=200).run(),
+}
+# The per-job-commit-shaped modes; every other framework mode is a group.
+PER_JOB_SHAPED = ("one-by-one", "per-job-commit", "batch", "worker-per-job")
+# worker family -> (section, quiet)
+WORKERS = {"worker": ("bench_group", True),
+           "worker-per-job": ("bench_per_job", True),
+           "worker-info": ("bench_group", False)}
 
 
-def run_workers(section, processes, count):
-    """Start `processes` workers on a loaded queue; time until it drains."""
-    env = dict(os.environ)
-    started = time.perf_counter()
-    workers = [subprocess.Popen(
-        harness.run_jobs_command("--worker", "-q", section), env=env,
-        stderr=subprocess.DEVNULL) for _ in range(processes)]
+def drained(cursor):
+    cursor.execute("SELECT NOT EXISTS (SELECT 1 FROM job WHERE status IN"
+                   " (0, 1))")
+    return cursor.fetchone()[0]
+
+
+def waiting_on_gate(cursor):
+    cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND"
+                   " relation = 'job'::regclass")
+    return cursor.fetchone()[0]
+
+
+def run_workers(section, processes, count, quiet=True):
+    """Start `processes` workers on the loaded queue, their first claim
+    held by a lock on the job table; release it and time until the queue
+    is drained. Return ``(seconds, seconds_with_startup)``."""
+    gate = harness.psycopg2.connect(dbname=harness.DATABASE)
+    watch = harness.psycopg2.connect(dbname=harness.DATABASE)
+    watch.autocommit = True
+    cursor = watch.cursor()
+    gate.cursor().execute("LOCK TABLE job IN SHARE ROW EXCLUSIVE MODE")
+    launched = time.perf_counter()
+    command = harness.run_jobs_command(
+        "--worker", *(["-q"] if quiet else []), section)
+    workers = [subprocess.Popen(command, env=dict(os.environ),
+                                stderr=subprocess.DEVNULL)
+               for _ in range(processes)]
     try:
-        while harness.count_status(2) < count:
+        deadline = time.monotonic() + 60
+        while waiting_on_gate(cursor) < processes:
+            if any(w.poll() is not None for w in workers):
+                raise RuntimeError("a worker exited before its first claim")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not reach their first"
+                                   " claim within 60 s")
+            time.sleep(0.01)
+        started = time.perf_counter()
+        gate.rollback()
+        while not drained(cursor):
             if any(w.poll() is not None for w in workers):
                 raise RuntimeError("a worker exited early")
-            time.sleep(0.05)
-        return time.perf_counter() - started
+            time.sleep(0.01)
+        finished = time.perf_counter()
+        return finished - started, finished - launched
     finally:
+        gate.close()
+        watch.close()
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         for worker in workers:
             worker.wait(60)
 
 
-def processing(sizes, modes, figures):
-    for size in sizes:
-        for mode in modes:
-            harness.load_jobs(size)
-            if mode.startswith("worker"):
-                kind, processes = mode.rsplit("-", 1)
-                seconds = run_workers(WORKER_SECTIONS[kind], int(processes),
-                                      size)
-            else:
-                seconds, _ = harness.timed(MODES[mode])
-            done = harness.count_status(2)
-            assert done == size, "%s: %d of %d completed" % (mode, done, size)
-            figures[(mode, size)] = size / seconds
-            harness.emit(measure="process", mode=mode, jobs=size,
-                         seconds=round(seconds, 3),
-                         jobs_per_s=round(size / seconds))
+class Mode:
+    """One line of the benchmark: what it runs and what it compares to.
+
+    :ivar kind: "framework", "pgbench", "raw", "pgqueuer" or
+        "procrastinate".
+    :ivar processes: processes (pgbench: clients) it runs.
+    :ivar shape: "per-job" or "group" (framework and raw modes).
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.shape = None
+        self.processes = 1
+        self.extra = {}
+        family, _, last = name.rpartition("-")
+        if name in IN_PROCESS:
+            self.kind = "framework"
+        elif family in WORKERS and last.isdigit():
+            self.kind, self.family = "framework", family
+            self.processes = int(last)
+        elif family == "pgbench" and last.isdigit():
+            self.kind, self.processes = "pgbench", int(last)
+        elif family in ("raw-per-job", "raw-group") and last.isdigit():
+            self.kind, self.processes = "raw", int(last)
+            self.shape = family[len("raw-"):]
+        elif (family.startswith("pgqueuer-b") and last.isdigit()
+              and family[len("pgqueuer-b"):].isdigit()):
+            self.kind, self.processes = "pgqueuer", int(last)
+            self.extra = {"batch_size": int(family[len("pgqueuer-b"):])}
+        elif (family.startswith("procrastinate-c") and last.isdigit()
+              and family[len("procrastinate-c"):].isdigit()):
+            self.kind, self.processes = "procrastinate", int(last)
+            self.extra = {"concurrency": int(family[len("procrastinate-c"):])}
+        else:
+            raise ValueError(name)
+        if self.processes < 1:
+            raise ValueError(name)
+        if self.kind == "framework":
+            self.shape = ("per-job" if name.rstrip("-0123456789")
+                          in PER_JOB_SHAPED else "group")
+
+    @property
+    def ceiling(self):
+        """The name of this framework mode's raw ceiling."""
+        if self.kind != "framework":
+            return None
+        return "raw-%s-%d" % (self.shape, self.processes)
+
+    def run(self, size):
+        """Drain `size` jobs once; return ``(jobs/s, extra figures)``."""
+        if self.kind == "pgbench":
+            return baselines.pgbench(size, self.processes), {}
+        if self.kind == "raw":
+            return baselines.raw(size, self.shape, self.processes), {}
+        if self.kind in ("pgqueuer", "procrastinate"):
+            return baselines.peer(size, self.kind, self.processes,
+                                  **self.extra), {}
+        harness.load_jobs(size)
+        extra = {}
+        if self.name in IN_PROCESS:
+            seconds, _ = harness.timed(IN_PROCESS[self.name])
+        else:
+            section, quiet = WORKERS[self.family]
+            seconds, with_startup = run_workers(section, self.processes,
+                                                size, quiet)
+            extra["seconds_with_startup"] = round(with_startup, 3)
+        done = harness.count_status(2)
+        if done != size:
+            raise RuntimeError("%d of %d completed" % (done, size))
+        extra["seconds"] = round(seconds, 3)
+        return size / seconds, extra
 
 
-PGBENCH_SCRIPT = """\
-BEGIN;
-UPDATE pgb_job SET status = 1 WHERE id = (SELECT id FROM pgb_job WHERE status = 0 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id AS job_id \\gset
-COMMIT;
-UPDATE pgb_job SET status = 2 WHERE id = :job_id;
-"""
+FRAMEWORK_MODES = (list(IN_PROCESS) + [
+    "worker-per-job-1", "worker-per-job-2", "worker-1", "worker-2",
+    "worker-info-2"])
+REFERENCE_MODES = ["pgbench-1", "pgbench-2", "raw-per-job-1",
+                   "raw-per-job-2", "raw-group-1", "raw-group-2"]
+PEER_MODES = ["pgqueuer-b100-1", "pgqueuer-b200-1", "pgqueuer-b100-2",
+              "pgqueuer-b200-2", "procrastinate-c4-1", "procrastinate-c4-2"]
 
 
-def pgbench(count, figures):
-    """The physical limit: claim (1 transaction) + complete (1 transaction)."""
+def measure(sizes, modes, repeat):
+    """Run every mode once per round, `repeat` rounds, for each size;
+    return ``{size: {mode name: [(jobs/s or None, load average)]}}``."""
     results = {}
-    for clients in (1, 2):
-        connection = harness.admin()
-        connection.close()
-        db = harness.psycopg2.connect("dbname=%s" % harness.DATABASE)
-        db.autocommit = True
-        cursor = db.cursor()
-        cursor.execute("DROP TABLE IF EXISTS pgb_job")
-        cursor.execute("CREATE TABLE pgb_job (id serial PRIMARY KEY,"
-                       " status integer NOT NULL DEFAULT 0)")
-        cursor.execute("CREATE INDEX ON pgb_job (id) WHERE status = 0")
-        cursor.execute("INSERT INTO pgb_job (status) SELECT 0 FROM"
-                       " generate_series(1, %s)", (count,))
-        cursor.execute("VACUUM ANALYZE pgb_job")
-        db.close()
-        with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
-            script.write(PGBENCH_SCRIPT)
-            script.flush()
-            output = subprocess.run(
-                ["pgbench", "-n", "-c", str(clients), "-j", str(clients),
-                 "-t", str(count // clients), "-f", script.name,
-                 harness.DATABASE], capture_output=True, text=True).stdout
-        tps = float(re.search(r"tps = ([\d.]+)", output).group(1))
-        results[clients] = tps
-        harness.emit(measure="process", mode="pgbench claim+complete",
-                     clients=clients, jobs=count, jobs_per_s=round(tps))
-    figures["pgbench"] = results
-
-
-def peers(count, figures):
-    if not os.path.exists(PEERS_PYTHON):
-        print("# peers: not installed (run benchmarks/peers/setup.sh)")
-        return
-    for name in ("procrastinate", "pgqueuer"):
-        script = os.path.join(PEERS, "%s_bench.py" % name)
-        output = subprocess.run(
-            [PEERS_PYTHON, script, "--jobs", str(count)],
-            capture_output=True, text=True, timeout=1800)
-        best = 0
-        for line in output.stdout.splitlines():
-            if not line.startswith("{"):
-                continue
-            print(line)
-            record = json.loads(line)
-            if record.get("measure") == "process":
-                best = max(best, record["jobs_per_s"])
-        if output.returncode:
-            print("# %s failed: %s" % (name, output.stderr[-500:]))
-        figures[name] = best
-
-
-def ratios(figures, sizes):
-    limit_1 = figures.get("pgbench", {}).get(1)
-    limit_2 = figures.get("pgbench", {}).get(2)
-    print("# ratios (same run)")
     for size in sizes:
-        for key, rate in figures.items():
-            if not isinstance(key, tuple) or key[1] != size:
-                continue
-            mode, n = key
-            parts = ["%s %d jobs: %.0f jobs/s" % (mode, n, rate)]
-            if limit_1:
-                parts.append("%.2fx pgbench(1 client)" % (rate / limit_1))
-            if limit_2:
-                parts.append("%.2fx pgbench(2 clients)" % (rate / limit_2))
-            for peer in ("procrastinate", "pgqueuer"):
-                if figures.get(peer):
-                    parts.append("%.2fx %s best" % (rate / figures[peer], peer))
-            print("#   " + "; ".join(parts))
-        targets(figures, size)
+        results[size] = {mode.name: [] for mode in modes}
+        for round_ in range(1, repeat + 1):
+            for mode in modes:
+                try:
+                    rate, extra = mode.run(size)
+                except Exception as e:
+                    rate, extra = None, {"error": " ".join(str(e).split())}
+                    transaction.abort()
+                load = harness.load_average()
+                results[size][mode.name].append((rate, load))
+                harness.emit(measure="process", mode=mode.name, jobs=size,
+                             round=round_,
+                             jobs_per_s=rate and round(rate), load=load,
+                             **extra)
+    return results
 
 
-def clients(mode):
-    """How many processes a mode runs (the pgbench clients to compare)."""
-    return int(mode.rsplit("-", 1)[1]) if mode.startswith("worker") else 1
-
-
-def targets(figures, size):
-    """Issue 4's throughput targets, from this run's figures."""
-    pgbench = figures.get("pgbench", {})
-    per_job = {mode: rate for (mode, n), rate in _rates(figures, size)
-               if mode == "per-job-commit" or mode.startswith("worker-per-job")}
-    grouped = {mode: rate for (mode, n), rate in _rates(figures, size)
-               if mode in ("batch", "group-commit")
-               or (mode.startswith("worker-") and "per-job" not in mode)}
-    print("# targets, %d jobs" % size)
-    if per_job and pgbench:
-        for mode, rate in per_job.items():
-            limit = pgbench.get(clients(mode))
-            if limit:
-                print("#   %s: %.2fx pgbench with %d client(s) (target 0.70x)"
-                      % (mode, rate / limit, clients(mode)))
-    if per_job and figures.get("procrastinate"):
-        mode, rate = max(per_job.items(), key=lambda item: item[1])
-        print("#   per-job-commit best (%s) %.0f jobs/s: %.2fx Procrastinate's"
-              " best (target 2x)" % (mode, rate, rate / figures["procrastinate"]))
-    if grouped and figures.get("pgqueuer"):
-        mode, rate = max(grouped.items(), key=lambda item: item[1])
-        print("#   batch/group best (%s) %.0f jobs/s: %.2fx PgQueuer's best"
-              " (target 1x)" % (mode, rate, rate / figures["pgqueuer"]))
-
-
-def _rates(figures, size):
-    return [(key, rate) for key, rate in figures.items()
-            if isinstance(key, tuple) and key[1] == size]
+def parse_modes(parser, text):
+    modes = []
+    for name in filter(None, text.split(",")):
+        try:
+            modes.append(Mode(name))
+        except ValueError:
+            parser.error("unknown mode %r (see --help)" % name)
+    return modes
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000")
-    parser.add_argument("--modes", default=",".join(
-        list(MODES) + ["worker-per-job-1", "worker-per-job-2", "worker-1",
-                       "worker-2"]))
-    parser.add_argument("--no-peers", action="store_true")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    parser.add_argument("--sizes", default="10000",
+                        help="jobs per drain, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds; figures are their medians")
+    parser.add_argument("--modes", default=",".join(FRAMEWORK_MODES),
+                        help="framework modes, comma-separated")
+    parser.add_argument("--references", default=None,
+                        help="reference modes, comma-separated (default: all;"
+                        " 'none' for none)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="leave out PgQueuer and Procrastinate")
+    parser.add_argument("--no-enqueue", action="store_true",
+                        help="skip the enqueue rates")
     options = parser.parse_args()
-    sizes = [int(size) for size in options.sizes.split(",")]
-    modes = options.modes.split(",")
+    try:
+        sizes = [int(size) for size in options.sizes.split(",")]
+    except ValueError:
+        parser.error("--sizes takes whole numbers, comma-separated")
+    if min(sizes) < 2 or options.repeat < 1:
+        parser.error("--sizes must be at least 2 and --repeat at least 1")
+    references = options.references
+    if references is None:
+        references = REFERENCE_MODES
+        if not options.no_peers:
+            if baselines.peers_installed():
+                references = references + PEER_MODES
+            else:
+                print("# peers: not installed (run benchmarks/peers/setup.sh)")
+        references = ",".join(references)
+    elif references == "none":
+        references = ""
+    modes = parse_modes(parser, options.modes) + parse_modes(
+        parser, references)
+    if options.no_peers:
+        modes = [m for m in modes
+                 if m.kind not in ("pgqueuer", "procrastinate")]
     harness.header("throughput")
     harness.fresh_database()
     harness.configure()
-    figures = {}
-    enqueue_rates(figures)
-    processing(sizes, modes, figures)
-    pgbench(min(sizes), figures)
-    if not options.no_peers:
-        peers(min(sizes), figures)
-    ratios(figures, sizes)
+    if not options.no_enqueue:
+        enqueue_rates()
+    results = measure(sizes, modes, options.repeat)
+    for size in sizes:
+        report.summary(size, modes, results[size], options.repeat)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

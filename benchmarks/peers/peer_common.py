@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import sys
+import time
 from importlib.metadata import version
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-DEFAULT_DSN = "dbname=jobs_bench_peers host=127.0.0.1"
+# The local Unix socket, as jobs and pgbench use it (TCP cost the peers up
+# to 8%). asyncpg takes the socket's folder as its host too.
+DEFAULT_DSN = "dbname=jobs_bench_peers host=/var/run/postgresql"
 SINGLE_SAMPLE = 1000  # jobs enqueued one commit each; enough for a stable rate
 
 
@@ -57,4 +62,49 @@ def parser(description: str, enqueue_help: str) -> argparse.ArgumentParser:
     p.add_argument("--enqueue-chunk", type=int, default=1000, help=enqueue_help)
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds before a drain is abandoned")
+    p.add_argument("--no-single-sample", action="store_true",
+                   help="skip the one-job-per-commit enqueue sample (when"
+                   " only the drain is wanted)")
     return p
+
+
+def run_in_children(target, args: tuple, processes: int,
+                    timeout: float) -> tuple[float | None, list]:
+    """Run `target(*args, ready)` in `processes` spawned children; time from
+    the moment every child has called ``ready.wait()`` until the last one
+    has exited.
+
+    spawn, not fork: each child gets its own clean interpreter and event
+    loop, as separate worker processes would in production.
+
+    :return: ``(seconds, exit codes)``; seconds is None when a child did
+        not start within 60 s, outlived `timeout` (+30 s; it is killed) or
+        failed.
+    """
+    ctx = mp.get_context("spawn")
+    ready = ctx.Barrier(processes + 1)
+    procs = [ctx.Process(target=target, args=args + (ready,))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        ready.wait(timeout=60)
+    except Exception:
+        print("the children did not start within 60s", file=sys.stderr)
+        for p in procs:
+            p.kill()
+        return None, [None] * processes
+    start = time.perf_counter()
+    deadline = time.monotonic() + timeout + 30
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    seconds = time.perf_counter() - start
+    failed = False
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+            failed = True
+        elif p.exitcode != 0:
+            failed = True
+    return (None if failed else seconds), [p.exitcode for p in procs]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import sys
 import time
 from datetime import timedelta
@@ -26,7 +25,8 @@ from datetime import timedelta
 import asyncpg
 from psycopg.conninfo import conninfo_to_dict
 
-from peer_common import SINGLE_SAMPLE, emit, parser, reset_database
+from peer_common import (SINGLE_SAMPLE, emit, parser, reset_database,
+                         run_in_children)
 from pgqueuer import QueueManager, Queries
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
@@ -46,8 +46,6 @@ def arun(coro):
     return asyncio.run(coro)
 
 
-
-
 def asyncpg_kwargs(dsn: str) -> dict:
     """asyncpg takes no libpq key=value DSN, so translate the common keys."""
     params = conninfo_to_dict(dsn)
@@ -57,8 +55,6 @@ def asyncpg_kwargs(dsn: str) -> dict:
     if "port" in kwargs:
         kwargs["port"] = int(kwargs["port"])
     return kwargs
-
-
 
 
 async def prepare(args: argparse.Namespace, batch_size: int) -> None:
@@ -71,12 +67,14 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         # One job per commit (asyncpg autocommits each statement): what an
         # application pays when each request enqueues its own job. Measured
         # on a sample, then thrown away so the drain sees exactly --jobs rows.
-        start = time.perf_counter()
-        for _ in range(SINGLE_SAMPLE):
-            await queries.enqueue(ENTRYPOINT, None)
-        emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE, time.perf_counter() - start,
-             batch_size=batch_size, processes=args.processes)
-        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
+        if not args.no_single_sample:
+            start = time.perf_counter()
+            for _ in range(SINGLE_SAMPLE):
+                await queries.enqueue(ENTRYPOINT, None)
+            emit(SYSTEM, "enqueue_single", SINGLE_SAMPLE,
+                 time.perf_counter() - start, batch_size=batch_size,
+                 processes=args.processes)
+            await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
 
         # Bulk load: list arguments make enqueue() a single multi-row INSERT.
         start = time.perf_counter()
@@ -95,7 +93,7 @@ async def prepare(args: argparse.Namespace, batch_size: int) -> None:
         await conn.close()
 
 
-async def consume(dsn: str, batch_size: int, ready, timeout: float) -> None:
+async def consume(dsn: str, batch_size: int, timeout: float, ready) -> None:
     conn = await asyncpg.connect(**asyncpg_kwargs(dsn))
     try:
         qm = QueueManager(Queries.from_asyncpg_connection(conn))
@@ -124,9 +122,9 @@ async def consume(dsn: str, batch_size: int, ready, timeout: float) -> None:
         await conn.close()
 
 
-def consumer_main(dsn: str, batch_size: int, ready, timeout: float) -> None:
+def consumer_main(dsn: str, batch_size: int, timeout: float, ready) -> None:
     try:
-        arun(consume(dsn, batch_size, ready, timeout))
+        arun(consume(dsn, batch_size, timeout, ready))
     except asyncio.TimeoutError:
         print(f"consumer timed out after {timeout}s", file=sys.stderr)
         sys.exit(2)
@@ -146,42 +144,13 @@ async def remaining(dsn: str) -> tuple[int, int]:
 
 
 def drain(args: argparse.Namespace, batch_size: int) -> bool:
-    # spawn, not fork: each consumer gets its own clean interpreter and event
-    # loop, as separate worker processes would in production.
-    ctx = mp.get_context("spawn")
-    ready = ctx.Barrier(args.processes + 1)
-    procs = [
-        ctx.Process(target=consumer_main,
-                    args=(args.dsn, batch_size, ready, args.timeout))
-        for _ in range(args.processes)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        ready.wait(timeout=60)
-    except Exception:
-        print("consumers did not start within 60s", file=sys.stderr)
-        for p in procs:
-            p.kill()
-        return False
-    start = time.perf_counter()
-    deadline = time.monotonic() + args.timeout + 30
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-    seconds = time.perf_counter() - start
-
-    failed = False
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join()
-            failed = True
-        elif p.exitcode != 0:
-            failed = True
+    seconds, codes = run_in_children(
+        consumer_main, (args.dsn, batch_size, args.timeout), args.processes,
+        args.timeout)
     left, done = arun(remaining(args.dsn))
-    if failed or left != 0 or done != args.jobs:
+    if seconds is None or left != 0 or done != args.jobs:
         print(f"drain incomplete: {left} jobs left, {done}/{args.jobs} logged, "
-              f"exit codes {[p.exitcode for p in procs]}", file=sys.stderr)
+              f"exit codes {codes}", file=sys.stderr)
         return False
     emit(SYSTEM, "process", args.jobs, seconds, batch_size=batch_size,
          processes=args.processes)

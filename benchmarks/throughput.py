@@ -62,7 +62,6 @@ import transaction
 
 from jobs.log import DevNullLogger
 from jobs.runner import JobRunner
-from jobs.runners.batch import BatchRunner
 from jobs.scripts.logger import formatter
 from jobs.testing.foojob import DoFooJob, Foo
 
@@ -121,18 +120,35 @@ def info_logger():
     return logger
 
 
+def in_process(batch_size, group_commit=0, logger=None):
+    """A function that drains the queue in this process: `batch_size`
+    jobs claimed per statement, `group_commit` outcomes per commit."""
+    logger = logger or DevNullLogger()
+    try:
+        from jobs.sections import RunSettings
+    except ImportError:
+        # The code before the runner-core redesign (issue 12), for runs
+        # that compare before and after in one session.
+                if not batch_size:
+            return lambda: JobRunner.fromReady(
+                DoFooJob, logger, keep_jobs=False).runAll()
+        return lambda: BatchRunner(DoFooJob, logger, batch_size=batch_size,
+                                   group_commit=group_commit).run()
+    settings = RunSettings(batch_size=batch_size or 10,
+                           group_commit=group_commit)
+    return lambda: JobRunner(logger=logger, source=DoFooJob,
+                             settings=settings).runAll()
+
+
 IN_PROCESS = {
-    "one-by-one": lambda: JobRunner.fromReady(
-        DoFooJob, DevNullLogger(), keep_jobs=False).runAll(),
-    "per-job-commit": lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=1).run(),
-    "batch": lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=100).run(),
-    "group-commit": lambda: BatchRunner(
-        DoFooJob, DevNullLogger(), batch_size=200, group_commit=200).run(),
-    # Two INFO lines a job, formatted as run_jobs.py formats them.
-    "group-commit-info": lambda: BatchRunner(
-        DoFooJob, info_logger(), batch_size=200, group_commit=200).run(),
+    # run_jobs.py's default: the one-by-one leases before issue 12, a
+    # burst of 10-job claims since.
+    "one-by-one": in_process(0),
+    "per-job-commit": in_process(1),
+    "batch": in_process(100),
+    "group-commit": in_process(200, 200),
+    # The same at INFO, formatted as run_jobs.py formats its lines.
+    "group-commit-info": in_process(200, 200, info_logger()),
 }
 # The per-job-commit-shaped modes; every other framework mode is a group.
 PER_JOB_SHAPED = ("one-by-one", "per-job-commit", "batch", "worker-per-job")

@@ -263,6 +263,10 @@ class JobCronScript(Script):
         try:
             reporter = error_reporter_for(section.name)
             return 0, execute(section, reporter)
+        except SectionError as e:
+            transaction.abort()
+            self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR, 0
         finally:
             set_role(None)
 

@@ -8,8 +8,9 @@ connection of its own (`SideConnection`), fenced on the attempt. The same
 statement reads ``cancel_requested`` and whether the row is still this
 attempt's, so the attempt learns within one beat that an operator asked
 to cancel it (`jobs.attempt.Attempt.check_cancelled`) or that another
-runner took the job over (it was frozen past its lease: logged at
-WARNING, because someone must look).
+runner took the job over (it was frozen past its lease; the runner logs
+it at WARNING when it drops the attempt's outcome, because someone must
+look).
 
 A runner that dies stops beating: its jobs are taken over one lease after
 the last beat. Past a section's ``max_runtime`` an attempt's lease is no
@@ -199,7 +200,8 @@ class Heartbeat:
             return
         attempt.fenced = True
         self.forget([attempt])
-        self.logger.warning(
+        # INFO: the WARNING comes when the outcome is dropped (once).
+        self.logger.info(
             "Job %d: attempt %d lost its lease (this runner did not renew"
             " it in time: frozen, or cut off from the database) and another"
             " runner took the job over; this attempt's outcome will be"

@@ -40,6 +40,7 @@ from jobs.model.runnable import (
     BaseRunnableJob,
     claim_each,
     claim_ready,
+    context_of,
     load_jobs,
 )
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
@@ -151,7 +152,7 @@ class JobRunner(Execution):
                       **kwargs):
         """See `IJobRunner`."""
         runner = cls.fromReady(source, logger, error_reporter, **kwargs)
-        with source.contextManager():
+        with context_of(source):
             runner.runAll()
         return runner
 

@@ -16,7 +16,7 @@ from jobs.model import claims
 from jobs.model.job import Job
 from jobs.runner import JobRunner
 from jobs.testing.fixtures import CommitCounterFixture, FrozenClockFixture
-from jobs.testing.foojob import DoFooJob, Foo
+from jobs.testing.foojob import DoFooJob, Foo, FooJobDerived, FooJobType
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
 
@@ -36,8 +36,7 @@ class NotifyingJob(DoFooJob):
             raise RuntimeError("the mail server is down")
 
 
-@on_each_database
-class TestOutcomes(DatabaseTestCase):
+class OutcomeTestCase(DatabaseTestCase):
 
     def setUp(self):
         super().setUp()
@@ -64,6 +63,19 @@ class TestOutcomes(DatabaseTestCase):
 
     def assertLogged(self, text):
         self.assertThat(self.logger.getLogBuffer(), Contains(text))
+
+    def reclaim_and_complete(self, job_id):
+        try:
+            job = get_store().get(Job, job_id)
+            job.acquireLease(60)
+            job.start(manage_transaction=True)
+            job.complete(manage_transaction=True)
+        finally:
+            disconnect()
+
+
+@on_each_database
+class TestOutcomes(OutcomeTestCase):
 
     def test_runner_provides_IJobRunner(self):
         self.assertTrue(verifyObject(IJobRunner, JobRunner([])))
@@ -266,9 +278,23 @@ class TestOutcomes(DatabaseTestCase):
         self.assertEqual("LostRunner", oops["type"])
         self.assertThat(oops["value"], Contains("runner of attempt 1 was lost"))
 
+    def test_runner_logs_no_warnings_for_routine_outcomes(self):
+        jobs = [self.make_job(raise_=raise_, max_retries=1)
+                for raise_ in (None, "retry", "user", "suspend")]
+        self.run_jobs(*jobs)
+        self.assertThat(self.logger.getLogBuffer(), Not(Contains("WARNING")))
+        self.assertThat(self.logger.getLogBuffer(), Not(Contains("ERROR")))
+
+
+class TestFencing(OutcomeTestCase):
+    """PostgreSQL: a runner that stalled past its lease, whose job another
+    runner took over, cannot record its outcome. (SQLite: see
+    TestSQLiteWriteLock.)"""
+
+    database_kind = "postgresql"
+    __test__ = True
+
     def test_stale_runner_cannot_overwrite_the_new_attempt(self):
-        if self.database_kind == "sqlite":
-            self.skipTest("SQLite: see test_running_job_holds_the_write_lock")
         test = self
 
         class SlowJob(DoFooJob):
@@ -298,12 +324,19 @@ class TestOutcomes(DatabaseTestCase):
             " took the job over after its lease expired); its outcome and its"
             " database changes were dropped." % job.job_id)
 
+
+class TestSQLiteWriteLock(OutcomeTestCase):
+    """SQLite has no row locks and no second writer: a running job's
+    transaction holds the database's write lock from its start, so no
+    other runner can take its job over, however long it runs."""
+
+    database_kind = "sqlite"
+    __test__ = True
+
     def test_running_job_holds_the_write_lock(self):
         # SQLite has no row locks and no second writer: a running job's
         # transaction holds the database's write lock from its start, so
         # no other runner can take its job over, however long it runs.
-        if self.database_kind != "sqlite":
-            self.skipTest("PostgreSQL: see test_stale_runner_...")
         import sqlite3
         path = self.store.get_database()._filename
         test = self
@@ -325,21 +358,39 @@ class TestOutcomes(DatabaseTestCase):
         self.assertEqual(["database is locked"], seen)
         self.assertEqual(JobStatus.COMPLETED, job.status)
 
-    def reclaim_and_complete(self, job_id):
-        try:
-            job = get_store().get(Job, job_id)
-            job.acquireLease(60)
-            job.start(manage_transaction=True)
-            job.complete(manage_transaction=True)
-        finally:
-            disconnect()
 
-    def test_runner_logs_no_warnings_for_routine_outcomes(self):
-        jobs = [self.make_job(raise_=raise_, max_retries=1)
-                for raise_ in (None, "retry", "user", "suspend")]
-        self.run_jobs(*jobs)
-        self.assertThat(self.logger.getLogBuffer(), Not(Contains("WARNING")))
-        self.assertThat(self.logger.getLogBuffer(), Not(Contains("ERROR")))
+@on_each_database
+class TestUnloadableJobs(DatabaseTestCase):
+    """A ready job whose row cannot be loaded ends FAILED with a
+    JobLoadError OOPS, and the jobs after it run."""
+
+    def run_family(self, job_type):
+        bad = self.factory.makeDoFooJob()
+        good = self.factory.makeDoFooJob()
+        self.store.execute("UPDATE foo_job SET job_type = ? WHERE job = ?",
+                           (job_type, bad.job_id))
+        bad_id, good_id = bad.job_id, good.job_id
+        transaction.commit()
+        # The family's base class as the source: it sees every type.
+        JobRunner(logger=BufferLogger(), source=FooJobDerived).runAll()
+        self.store.invalidate()
+        return (self.store.get(Job, bad_id).status,
+                self.store.get(Job, good_id).status)
+
+    def assertFailedToLoad(self, statuses, detail):
+        self.assertEqual((JobStatus.FAILED, JobStatus.COMPLETED), statuses)
+        [oops] = self.oopses()
+        self.assertEqual("JobLoadError", oops["type"])
+        self.assertThat(oops["value"], Contains(detail))
+
+    def test_a_job_type_with_no_registered_class(self):
+        self.assertFailedToLoad(
+            self.run_family(FooJobType.DO_NOTHING.value),
+            "which no class is registered for")
+
+    def test_a_job_type_the_enumeration_does_not_know(self):
+        self.assertFailedToLoad(self.run_family(99),
+                                "99 is not a value of FooJobType")
 
 
 @on_each_database

@@ -24,7 +24,7 @@ from jobs.config import get_config
 from jobs.database import UTCNow, get_store
 from jobs.interfaces.runner import IJobRunner
 from jobs.model.job import Job, ready_condition
-from jobs.model.runnable import load_jobs
+from jobs.model.runnable import context_of, load_jobs, loads_by_id
 
 
 def overdue_job_ids(source, grace):
@@ -79,7 +79,7 @@ class CelerySweep:
         :raises DispatchError: when the broker cannot be reached.
         """
         sweep = cls(source, logger, settings, config)
-        with source.contextManager():
+        with context_of(source):
             sweep.runAll()
         return sweep
 
@@ -89,7 +89,7 @@ class CelerySweep:
         ids = overdue_job_ids(self.source, grace)
         transaction.abort()
         for start in range(0, len(ids), self.chunk):
-            jobs = load_jobs(self.source, ids[start:start + self.chunk])
+            jobs = self._load(ids[start:start + self.chunk])
             messages = [(job.job_id, queue_of(job, self.config))
                         for job in jobs]
             transaction.abort()
@@ -98,6 +98,13 @@ class CelerySweep:
             "Sent %d %s jobs ready for more than %s s to Celery again.",
             self.started, self.settings.name, grace)
         return self.started
+
+    def _load(self, job_ids):
+        if loads_by_id(self.source):
+            return load_jobs(self.source, job_ids)
+        wanted = set(job_ids)
+        return [job for job in self.source.iterReady()
+                if job.job_id in wanted]
 
     def runJob(self, job):
         """See `IJobRunner`: a sweep runs no job."""

@@ -13,8 +13,11 @@ __all__ = [
     "BaseRunnableJob",
     "BaseRunnableJobSource",
     "UnloadableJob",
+    "claim_one",
     "claim_ready",
+    "context_of",
     "load_jobs",
+    "loads_by_id",
 ]
 
 import contextlib
@@ -201,6 +204,30 @@ def claim_ready(source, limit, lease_seconds):
     if claim is not None:
         return claim(limit, lease_seconds)
     return claim_each(source.iterReady(), limit, lease_seconds)
+
+
+def claim_one(source, job_id, lease_seconds):
+    """Claim job `job_id` if it is one of `source`'s ready jobs: its
+    ``claimJob``, else `claim_each` over ``iterReady``."""
+    claim = getattr(source, "claimJob", None)
+    if claim is not None:
+        return claim(job_id, lease_seconds)
+    return claim_each((job for job in source.iterReady()
+                       if job.job_id == job_id), 1, lease_seconds)
+
+
+def context_of(source):
+    """`source`'s ``contextManager()``, entered around a whole run (a
+    source without one gets a context that does nothing)."""
+    make = getattr(source, "contextManager", None)
+    return make() if make is not None else contextlib.nullcontext()
+
+
+def loads_by_id(source):
+    """Whether `source` can load a job by its id (``getJobs``/``get``):
+    what a child process or a Celery worker needs, given only an id."""
+    return any(callable(getattr(source, name, None))
+               for name in ("loadJobs", "getJobs", "get"))
 
 
 def load_jobs(source, job_ids):

@@ -40,11 +40,16 @@ import transaction
 from zope.interface import implementer, providedBy
 
 from jobs.database import get_store
-from jobs.errors import ChildDied, JobCancelled
+from jobs.errors import ChildDied, JobCancelled, SectionError
 from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
-from jobs.model.runnable import claim_ready, load_jobs
+from jobs.model.runnable import (
+    claim_ready,
+    context_of,
+    load_jobs,
+    loads_by_id,
+)
 from jobs.runner import Budget
 from jobs.runners.child import child_main
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
@@ -137,8 +142,14 @@ class ProcessJobRunner(Execution):
     def runFromSource(cls, source, logger=None, error_reporter=None,
                       **kwargs):
         """See `IJobRunner`."""
+        if not loads_by_id(source):
+            raise SectionError(
+                "Section %s: its source %r cannot load a job by its id"
+                " (it has no getJobs or get, only iterReady): it cannot run"
+                " in child processes." % (
+                    getattr(kwargs.get("settings"), "name", None), source))
         runner = cls(source, logger, error_reporter, **kwargs)
-        with source.contextManager():
+        with context_of(source):
             runner.runAll()
         return runner
 

@@ -56,6 +56,13 @@ class FooJobType(DBEnumeratedType):
         Does bar to a Foo.
         """)
 
+    DO_NOTHING = DBItem(2, """
+        Do nothing
+
+        No class is registered for it: a row of this type cannot be
+        loaded (tests of unloadable jobs).
+        """)
+
 
 class Foo:
     """An application row that jobs are about."""
@@ -160,7 +167,9 @@ class FooJobDerived(DerivedJob):
         "suspend", "error", "unprintable": an exception whose ``str()``
         raises), ``return_`` (a value ``run()`` returns), ``retry_until``
         (raise `RetryError` while the attempt is below it),
-        ``retry_delay`` (seconds, instead of the class's `retry_delay`).
+        ``retry_delay`` (seconds, instead of the class's `retry_delay`),
+        ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
+        every 20 ms).
         """
         return cls._create(foo=foo, json_data=dict(behaviour))
 
@@ -240,6 +249,12 @@ class FooJobDerived(DerivedJob):
                 "utf-8", "surrogateescape"))
         if data.get("sleep"):
             time.sleep(data["sleep"])  # a slow job, for timeout tests
+        if data.get("until_cancelled"):
+            # A long job that stops when asked to (up to this many s).
+            deadline = time.monotonic() + data["until_cancelled"]
+            while time.monotonic() < deadline:
+                self.check_cancelled()
+                time.sleep(0.02)
         if data.get("allocate"):
             self.ballast = bytearray(data["allocate"])
         if data.get("exit") is not None:

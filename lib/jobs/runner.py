@@ -36,13 +36,8 @@ from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
 from jobs.model import claims
-from jobs.model.runnable import (
-    BaseRunnableJob,
-    claim_each,
-    claim_ready,
-    context_of,
-    load_jobs,
-)
+from jobs.claiming import claim_each, claim_ready, context_of, load_jobs
+from jobs.model.runnable import BaseRunnableJob
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 
 

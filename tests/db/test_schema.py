@@ -61,7 +61,7 @@ class TestSchema(TestCase):
                  ("jobs", 3, "priority_notify"),
                  ("jobs", 4, "cancel_requested"), ("jobs", 5, "progress"),
                  ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution"),
-                 ("jobs.testing", 3, "baz")],
+                 ("jobs.testing", 3, "baz"), ("jobs.testing", 4, "seed")],
                 applied)
             first = schema.describe(store)
             self.assertEqual([], schema.upgrade(store, (schema.FRAMEWORK, FOO)))

@@ -24,7 +24,7 @@ from jobs.config import get_config
 from jobs.database import UTCNow, get_store
 from jobs.interfaces.runner import IJobRunner
 from jobs.model.job import Job, ready_condition
-from jobs.model.runnable import context_of, load_jobs, loads_by_id
+from jobs.claiming import context_of, load_jobs, loads_by_id
 
 
 def overdue_job_ids(source, grace):

@@ -46,7 +46,7 @@ from jobs.database import UTCDateTime, UTCNow, connect, get_store, set_role
 from jobs.errors import DispatchError, SectionError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
-from jobs.model.runnable import claim_one, context_of, load_jobs
+from jobs.claiming import claim_one, context_of, load_jobs
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for, find_section
@@ -65,7 +65,7 @@ class _OneJob:
     def claimReady(self, limit, lease_duration=None):
         return claim_one(self.source, self.job_id, lease_duration)
 
-    def loadJobs(self, job_ids):
+    def getJobs(self, job_ids):
         return load_jobs(self.source, job_ids)
 
     def contextManager(self):

@@ -1,23 +1,15 @@
 """`BaseRunnableJob`: the defaults every runnable job type starts from,
-and `BaseRunnableJobSource`: how a source's jobs are claimed and loaded.
-
-A source that says which jobs are its own in SQL (`jobCondition`) is
-claimed with one statement per batch. A source that only iterates its
-ready jobs — the seed's `IJobSource`, with ``iterReady`` and ``get`` — is
-claimed job by job, with the same fenced statement narrowed to each id
-(`claim_ready`); its jobs are loaded with ``get`` (`load_jobs`). Either
-runs in every runner mode.
+and `BaseRunnableJobSource`: a source that says which jobs are its own in
+SQL (`jobCondition`), so that a runner claims a batch of them with one
+statement. (A source without it — the seed's `IJobSource`, with only
+``iterReady`` — is claimed job by job: `jobs.claiming`.)
 """
 
 __all__ = [
     "BaseRunnableJob",
     "BaseRunnableJobSource",
+    "LOAD_ERRORS",
     "UnloadableJob",
-    "claim_one",
-    "claim_ready",
-    "context_of",
-    "load_jobs",
-    "loads_by_id",
 ]
 
 import contextlib
@@ -31,7 +23,7 @@ from zope.event import notify
 from zope.interface import implementer
 
 from jobs.database import UTCNow, get_store
-from jobs.errors import ConfigError, JobLoadError, NotFoundError, UnknownJobType
+from jobs.errors import ConfigError, UnknownJobType
 from jobs.interfaces.job import IJob, IJobDispatcher, IRunnableJob
 from jobs.model.events import JobCreated
 from jobs.model import claims
@@ -99,45 +91,28 @@ class BaseRunnableJobSource:
         raise NotImplementedError
 
     @classmethod
-    def loadJobs(cls, job_ids):
-        """`getJobs`, except that a row that cannot be loaded — its
-        ``json_data`` is not JSON, its job type has no class — comes back
-        as an `UnloadableJob`, which fails with an OOPS when run, instead
-        of stopping the runner (and every job after it) with a traceback.
-        """
-        try:
-            return cls.getJobs(job_ids)
-        except NotImplementedError:
-            return _get_each(cls, job_ids)
-        except LOAD_ERRORS as e:
-            if len(job_ids) > 1:
-                return [job for job_id in job_ids
-                        for job in cls.loadJobs([job_id])]
-            return _unloadable(cls, job_ids[0], e)
-
-    @classmethod
     def claimReady(cls, limit, lease_duration=None):
-        """See `IJobSource`."""
-        lease = _seconds(lease_duration or cls.lease_duration)
-        try:
-            condition, tables = cls.jobCondition()
-        except NotImplementedError:
-            return claim_each(cls.iterReady(), limit, lease)
-        return claims.claim(get_store(), condition, tables, limit, lease,
+        """See `IJobSource`.
+
+        :raises NotImplementedError: the source has no `jobCondition`
+            (`jobs.claiming.claim_ready` then claims through iterReady).
+        """
+        condition, tables = cls.jobCondition()
+        return claims.claim(get_store(), condition, tables, limit,
+                            _seconds(lease_duration or cls.lease_duration),
                             cache_key=cls)
 
     @classmethod
     def claimJob(cls, job_id, lease_duration=None):
-        """See `IJobSource`."""
-        lease = _seconds(lease_duration or cls.lease_duration)
-        try:
-            condition, tables = cls.jobCondition()
-        except NotImplementedError:
-            return claim_each((job for job in cls.iterReady()
-                               if job.job_id == job_id), 1, lease)
+        """See `IJobSource`.
+
+        :raises NotImplementedError: as `claimReady`.
+        """
+        condition, tables = cls.jobCondition()
         # The statement names the job: not one to keep compiled.
         return claims.claim(get_store(), (Job.id == job_id) & condition,
-                            tables, 1, lease)
+                            tables, 1,
+                            _seconds(lease_duration or cls.lease_duration))
 
     @classmethod
     def after_create(cls, job):
@@ -154,7 +129,12 @@ class BaseRunnableJobSource:
         not sit in memory.
         """
         for job_id in cls.readyJobIds():
-            yield from cls.loadJobs([job_id])
+            try:
+                yield from cls.getJobs([job_id])
+            except LOAD_ERRORS:
+                # Runners claim by `jobCondition`, and fail such a job
+                # with a JobLoadError OOPS (`jobs.claiming.load_jobs`).
+                continue
 
     @classmethod
     def readyJobIds(cls, limit=None):
@@ -170,95 +150,6 @@ class BaseRunnableJobSource:
     def contextManager():
         """See `IJobSource`."""
         yield
-
-
-def claim_each(jobs, limit, lease_seconds):
-    """Claim up to `limit` of `jobs` (runnable jobs, e.g. a source's
-    ``iterReady()``), each with the fenced claim narrowed to its id.
-
-    A job another runner took meanwhile is skipped. Each `Claimed` carries
-    the job it claimed (``job``), already loaded.
-    """
-    store = get_store()
-    taken = []
-    if limit < 1:
-        return taken
-    for job in jobs:
-        claimed = claims.claim(store, Job.id == job.job_id, (), 1,
-                               lease_seconds)
-        if claimed:
-            taken.append(claimed[0]._replace(job=job))
-            if len(taken) >= limit:
-                break  # before taking another job from `jobs`
-        else:
-            logger.debug("Could not claim job %d: another runner took it.",
-                         job.job_id)
-    return taken
-
-
-def claim_ready(source, limit, lease_seconds):
-    """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
-    or for a source with only ``iterReady`` (the seed's `IJobSource`),
-    `claim_each`. Leaves the transaction to the caller (commit it)."""
-    claim = getattr(source, "claimReady", None)
-    if claim is not None:
-        return claim(limit, lease_seconds)
-    return claim_each(source.iterReady(), limit, lease_seconds)
-
-
-def claim_one(source, job_id, lease_seconds):
-    """Claim job `job_id` if it is one of `source`'s ready jobs: its
-    ``claimJob``, else `claim_each` over ``iterReady``."""
-    claim = getattr(source, "claimJob", None)
-    if claim is not None:
-        return claim(job_id, lease_seconds)
-    return claim_each((job for job in source.iterReady()
-                       if job.job_id == job_id), 1, lease_seconds)
-
-
-def context_of(source):
-    """`source`'s ``contextManager()``, entered around a whole run (a
-    source without one gets a context that does nothing)."""
-    make = getattr(source, "contextManager", None)
-    return make() if make is not None else contextlib.nullcontext()
-
-
-def loads_by_id(source):
-    """Whether `source` can load a job by its id (``getJobs``/``get``):
-    what a child process or a Celery worker needs, given only an id."""
-    return any(callable(getattr(source, name, None))
-               for name in ("loadJobs", "getJobs", "get"))
-
-
-def load_jobs(source, job_ids):
-    """The runnable jobs of `job_ids` (claimed by this process), in that
-    order: `BaseRunnableJobSource.loadJobs`, else ``get`` per id."""
-    load = getattr(source, "loadJobs", None)
-    if load is not None:
-        return load(list(job_ids))
-    return _get_each(source, job_ids)
-
-
-def _get_each(source, job_ids):
-    jobs = []
-    for job_id in job_ids:
-        try:
-            jobs.append(source.get(job_id))
-        except NotFoundError:
-            continue
-        except LOAD_ERRORS as e:
-            jobs.extend(_unloadable(source, job_id, e))
-    return jobs
-
-
-def _unloadable(source, job_id, error):
-    row = get_store().get(Job, job_id)
-    if row is None:
-        return []
-    return [UnloadableJob(row, JobLoadError(
-        "Cannot load job %d for %s: %s: %s" % (
-            job_id, getattr(source, "__name__", type(source).__name__),
-            type(error).__name__, error)))]
 
 
 @delegate_to(IJob, context="job")
@@ -382,7 +273,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
 class UnloadableJob(BaseRunnableJob):
     """A ready job whose row could not be loaded; running it fails it.
 
-    Made by `BaseRunnableJobSource.loadJobs` around the bare `Job` row:
+    Made by `jobs.claiming.load_jobs` around the bare `Job` row:
     the runner runs it like any job, and `run()` raises the `JobLoadError`,
     so the job ends FAILED with an OOPS that says what is wrong, and the
     jobs after it still run.

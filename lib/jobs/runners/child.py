@@ -23,7 +23,7 @@ from jobs.config import load, set_config
 from jobs.database import connect, set_role
 from jobs.errorlog import Redactor
 from jobs.execution import Execution
-from jobs.model.runnable import load_jobs
+from jobs.claiming import load_jobs
 from jobs.outcome import COMPLETE
 from jobs.registration import register_components
 from jobs.scripts.logger import formatter

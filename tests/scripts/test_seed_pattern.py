@@ -29,6 +29,12 @@ RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
 
 class SeedTestCase(DatabaseTestCase):
 
+    config_extra = """
+[ping]
+# The seed-style job family (jobs.testing.seedjob).
+source_interface: jobs.testing.seedjob.IPingJobSource
+"""
+
     def make_jobs(self, *messages):
         job_ids = [PingJob.create(message).job_id for message in messages]
         transaction.commit()

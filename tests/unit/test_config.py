@@ -33,7 +33,7 @@ class TestConfig(TestCase):
         self.assertEqual(["demo"], development.job_section_names)
         self.assertThat(development.database_uri, Contains("sqlite:/"))
         testrunner = load("testrunner")
-        self.assertEqual(["demo", "do_foo", "do_bar", "ping"],
+        self.assertEqual(["demo", "do_foo", "do_bar"],
                          testrunner.job_section_names)
         section = testrunner.job_section("do_foo")
         self.assertEqual(("dofoo", "jobs.testing.foojob.IDoFooJobSource"),

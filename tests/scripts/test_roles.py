@@ -7,7 +7,6 @@ its database, and dropped when it ends.
 """
 
 import io
-import os
 
 import fixtures
 import psycopg2
@@ -19,12 +18,11 @@ from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.runner import JobCronScript
 from jobs.testing.bazjob import DoBazJob
-from jobs.testing.fixtures import _admin_connect, worker_id
+from jobs.testing.fixtures import _admin_connect, run_database_name
 from jobs.testing.foojob import DoBarJob
 from jobs.testing.testcase import DatabaseTestCase
 
-DATABASE = "%s_%s" % (os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"),
-                      worker_id())
+DATABASE = run_database_name()
 FOO_ROLE = DATABASE + "_foo"
 BAZ_ROLE = DATABASE + "_baz"
 

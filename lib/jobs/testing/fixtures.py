@@ -8,6 +8,14 @@
 - `DatabaseFixture`: a clean database per test, PostgreSQL or SQLite,
   with the framework's and the test job type's schema installed; also
   exported through ``JOBS_DATABASE_URI``.
+
+Test databases on the shared PostgreSQL server are named per run
+(`run_database_name`): ``<prefix>_<run id>_<worker>[_<label>]``, where
+the prefix is ``JOBS_TEST_DB_PREFIX`` (default ``jobs_test``), the run id
+is made once per test run (``JOBS_TEST_RUN_ID``, which pytest's
+controller sets and passes to its xdist workers) and the worker is the
+xdist worker's id. A run drops only the databases (and roles) named
+after its own run id: two checkouts can test on one server at once.
 - `FrozenClockFixture`: the database clock stopped at an instant.
 """
 
@@ -18,17 +26,26 @@ __all__ = [
     "ConfigFixture",
     "DatabaseFixture",
     "FrozenClockFixture",
+    "create_empty_database",
     "create_test_database",
+    "current_run_id",
+    "drop_test_database",
+    "drop_test_run",
+    "new_test_run",
     "postgres_admin_uri",
+    "run_database_name",
 ]
 
+import atexit
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
 
 import fixtures
 import psycopg2
@@ -43,6 +60,9 @@ from jobs.testing.foojob import MIGRATIONS as FOO_MIGRATIONS
 TEST_MIGRATIONS = (schema.FRAMEWORK, FOO_MIGRATIONS)
 # Roles the test configuration's sections run as (PostgreSQL).
 TEST_ROLES = ("dofoo",)
+# The advisory lock (on the server's ``postgres`` database) under which a
+# run creates TEST_ROLES.
+ROLES_LOCK = 0x6A6F6273
 PG_START = ("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
             "main start")
 
@@ -101,26 +121,111 @@ def worker_id():
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+RUN_ID_VARIABLE = "JOBS_TEST_RUN_ID"
+# PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
+MAX_IDENTIFIER = 63
+
+
+def new_test_run():
+    """Start a new test run: make a fresh run id, export it (to this
+    process's children and, from pytest's controller, to its workers) and
+    return it."""
+    run_id = uuid.uuid4().hex[:8]
+    os.environ[RUN_ID_VARIABLE] = run_id
+    return run_id
+
+
+def current_run_id():
+    """This test run's id (``JOBS_TEST_RUN_ID``), made on first use when
+    no one set it: every process of one run shares it."""
+    return os.environ.get(RUN_ID_VARIABLE) or new_test_run()
+
+
+def _run_prefix():
+    """What every database and role name of this run starts with."""
+    prefix = os.environ.get("JOBS_TEST_DB_PREFIX") or "jobs_test"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
+        raise ValueError(
+            "JOBS_TEST_DB_PREFIX=%r: use lower-case letters, digits and _."
+            % prefix)
+    return "%s_%s_" % (prefix, current_run_id())
+
+
+def run_database_name(label=None):
+    """The name of this process's test database (with `label`, another
+    database of the same test process), unique to this test run.
+
+    :raises ValueError: when the name would be too long for PostgreSQL.
+    """
+    name = _run_prefix() + worker_id().lower()
+    if label:
+        name += "_" + label
+    if len(name) > MAX_IDENTIFIER - 8:  # room for a role's "_foo"
+        raise ValueError("Test database name %r is too long: shorten"
+                         " JOBS_TEST_DB_PREFIX." % name)
+    return name
+
+
+# {name: pid}: the databases made on the shared server, by the process
+# that made each (a forked child must not drop its parent's at its exit).
+_created = {}
+
+
+def create_empty_database(name, server=None):
+    """Create the empty database `name`; return its URI.
+
+    `name` should come from `run_database_name`: a leftover of the same
+    name can only be this run's, so it is dropped first.
+
+    :param server: a server URI; None means ``JOBS_TEST_PG``'s server.
+    """
+    admin = _admin_connect(server=server)
+    with admin.cursor() as cursor:
+        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        cursor.execute('CREATE DATABASE "%s"' % name)
+    admin.close()
+    if server is None:
+        _created[name] = os.getpid()
+        return postgres_admin_uri(name)
+    return "%s/%s" % (server.rstrip("/"), name)
+
+
+def drop_test_database(name, server=None):
+    """Drop database `name`, which this process created."""
+    admin = _admin_connect(server=server)
+    with admin.cursor() as cursor:
+        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    admin.close()
+    if server is None:
+        _created.pop(name, None)
+
+
 def create_test_database(name, server=None):
     """(Re)create database `name` with the test schema and roles' grants.
 
     :param server: a server URI; None means ``JOBS_TEST_PG``'s server.
     :return: the database's URI.
     """
+    uri = create_empty_database(name, server)
     admin = _admin_connect(server=server)
     with admin.cursor() as cursor:
-        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        cursor.execute('CREATE DATABASE "%s"' % name)
-        for role in TEST_ROLES:
-            # Runners connect as their section's role (trust auth here).
-            try:
-                cursor.execute('CREATE ROLE "%s" LOGIN' % role)
-            except (psycopg2.errors.DuplicateObject,
-                    psycopg2.errors.UniqueViolation):
-                cursor.execute('ALTER ROLE "%s" LOGIN' % role)
+        # Runners connect as their section's role (trust auth here).
+        # Roles are the server's, shared by every run (never dropped):
+        # runs starting together take turns, since two changes of one
+        # role at once fail ("tuple concurrently updated").
+        cursor.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
+        try:
+            for role in TEST_ROLES:
+                cursor.execute("SELECT rolcanlogin FROM pg_roles"
+                               " WHERE rolname = %s", (role,))
+                row = cursor.fetchone()
+                if row is None:
+                    cursor.execute('CREATE ROLE "%s" LOGIN' % role)
+                elif not row[0]:
+                    cursor.execute('ALTER ROLE "%s" LOGIN' % role)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (ROLES_LOCK,))
     admin.close()
-    uri = ("%s/%s" % (server.rstrip("/"), name) if server is not None
-           else postgres_admin_uri(name))
     connect(uri)
     schema.upgrade(get_store(), TEST_MIGRATIONS)
     disconnect()
@@ -133,6 +238,64 @@ def create_test_database(name, server=None):
                 'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "%s"' % role)
     grant.close()
     return uri
+
+
+def drop_test_run(everything=False):
+    """Drop the test databases this process made on the shared server;
+    with `everything`, every database and role named after this run (what
+    its other processes made, or left behind when killed).
+
+    Never starts the server, and never fails: a test run's end must not.
+
+    :return: the names dropped.
+    """
+    mine = [name for name, pid in _created.items() if pid == os.getpid()]
+    _SQLiteTemplate.discard()
+    if not mine and not everything:
+        return []
+    disconnect()
+    _PostgresDatabase.forget()
+    try:
+        admin = psycopg2.connect(_dsn(postgres_admin_uri()), connect_timeout=5)
+    except psycopg2.Error:
+        return []
+    admin.autocommit = True
+    dropped = []
+    try:
+        with admin.cursor() as cursor:
+            names = set(mine)
+            roles = []
+            if everything:
+                pattern = _run_prefix().replace("_", r"\_") + "%"
+                cursor.execute("SELECT datname FROM pg_database"
+                               " WHERE datname LIKE %s", (pattern,))
+                names.update(row[0] for row in cursor.fetchall())
+                cursor.execute("SELECT rolname FROM pg_roles"
+                               " WHERE rolname LIKE %s", (pattern,))
+                roles = [row[0] for row in cursor.fetchall()]
+            for name in sorted(names):
+                cursor.execute(
+                    'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+                dropped.append(name)
+            # Their databases gone, the run's roles own nothing more.
+            for role in roles:
+                try:
+                    cursor.execute('DROP ROLE IF EXISTS "%s"' % role)
+                    dropped.append(role)
+                except psycopg2.Error:
+                    pass  # it holds something elsewhere: leave it
+    except psycopg2.Error:
+        pass
+    finally:
+        admin.close()
+    for name in dropped:
+        _created.pop(name, None)
+    return dropped
+
+
+# Job authors' suites run outside our conftest: their databases go when
+# their process ends.
+atexit.register(drop_test_run)
 
 
 class _PostgresDatabase:
@@ -150,9 +313,12 @@ class _PostgresDatabase:
 
     @staticmethod
     def _create():
-        # JOBS_TEST_DB_PREFIX keeps two checkouts' runs apart on one server.
-        return create_test_database("%s_%s" % (
-            os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"), worker_id()))
+        return create_test_database(run_database_name())
+
+    @classmethod
+    def forget(cls):
+        with cls._lock:
+            cls._ready = None
 
     @staticmethod
     def empty(uri):
@@ -175,6 +341,7 @@ class _SQLiteTemplate:
 
     _lock = threading.Lock()
     _path = None
+    _owner = None
 
     @classmethod
     def copy_to(cls, path):
@@ -190,7 +357,16 @@ class _SQLiteTemplate:
                 with sqlite3.connect(template) as connection:
                     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 cls._path = template
+                cls._owner = os.getpid()
             shutil.copyfile(cls._path, path)
+
+    @classmethod
+    def discard(cls):
+        """Remove the template (made again when next needed)."""
+        with cls._lock:
+            if cls._path is not None and cls._owner == os.getpid():
+                shutil.rmtree(os.path.dirname(cls._path), ignore_errors=True)
+                cls._path = None
 
 
 class DatabaseFixture(fixtures.Fixture):
@@ -212,7 +388,7 @@ class DatabaseFixture(fixtures.Fixture):
 
     def _setUp(self):
         if self.server is not None:
-            self.uri = create_test_database("jobs_test", self.server)
+            self.uri = create_test_database(run_database_name(), self.server)
         elif self.kind == "postgresql":
             self.uri = _PostgresDatabase.uri()
             _PostgresDatabase.empty(self.uri)

@@ -9,7 +9,7 @@ import textwrap
 
 import fixtures
 
-from jobs.testing.fixtures import _admin_connect
+from jobs.testing.databases import _admin_connect
 from jobs.testing.testcase import TestCase
 
 # A suite of a job author's: each test writes down its database's name,
@@ -22,7 +22,7 @@ PROBE = textwrap.dedent('''
     import transaction
 
     from jobs.model.job import Job
-    from jobs.testing.fixtures import (
+    from jobs.testing.databases import (
         _admin_connect, current_run_id, run_database_name)
     from jobs.testing.testcase import DatabaseTestCase
 

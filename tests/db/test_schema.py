@@ -9,7 +9,7 @@ import transaction
 from jobs import schema
 from jobs.database import connect, disconnect, get_store
 from jobs.errors import SchemaError
-from jobs.testing.fixtures import (
+from jobs.testing.databases import (
     create_empty_database,
     drop_test_database,
     run_database_name,

@@ -18,7 +18,7 @@ from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.runner import JobCronScript
 from jobs.testing.bazjob import DoBazJob
-from jobs.testing.fixtures import _admin_connect, run_database_name
+from jobs.testing.databases import _admin_connect, run_database_name
 from jobs.testing.foojob import DoBarJob
 from jobs.testing.testcase import DatabaseTestCase
 

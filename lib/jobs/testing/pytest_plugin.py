@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from jobs.testing import fixtures
+from jobs.testing import databases
 
 WORKER_INPUT_KEY = "jobs_test_run_id"
 
@@ -21,16 +21,16 @@ WORKER_INPUT_KEY = "jobs_test_run_id"
 def pytest_configure(config):
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
-        fixtures.new_test_run()
+        databases.new_test_run()
     else:
-        os.environ[fixtures.RUN_ID_VARIABLE] = workerinput[WORKER_INPUT_KEY]
+        os.environ[databases.RUN_ID_VARIABLE] = workerinput[WORKER_INPUT_KEY]
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    node.workerinput[WORKER_INPUT_KEY] = fixtures.current_run_id()
+    node.workerinput[WORKER_INPUT_KEY] = databases.current_run_id()
 
 
 def pytest_unconfigure(config):
     controller = getattr(config, "workerinput", None) is None
-    fixtures.drop_test_run(everything=controller)
+    databases.drop_test_run(everything=controller)

@@ -1,6 +1,7 @@
 """The exceptions jobs raises: one root, every public error below it."""
 
 __all__ = [
+    "CommandError",
     "ConfigError",
     "DatabaseError",
     "DispatchError",
@@ -91,3 +92,7 @@ class JobDataTooLarge(InvalidJobData):
 
 class JobLoadError(JobsError):
     """A ready job's row cannot be loaded (bad ``json_data``, unknown job type)."""
+
+
+class CommandError(JobsError):
+    """A `jobs` command cannot do what it was asked (bad id, date, transition)."""

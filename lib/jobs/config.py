@@ -1,16 +1,30 @@
 """Configuration: lazr.config instances chosen by ``JOBS_CONFIG``.
 
-``JOBS_CONFIG`` is an instance name (a folder under ``configs/`` holding
-``jobs-lazr.conf``; default ``development``) or the path of a ``.conf``
-file, typically an application's own, which may ``[meta] extends:`` ours.
-``JOBS_DATABASE_URI`` overrides ``[database] uri``.
+``JOBS_CONFIG`` (or ``--config``) is the path of a ``.conf`` file,
+typically an application's own, anywhere; or the name of an *instance*, a
+folder holding ``jobs-lazr.conf`` (`INSTANCE_FILE`), looked up under
+``JOBS_CONFIGS_DIR``, then the checkout's ``configs/`` (``development``,
+``testrunner``, ``demo``: only when jobs runs from its source tree), then
+the package's ``configs/`` (``base``). Default: ``development``, which
+exists only in a checkout; an installed application names its own file.
 
-Applications add job sections without touching the schema: a section the
-schema does not name, which sets ``source_interface``, is a job section
-and takes the keys (and defaults) of the schema's ``[job_defaults]``.
-Every problem is reported as `ConfigError`, naming the file, the section
-and the key.
+A file's ``[meta] extends:`` is a path (relative to that file's folder,
+or absolute) or an instance name: an application's file usually says
+``extends: base``, the packaged base that holds no job section. A
+relative path in a value (``[database] uri: sqlite:var/jobs.db``,
+``error_dir``, ``lock_dir``) is relative to the folder of the file that
+sets it; the schema's defaults, to the folder of the file ``JOBS_CONFIG``
+names. ``JOBS_DATABASE_URI`` overrides ``[database] uri``.
+
+The schema (``schema-lazr.conf``) and the base instance ship inside the
+package. Applications add job sections without touching the schema: a
+section the schema does not name, which sets ``source_interface`` (or
+``tasks``, for `jobs.task` functions), is a job section and takes the keys (and defaults) of the schema's
+``[job_defaults]``. Every problem is reported as `ConfigError`, naming the
+file, the section and the key.
 """
+
+from __future__ import annotations
 
 __all__ = [
     "CelerySettings",
@@ -18,7 +32,9 @@ __all__ = [
     "JobSection",
     "get_config",
     "load",
+    "resolve_instance",
     "set_config",
+    "setup",
 ]
 
 import configparser
@@ -26,54 +42,138 @@ import io
 import logging
 import os
 import re
+from typing import Any, Optional
 
 from lazr.config import ImplicitTypeSchema
+from lazr.config import Config as LazrConfig
 from lazr.config.interfaces import ConfigErrors
 
 from jobs.errors import ConfigError
 
-CONFIGS_DIR = os.environ.get("JOBS_CONFIGS_DIR") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__)))), "configs")
-SCHEMA_PATH = os.path.join(CONFIGS_DIR, "schema-lazr.conf")
+PACKAGED_CONFIGS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "configs")
+SCHEMA_PATH = os.path.join(PACKAGED_CONFIGS, "schema-lazr.conf")
+INSTANCE_FILE = "jobs-lazr.conf"
+DEFAULT_INSTANCE = "development"
 TEMPLATE_SECTION = "job_defaults"
+# A section the schema does not name is a job section when it sets one.
+JOB_SECTION_KEYS = ("source_interface", "tasks")
+# [section] key pairs whose values are paths (or sqlite: URIs).
+PATH_KEYS = {("database", "uri"), ("error_reports", "error_dir"),
+             ("locks", "lock_dir")}
 
 
-def resolve_instance(name_or_path):
-    """Return the config file path for an instance name or a file path."""
-    if name_or_path.endswith(".conf") or os.sep in name_or_path:
-        return os.path.abspath(name_or_path)
-    return os.path.join(CONFIGS_DIR, name_or_path, "jobs-lazr.conf")
+def _checkout_configs() -> Optional[str]:
+    """The checkout's ``configs/`` folder, when jobs runs from its source
+    tree (``lib/jobs`` beside ``setup.py``); None when installed."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    folder = os.path.join(root, "configs")
+    if os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
+            folder):
+        return folder
+    return None
 
 
-def _read_chain(path):
-    """Return [(path, RawConfigParser)] following ``[meta] extends``."""
-    chain, seen = [], set()
-    while path is not None:
-        if path in seen:
-            raise ConfigError("%s: [meta] extends loops back to itself." % path)
-        seen.add(path)
+def instance_folders() -> list[str]:
+    """The folders instance names are looked up in, in order."""
+    folders = []
+    if os.environ.get("JOBS_CONFIGS_DIR"):
+        folders.append(os.environ["JOBS_CONFIGS_DIR"])
+    checkout = _checkout_configs()
+    if checkout is not None:
+        folders.append(checkout)
+    folders.append(PACKAGED_CONFIGS)
+    return folders
+
+
+def is_path(name_or_path: str) -> bool:
+    """True when `name_or_path` names a file rather than an instance."""
+    return name_or_path.endswith(".conf") or "/" in name_or_path or (
+        os.sep in name_or_path)
+
+
+def resolve_instance(name_or_path: str,
+                     relative_to: Optional[str] = None) -> str:
+    """Return the config file of an instance name or a file path.
+
+    :param relative_to: the folder a relative path is relative to
+        (default: the current directory).
+    :raises ConfigError: for an instance name found nowhere.
+    """
+    if is_path(name_or_path):
+        return os.path.normpath(os.path.join(
+            relative_to or os.getcwd(), os.path.expanduser(name_or_path)))
+    folders = instance_folders()
+    for folder in folders:
+        path = os.path.join(folder, name_or_path, INSTANCE_FILE)
+        if os.path.isfile(path):
+            return path
+    known = sorted({name for folder in folders if os.path.isdir(folder)
+                    for name in os.listdir(folder)
+                    if os.path.isfile(os.path.join(folder, name,
+                                                   INSTANCE_FILE))})
+    raise ConfigError(
+        "No config instance %r (instances: %s): give the path of a .conf"
+        " file instead." % (name_or_path, ", ".join(known)))
+
+
+def _read_chain(path: str) -> list[tuple[str, configparser.RawConfigParser]]:
+    """Return [(path, RawConfigParser)] following ``[meta] extends``,
+    the named file first."""
+    chain: list[tuple[str, configparser.RawConfigParser]] = []
+    seen = set()
+    current: Optional[str] = path
+    while current is not None:
+        if current in seen:
+            raise ConfigError(
+                "%s: [meta] extends loops back to itself." % current)
+        seen.add(current)
         parser = configparser.RawConfigParser(strict=False)
         try:
-            with open(path, encoding="utf-8") as f:
-                parser.read_file(f, path)
+            with open(current, encoding="utf-8") as f:
+                parser.read_file(f, current)
         except FileNotFoundError:
-            raise ConfigError("Config file not found: %s" % path) from None
+            raise ConfigError("Config file not found: %s" % current) from None
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError("Cannot read config file %s: %s" % (path, e)) from None
+            raise ConfigError("Cannot read config file %s: %s" % (
+                current, e)) from None
         except configparser.Error as e:
             raise ConfigError("Malformed config file %s: %s" % (
-                path, " ".join(str(e).split()))) from None
-        chain.append((path, parser))
+                current, " ".join(str(e).split()))) from None
+        chain.append((current, parser))
         extends = parser.get("meta", "extends", fallback=None)
-        path = (os.path.normpath(os.path.join(os.path.dirname(path), extends))
-                if extends else None)
+        if not extends:
+            break
+        try:
+            current = resolve_instance(
+                extends.strip(), relative_to=os.path.dirname(current))
+        except ConfigError as e:
+            raise ConfigError("%s: [meta] extends: %s" % (current, e)) from None
     return chain
 
 
-def _schema_sections(schema_text):
+def _without_meta(parser: configparser.RawConfigParser) -> str:
+    """`parser`'s sections as config text, without ``[meta]``: the chain
+    is followed here, not by lazr.config (which cannot follow an
+    absolute path or an instance name)."""
+    copy = configparser.RawConfigParser(strict=False)
+    for section in parser.sections():
+        if section == "meta":
+            continue
+        copy.add_section(section)
+        for key, value in parser.items(section):
+            copy.set(section, key, value)
+    text = io.StringIO()
+    copy.write(text)
+    return text.getvalue()
+
+
+def _schema_sections(schema_text: str) -> dict[str, str]:
     """Return {section name: body text} of the schema."""
-    sections, name, body = {}, None, []
+    sections: dict[str, str] = {}
+    name: Optional[str] = None
+    body: list[str] = []
     for line in schema_text.splitlines(keepends=True):
         match = re.match(r"^\[([^\]]+)\]\s*$", line)
         if match:
@@ -90,18 +190,48 @@ def _schema_sections(schema_text):
 class JobSection:
     """One job section, with typed values.
 
+    A section runs the jobs of one source: the utility providing its
+    ``source_interface``, or, for function jobs, the ``@task`` functions
+    its ``tasks`` patterns match (`jobs.task`). It sets one of the two.
+
     :ivar name: the section's name (what run_jobs.py is given).
     :ivar dbuser: the database role, or None for the login role.
-    :ivar source_interface: the dotted name of the source interface.
+    :ivar source_interface: the dotted name of the source interface, or
+        None for a section of tasks.
+    :ivar tasks: the dotted-name patterns of the section's tasks
+        (``myapp.mail.*``); empty for a section with a source interface.
     :ivar runner_class: the runner's name.
     """
 
-    def __init__(self, config, name):
+    name: str
+    dbuser: Optional[str]
+    source_interface: Optional[str]
+    tasks: tuple[str, ...]
+    runner_class: str
+    batch_size: int
+    group_commit: int
+    poll_interval: float
+    grace_period: float
+    processes: int
+    log_tail_chars: int
+    log_level: int
+    lease_seconds: Optional[float]
+    memory_limit: Optional[int]
+    celery_dispatch: bool
+    task_queue: Optional[str]
+    celery_sweep_grace: float
+
+    def __init__(self, config: JobsConfig, name: str):
         self.config = config
         self.name = name
         section = config.lazr[name]
         self.dbuser = section["dbuser"] or None
         self.source_interface = section["source_interface"] or None
+        tasks = section["tasks"] or ""
+        if not isinstance(tasks, str):
+            raise ConfigError("%s: [%s] tasks: %r is not a list of dotted"
+                              " names." % (config.path, name, tasks))
+        self.tasks = tuple(tasks.split())
         self.runner_class = section["runner_class"]
         self.batch_size = self._number(section, "batch_size", int, 0)
         self.group_commit = self._number(section, "group_commit", int, 0)
@@ -133,9 +263,14 @@ class JobSection:
             raise ConfigError(
                 "%s: [%s] runner_class: %r is not JobRunner or "
                 "ProcessJobRunner." % (config.path, name, self.runner_class))
-        if self.source_interface is None:
+        if self.source_interface is None and not self.tasks:
             raise ConfigError(
-                "%s: [%s] source_interface: not set." % (config.path, name))
+                "%s: [%s] sets neither source_interface nor tasks: a job"
+                " section sets one of them." % (config.path, name))
+        if self.source_interface is not None and self.tasks:
+            raise ConfigError(
+                "%s: [%s] sets both source_interface and tasks: a job"
+                " section sets one of them." % (config.path, name))
         for key in ("dbuser", "source_interface", "runner_class",
                     "task_queue"):
             value = getattr(self, key)
@@ -144,8 +279,8 @@ class JobSection:
                     "%s: [%s] %s: %r is not a name."
                     % (config.path, name, key, value))
 
-
-    def _number(self, section, key, kind, minimum):
+    def _number(self, section: Any, key: str, kind: type,
+                minimum: float) -> Any:
         value = section[key]
         if isinstance(value, str) and kind is float:
             try:
@@ -173,23 +308,31 @@ class CelerySettings:
     :ivar publish_retries: attempts to reach the broker per send.
     """
 
-    def __init__(self, config):
+    broker_url: str
+    default_queue: str
+    fallback_queue: Optional[str]
+    time_limits: dict[str, tuple[float, float]]
+    publish_retries: int
+
+    def __init__(self, config: JobsConfig):
         section = config.lazr["celery"]
         path = config.path
 
-        def text(key):
+        def text(key: str) -> Optional[str]:
             value = section[key]
             if value is not None and not isinstance(value, str):
                 raise ConfigError("%s: [celery] %s: %r is not text."
                                   % (path, key, value))
             return value or None
 
-        self.broker_url = text("broker_url")
-        if self.broker_url is None:
+        broker_url = text("broker_url")
+        if broker_url is None:
             raise ConfigError("%s: [celery] broker_url: not set." % path)
-        self.default_queue = text("default_queue")
-        if self.default_queue is None:
+        self.broker_url = broker_url
+        default_queue = text("default_queue")
+        if default_queue is None:
             raise ConfigError("%s: [celery] default_queue: not set." % path)
+        self.default_queue = default_queue
         self.fallback_queue = text("fallback_queue")
         self.time_limits = {}
         for item in (text("time_limits") or "").split():
@@ -207,7 +350,7 @@ class CelerySettings:
                               " count." % (path, retries))
         self.publish_retries = retries
 
-    def limits(self, queue):
+    def limits(self, queue: str) -> tuple[Optional[float], Optional[float]]:
         """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
         return self.time_limits.get(queue, (None, None))
 
@@ -216,55 +359,80 @@ class JobsConfig:
     """A loaded, validated configuration instance.
 
     :ivar path: the instance's config file.
-    :ivar root: the folder relative paths are resolved against.
+    :ivar root: the folder of `path`: the schema's relative defaults are
+        relative to it.
     :ivar lazr: the underlying lazr.config object.
     :ivar job_section_names: the job sections, in file order.
+    :ivar chain: ``[(file, parser)]``: `path`, then the files it extends.
     """
 
-    def __init__(self, path, lazr, job_section_names, root):
+    def __init__(self, path: str, lazr: Any, job_section_names: list[str],
+                 chain: list[tuple[str, configparser.RawConfigParser]]):
         self.path = path
         self.lazr = lazr
         self.job_section_names = job_section_names
-        self.root = root
+        self.chain = chain
+        self.root = os.path.dirname(path)
 
-    def resolve_path(self, path):
-        """Return `path` made absolute against `root`."""
-        return os.path.join(self.root, os.path.expanduser(path))
+    def folder_of(self, section: str, key: str) -> str:
+        """The folder of the file that sets `section`'s `key` (the
+        nearest in the chain); `root` when only the schema does."""
+        for file_path, parser in self.chain:
+            if parser.has_option(section, key):
+                return os.path.dirname(file_path)
+        return self.root
+
+    def resolve_path(self, path: str, section: Optional[str] = None,
+                     key: Optional[str] = None) -> str:
+        """Return `path` made absolute: against the folder of the file
+        that sets `section`'s `key`, or against `root`."""
+        folder = self.root if section is None or key is None else (
+            self.folder_of(section, key))
+        return os.path.normpath(os.path.join(
+            folder, os.path.expanduser(path)))
 
     @property
-    def database_uri(self):
-        """The database URI, with relative SQLite paths made absolute."""
-        uri = os.environ.get("JOBS_DATABASE_URI") or self.lazr.database.uri
+    def database_uri(self) -> str:
+        """The database URI, with relative SQLite paths made absolute
+        (a ``JOBS_DATABASE_URI``'s against the current directory)."""
+        from_environment = os.environ.get("JOBS_DATABASE_URI")
+        uri = from_environment or self.lazr.database.uri
         if not isinstance(uri, str):
             raise ConfigError("%s: [database] uri: %r is not a URI."
                               % (self.path, uri))
         scheme, _, rest = uri.partition(":")
         if scheme == "sqlite" and rest and not rest.startswith("/"):
             path, sep, options = rest.partition("?")
-            uri = "sqlite:%s%s%s" % (self.resolve_path(path), sep, options)
+            if from_environment:
+                path = os.path.abspath(path)
+            else:
+                path = self.resolve_path(path, "database", "uri")
+            uri = "sqlite:%s%s%s" % (path, sep, options)
         return uri
 
     @property
-    def error_dir(self):
+    def error_dir(self) -> str:
         """The folder OOPS reports are written to."""
-        return self.resolve_path(self._text("error_reports", "error_dir"))
+        return self.resolve_path(self._text("error_reports", "error_dir"),
+                                 "error_reports", "error_dir")
 
     @property
-    def oops_prefix(self):
+    def oops_prefix(self) -> str:
         """The prefix of OOPS reporters."""
         return self._text("error_reports", "oops_prefix")
 
     @property
-    def redact(self):
+    def redact(self) -> tuple[str, ...]:
         """The names whose values OOPS reports hide (tuple of str)."""
         return tuple(self._text("error_reports", "redact").lower().split())
 
     @property
-    def lock_dir(self):
+    def lock_dir(self) -> str:
         """The folder of lock files."""
-        return self.resolve_path(self._text("locks", "lock_dir"))
+        return self.resolve_path(self._text("locks", "lock_dir"),
+                                 "locks", "lock_dir")
 
-    def _text(self, section, key):
+    def _text(self, section: str, key: str) -> str:
         value = self.lazr[section][key]
         if value is None:
             return ""
@@ -274,14 +442,14 @@ class JobsConfig:
         return value
 
     @property
-    def celery(self):
+    def celery(self) -> CelerySettings:
         """The `CelerySettings` of ``[celery]``.
 
         :raises ConfigError: when a value is malformed.
         """
         return CelerySettings(self)
 
-    def job_section(self, name):
+    def job_section(self, name: str) -> JobSection:
         """Return the `JobSection` called `name`.
 
         :raises ConfigError: when there is no such job section.
@@ -294,20 +462,29 @@ class JobsConfig:
         return JobSection(self, name)
 
 
-def load(name_or_path=None):
+def load(name_or_path: Optional[str] = None) -> JobsConfig:
     """Load and validate a configuration instance.
 
-    :param name_or_path: an instance name or file; default ``JOBS_CONFIG``
-        or ``development``.
+    :param name_or_path: a ``.conf`` file or an instance name; default
+        ``JOBS_CONFIG``, else ``development`` (a checkout's).
     :raises ConfigError: naming the file, section and key at fault.
     """
-    name_or_path = name_or_path or os.environ.get("JOBS_CONFIG") or "development"
-    path = resolve_instance(name_or_path)
+    name_or_path = name_or_path or os.environ.get("JOBS_CONFIG")
+    if not name_or_path:
+        try:
+            path = resolve_instance(DEFAULT_INSTANCE)
+        except ConfigError:
+            raise ConfigError(
+                "No configuration: set JOBS_CONFIG (or --config) to your"
+                " application's .conf file, which may [meta] extends: base"
+                " (see the README's quickstart).") from None
+    else:
+        path = resolve_instance(name_or_path)
     chain = _read_chain(path)
     with open(SCHEMA_PATH, encoding="ascii") as f:
         schema_text = f.read()
     schema_sections = _schema_sections(schema_text)
-    job_sections = []
+    job_sections: list[str] = []
     for _, parser in reversed(chain):
         for section in parser.sections():
             if section == "meta" or section in schema_sections:
@@ -315,11 +492,12 @@ def load(name_or_path=None):
             if section not in job_sections:
                 job_sections.append(section)
     for section in job_sections:
-        if not any(parser.has_option(section, "source_interface")
-                   for _, parser in chain if parser.has_section(section)):
+        if not any(parser.has_option(section, key)
+                   for _, parser in chain if parser.has_section(section)
+                   for key in JOB_SECTION_KEYS):
             raise ConfigError(
                 "%s: [%s] is not a section of the schema, nor a job section"
-                " (it sets no source_interface)."
+                " (it sets no source_interface or tasks)."
                 % (_file_defining(chain, section), section))
     template = schema_sections[TEMPLATE_SECTION]
     full_schema = schema_text + "".join(
@@ -327,36 +505,67 @@ def load(name_or_path=None):
     try:
         schema = ImplicitTypeSchema(
             SCHEMA_PATH, file_object=io.StringIO(full_schema))
-        lazr = schema.load(path)
+        lazr = LazrConfig(schema)
+        for file_path, parser in reversed(chain):
+            lazr.push(file_path, _without_meta(parser))
         lazr.validate()
     except ConfigErrors as e:
         raise ConfigError("%s is not valid: %s" % (
             path, "; ".join(str(error) for error in e.errors))) from None
     except Exception as e:
         raise ConfigError("%s is not valid: %s" % (path, e)) from None
-    root = os.path.dirname(CONFIGS_DIR)
-    return JobsConfig(path, lazr, job_sections, root)
+    return JobsConfig(path, lazr, job_sections, chain)
 
 
-def _file_defining(chain, section):
+def _file_defining(
+        chain: list[tuple[str, configparser.RawConfigParser]],
+        section: str) -> str:
     for file_path, parser in chain:
         if parser.has_section(section):
             return file_path
     return chain[0][0]
 
 
-_current = None
+_current: Optional[JobsConfig] = None
 
 
-def get_config():
-    """Return the current configuration, loading it on first use."""
+def get_config() -> JobsConfig:
+    """Return the current configuration, loading it on first use.
+
+    :raises ConfigError: see `load`.
+    """
     global _current
     if _current is None:
         _current = load()
     return _current
 
 
-def set_config(config):
-    """Make `config` (a `JobsConfig`, or None to reload) the current one."""
+def set_config(config: Optional[JobsConfig]) -> None:
+    """Make `config` the current configuration; None forgets the current
+    one, so that the next `get_config` loads ``JOBS_CONFIG`` again (after
+    a test or a script changed it)."""
     global _current
     _current = config
+
+
+def setup(name_or_path: Optional[str] = None) -> JobsConfig:
+    """Make an application process ready to create and run jobs: load the
+    configuration, register the ``[components] register`` functions'
+    utilities and connect the ``main`` store to ``[database] uri``.
+
+    Then ``jobs.database.get_store()`` is the store to create jobs with,
+    in the ``transaction`` package's current transaction.
+
+    :param name_or_path: as for `load`; default ``JOBS_CONFIG``.
+    :return: the configuration, now current.
+    :raises ConfigError: see `load`, and for a registration function that
+        cannot be imported.
+    :raises DatabaseError: for an unsupported database URI.
+    """
+    from jobs.database import connect
+    from jobs.registration import register_components
+    config = load(name_or_path) if name_or_path else get_config()
+    set_config(config)
+    register_components(config)
+    connect(config.database_uri)
+    return config

@@ -220,11 +220,12 @@ CASES = [
          "a section that is not in the schema and sets no source_interface",
          args("do_foo"), 2,
          "{bad}: [lonely] is not a section of the schema, nor a job section"
-         " (it sets no source_interface).",
+         " (it sets no source_interface or tasks).",
          config="[lonely]\ndbuser: somebody\n"),
     Case("source_interface_none", "a job section whose source_interface is"
          " none", args("empty"), 2,
-         "{bad}: [empty] source_interface: not set.",
+         "{bad}: [empty] sets neither source_interface nor tasks: a job"
+         " section sets one of them.",
          config="[empty]\nsource_interface: none\n"),
     Case("unimportable_interface", "source_interface cannot be imported",
          args("broken"), 2,

@@ -11,6 +11,8 @@ after its own run id: two checkouts can test on one server at once.
 - `FrozenClockFixture`: the database clock stopped at an instant.
 """
 
+from __future__ import annotations
+
 __all__ = [
     "TEST_MIGRATIONS",
     "create_empty_database",
@@ -34,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from typing import Any, Optional
 
 import psycopg2
 
@@ -51,7 +54,7 @@ PG_START = ("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
             "main start")
 
 
-def postgres_admin_uri(database="postgres"):
+def postgres_admin_uri(database: str = "postgres") -> str:
     """The URI of a PostgreSQL superuser connection to `database`.
 
     ``JOBS_TEST_PG`` gives the server part (default
@@ -61,13 +64,14 @@ def postgres_admin_uri(database="postgres"):
     return "%s/%s" % (server.rstrip("/"), database)
 
 
-def _dsn(uri):
+def _dsn(uri: str) -> str:
     from storm.databases.postgres import make_dsn
     from storm.uri import URI
     return make_dsn(URI(uri))
 
 
-def _admin_connect(database="postgres", server=None):
+def _admin_connect(database: str = "postgres",
+                   server: Optional[str] = None) -> Any:
     """A psycopg2 autocommit connection to `database`.
 
     :param server: a server URI (``postgres://user@host:port``); None
@@ -100,7 +104,7 @@ def _admin_connect(database="postgres", server=None):
     return connection
 
 
-def worker_id():
+def worker_id() -> str:
     """The pytest-xdist worker's id ("main" outside xdist)."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
@@ -110,7 +114,7 @@ RUN_ID_VARIABLE = "JOBS_TEST_RUN_ID"
 MAX_IDENTIFIER = 63
 
 
-def new_test_run():
+def new_test_run() -> str:
     """Start a new test run: make a fresh run id, export it (to this
     process's children and, from pytest's controller, to its workers) and
     return it."""
@@ -119,13 +123,13 @@ def new_test_run():
     return run_id
 
 
-def current_run_id():
+def current_run_id() -> str:
     """This test run's id (``JOBS_TEST_RUN_ID``), made on first use when
     no one set it: every process of one run shares it."""
     return os.environ.get(RUN_ID_VARIABLE) or new_test_run()
 
 
-def _run_prefix():
+def _run_prefix() -> str:
     """What every database and role name of this run starts with."""
     prefix = os.environ.get("JOBS_TEST_DB_PREFIX") or "jobs_test"
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", prefix):
@@ -135,7 +139,7 @@ def _run_prefix():
     return "%s_%s_" % (prefix, current_run_id())
 
 
-def run_database_name(label=None):
+def run_database_name(label: Optional[str] = None) -> str:
     """The name of this process's test database (with `label`, another
     database of the same test process), unique to this test run.
 
@@ -152,10 +156,10 @@ def run_database_name(label=None):
 
 # {name: pid}: the databases made on the shared server, by the process
 # that made each (a forked child must not drop its parent's at its exit).
-_created = {}
+_created: dict[str, int] = {}
 
 
-def create_empty_database(name, server=None):
+def create_empty_database(name: str, server: Optional[str] = None) -> str:
     """Create the empty database `name`; return its URI.
 
     `name` should come from `run_database_name`: a leftover of the same
@@ -174,7 +178,7 @@ def create_empty_database(name, server=None):
     return "%s/%s" % (server.rstrip("/"), name)
 
 
-def drop_test_database(name, server=None):
+def drop_test_database(name: str, server: Optional[str] = None) -> None:
     """Drop database `name`, which this process created."""
     admin = _admin_connect(server=server)
     with admin.cursor() as cursor:
@@ -184,7 +188,7 @@ def drop_test_database(name, server=None):
         _created.pop(name, None)
 
 
-def create_test_database(name, server=None):
+def create_test_database(name: str, server: Optional[str] = None) -> str:
     """(Re)create database `name` with the test schema and roles' grants.
 
     :param server: a server URI; None means ``JOBS_TEST_PG``'s server.
@@ -224,7 +228,7 @@ def create_test_database(name, server=None):
     return uri
 
 
-def drop_test_run(everything=False):
+def drop_test_run(everything: bool = False) -> list[str]:
     """Drop the test databases this process made on the shared server;
     with `everything`, every database and role named after this run (what
     its other processes made, or left behind when killed).
@@ -286,26 +290,26 @@ class _PostgresDatabase:
     """One database per test process, schema installed once, emptied per test."""
 
     _lock = threading.Lock()
-    _ready = None
+    _ready: Optional[str] = None
 
     @classmethod
-    def uri(cls):
+    def uri(cls) -> str:
         with cls._lock:
             if cls._ready is None:
                 cls._ready = cls._create()
             return cls._ready
 
     @staticmethod
-    def _create():
+    def _create() -> str:
         return create_test_database(run_database_name())
 
     @classmethod
-    def forget(cls):
+    def forget(cls) -> None:
         with cls._lock:
             cls._ready = None
 
     @staticmethod
-    def empty(uri):
+    def empty(uri: str) -> None:
         """Delete every row of every table but the migration ledger."""
         connection = psycopg2.connect(_dsn(uri))
         connection.autocommit = True
@@ -324,11 +328,11 @@ class _SQLiteTemplate:
     """A SQLite file with the schema installed, copied for each test."""
 
     _lock = threading.Lock()
-    _path = None
-    _owner = None
+    _path: Optional[str] = None
+    _owner: Optional[int] = None
 
     @classmethod
-    def copy_to(cls, path):
+    def copy_to(cls, path: str) -> None:
         with cls._lock:
             if cls._path is None:
                 folder = tempfile.mkdtemp(prefix="jobs-sqlite-template-")
@@ -345,7 +349,7 @@ class _SQLiteTemplate:
             shutil.copyfile(cls._path, path)
 
     @classmethod
-    def discard(cls):
+    def discard(cls) -> None:
         """Remove the template (made again when next needed)."""
         with cls._lock:
             if cls._path is not None and cls._owner == os.getpid():

@@ -12,6 +12,8 @@
 The databases are made and named by `jobs.testing.databases`.
 """
 
+from __future__ import annotations
+
 __all__ = [
     "CapturedOopsFixture",
     "CommitCounterFixture",
@@ -22,11 +24,14 @@ __all__ = [
 ]
 
 import os
+from datetime import datetime
+from typing import Any, Optional, Sequence
 
 import fixtures
 import zope.component.testing
 
 from jobs import config as jobs_config
+from jobs import schema
 from jobs.database import clock, connect, disconnect, get_store
 from jobs.registration import register_components
 # Re-exported: the names tests and job authors imported from here.
@@ -55,17 +60,23 @@ class DatabaseFixture(fixtures.Fixture):
     :param server: PostgreSQL only: the URI of a server of the test's own
         (see `jobs.testing.cluster`), where a new database is made;
         None: the shared test server's per-process database.
+    :param migrations: an application's `jobs.schema.Migrations`,
+        installed after the framework's and the test job type's.
     :ivar uri: the database URI (also in ``JOBS_DATABASE_URI``).
     """
 
-    def __init__(self, kind, server=None):
+    uri: str
+
+    def __init__(self, kind: str, server: Optional[str] = None,
+                 migrations: Sequence[schema.Migrations] = ()):
         super().__init__()
         if kind not in ("postgresql", "sqlite"):
             raise ValueError("Unknown database kind %r" % (kind,))
         self.kind = kind
         self.server = server
+        self.migrations = tuple(migrations)
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         if self.server is not None:
             self.uri = create_test_database(run_database_name(), self.server)
         elif self.kind == "postgresql":
@@ -80,9 +91,12 @@ class DatabaseFixture(fixtures.Fixture):
             "JOBS_DATABASE_URI", self.uri))
         connect(self.uri)
         self.addCleanup(disconnect)
+        if self.migrations:
+            # Already there (the per-process database): one look each.
+            schema.upgrade(get_store(), self.migrations)
 
     @property
-    def store(self):
+    def store(self) -> Any:
         """This thread's ``main`` store."""
         return get_store()
 
@@ -91,28 +105,30 @@ class ConfigFixture(fixtures.Fixture):
     """A configuration of the test's own, current in-process and in
     subprocesses.
 
-    It extends `base` (default ``testrunner``) and puts OOPS reports and
-    lock files in temporary folders.
+    It extends `base` and puts OOPS reports and lock files in temporary
+    folders.
 
     :param extra: more config text (sections, overrides).
+    :param base: the config it extends: a ``.conf`` file (an
+        application's own) or an instance name; default ``testrunner``,
+        jobs' own tests' (which exists in jobs' checkout only).
     :ivar path: the config file (also in ``JOBS_CONFIG``).
     :ivar config: the loaded `JobsConfig`.
     """
 
-    def __init__(self, extra="", base="testrunner"):
+    def __init__(self, extra: str = "", base: str = "testrunner"):
         super().__init__()
         self.extra = extra
         self.base = base
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         folder = self.useFixture(fixtures.TempDir()).path
         self.error_dir = os.path.join(folder, "oops")
         self.lock_dir = os.path.join(folder, "lock")
         self.path = os.path.join(folder, "jobs-lazr.conf")
         with open(self.path, "w") as f:
-            # lazr.config resolves extends relative to this file's folder.
-            f.write("[meta]\nextends: %s\n\n" % os.path.relpath(
-                jobs_config.resolve_instance(self.base), folder))
+            f.write("[meta]\nextends: %s\n\n"
+                    % jobs_config.resolve_instance(self.base))
             f.write("[error_reports]\nerror_dir: %s\n\n" % self.error_dir)
             f.write("[locks]\nlock_dir: %s\n\n" % self.lock_dir)
             f.write(self.extra)
@@ -125,7 +141,7 @@ class ConfigFixture(fixtures.Fixture):
 class ComponentsFixture(fixtures.Fixture):
     """A clean global component registry with the configured sources."""
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         zope.component.testing.setUp()
         self.addCleanup(zope.component.testing.tearDown)
         register_components(jobs_config.get_config())
@@ -137,7 +153,9 @@ class CapturedOopsFixture(fixtures.Fixture):
     :ivar oopses: the reports (dicts), in publishing order.
     """
 
-    def _setUp(self):
+    oopses: list[dict[str, Any]]
+
+    def _setUp(self) -> None:
         from jobs.errorlog import capture_listeners
         self.oopses = []
         capture_listeners.append(self.oopses.append)
@@ -150,13 +168,15 @@ class CommitCounterFixture(fixtures.Fixture):
     :ivar commits: one entry (the store) per commit.
     """
 
-    def _setUp(self):
+    commits: list[Any]
+
+    def _setUp(self) -> None:
         from storm.store import Store
         self.commits = []
         original = Store.commit
         commits = self.commits
 
-        def counting_commit(store):
+        def counting_commit(store: Any) -> Any:
             commits.append(store)
             return original(store)
 
@@ -165,16 +185,23 @@ class CommitCounterFixture(fixtures.Fixture):
 
 
 class FrozenClockFixture(fixtures.Fixture):
-    """The database clock stopped at `when` (default: now).
+    """The database clock stopped at `when` (default: now): every `UTCNow`
+    — leases, schedules, ``date_created`` — reads it instead of the
+    database's clock, so a test moves time without sleeping.
 
-    :ivar clock: the clock, to `advance()`.
+    Use ``self.useFixture(FrozenClockFixture())``, then
+    ``fixture.clock.advance(timedelta(minutes=10))``; ``clock.now()``
+    is the frozen instant (an aware UTC datetime).
+
+    :param when: an aware UTC datetime; default: the host's now.
+    :ivar clock: the clock (`jobs.database.clock`), to `advance()`.
     """
 
-    def __init__(self, when=None):
+    def __init__(self, when: Optional[datetime] = None):
         super().__init__()
         self.when = when
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         clock.freeze(self.when)
         self.clock = clock
         self.addCleanup(clock.unfreeze)

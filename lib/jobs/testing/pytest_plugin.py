@@ -10,6 +10,7 @@ the same server keeps its own.
 """
 
 import os
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from jobs.testing import databases
 WORKER_INPUT_KEY = "jobs_test_run_id"
 
 
-def pytest_configure(config):
+def pytest_configure(config: Any) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         databases.new_test_run()
@@ -27,10 +28,10 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
+def pytest_configure_node(node: Any) -> None:
     node.workerinput[WORKER_INPUT_KEY] = databases.current_run_id()
 
 
-def pytest_unconfigure(config):
+def pytest_unconfigure(config: Any) -> None:
     controller = getattr(config, "workerinput", None) is None
     databases.drop_test_run(everything=controller)

@@ -1,27 +1,24 @@
 """Configuration: lazr.config instances chosen by ``JOBS_CONFIG``.
 
-``JOBS_CONFIG`` (or ``--config``) is the path of a ``.conf`` file,
-typically an application's own, anywhere; or the name of an *instance*, a
-folder holding ``jobs-lazr.conf`` (`INSTANCE_FILE`), looked up under
-``JOBS_CONFIGS_DIR``, then the checkout's ``configs/`` (``development``,
-``testrunner``, ``demo``: only when jobs runs from its source tree), then
-the package's ``configs/`` (``base``). Default: ``development``, which
-exists only in a checkout; an installed application names its own file.
+``JOBS_CONFIG`` (or ``--config``) is the path of any ``.conf`` file
+(typically an application's own) or the name of an *instance*, a folder
+holding ``jobs-lazr.conf``, looked up under ``JOBS_CONFIGS_DIR``, the
+checkout's ``configs/`` (``development``, ``testrunner``, ``demo``: when
+jobs runs from its source tree), then the package's ``configs/``
+(``base``). Default: ``development``, which only a checkout has.
 
-A file's ``[meta] extends:`` is a path (relative to that file's folder,
-or absolute) or an instance name: an application's file usually says
-``extends: base``, the packaged base that holds no job section. A
-relative path in a value (``[database] uri: sqlite:var/jobs.db``,
-``error_dir``, ``lock_dir``) is relative to the folder of the file that
-sets it; the schema's defaults, to the folder of the file ``JOBS_CONFIG``
-names. ``JOBS_DATABASE_URI`` overrides ``[database] uri``.
+``[meta] extends:`` is a path (relative to the file's folder, or
+absolute) or an instance name; an application's file usually says
+``extends: base``, the packaged base with no job section. A relative path
+in a value is relative to the folder of the file that sets it; the
+schema's defaults, to the folder of the file ``JOBS_CONFIG`` names.
+``JOBS_DATABASE_URI`` overrides ``[database] uri``.
 
-The schema (``schema-lazr.conf``) and the base instance ship inside the
-package. Applications add job sections without touching the schema: a
-section the schema does not name, which sets ``source_interface`` (or
-``tasks``, for `jobs.task` functions), is a job section and takes the keys (and defaults) of the schema's
-``[job_defaults]``. Every problem is reported as `ConfigError`, naming the
-file, the section and the key.
+The schema and the base instance ship in the package. A section the
+schema does not name, which sets ``source_interface`` (or ``tasks``, for
+`jobs.task` functions), is a job section with the keys and defaults of
+the schema's ``[job_defaults]``. Every problem is a `ConfigError` naming
+the file, the section and the key.
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ __all__ = [
 
 import configparser
 import io
-import logging
 import os
 import re
 from typing import Any, Optional
@@ -49,6 +45,7 @@ from lazr.config import Config as LazrConfig
 from lazr.config.interfaces import ConfigErrors
 
 from jobs.errors import ConfigError
+from jobs.settings import CelerySettings, JobSection
 
 PACKAGED_CONFIGS = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -185,174 +182,6 @@ def _schema_sections(schema_text: str) -> dict[str, str]:
     if name is not None:
         sections[name] = "".join(body)
     return sections
-
-
-class JobSection:
-    """One job section, with typed values.
-
-    A section runs the jobs of one source: the utility providing its
-    ``source_interface``, or, for function jobs, the ``@task`` functions
-    its ``tasks`` patterns match (`jobs.task`). It sets one of the two.
-
-    :ivar name: the section's name (what run_jobs.py is given).
-    :ivar dbuser: the database role, or None for the login role.
-    :ivar source_interface: the dotted name of the source interface, or
-        None for a section of tasks.
-    :ivar tasks: the dotted-name patterns of the section's tasks
-        (``myapp.mail.*``); empty for a section with a source interface.
-    :ivar runner_class: the runner's name.
-    """
-
-    name: str
-    dbuser: Optional[str]
-    source_interface: Optional[str]
-    tasks: tuple[str, ...]
-    runner_class: str
-    batch_size: int
-    group_commit: int
-    poll_interval: float
-    grace_period: float
-    processes: int
-    log_tail_chars: int
-    log_level: int
-    lease_seconds: Optional[float]
-    memory_limit: Optional[int]
-    celery_dispatch: bool
-    task_queue: Optional[str]
-    celery_sweep_grace: float
-
-    def __init__(self, config: JobsConfig, name: str):
-        self.config = config
-        self.name = name
-        section = config.lazr[name]
-        self.dbuser = section["dbuser"] or None
-        self.source_interface = section["source_interface"] or None
-        tasks = section["tasks"] or ""
-        if not isinstance(tasks, str):
-            raise ConfigError("%s: [%s] tasks: %r is not a list of dotted"
-                              " names." % (config.path, name, tasks))
-        self.tasks = tuple(tasks.split())
-        self.runner_class = section["runner_class"]
-        self.batch_size = self._number(section, "batch_size", int, 0)
-        self.group_commit = self._number(section, "group_commit", int, 0)
-        self.poll_interval = self._number(section, "poll_interval", float, 0.01)
-        self.grace_period = self._number(section, "grace_period", float, 0)
-        self.processes = self._number(section, "processes", int, 1)
-        self.log_tail_chars = self._number(section, "log_tail_chars", int, 100)
-        level = logging.getLevelName(str(section["log_level"]).upper())
-        if not isinstance(level, int):
-            raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
-                config.path, name, section["log_level"]))
-        self.log_level = level
-        lease_seconds = section["lease_seconds"]
-        self.lease_seconds = (None if lease_seconds is None else
-                              self._number(section, "lease_seconds", float,
-                                           0.001))
-        memory_limit = section["memory_limit"]
-        self.memory_limit = (None if memory_limit is None else
-                             self._number(section, "memory_limit", int, 1))
-        dispatch = section["celery_dispatch"]
-        if not isinstance(dispatch, bool):
-            raise ConfigError("%s: [%s] celery_dispatch: %r is not true or"
-                              " false." % (config.path, name, dispatch))
-        self.celery_dispatch = dispatch
-        self.task_queue = section["task_queue"] or None
-        self.celery_sweep_grace = self._number(
-            section, "celery_sweep_grace", float, 0)
-        if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
-            raise ConfigError(
-                "%s: [%s] runner_class: %r is not JobRunner or "
-                "ProcessJobRunner." % (config.path, name, self.runner_class))
-        if self.source_interface is None and not self.tasks:
-            raise ConfigError(
-                "%s: [%s] sets neither source_interface nor tasks: a job"
-                " section sets one of them." % (config.path, name))
-        if self.source_interface is not None and self.tasks:
-            raise ConfigError(
-                "%s: [%s] sets both source_interface and tasks: a job"
-                " section sets one of them." % (config.path, name))
-        for key in ("dbuser", "source_interface", "runner_class",
-                    "task_queue"):
-            value = getattr(self, key)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(
-                    "%s: [%s] %s: %r is not a name."
-                    % (config.path, name, key, value))
-
-    def _number(self, section: Any, key: str, kind: type,
-                minimum: float) -> Any:
-        value = section[key]
-        if isinstance(value, str) and kind is float:
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError("%s: [%s] %s: %r is not a number." % (
-                self.config.path, self.name, key, value))
-        if value < minimum:
-            raise ConfigError("%s: [%s] %s: %r is below %s." % (
-                self.config.path, self.name, key, value, minimum))
-        return kind(value)
-
-
-class CelerySettings:
-    """The ``[celery]`` section, with typed values.
-
-    :ivar broker_url: the broker's URL (``amqp://...`` or ``redis://...``).
-    :ivar default_queue: the queue of sections that name none.
-    :ivar fallback_queue: where a job past its soft time limit goes
-        (None: nowhere, it fails).
-    :ivar time_limits: {queue: (soft seconds, hard seconds)}; a queue not
-        in it has no limits.
-    :ivar publish_retries: attempts to reach the broker per send.
-    """
-
-    broker_url: str
-    default_queue: str
-    fallback_queue: Optional[str]
-    time_limits: dict[str, tuple[float, float]]
-    publish_retries: int
-
-    def __init__(self, config: JobsConfig):
-        section = config.lazr["celery"]
-        path = config.path
-
-        def text(key: str) -> Optional[str]:
-            value = section[key]
-            if value is not None and not isinstance(value, str):
-                raise ConfigError("%s: [celery] %s: %r is not text."
-                                  % (path, key, value))
-            return value or None
-
-        broker_url = text("broker_url")
-        if broker_url is None:
-            raise ConfigError("%s: [celery] broker_url: not set." % path)
-        self.broker_url = broker_url
-        default_queue = text("default_queue")
-        if default_queue is None:
-            raise ConfigError("%s: [celery] default_queue: not set." % path)
-        self.default_queue = default_queue
-        self.fallback_queue = text("fallback_queue")
-        self.time_limits = {}
-        for item in (text("time_limits") or "").split():
-            match = re.fullmatch(
-                r"([^=\s]+)=(\d+(?:\.\d*)?):(\d+(?:\.\d*)?)", item)
-            if match is None or float(match[2]) >= float(match[3]):
-                raise ConfigError(
-                    "%s: [celery] time_limits: %r is not QUEUE=SOFT:HARD"
-                    " (seconds, SOFT below HARD)." % (path, item))
-            self.time_limits[match[1]] = (float(match[2]), float(match[3]))
-        retries = section["publish_retries"]
-        if isinstance(retries, bool) or not isinstance(retries, int) \
-                or retries < 0:
-            raise ConfigError("%s: [celery] publish_retries: %r is not a"
-                              " count." % (path, retries))
-        self.publish_retries = retries
-
-    def limits(self, queue: str) -> tuple[Optional[float], Optional[float]]:
-        """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
-        return self.time_limits.get(queue, (None, None))
 
 
 class JobsConfig:

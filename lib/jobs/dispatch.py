@@ -97,6 +97,11 @@ def celery_section(source, config=None):
         settings = config.job_section(name)
         if not settings.celery_dispatch:
             continue
+        if settings.tasks:  # @task functions: the section's own class
+            if getattr(source, "section", None) == name:
+                found = name
+                break
+            continue
         try:
             interface = resolve(settings.source_interface)
         except (ImportError, AttributeError, ValueError) as e:
@@ -184,7 +189,11 @@ def run_on_commit_if_celery(job_id, config=None):
         if not section.celery_dispatch:
             continue
         try:
-            source = queryUtility(resolve(section.source_interface))
+            if section.tasks:
+                from jobs.task import section_source
+                source = section_source(config, section)
+            else:
+                source = queryUtility(resolve(section.source_interface))
         except (ImportError, AttributeError, ValueError):
             continue  # reported where the section's jobs are run
         if source is None:

@@ -6,6 +6,7 @@ __all__ = [
     "DatabaseError",
     "DispatchError",
     "InvalidJobData",
+    "InvalidJobOption",
     "InvalidTransition",
     "JobDataTooLarge",
     "JobLoadError",
@@ -16,6 +17,7 @@ __all__ = [
     "SchemaError",
     "StaleJob",
     "SuspendJobException",
+    "TaskNotAllowed",
     "UnknownJobType",
 ]
 
@@ -96,3 +98,11 @@ class JobLoadError(JobsError):
 
 class CommandError(JobsError):
     """A `jobs` command cannot do what it was asked (bad id, date, transition)."""
+
+
+class InvalidJobOption(JobsError, ValueError):
+    """An option given when creating a job (delay, scheduled_start, priority, unique_key) is not valid."""
+
+
+class TaskNotAllowed(JobsError):
+    """A function job names a function that is not a registered ``@task`` of its section."""

@@ -1,11 +1,15 @@
 """The one place where utilities are registered.
 
 ``[components] register`` names functions (dotted names) that each take a
-zope.component registry and register an application's job sources.
-Scripts call `register_components` once at start-up.
+zope.component registry and register an application's job sources; the
+modules job sections' ``tasks`` name are imported, which registers their
+``@task`` functions (`jobs.task`). Scripts call `register_components` once
+at start-up.
 """
 
-__all__ = ["register_components"]
+__all__ = ["import_tasks", "register_components"]
+
+import importlib
 
 from zope.component import getGlobalSiteManager
 from zope.dottedname.resolve import resolve
@@ -33,3 +37,37 @@ def register_components(config, registry=None):
                 "%s: [components] register: %s is not a function."
                 % (config.path, name))
         function(registry)
+    import_tasks(config)
+
+
+def _task_modules(patterns):
+    """The modules `patterns` name: ``pkg.mod.*`` and ``pkg.mod.f`` both
+    name ``pkg.mod``; ``*`` names none."""
+    modules = []
+    for pattern in patterns:
+        if pattern == "*":
+            continue
+        module = pattern[:-2] if pattern.endswith(".*") else (
+            pattern.rpartition(".")[0])
+        if module and module not in modules:
+            modules.append(module)
+    return modules
+
+
+def import_tasks(config):
+    """Import the modules the job sections' ``tasks`` name, so that their
+    ``@task`` functions register (`jobs.task`).
+
+    :raises ConfigError: naming the section and the module that cannot
+        be imported.
+    """
+    for name in config.job_section_names:
+        settings = config.job_section(name)
+        for module in _task_modules(settings.tasks):
+            try:
+                importlib.import_module(module)
+            except Exception as e:
+                raise ConfigError(
+                    "%s: [%s] tasks: cannot import %s: %s: %s" % (
+                        config.path, name, module, type(e).__name__,
+                        e)) from None

@@ -497,7 +497,11 @@ def find_section_source(config, name, interface=None):
     :raises SectionError: naming the section and the cause.
     """
     try:
-        dotted = interface or config.job_section(name).source_interface
+        settings = None if interface else config.job_section(name)
+        if settings is not None and settings.tasks:
+            from jobs.task import section_source
+            return section_source(config, settings)
+        dotted = interface or settings.source_interface
     except ConfigError as e:
         raise SectionError(str(e)) from None
     if isinstance(dotted, InterfaceClass):

@@ -21,7 +21,7 @@ from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
 from jobs.dispatch import run_on_commit_if_celery
 from jobs.errorlog import iter_reports
-from jobs.errors import CommandError, InvalidTransition, JobsError
+from jobs.errors import CommandError, InvalidTransition
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
 from jobs.progress import draw
@@ -40,17 +40,15 @@ def get_job(job_id):
 def job_types():
     """{section name: (condition, tables)} for the configured job sections
     whose source says which jobs are its own."""
-    from zope.component import queryUtility
-    from zope.dottedname.resolve import resolve
+    from jobs.runner import SectionError, find_section_source
     config = get_config()
     types = OrderedDict()
     for name in config.job_section_names:
         try:
-            source = queryUtility(resolve(
-                config.job_section(name).source_interface))
-        except (ImportError, AttributeError, ValueError, JobsError):
+            source = find_section_source(config, name)
+        except SectionError:
             continue
-        if source is not None and hasattr(source, "jobCondition"):
+        if hasattr(source, "jobCondition"):
             types[name] = source.jobCondition()
     return types
 

@@ -20,6 +20,8 @@ from storm.expr import And
 
 from jobs.database import get_store
 from jobs.errors import NotFoundError
+from jobs.model.enqueue import bulk_create, create_job
+from jobs.model.options import enqueue_options
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
 from jobs.model.job import Job
 from jobs.model.jsondata import check_json_data
@@ -63,24 +65,47 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return self.context.job_id
 
     @classmethod
-    def _create(cls, **context_columns):
+    def job_kind(cls):
+        """This job type's ``job.kind``: ``<context table>:<job_type>``."""
+        table = cls.context_class.__storm_table__
+        if cls.class_job_type is None:
+            return table
+        return "%s:%d" % (table, cls.class_job_type.value)
+
+    @classmethod
+    def _max_retries(cls):
+        """The class's ``max_retries`` policy, written into each new row."""
+        max_retries = inspect.getattr_static(cls, "max_retries", 0)
+        return max_retries if isinstance(max_retries, int) else 0
+
+    @classmethod
+    def _create(cls, delay=None, scheduled_start=None, priority=None,
+                unique_key=None, **context_columns):
         """Create the job row and the context row; return the wrapper.
 
         The job row's ``max_retries`` is the class's policy. Flushes, so
         the ids exist; leaves the transaction to the caller.
 
+        :param delay: seconds or a timedelta before the job is ready.
+        :param scheduled_start: or an aware datetime when it is ready.
+        :param priority: higher runs first (default 0).
+        :param unique_key: at most one pending job of this type per key:
+            when one holds it, nothing is created and that job is
+            returned (see `jobs.model.enqueue`).
+        :raises InvalidJobOption: for a bad option (naming it).
         :raises InvalidJobData: when ``json_data`` cannot be stored, or
             (`JobDataTooLarge`) is larger than `max_json_data_bytes`.
         """
+        options = enqueue_options(delay, scheduled_start, priority,
+                                  unique_key)
         if context_columns.get("json_data") is not None:
             check_json_data(context_columns["json_data"],
                             cls.max_json_data_bytes)
-        max_retries = inspect.getattr_static(cls, "max_retries", 0)
-        if not isinstance(max_retries, int):
-            max_retries = 0
         store = get_store()
-        job = Job(max_retries=max_retries)
-        store.add(job)
+        job, created = create_job(store, cls.job_kind(), options,
+                                  cls._max_retries())
+        if not created:
+            return cls.get(job.id)
         context = cls.context_class(
             job=job, job_type=cls.class_job_type, **context_columns)
         store.add(context)
@@ -88,6 +113,27 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         created = cls(context)
         cls.after_create(created)
         return created
+
+    @classmethod
+    def createMany(cls, rows, delay=None, scheduled_start=None,
+                   priority=None):
+        """Create one job per entry of `rows`, in multi-row INSERTs.
+
+        :param rows: dicts of context columns (as ``_create`` takes them;
+            a reference such as ``foo`` may be given as the object, for
+            its ``foo_id`` column), each of which may also hold
+            ``delay``, ``scheduled_start``, ``priority`` and
+            ``unique_key`` for its own job.
+        :param delay: and `scheduled_start`, `priority`: for every row
+            that does not say.
+        :return: the job ids, in order (for a row whose unique key was
+            taken, the pending job's). Jobs are not loaded; `get` loads
+            one. Leaves the transaction to the caller.
+        :raises InvalidJobOption: for a bad option (naming it).
+        :raises InvalidJobData: for ``json_data`` that cannot be stored.
+        """
+        return bulk_create(cls, rows, dict(
+            delay=delay, scheduled_start=scheduled_start, priority=priority))
 
     @classmethod
     def _contexts(cls, *conditions):

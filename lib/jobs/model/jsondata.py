@@ -31,11 +31,12 @@ def _strings(value):
             yield from _strings(item)
 
 
-def check_json_data(data, limit=MAX_JSON_DATA_BYTES):
+def check_json_data(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
     """Check that `data` can be stored as a job's ``json_data``.
 
     :param data: the value (usually a dict); None is allowed.
     :param limit: the largest size allowed, in bytes of UTF-8 JSON.
+    :param what: what the messages call `data`.
     :return: the size in bytes.
     :raises InvalidJobData: when `data` is not JSON-serializable or holds
         text that PostgreSQL's ``jsonb`` refuses.
@@ -44,21 +45,21 @@ def check_json_data(data, limit=MAX_JSON_DATA_BYTES):
     try:
         text = json.dumps(data, ensure_ascii=False)
     except (TypeError, ValueError) as e:
-        raise InvalidJobData("json_data is not JSON: %s." % e) from None
+        raise InvalidJobData("%s is not JSON: %s." % (what, e)) from None
     for string in _strings(data):
         if "\x00" in string:
             raise InvalidJobData(
-                "json_data holds a NUL character (\\u0000), which"
-                " PostgreSQL's jsonb cannot store.")
+                "%s holds a NUL character (\\u0000), which PostgreSQL's"
+                " jsonb cannot store." % what)
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidJobData(
-            "json_data holds text that is not valid Unicode (an unpaired"
-            " surrogate): decode bytes before storing them.") from None
+            "%s holds text that is not valid Unicode (an unpaired"
+            " surrogate): decode bytes before storing them." % what) from None
     if size > limit:
         raise JobDataTooLarge(
-            "json_data is %s bytes of JSON; the limit is %s. Keep bulk"
-            " data in a table of your own and put its key in json_data."
-            % (format(size, ","), format(limit, ",")))
+            "%s is %s bytes of JSON; the limit is %s. Keep bulk data in a"
+            " table of your own and put its key in %s."
+            % (what, format(size, ","), format(limit, ","), what))
     return size

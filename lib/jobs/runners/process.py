@@ -303,8 +303,8 @@ class ProcessJobRunner:
 def source_interface_name(source, settings):
     """The dotted name of the section's source interface."""
     name = getattr(settings, "source_interface", None)
-    if name:
-        return name
+    if name or getattr(settings, "tasks", None):
+        return name  # None: a section of @task functions (jobs.task)
     from zope.interface import providedBy
     interface = list(providedBy(source))[0]
     return interface.__identifier__
@@ -337,7 +337,11 @@ def child_main(connection, settings):
     # Connected as the section's role only: the login role's connection
     # is never opened here.
     store = set_role(settings["dbuser"])
-    source = getUtility(resolve(settings["source_interface"]))
+    if settings["source_interface"] is None:
+        from jobs.runner import find_section_source
+        source = find_section_source(config, settings["section"])
+    else:
+        source = getUtility(resolve(settings["source_interface"]))
     runner = JobRunner([], logger, default_error_reporter(settings["section"]),
                        keep_jobs=False, log_level=settings["tail_level"],
                        log_tail_chars=settings["log_tail_chars"])

@@ -19,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "RetryError",
     "UserError",
+    "raise_as_asked",
 ]
 
 import logging
@@ -34,6 +35,7 @@ from jobs.database import JSON, DBEnum, get_store
 from jobs.errors import SuspendJobException
 from jobs.interfaces.job import IJobSource, IRunnableJob, JobStatus
 from jobs.model.derived import DerivedJob
+from jobs.model.options import OPTION_NAMES
 from jobs.model.job import Job
 from jobs.schema import Migrations
 
@@ -161,8 +163,12 @@ class FooJobDerived(DerivedJob):
         raises), ``return_`` (a value ``run()`` returns), ``retry_until``
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`).
+        ``delay``, ``scheduled_start``, ``priority`` and ``unique_key``
+        are the job's options (`jobs.model.enqueue`), not behaviour.
         """
-        return cls._create(foo=foo, json_data=dict(behaviour))
+        options = {name: behaviour.pop(name) for name in OPTION_NAMES
+                   if name in behaviour}
+        return cls._create(foo=foo, json_data=dict(behaviour), **options)
 
     @classmethod
     def acquire(cls, foo):
@@ -247,13 +253,8 @@ class FooJobDerived(DerivedJob):
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")
-        if raise_ == "retry" or ("retry_until" in data and
-                                 self.attempt_count < data["retry_until"]):
-            raise RetryError("Try again later.")
-        if raise_ == "user":
-            raise UserError("You asked for something impossible.")
-        if raise_ == "suspend":
-            raise SuspendJobException()
+        if "retry_until" in data and self.attempt_count < data["retry_until"]:
+            raise_ = "retry"
         if raise_ == "error":
             if secret:
                 raise ValueError("Login refused: password=%s" % password)
@@ -261,7 +262,22 @@ class FooJobDerived(DerivedJob):
             raise ValueError("Something broke (%d)." % len(password))
         if raise_ == "unprintable":
             raise UnprintableError()
+        raise_as_asked(raise_)
         return data.get("return_")
+
+
+def raise_as_asked(raise_):
+    """Raise what `raise_` asks for: "retry" (`RetryError`), "user"
+    (`UserError`), "suspend" (`SuspendJobException`) or "error"
+    (`ValueError`); anything else raises nothing."""
+    if raise_ == "retry":
+        raise RetryError("Try again later.")
+    if raise_ == "user":
+        raise UserError("You asked for something impossible.")
+    if raise_ == "suspend":
+        raise SuspendJobException()
+    if raise_ == "error":
+        raise ValueError("Something broke.")
 
 
 @implementer(IDoFooJob)

@@ -1,0 +1,64 @@
+"""Reference ``@task`` functions (`jobs.task`) for tests: a section with
+``tasks: jobs.testing.tasks.*`` runs them.
+
+`behave` does what its keyword arguments ask (the way `DoFooJob` does what
+its ``json_data`` asks, with the same errors), so that tests can make a
+function job succeed, record, fail, retry or suspend. `not_a_task` is a plain function of this
+module: a job naming it must fail, never run.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RetryError",
+    "SECTION",
+    "UserError",
+    "add",
+    "behave",
+    "not_a_task",
+]
+
+import os
+import time
+from typing import Any, Optional
+
+from jobs.database import get_store
+from jobs.task import task
+from jobs.testing.foojob import RetryError, UserError, raise_as_asked
+
+# The section of the tests' configuration that runs these tasks.
+SECTION = """
+[do_tasks]
+dbuser: dofoo
+tasks: jobs.testing.tasks.*
+"""
+
+
+@task(section="do_tasks", max_retries=1, retry_delay=60,
+      retry_error_types=(RetryError,), user_error_types=(UserError,),
+      database_privileges={"job_execution": ("INSERT",)})
+def behave(record: Optional[int] = None, raise_: Optional[str] = None,
+           sleep: float = 0, return_: Any = None) -> Any:
+    """Do what the arguments ask: ``record`` a row in ``job_execution``
+    (``job`` = the number given; it commits with the job's work),
+    ``sleep`` (seconds), ``raise_`` ("retry", "user", "suspend",
+    "error"), then return ``return_``."""
+    if record is not None:
+        get_store().execute(
+            "INSERT INTO job_execution (job, attempt, pid) VALUES (?, ?, ?)",
+            (record, 0, os.getpid()))
+    if sleep:
+        time.sleep(sleep)
+    raise_as_asked(raise_)
+    return return_
+
+
+@task(section="do_tasks", priority=1)
+def add(a: int, b: int) -> int:
+    """Return ``a + b``."""
+    return a + b
+
+
+def not_a_task() -> str:
+    """A plain function: no job may run it."""
+    raise AssertionError("not_a_task ran")

@@ -64,14 +64,14 @@ from typing import (
 from jobs.config import JobSection, JobsConfig, get_config
 from jobs.database import get_store
 from jobs.errors import ConfigError, InvalidJobData, InvalidJobOption
-from jobs.model.enqueue import bulk_create, create_job
+from jobs.model.enqueue import Encoded, bulk_create, create_job
 from jobs.model.function import (
     FunctionJob,
     TaskJob,
     section_job_class,
     task_matches,
 )
-from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data
+from jobs.model.jsondata import MAX_JSON_DATA_BYTES, json_text
 from jobs.model.options import OPTION_NAMES, enqueue_options
 
 P = ParamSpec("P")
@@ -100,6 +100,23 @@ def _seconds(name: str, value: Seconds) -> float:
         raise ValueError("@task %s: %r is not 0 seconds or more."
                          % (name, value))
     return seconds
+
+
+def _shape(signature: inspect.Signature
+           ) -> Optional[tuple[list[str], set[str], set[str]]]:
+    """``(positional names, all names, required names)`` of a signature
+    of named parameters only; None for one with ``*args``, ``**kwargs``
+    or positional-only parameters."""
+    positional, names, required = [], set(), set()
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+            positional.append(parameter.name)
+        elif parameter.kind is not parameter.KEYWORD_ONLY:
+            return None
+        names.add(parameter.name)
+        if parameter.default is parameter.empty:
+            required.add(parameter.name)
+    return positional, names, required
 
 
 class Task(Generic[P, R]):
@@ -162,6 +179,7 @@ class Task(Generic[P, R]):
             for table, granted in (database_privileges or {}).items()}
         self.max_json_data_bytes = max_json_data_bytes
         self._signature = inspect.signature(function)
+        self._shape = _shape(self._signature)
         self._job_classes: weakref.WeakKeyDictionary[
             JobsConfig, type[FunctionJob]] = weakref.WeakKeyDictionary()
         functools.update_wrapper(self, function)  # type: ignore[arg-type]
@@ -212,6 +230,7 @@ class Task(Generic[P, R]):
         options = enqueue_options(delay, scheduled_start, priority,
                                   unique_key, self.priority)
         arguments, keywords = self._arguments(args, kwargs)
+        self._encoded(arguments, keywords)
         job_class = self.job_class()
         store = get_store()
         job, created = create_job(store, FunctionJob.job_kind(self.name),
@@ -258,7 +277,7 @@ class Task(Generic[P, R]):
             else:
                 arguments, keywords = self._arguments(call, None)
                 row = {}
-            row["args"], row["kwargs"] = arguments, keywords
+            row["args"], row["kwargs"] = self._encoded(arguments, keywords)
             rows.append(row)
         return bulk_create(
             self.job_class(), rows,
@@ -275,25 +294,58 @@ class Task(Generic[P, R]):
 
         :raises InvalidJobData: naming the task.
         """
-        if isinstance(args, (str, bytes)) or not isinstance(
-                args, Iterable) or isinstance(args, Mapping):
+        if type(args) is tuple or type(args) is list:
+            arguments = list(args)
+        elif isinstance(args, (str, bytes, Mapping)) or not isinstance(
+                args, Iterable):
             raise InvalidJobData(
                 "Task %s: args must be a tuple or list, not %r."
                 % (self.name, args))
-        arguments = list(args)
+        else:
+            arguments = list(args)
         if kwargs is None:
-            kwargs = {}
-        if not isinstance(kwargs, Mapping):
+            keywords: dict[str, Any] = {}
+        elif isinstance(kwargs, Mapping):
+            keywords = dict(kwargs)
+        else:
             raise InvalidJobData("Task %s: kwargs must be a dict, not %r."
                                  % (self.name, kwargs))
-        keywords = dict(kwargs)
-        try:
-            self._signature.bind(*arguments, **keywords)
-        except TypeError as e:
-            raise InvalidJobData("Task %s: %s." % (self.name, e)) from None
-        check_json_data([arguments, keywords], self.max_json_data_bytes,
-                        "the arguments of task %s" % self.name)
+        if not self._fits(arguments, keywords):
+            try:
+                self._signature.bind(*arguments, **keywords)
+            except TypeError as e:
+                raise InvalidJobData("Task %s: %s." % (self.name, e)) from None
         return arguments, keywords
+
+    def _encoded(self, arguments: list[Any], keywords: dict[str, Any]
+                 ) -> tuple[Encoded, Encoded]:
+        """The JSON text of the arguments, checked (`json_text`).
+
+        :raises InvalidJobData: naming the task.
+        """
+        what = "the arguments of task %s" % self.name
+        return (Encoded(json_text(arguments, self.max_json_data_bytes, what)),
+                Encoded(json_text(keywords, self.max_json_data_bytes, what)))
+
+    def _fits(self, arguments: list[Any], keywords: dict[str, Any]) -> bool:
+        """True when the function takes these arguments: a quick test for
+        a signature of named parameters (`inspect.Signature.bind` costs
+        ten times more), else ``bind``'s answer."""
+        shape = self._shape
+        if shape is None:
+            try:
+                self._signature.bind(*arguments, **keywords)
+            except TypeError:
+                return False
+            return True
+        positional, names, required = shape
+        if len(arguments) > len(positional):
+            return False
+        given = set(positional[:len(arguments)])
+        for name in keywords:
+            if name not in names or name in given:
+                return False
+        return required <= given.union(keywords)
 
     def job_class(self, config: Optional[JobsConfig] = None
                   ) -> type[FunctionJob]:

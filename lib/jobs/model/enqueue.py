@@ -12,6 +12,7 @@ Every job row gets its ``kind`` (see the migration
 from __future__ import annotations
 
 __all__ = [
+    "Encoded",
     "bulk_create",
     "create_job",
     "create_jobs",
@@ -19,12 +20,12 @@ __all__ = [
     "insert_rows",
 ]
 
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from jobs.database import UTCNow, dialect
 from jobs.errors import InvalidJobData, JobsError
 from jobs.model.job import Job, compiled
-from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data
+from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data, json_text
 from jobs.model.options import OPTION_NAMES, EnqueueOptions, enqueue_options
 
 # The statuses of a pending job: the partial unique index's predicate.
@@ -100,9 +101,10 @@ def _allocate_ids(store: Any, count: int) -> list[int]:
     counter, under the write lock this statement's transaction takes.
     """
     if dialect(store) == "postgresql":
-        return [row[0] for row in store.execute(
-            "SELECT nextval(pg_get_serial_sequence('job', 'id'))"
-            " FROM generate_series(1, ?) ORDER BY 1", (count,))]
+        # One row (an array) rather than `count` rows to convert.
+        return sorted(store.execute(
+            "SELECT array_agg(nextval(pg_get_serial_sequence('job', 'id')))"
+            " FROM generate_series(1, ?)", (count,)).get_one()[0])
     last = store.execute(
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence"
         " WHERE name = 'job'), 0), coalesce((SELECT max(id) FROM job), 0))"
@@ -144,6 +146,7 @@ class _SQL:
         self.parameters = parameters
 
 
+# The columns a new job row is given; the last four default to NULL.
 JOB_COLUMNS = ("id", "max_retries", "priority", "scheduled_start",
                "date_created", "kind", "unique_key", "base_job_type",
                "base_json_data")
@@ -193,15 +196,22 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
                     value=base_data).get(to_db=True)
             rows.append((ids[index], max_retries, option.priority, start, now,
                          kind, option.unique_key, base_type, base_data))
+        # Columns no row of the chunk sets are left to their default
+        # (NULL): fewer parameters to send.
+        keep = [column for column in range(len(JOB_COLUMNS))
+                if any(row[column] is not None for row in rows)]
+        if len(keep) < len(JOB_COLUMNS):
+            rows = [tuple(row[column] for column in keep) for row in rows]
+        columns = [JOB_COLUMNS[column] for column in keep]
         chunk_ids = ids[first:first + CHUNK]
         if any(option.unique_key is not None for option in chunk):
             inserted = {row[0] for row in insert_rows(
-                store, "job", JOB_COLUMNS, rows,
+                store, "job", columns, rows,
                 " ON CONFLICT DO NOTHING RETURNING id")}
             results.extend((job_id, job_id in inserted)
                            for job_id in chunk_ids)
         else:
-            insert_rows(store, "job", JOB_COLUMNS, rows)
+            insert_rows(store, "job", columns, rows)
             results.extend((job_id, True) for job_id in chunk_ids)
     refused = [index for index, (_, created) in enumerate(results)
                if not created]
@@ -248,27 +258,42 @@ def _find_holders(store: Any, kind: str, options: Sequence[EnqueueOptions],
             " while a new one was made." % options[again[0]].unique_key)
 
 
-def _context_column(context_class: type, key: str, value: Any
-                    ) -> tuple[str, Any]:
-    """The database column of `context_class` that `key` names, and
-    `value` as the database takes it. A reference (``foo``) given as an
-    object is stored through its ``foo_id`` column, as its ``id``.
+class Encoded:
+    """A context column's value already as the database takes it (the
+    JSON text of a JSON column, say): `bulk_create` writes it as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _column_writer(context_class: type, key: str, value: Any
+                   ) -> tuple[str, Callable[[Any], Any]]:
+    """The database column of `context_class` that `key` names, and a
+    function making a value of it what the database takes. A reference
+    (``foo``) given as an object (`value`, an example) is stored through
+    its ``foo_id`` column, as its ``id``.
 
     :raises InvalidJobData: for a key that names no column.
     """
     from storm.properties import PropertyColumn
     attribute = getattr(context_class, key, None)
-    if not isinstance(attribute, PropertyColumn):
-        by_id = getattr(context_class, key + "_id", None)
-        if isinstance(by_id, PropertyColumn) and hasattr(value, "id"):
-            attribute, value = by_id, value.id
-        else:
-            raise InvalidJobData("%s has no column %r to create jobs with."
-                                 % (context_class.__name__, key))
-    if value is None:
-        return attribute.name, None
-    return attribute.name, attribute.variable_factory(value=value).get(
-        to_db=True)
+    if isinstance(attribute, PropertyColumn):
+        factory = attribute.variable_factory
+
+        def write(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is Encoded:
+                return value.text
+            return factory(value=value).get(to_db=True)
+        return attribute.name, write
+    by_id = getattr(context_class, key + "_id", None)
+    if isinstance(by_id, PropertyColumn) and hasattr(value, "id"):
+        return by_id.name, lambda value: None if value is None else value.id
+    raise InvalidJobData("%s has no column %r to create jobs with."
+                         % (context_class.__name__, key))
 
 
 def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
@@ -279,8 +304,8 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
     """Create a job of `job_class` (a `DerivedJob`) per entry of `rows`:
     the job rows, then the context rows, in multi-row INSERTs.
 
-    :param rows: dicts of context columns, each of which may hold its own
-        job's `OPTION_NAMES`.
+    :param rows: dicts of context columns (a value may be `Encoded`),
+        each of which may hold its own job's `OPTION_NAMES`.
     :param shared: options for every row that does not give its own.
     :param kind: default ``job_class.job_kind()``.
     :param max_retries: default the class's policy.
@@ -311,7 +336,8 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
         else:
             options.append(common)
         if row.get("json_data") is not None:
-            check_json_data(row["json_data"], job_class.max_json_data_bytes)
+            row["json_data"] = Encoded(json_text(
+                row["json_data"], job_class.max_json_data_bytes))
         row.update(fixed)
         contexts.append(row)
     store = get_store()
@@ -320,19 +346,23 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
         job_class._max_retries() if max_retries is None else max_retries)
     created = [(job_id, context) for (job_id, made), context
                in zip(results, contexts) if made]
-    names: list[str] = []
     values = []
-    for job_id, context in created:
-        pairs = sorted(_context_column(context_class, key, value)
-                       for key, value in context.items())
-        if not names:
-            names = [name for name, _ in pairs]
-        elif names != [name for name, _ in pairs]:
-            raise InvalidJobData(
-                "Rows to create jobs with must give the same columns: %s,"
-                " then %s." % (", ".join(names),
-                               ", ".join(name for name, _ in pairs)))
-        values.append((job_id,) + tuple(value for _, value in pairs))
+    names: list[str] = []
+    if created:
+        first_keys = sorted(created[0][1])
+        layout = sorted(
+            _column_writer(context_class, key, created[0][1][key]) + (key,)
+            for key in first_keys)
+        names = [name for name, _, _ in layout]
+        for job_id, context in created:
+            if len(context) != len(layout) or context.keys() != set(
+                    first_keys):
+                raise InvalidJobData(
+                    "Rows to create jobs with must give the same columns: %s,"
+                    " then %s." % (", ".join(first_keys),
+                                   ", ".join(sorted(context))))
+            values.append((job_id,) + tuple(
+                write(context[key]) for _, write, key in layout))
     for first in range(0, len(values), CHUNK):
         insert_rows(store, context_class.__storm_table__, ["job"] + names,
                     values[first:first + CHUNK])

@@ -43,8 +43,7 @@ class TaskJob:
 
     __storm_table__ = "task_job"
 
-    id = Int(primary=True)
-    job_id = Int(name="job", allow_none=False)
+    job_id = Int(name="job", primary=True)
     job = Reference(job_id, Job.id)
     task = Unicode(allow_none=False)
     args = JSON(allow_none=False)

@@ -9,7 +9,7 @@ runner that claims the job reads it, so bulk data belongs in a table of
 the application's own.
 """
 
-__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data"]
+__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data", "json_text"]
 
 import json
 
@@ -42,6 +42,12 @@ def check_json_data(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
         text that PostgreSQL's ``jsonb`` refuses.
     :raises JobDataTooLarge: when its JSON is larger than `limit`.
     """
+    return len(json_text(data, limit, what).encode("utf-8"))
+
+
+def json_text(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
+    """`check_json_data`, returning `data`'s JSON text (as Storm's JSON
+    columns write it)."""
     try:
         text = json.dumps(data, ensure_ascii=False)
     except (TypeError, ValueError) as e:
@@ -62,4 +68,4 @@ def check_json_data(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
             "%s is %s bytes of JSON; the limit is %s. Keep bulk data in a"
             " table of your own and put its key in %s."
             % (what, format(size, ","), format(limit, ","), what))
-    return size
+    return text

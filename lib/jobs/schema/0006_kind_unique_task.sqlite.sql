@@ -14,10 +14,9 @@ CREATE INDEX job__kind__status__idx ON job (kind, status);
 ALTER TABLE job ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX job__kind__unique_key__pending__idx ON job (kind, unique_key) WHERE unique_key IS NOT NULL AND status IN (0, 1, 4);
 -- The context table of every function job (jobs.task): the function's
--- dotted path and its JSON arguments.
+-- dotted path and its JSON arguments; one row per job, keyed by it.
 CREATE TABLE task_job (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job INTEGER NOT NULL UNIQUE REFERENCES job (id) ON DELETE CASCADE,
+    job INTEGER PRIMARY KEY REFERENCES job (id) ON DELETE CASCADE,
     task TEXT NOT NULL,
     args TEXT NOT NULL,
     kwargs TEXT NOT NULL

@@ -182,7 +182,7 @@ class Task(Generic[P, R]):
         self._shape = _shape(self._signature)
         self._job_classes: weakref.WeakKeyDictionary[
             JobsConfig, type[FunctionJob]] = weakref.WeakKeyDictionary()
-        functools.update_wrapper(self, function)  # type: ignore[arg-type]
+        functools.update_wrapper(self, function)
         _registry[self.name] = self
 
     def __repr__(self) -> str:

@@ -12,9 +12,13 @@ interface. `DerivedJob` supplies ``create``-time plumbing, ``iterReady``
 and ``get``.
 """
 
+from __future__ import annotations
+
 __all__ = ["DerivedJob"]
 
 import inspect
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from storm.expr import And
 
@@ -31,14 +35,14 @@ from jobs.model.runnable import BaseRunnableJob
 class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
     """A runnable job wrapping one row of a context table (``.context``)."""
 
-    context_class = None
-    class_job_type = None
+    context_class: Any = None
+    class_job_type: Any = None
 
-    def __init__(self, context):
+    def __init__(self, context: Any):
         self.context = context
 
     @property
-    def job(self):
+    def job(self) -> Any:
         """The `IJob` row of this job, loaded when first asked for.
 
         Held here, not just through the context's reference: Storm keeps
@@ -55,17 +59,17 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return job
 
     @property
-    def job_row_loaded(self):
+    def job_row_loaded(self) -> bool:
         """True once `job` has been loaded (a Storm object exists)."""
         return "_job" in self.__dict__
 
     @property
-    def job_id(self):
+    def job_id(self) -> int:
         """See `IJob`; read from the context, without loading the row."""
         return self.context.job_id
 
     @classmethod
-    def job_kind(cls):
+    def job_kind(cls) -> str:
         """This job type's ``job.kind``: ``<context table>:<job_type>``."""
         table = cls.context_class.__storm_table__
         if cls.class_job_type is None:
@@ -73,14 +77,17 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return "%s:%d" % (table, cls.class_job_type.value)
 
     @classmethod
-    def _max_retries(cls):
+    def _max_retries(cls) -> int:
         """The class's ``max_retries`` policy, written into each new row."""
         max_retries = inspect.getattr_static(cls, "max_retries", 0)
         return max_retries if isinstance(max_retries, int) else 0
 
     @classmethod
-    def _create(cls, delay=None, scheduled_start=None, priority=None,
-                unique_key=None, **context_columns):
+    def _create(cls, delay: Union[None, float, timedelta] = None,
+                scheduled_start: Optional[datetime] = None,
+                priority: Optional[int] = None,
+                unique_key: Optional[str] = None,
+                **context_columns: Any) -> Any:
         """Create the job row and the context row; return the wrapper.
 
         The job row's ``max_retries`` is the class's policy. Flushes, so
@@ -110,13 +117,15 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
             job=job, job_type=cls.class_job_type, **context_columns)
         store.add(context)
         store.flush()
-        created = cls(context)
-        cls.after_create(created)
-        return created
+        made = cls(context)
+        cls.after_create(made)
+        return made
 
     @classmethod
-    def createMany(cls, rows, delay=None, scheduled_start=None,
-                   priority=None):
+    def createMany(cls, rows: Iterable[dict[str, Any]],
+                   delay: Union[None, float, timedelta] = None,
+                   scheduled_start: Optional[datetime] = None,
+                   priority: Optional[int] = None) -> list[int]:
         """Create one job per entry of `rows`, in multi-row INSERTs.
 
         :param rows: dicts of context columns (as ``_create`` takes them;
@@ -136,14 +145,14 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
             delay=delay, scheduled_start=scheduled_start, priority=priority))
 
     @classmethod
-    def _contexts(cls, *conditions):
+    def _contexts(cls, *conditions: Any) -> Any:
         context_class = cls.context_class
         if cls.class_job_type is not None:
             conditions += (context_class.job_type == cls.class_job_type,)
         return get_store().find(context_class, *conditions)
 
     @classmethod
-    def jobCondition(cls):
+    def jobCondition(cls) -> tuple[Any, list[Any]]:
         """See `BaseRunnableJobSource`."""
         context_class = cls.context_class
         condition = context_class.job_id == Job.id
@@ -153,7 +162,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return condition, [context_class]
 
     @classmethod
-    def getJobs(cls, job_ids):
+    def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """See `BaseRunnableJobSource`."""
         if not job_ids:
             return []
@@ -164,7 +173,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod
-    def getClaimedJobs(cls, job_ids):
+    def getClaimedJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """See `BaseRunnableJobSource`.
 
         Loads the context rows and each job's ``cancel_requested`` in one
@@ -185,7 +194,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod
-    def get(cls, job_id):
+    def get(cls, job_id: int) -> Any:
         """See `IJobSource`."""
         context = cls._contexts(cls.context_class.job_id == job_id).one()
         if context is None:

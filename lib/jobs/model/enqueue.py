@@ -177,7 +177,7 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
     delays: dict[float, _SQL] = {}
     results: list[tuple[int, bool]] = []
     for first in range(0, len(options), CHUNK):
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         chunk = options[first:first + CHUNK]
         for offset, option in enumerate(chunk):
             index = first + offset
@@ -228,8 +228,8 @@ def _find_holders(store: Any, kind: str, options: Sequence[EnqueueOptions],
                   attempts: int) -> None:
     """Give each refused entry of `results` the pending job holding its
     key; insert again the entries whose holder finished meanwhile."""
-    keys = sorted({options[index].unique_key for index in refused
-                   if options[index].unique_key is not None})
+    keys = sorted({key for key in (options[index].unique_key
+                                   for index in refused) if key is not None})
     holders: dict[str, int] = {}
     for first in range(0, len(keys), CHUNK):
         chunk = keys[first:first + CHUNK]

@@ -1,10 +1,13 @@
 """`BaseRunnableJob`: the defaults every runnable job type starts from."""
 
+from __future__ import annotations
+
 __all__ = ["BaseRunnableJob", "BaseRunnableJobSource", "UnloadableJob"]
 
 import contextlib
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 from lazr.delegates import delegate_to
 from storm.expr import Desc
@@ -29,17 +32,17 @@ class BaseRunnableJobSource:
     wrap job rows with `getJobs`; `claimReady` and `iterLost` follow.
     """
 
-    memory_limit = None
+    memory_limit: Optional[int] = None
     # What run() needs on tables beyond the job's context tables, for
     # `jobs db roles`: {table name: ("SELECT", "INSERT", "UPDATE", ...)}.
-    database_privileges = {}
+    database_privileges: dict[str, Sequence[str]] = {}
 
     @classmethod
-    def databasePrivileges(cls):
+    def databasePrivileges(cls) -> dict[str, set[str]]:
         """See `IJobSource`: SELECT and UPDATE on the context tables that
         `jobCondition` names, plus `database_privileges`."""
         _, tables = cls.jobCondition()
-        privileges = {}
+        privileges: dict[str, set[str]] = {}
         for table in tables:
             name = getattr(table, "__storm_table__", table)
             privileges.setdefault(name, set()).update(("SELECT", "UPDATE"))
@@ -48,17 +51,17 @@ class BaseRunnableJobSource:
         return privileges
 
     @classmethod
-    def jobCondition(cls):
+    def jobCondition(cls) -> tuple[Any, list[Any]]:
         """Return ``(condition, tables)``: SQL choosing this source's jobs."""
         raise NotImplementedError
 
     @classmethod
-    def getJobs(cls, job_ids):
+    def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """Return the runnable jobs for `job_ids`, in that order."""
         raise NotImplementedError
 
     @classmethod
-    def getClaimedJobs(cls, job_ids):
+    def getClaimedJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """Return the runnable jobs for `job_ids`, which this process
         claimed, in that order.
 
@@ -68,7 +71,8 @@ class BaseRunnableJobSource:
         return cls.getJobs(job_ids)
 
     @classmethod
-    def loadJobs(cls, job_ids, claimed=False):
+    def loadJobs(cls, job_ids: Sequence[int],
+                 claimed: bool = False) -> list[Any]:
         """`getJobs` (`getClaimedJobs` when `claimed`), except that a row
         that cannot be loaded — its ``json_data`` is not JSON, its job type
         has no class — comes back as an `UnloadableJob`, which fails with
@@ -94,7 +98,9 @@ class BaseRunnableJobSource:
                     job_id, cls.__name__, type(e).__name__, e)))]
 
     @classmethod
-    def claimReady(cls, limit, lease_duration=None):
+    def claimReady(cls, limit: int,
+                   lease_duration: Union[None, float, timedelta] = None
+                   ) -> ClaimedJobs:
         """See `IJobSource`.
 
         :return: a `ClaimedJobs`: each job is loaded when iteration
@@ -103,7 +109,9 @@ class BaseRunnableJobSource:
         return cls._claim_matching(None, limit, lease_duration)
 
     @classmethod
-    def claimJob(cls, job_id, lease_duration=None):
+    def claimJob(cls, job_id: int,
+                 lease_duration: Union[None, float, timedelta] = None
+                 ) -> ClaimedJobs:
         """See `IJobSource`.
 
         :return: a `ClaimedJobs` of one job or none.
@@ -125,7 +133,7 @@ class BaseRunnableJobSource:
         return ClaimedJobs(cls, claimed)
 
     @classmethod
-    def after_create(cls, job):
+    def after_create(cls, job: Any) -> None:
         """Called by ``create`` with each new, flushed job of this source.
 
         When the job section of this source says ``celery_dispatch:
@@ -136,7 +144,7 @@ class BaseRunnableJobSource:
             job.celeryRunOnCommit()
 
     @classmethod
-    def iterReady(cls):
+    def iterReady(cls) -> Iterator[Any]:
         """See `IJobSource`.
 
         The ready jobs' ids are read at once (a snapshot); each job is
@@ -148,7 +156,7 @@ class BaseRunnableJobSource:
             yield from cls.loadJobs([job_id])
 
     @classmethod
-    def readyJobIds(cls, limit=None):
+    def readyJobIds(cls, limit: Optional[int] = None) -> list[int]:
         """The ids of this source's ready jobs, highest priority first.
 
         The ready condition is inlined rather than ``id IN (ready_jobs)``:
@@ -163,7 +171,7 @@ class BaseRunnableJobSource:
         return list(ids if limit is None else ids[:limit])
 
     @classmethod
-    def iterLost(cls):
+    def iterLost(cls) -> list[Any]:
         """See `IJobSource`."""
         from jobs.database import get_store
         from jobs.model.job import Job
@@ -174,7 +182,7 @@ class BaseRunnableJobSource:
 
     @staticmethod
     @contextlib.contextmanager
-    def contextManager():
+    def contextManager() -> Iterator[None]:
         """See `IJobSource`."""
         yield
 
@@ -312,55 +320,65 @@ class BaseRunnableJob(BaseRunnableJobSource):
     row at creation, so the two agree).
     """
 
-    user_error_types = ()
-    retry_error_types = ()
+    if TYPE_CHECKING:
+        # `job` is set by each job type (or read from its context);
+        # `job_id` and the other `IJob` names are forwarded to it.
+        job: Any
+
+        @property
+        def job_id(self) -> int: ...
+
+    user_error_types: tuple[type[BaseException], ...] = ()
+    retry_error_types: tuple[type[BaseException], ...] = ()
     retry_delay = timedelta(minutes=10)
     lease_duration = timedelta(minutes=5)
     # The largest json_data a job of this type may be created with
     # (bytes of UTF-8 JSON; see `jobs.model.jsondata`).
     max_json_data_bytes = MAX_JSON_DATA_BYTES
-    task_queue = None
+    task_queue: Optional[str] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<%s job %s; status=%s>" % (
             type(self).__name__, self.job.id, self.job.status.title)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (type(self) is type(other)
                 and self.job.id == other.job.id)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), self.job.id))
 
-    def getOopsVars(self):
+    def getOopsVars(self) -> list[tuple[str, Any]]:
         """See `IRunnableJob`."""
         return [("job_id", self.job_id)]
 
-    def getOperationDescription(self):
+    def getOperationDescription(self) -> str:
         """See `IRunnableJob`."""
         return "unspecified operation"
 
-    def notifyOops(self, report):
+    def notifyOops(self, report: dict[str, Any]) -> None:
         """See `IRunnableJob`."""
         logger.info("%r failed with OOPS %s", self,
                     report["id"] or "(not written: see the log)")
 
-    def notifyUserError(self, error):
+    def notifyUserError(self, error: BaseException) -> None:
         """See `IRunnableJob`."""
         logger.info("%r failed with user error: %s", self, error)
 
-    def celeryRunOnCommit(self):
+    def celeryRunOnCommit(self) -> None:
         """See `IRunnableJob`."""
         from jobs.dispatch import run_on_commit
         run_on_commit(self)
 
-    def acquireLease(self, duration=None):
+    def acquireLease(self, duration: Union[None, float, timedelta] = None
+                     ) -> None:
         """See `IJob`; the default duration is `lease_duration`."""
         if duration is None:
             duration = self.lease_duration
         return self.job.acquireLease(duration)
 
-    def queue(self, manage_transaction=False, abort_transaction=False):
+    def queue(self, manage_transaction: bool = False,
+              abort_transaction: bool = False) -> None:
         """See `IJob`; a retry is scheduled `retry_delay` from now.
 
         The first queueing of a new job (no attempt yet) has no delay.

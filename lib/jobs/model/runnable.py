@@ -20,6 +20,8 @@ from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
 logger = logging.getLogger(__name__)
 
+# A lease's length: seconds or a timedelta; None for the default.
+Lease = Union[None, float, timedelta]
 # What loading a malformed row raises: Storm's JSON and DBEnum variables
 # (ValueError, TypeError), `EnumeratedSubclass.makeSubclass`.
 LOAD_ERRORS = (ValueError, TypeError, UnknownJobType)
@@ -71,8 +73,7 @@ class BaseRunnableJobSource:
         return cls.getJobs(job_ids)
 
     @classmethod
-    def loadJobs(cls, job_ids: Sequence[int],
-                 claimed: bool = False) -> list[Any]:
+    def loadJobs(cls, job_ids: Sequence[int], claimed: bool = False) -> list:
         """`getJobs` (`getClaimedJobs` when `claimed`), except that a row
         that cannot be loaded — its ``json_data`` is not JSON, its job type
         has no class — comes back as an `UnloadableJob`, which fails with
@@ -99,8 +100,7 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit: int,
-                   lease_duration: Union[None, float, timedelta] = None
-                   ) -> ClaimedJobs:
+                   lease_duration: Lease = None) -> ClaimedJobs:
         """See `IJobSource`.
 
         :return: a `ClaimedJobs`: each job is loaded when iteration
@@ -110,8 +110,7 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimJob(cls, job_id: int,
-                 lease_duration: Union[None, float, timedelta] = None
-                 ) -> ClaimedJobs:
+                 lease_duration: Lease = None) -> ClaimedJobs:
         """See `IJobSource`.
 
         :return: a `ClaimedJobs` of one job or none.
@@ -320,9 +319,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
     row at creation, so the two agree).
     """
 
-    if TYPE_CHECKING:
-        # `job` is set by each job type (or read from its context);
-        # `job_id` and the other `IJob` names are forwarded to it.
+    if TYPE_CHECKING:  # `job`: set by each job type; IJob names: from it
         job: Any
 
         @property
@@ -370,8 +367,7 @@ class BaseRunnableJob(BaseRunnableJobSource):
         from jobs.dispatch import run_on_commit
         run_on_commit(self)
 
-    def acquireLease(self, duration: Union[None, float, timedelta] = None
-                     ) -> None:
+    def acquireLease(self, duration: Lease = None) -> None:
         """See `IJob`; the default duration is `lease_duration`."""
         if duration is None:
             duration = self.lease_duration

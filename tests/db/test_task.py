@@ -204,6 +204,21 @@ class TestTasks(TaskTestCase):
             self.store.execute("DELETE FROM job_execution")
             transaction.commit()
 
+    def test_the_jobs_command_lists_a_sections_function_jobs(self):
+        import io
+        import json
+        from jobs.cli import main
+        made = [tasks.add.delay(1, 2), tasks.behave.delay()]
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        out = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch("sys.stdout", out))
+        self.assertEqual(0, main(["--format", "json", "list", "--type",
+                                  "do_tasks"]))
+        self.assertEqual(sorted(job.job_id for job in made),
+                         sorted(row["id"] for row in json.loads(
+                             out.getvalue())))
+
     def test_bulk_creates_every_job_in_order(self):
         calls = [(n,) for n in range(1200)] + [
             {"args": (1200,), "priority": 7},

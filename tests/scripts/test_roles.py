@@ -16,6 +16,7 @@ from testtools.matchers import Contains, Not
 from jobs.cli import main
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
+from jobs.model.job import Job
 from jobs.runner import JobCronScript
 from jobs.testing.bazjob import DoBazJob
 from jobs.testing.databases import _admin_connect, run_database_name
@@ -25,6 +26,7 @@ from jobs.testing.testcase import DatabaseTestCase
 DATABASE = run_database_name()
 FOO_ROLE = DATABASE + "_foo"
 BAZ_ROLE = DATABASE + "_baz"
+TASK_ROLE = DATABASE + "_task"
 
 SECTIONS = """
 [components]
@@ -40,7 +42,11 @@ dbuser: %(foo)s
 [do_baz]
 dbuser: %(baz)s
 source_interface: jobs.testing.bazjob.IDoBazJobSource
-""" % dict(foo=FOO_ROLE, baz=BAZ_ROLE)
+
+[do_tasks]
+dbuser: %(task)s
+tasks: jobs.testing.tasks.*
+""" % dict(foo=FOO_ROLE, baz=BAZ_ROLE, task=TASK_ROLE)
 
 
 def drop_roles():
@@ -48,7 +54,7 @@ def drop_roles():
     database = _admin_connect(DATABASE)
     server = _admin_connect()
     try:
-        for role in (FOO_ROLE, BAZ_ROLE):
+        for role in (FOO_ROLE, BAZ_ROLE, TASK_ROLE):
             with server.cursor() as cursor:
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
                                (role,))
@@ -158,6 +164,15 @@ class TestRolesPostgreSQL(RolesTestCase):
             (BAZ_ROLE, "foo_job", "SELECT", None): False,
             (BAZ_ROLE, "foo", "SELECT", None): False,
             (BAZ_ROLE, "job_execution", "INSERT", None): False,
+            (BAZ_ROLE, "task_job", "SELECT", None): False,
+            # A section of @task functions: task_job, and what its tasks
+            # declare (database_privileges).
+            (TASK_ROLE, "task_job", "SELECT", None): True,
+            (TASK_ROLE, "task_job", "UPDATE", None): True,
+            (TASK_ROLE, "task_job", "INSERT", None): False,
+            (TASK_ROLE, "job_execution", "INSERT", None): True,
+            (TASK_ROLE, "foo_job", "SELECT", None): False,
+            (TASK_ROLE, "job", "UPDATE", "status"): True,
         }
         observed = {key: self.privilege(*key) for key in expected}
         self.assertEqual(expected, observed)
@@ -217,6 +232,19 @@ class TestRolesPostgreSQL(RolesTestCase):
         self.assertEqual(0, code, log)
         self.assertEqual([JobStatus.COMPLETED] * 2,
                          [job.status for job in more])
+
+    def test_function_jobs_run_as_their_sections_role(self):
+        from jobs.testing import tasks
+        done = tasks.behave.delay(record=5)
+        nosy = tasks.behave.delay(raise_="error")
+        transaction.commit()
+        code, log = self.run_sections("do_tasks")
+        self.assertEqual(0, code, log)
+        self.assertEqual([JobStatus.COMPLETED, JobStatus.FAILED],
+                         [self.store.get(Job, job.job_id).status
+                          for job in (done, nosy)])
+        self.assertEqual([(5,)], self.store.execute(
+            "SELECT job FROM job_execution").get_all())
 
     def test_a_job_reaching_into_another_sections_table_fails(self):
         nosy_foo = self.factory.makeDoFooJob(sql="SELECT * FROM baz_job")

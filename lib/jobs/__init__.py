@@ -3,6 +3,7 @@
 The short public API, imported on first use (so that ``import jobs.errors``
 stays cheap):
 
+- `task` (`jobs.tasks.task`): a function as a job type, ``@task(...)``;
 - `setup` (`jobs.config.setup`): load the configuration, register the
   job sources, connect the ``main`` store;
 - `get_store` and `connect` (`jobs.database`): the store application code
@@ -12,10 +13,11 @@ stays cheap):
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 # public name -> the module that defines it
 _API = {
+    "task": "jobs.tasks",
     "setup": "jobs.config",
     "connect": "jobs.database",
     "get_store": "jobs.database",
@@ -26,9 +28,19 @@ __all__ = sorted(_API)
 if TYPE_CHECKING:
     from jobs.config import setup
     from jobs.database import connect, get_store
+    from jobs.tasks import task
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError("module 'jobs' has no attribute %r" % name)
+def _lazy_exports(package: str, api: dict[str, str]
+                  ) -> Callable[[str], Any]:
+    """A module ``__getattr__`` importing each name of `api` (``{name:
+    defining module}``) on first use."""
+    def __getattr__(name: str) -> Any:
+        if name in api:
+            return getattr(import_module(api[name]), name)
+        raise AttributeError(
+            "module %r has no attribute %r" % (package, name))
+    return __getattr__
+
+
+__getattr__ = _lazy_exports(__name__, _API)

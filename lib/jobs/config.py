@@ -16,7 +16,7 @@ schema's defaults, to the folder of the file ``JOBS_CONFIG`` names.
 
 The schema and the base instance ship in the package. A section the
 schema does not name, which sets ``source_interface`` (or ``tasks``, for
-`jobs.task` functions), is a job section with the keys and defaults of
+`jobs.tasks` functions), is a job section with the keys and defaults of
 the schema's ``[job_defaults]``. Every problem is a `ConfigError` naming
 the file, the section and the key.
 """
@@ -45,12 +45,15 @@ from lazr.config import Config as LazrConfig
 from lazr.config.interfaces import ConfigErrors
 
 from jobs.errors import ConfigError
+from jobs.instances import (
+    PACKAGED_CONFIGS,
+    read_chain,
+    resolve_instance,
+    without_meta,
+)
 from jobs.settings import CelerySettings, JobSection
 
-PACKAGED_CONFIGS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "configs")
 SCHEMA_PATH = os.path.join(PACKAGED_CONFIGS, "schema-lazr.conf")
-INSTANCE_FILE = "jobs-lazr.conf"
 DEFAULT_INSTANCE = "development"
 TEMPLATE_SECTION = "job_defaults"
 # A section the schema does not name is a job section when it sets one.
@@ -58,112 +61,6 @@ JOB_SECTION_KEYS = ("source_interface", "tasks")
 # [section] key pairs whose values are paths (or sqlite: URIs).
 PATH_KEYS = {("database", "uri"), ("error_reports", "error_dir"),
              ("locks", "lock_dir")}
-
-
-def _checkout_configs() -> Optional[str]:
-    """The checkout's ``configs/`` folder, when jobs runs from its source
-    tree (``lib/jobs`` beside ``setup.py``); None when installed."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    folder = os.path.join(root, "configs")
-    if os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(
-            folder):
-        return folder
-    return None
-
-
-def instance_folders() -> list[str]:
-    """The folders instance names are looked up in, in order."""
-    folders = []
-    if os.environ.get("JOBS_CONFIGS_DIR"):
-        folders.append(os.environ["JOBS_CONFIGS_DIR"])
-    checkout = _checkout_configs()
-    if checkout is not None:
-        folders.append(checkout)
-    folders.append(PACKAGED_CONFIGS)
-    return folders
-
-
-def is_path(name_or_path: str) -> bool:
-    """True when `name_or_path` names a file rather than an instance."""
-    return name_or_path.endswith(".conf") or "/" in name_or_path or (
-        os.sep in name_or_path)
-
-
-def resolve_instance(name_or_path: str,
-                     relative_to: Optional[str] = None) -> str:
-    """Return the config file of an instance name or a file path.
-
-    :param relative_to: the folder a relative path is relative to
-        (default: the current directory).
-    :raises ConfigError: for an instance name found nowhere.
-    """
-    if is_path(name_or_path):
-        return os.path.normpath(os.path.join(
-            relative_to or os.getcwd(), os.path.expanduser(name_or_path)))
-    folders = instance_folders()
-    for folder in folders:
-        path = os.path.join(folder, name_or_path, INSTANCE_FILE)
-        if os.path.isfile(path):
-            return path
-    known = sorted({name for folder in folders if os.path.isdir(folder)
-                    for name in os.listdir(folder)
-                    if os.path.isfile(os.path.join(folder, name,
-                                                   INSTANCE_FILE))})
-    raise ConfigError(
-        "No config instance %r (instances: %s): give the path of a .conf"
-        " file instead." % (name_or_path, ", ".join(known)))
-
-
-def _read_chain(path: str) -> list[tuple[str, configparser.RawConfigParser]]:
-    """Return [(path, RawConfigParser)] following ``[meta] extends``,
-    the named file first."""
-    chain: list[tuple[str, configparser.RawConfigParser]] = []
-    seen = set()
-    current: Optional[str] = path
-    while current is not None:
-        if current in seen:
-            raise ConfigError(
-                "%s: [meta] extends loops back to itself." % current)
-        seen.add(current)
-        parser = configparser.RawConfigParser(strict=False)
-        try:
-            with open(current, encoding="utf-8") as f:
-                parser.read_file(f, current)
-        except FileNotFoundError:
-            raise ConfigError("Config file not found: %s" % current) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError("Cannot read config file %s: %s" % (
-                current, e)) from None
-        except configparser.Error as e:
-            raise ConfigError("Malformed config file %s: %s" % (
-                current, " ".join(str(e).split()))) from None
-        chain.append((current, parser))
-        extends = parser.get("meta", "extends", fallback=None)
-        if not extends:
-            break
-        try:
-            current = resolve_instance(
-                extends.strip(), relative_to=os.path.dirname(current))
-        except ConfigError as e:
-            raise ConfigError("%s: [meta] extends: %s" % (current, e)) from None
-    return chain
-
-
-def _without_meta(parser: configparser.RawConfigParser) -> str:
-    """`parser`'s sections as config text, without ``[meta]``: the chain
-    is followed here, not by lazr.config (which cannot follow an
-    absolute path or an instance name)."""
-    copy = configparser.RawConfigParser(strict=False)
-    for section in parser.sections():
-        if section == "meta":
-            continue
-        copy.add_section(section)
-        for key, value in parser.items(section):
-            copy.set(section, key, value)
-    text = io.StringIO()
-    copy.write(text)
-    return text.getvalue()
 
 
 def _schema_sections(schema_text: str) -> dict[str, str]:
@@ -271,6 +168,14 @@ class JobsConfig:
         return value
 
     @property
+    def migrations(self) -> tuple[Any, ...]:
+        """The application's `jobs.schema.Migrations`, from ``[components]
+        migrations``, in order (the framework's not included)."""
+        from jobs.schema import Migrations
+        return tuple(Migrations(name, name) for name in self._text(
+            "components", "migrations").split())
+
+    @property
     def celery(self) -> CelerySettings:
         """The `CelerySettings` of ``[celery]``.
 
@@ -309,7 +214,7 @@ def load(name_or_path: Optional[str] = None) -> JobsConfig:
                 " (see the README's quickstart).") from None
     else:
         path = resolve_instance(name_or_path)
-    chain = _read_chain(path)
+    chain = read_chain(path)
     with open(SCHEMA_PATH, encoding="ascii") as f:
         schema_text = f.read()
     schema_sections = _schema_sections(schema_text)
@@ -336,7 +241,7 @@ def load(name_or_path: Optional[str] = None) -> JobsConfig:
             SCHEMA_PATH, file_object=io.StringIO(full_schema))
         lazr = LazrConfig(schema)
         for file_path, parser in reversed(chain):
-            lazr.push(file_path, _without_meta(parser))
+            lazr.push(file_path, without_meta(parser))
         lazr.validate()
     except ConfigErrors as e:
         raise ConfigError("%s is not valid: %s" % (

@@ -190,7 +190,7 @@ def run_on_commit_if_celery(job_id, config=None):
             continue
         try:
             if section.tasks:
-                from jobs.task import section_source
+                from jobs.tasks import section_source
                 source = section_source(config, section)
             else:
                 source = queryUtility(resolve(section.source_interface))

@@ -3,7 +3,7 @@
 ``[components] register`` names functions (dotted names) that each take a
 zope.component registry and register an application's job sources; the
 modules job sections' ``tasks`` name are imported, which registers their
-``@task`` functions (`jobs.task`). Scripts call `register_components` once
+``@task`` functions (`jobs.tasks`). Scripts call `register_components` once
 at start-up.
 """
 
@@ -56,7 +56,7 @@ def _task_modules(patterns):
 
 def import_tasks(config):
     """Import the modules the job sections' ``tasks`` name, so that their
-    ``@task`` functions register (`jobs.task`).
+    ``@task`` functions register (`jobs.tasks`).
 
     :raises ConfigError: naming the section and the module that cannot
         be imported.

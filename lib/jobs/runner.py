@@ -499,7 +499,7 @@ def find_section_source(config, name, interface=None):
     try:
         settings = None if interface else config.job_section(name)
         if settings is not None and settings.tasks:
-            from jobs.task import section_source
+            from jobs.tasks import section_source
             return section_source(config, settings)
         dotted = interface or settings.source_interface
     except ConfigError as e:

@@ -20,7 +20,7 @@ class JobSection:
 
     A section runs the jobs of one source: the utility providing its
     ``source_interface``, or, for function jobs, the ``@task`` functions
-    its ``tasks`` patterns match (`jobs.task`). It sets one of the two.
+    its ``tasks`` patterns match (`jobs.tasks`). It sets one of the two.
 
     :ivar name: the section's name (what run_jobs.py is given).
     :ivar dbuser: the database role, or None for the login role.

@@ -172,6 +172,11 @@ class TestRolesPostgreSQL(RolesTestCase):
             (TASK_ROLE, "task_job", "INSERT", None): False,
             (TASK_ROLE, "job_execution", "INSERT", None): True,
             (TASK_ROLE, "foo_job", "SELECT", None): False,
+            # INSERT alone: and SELECT of the new row's key (RETURNING).
+            (TASK_ROLE, "foo", "INSERT", None): True,
+            (TASK_ROLE, "foo", "SELECT", None): False,
+            (TASK_ROLE, "foo", "SELECT", "id"): True,
+            (TASK_ROLE, "foo", "SELECT", "name"): False,
             (TASK_ROLE, "job", "UPDATE", "status"): True,
         }
         observed = {key: self.privilege(*key) for key in expected}
@@ -237,12 +242,15 @@ class TestRolesPostgreSQL(RolesTestCase):
         from jobs.testing import tasks
         done = tasks.behave.delay(record=5)
         nosy = tasks.behave.delay(raise_="error")
+        # store.add() as a role granted INSERT only (README's example).
+        added = tasks.make_foo.delay("made by a role")
         transaction.commit()
         code, log = self.run_sections("do_tasks")
         self.assertEqual(0, code, log)
-        self.assertEqual([JobStatus.COMPLETED, JobStatus.FAILED],
-                         [self.store.get(Job, job.job_id).status
-                          for job in (done, nosy)])
+        self.assertEqual(
+            [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.COMPLETED],
+            [self.store.get(Job, job.job_id).status
+             for job in (done, nosy, added)])
         self.assertEqual([(5,)], self.store.execute(
             "SELECT job FROM job_execution").get_all())
 

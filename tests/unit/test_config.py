@@ -200,7 +200,7 @@ class TestApplicationConfig(TestCase):
     def test_installed_without_jobs_config_says_what_to_do(self):
         # Installed, there is no checkout and so no development instance.
         self.useFixture(fixtures.MonkeyPatch(
-            "jobs.config._checkout_configs", lambda: None))
+            "jobs.instances._checkout_configs", lambda: None))
         self.useFixture(fixtures.EnvironmentVariable("JOBS_CONFIG"))
         self.useFixture(fixtures.EnvironmentVariable("JOBS_CONFIGS_DIR"))
         error = self.assertRaises(ConfigError, load)

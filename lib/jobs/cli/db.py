@@ -8,8 +8,13 @@ from jobs.database import get_store
 from jobs.errors import CommandError, JobsError
 
 
+def components():
+    """The framework's migrations, then the application's."""
+    return (schema.FRAMEWORK,) + get_config().migrations
+
+
 def cmd_db_upgrade(options):
-    applied = schema.upgrade(get_store())
+    applied = schema.upgrade(get_store(), components())
     print("Applied: %s" % (", ".join(
         "%s %04d_%s" % row for row in applied) or "nothing (up to date)"))
 
@@ -17,11 +22,11 @@ def cmd_db_upgrade(options):
 def cmd_db_verify(options):
     store = get_store()
     try:
-        schema.check(store)
+        schema.check(store, components())
     except JobsError as e:
         print(str(e))
         return 1
-    missing, unexpected = schema.differences(store)
+    missing, unexpected = schema.differences(store, components())
     if missing or unexpected:
         print("The live schema differs from the migrations':")
         for line in missing:

@@ -113,13 +113,29 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
                                   cls._max_retries())
         if not created:
             return cls.get(job.id)
-        context = cls.context_class(
-            job=job, job_type=cls.class_job_type, **context_columns)
+        context = cls._new_context(job, context_columns)
         store.add(context)
         store.flush()
         made = cls(context)
         cls.after_create(made)
         return made
+
+    @classmethod
+    def _new_context(cls, job: Any, columns: dict[str, Any]) -> Any:
+        """A new context row for `job`: made by the context class's own
+        ``__init__`` when it has one, else (a plain Storm class) by
+        setting the columns."""
+        context_class = cls.context_class
+        if context_class.__init__ is not object.__init__:
+            return context_class(job=job, job_type=cls.class_job_type,
+                                 **columns)
+        columns = dict(columns, job=job)
+        if cls.class_job_type is not None:
+            columns["job_type"] = cls.class_job_type
+        context = context_class()
+        for name, value in columns.items():
+            setattr(context, name, value)
+        return context
 
     @classmethod
     def createMany(cls, rows: Iterable[dict[str, Any]],

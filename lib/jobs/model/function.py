@@ -1,5 +1,5 @@
 """`FunctionJob`: a job that calls a registered ``@task`` function
-(`jobs.task`) with JSON arguments.
+(`jobs.tasks`) with JSON arguments.
 
 Every function job has a row in ``task_job`` (its `TaskJob` context: the
 function's dotted path, ``args`` and ``kwargs``) and ``job.kind =
@@ -86,7 +86,7 @@ def kind_condition(patterns: Iterable[str]) -> Any:
 class FunctionJob(DerivedJob):
     """A job calling a ``@task`` function: ``run()`` returns what it returns.
 
-    The class itself creates jobs (`jobs.task.Task` does); each job
+    The class itself creates jobs (`jobs.tasks.Task` does); each job
     section of tasks runs them through its own subclass
     (`section_job_class`), which knows the section's allow-list.
 
@@ -130,7 +130,7 @@ class FunctionJob(DerivedJob):
 
     @property
     def task(self) -> Any:
-        """The registered `jobs.task.Task` this job calls, or None when
+        """The registered `jobs.tasks.Task` this job calls, or None when
         the section does not run it."""
         return self.allowed.get(self.context.task)
 

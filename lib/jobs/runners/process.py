@@ -304,7 +304,7 @@ def source_interface_name(source, settings):
     """The dotted name of the section's source interface."""
     name = getattr(settings, "source_interface", None)
     if name or getattr(settings, "tasks", None):
-        return name  # None: a section of @task functions (jobs.task)
+        return name  # None: a section of @task functions (jobs.tasks)
     from zope.interface import providedBy
     interface = list(providedBy(source))[0]
     return interface.__identifier__

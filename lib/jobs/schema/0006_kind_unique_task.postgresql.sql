@@ -1,7 +1,7 @@
 -- job.kind: what type of job a row is, set at creation by every job type
 -- the framework creates: "<context table>:<job_type value>" (DerivedJob,
 -- e.g. foo_job:0), "job:<base_job_type>" (jobs without a context table),
--- "task:<dotted path>" (jobs.task functions). NULL for rows made before
+-- "task:<dotted path>" (jobs.tasks functions). NULL for rows made before
 -- this migration, or by hand. Indexed with the status: counts per kind,
 -- and the per-kind row security and limits to come, read it.
 ALTER TABLE job ADD COLUMN kind text;
@@ -13,7 +13,7 @@ CREATE INDEX job__kind__status__idx ON job (kind, status);
 -- read): race-free across connections through this index.
 ALTER TABLE job ADD COLUMN unique_key text;
 CREATE UNIQUE INDEX job__kind__unique_key__pending__idx ON job (kind, unique_key) WHERE unique_key IS NOT NULL AND status IN (0, 1, 4);
--- The context table of every function job (jobs.task): the function's
+-- The context table of every function job (jobs.tasks): the function's
 -- dotted path and its JSON arguments; one row per job, keyed by it.
 CREATE TABLE task_job (
     job integer PRIMARY KEY REFERENCES job (id) ON DELETE CASCADE,

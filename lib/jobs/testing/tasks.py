@@ -1,4 +1,4 @@
-"""Reference ``@task`` functions (`jobs.task`) for tests: a section with
+"""Reference ``@task`` functions (`jobs.tasks`) for tests: a section with
 ``tasks: jobs.testing.tasks.*`` runs them.
 
 `behave` does what its keyword arguments ask (the way `DoFooJob` does what
@@ -15,6 +15,7 @@ __all__ = [
     "UserError",
     "add",
     "behave",
+    "make_foo",
     "not_a_task",
 ]
 
@@ -23,8 +24,8 @@ import time
 from typing import Any, Optional
 
 from jobs.database import get_store
-from jobs.task import task
-from jobs.testing.foojob import RetryError, UserError, raise_as_asked
+from jobs import task
+from jobs.testing.foojob import Foo, RetryError, UserError, raise_as_asked
 
 # The section of the tests' configuration that runs these tasks.
 SECTION = """
@@ -57,6 +58,15 @@ def behave(record: Optional[int] = None, raise_: Optional[str] = None,
 def add(a: int, b: int) -> int:
     """Return ``a + b``."""
     return a + b
+
+
+@task(section="do_tasks", database_privileges={"foo": ("INSERT",)})
+def make_foo(name: str) -> int:
+    """Add a `Foo` row with ``store.add()``; return its id."""
+    foo = Foo(name)
+    get_store().add(foo)
+    get_store().flush()
+    return foo.id
 
 
 def not_a_task() -> str:

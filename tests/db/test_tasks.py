@@ -1,4 +1,4 @@
-"""``@task`` function jobs (`jobs.task`), on both databases: created in the
+"""``@task`` function jobs (`jobs.tasks`), on both databases: created in the
 caller's transaction, run by the section that lists them, through the same
 outcome table as every job; a row naming anything but a registered task
 fails with an OOPS and imports nothing."""
@@ -18,7 +18,7 @@ from jobs.log import BufferLogger
 from jobs.model.function import FunctionJob, TaskJob
 from jobs.model.job import Job
 from jobs.runner import JobCronScript, find_section_source
-from jobs.task import task
+from jobs import task
 from jobs.testing import tasks
 from jobs.testing.fixtures import FrozenClockFixture
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
@@ -292,7 +292,8 @@ class TestTaskDefinition(TaskTestCase):
         # in its allow-list: only those registered at start-up run.
         source = find_section_source(self.config, "do_tasks")
         self.assertEqual(
-            {"jobs.testing.tasks.add", "jobs.testing.tasks.behave"},
+            {"jobs.testing.tasks.add", "jobs.testing.tasks.behave",
+             "jobs.testing.tasks.make_foo"},
             set(source.allowed))
         self.assertTrue(issubclass(source, FunctionJob))
         self.assertIs(source, find_section_source(self.config, "do_tasks"))

@@ -2,7 +2,7 @@
 
 ::
 
-    from jobs.task import task
+    from jobs import task
 
     @task(section="mail", max_retries=3, retry_delay=60)
     def send_welcome(user_id, template="welcome"):

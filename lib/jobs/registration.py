@@ -1,5 +1,6 @@
 """The one place where utilities are registered.
 
+``[components] path`` puts the application's folders on ``sys.path``;
 ``[components] register`` names functions (dotted names) that each take a
 zope.component registry and register an application's job sources; the
 modules job sections' ``tasks`` name are imported, which registers their
@@ -7,9 +8,10 @@ modules job sections' ``tasks`` name are imported, which registers their
 at start-up.
 """
 
-__all__ = ["import_tasks", "register_components"]
+__all__ = ["add_import_paths", "import_tasks", "register_components"]
 
 import importlib
+import sys
 
 from zope.component import getGlobalSiteManager
 from zope.dottedname.resolve import resolve
@@ -24,6 +26,7 @@ def register_components(config, registry=None):
     :raises ConfigError: when a name cannot be imported or called.
     """
     registry = registry or getGlobalSiteManager()
+    add_import_paths(config)
     names = config.lazr["components"]["register"] or ""
     for name in str(names).split():
         try:
@@ -38,6 +41,16 @@ def register_components(config, registry=None):
                 % (config.path, name))
         function(registry)
     import_tasks(config)
+
+
+def add_import_paths(config):
+    """Put the folders of ``[components] path`` at the front of
+    ``sys.path`` (once each), where the application's modules are."""
+    paths = config.lazr["components"]["path"] or ""
+    for path in reversed(str(paths).split()):
+        folder = config.resolve_path(path, "components", "path")
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def _task_modules(patterns):

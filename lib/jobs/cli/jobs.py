@@ -48,8 +48,10 @@ def job_types():
             source = find_section_source(config, name)
         except SectionError:
             continue
-        if hasattr(source, "jobCondition"):
+        try:
             types[name] = source.jobCondition()
+        except (AttributeError, NotImplementedError):
+            continue  # a seed-style source (iterReady only) cannot say
     return types
 
 

@@ -35,7 +35,6 @@ from jobs.database import JSON, DBEnum, get_store
 from jobs.errors import SuspendJobException
 from jobs.interfaces.job import IJobSource, IRunnableJob, JobStatus
 from jobs.model.derived import DerivedJob
-from jobs.model.options import OPTION_NAMES
 from jobs.model.job import Job
 from jobs.schema import Migrations
 
@@ -46,17 +45,8 @@ logger = logging.getLogger(__name__)
 class FooJobType(DBEnumeratedType):
     """The job types of the foo family."""
 
-    DO_FOO = DBItem(0, """
-        Do foo
-
-        Does foo to a Foo.
-        """)
-
-    DO_BAR = DBItem(1, """
-        Do bar
-
-        Does bar to a Foo.
-        """)
+    DO_FOO = DBItem(0, "Do foo\n\nDoes foo to a Foo.")
+    DO_BAR = DBItem(1, "Do bar\n\nDoes bar to a Foo.")
 
 
 class Foo:
@@ -145,7 +135,8 @@ class FooJobDerived(DerivedJob):
             self.job.status.title)
 
     @classmethod
-    def create(cls, foo, **behaviour):
+    def create(cls, foo, delay=None, scheduled_start=None, priority=None,
+               unique_key=None, **behaviour):
         """Create a job of this type about `foo`.
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
@@ -163,12 +154,12 @@ class FooJobDerived(DerivedJob):
         raises), ``return_`` (a value ``run()`` returns), ``retry_until``
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`).
-        ``delay``, ``scheduled_start``, ``priority`` and ``unique_key``
-        are the job's options (`jobs.model.enqueue`), not behaviour.
+        `delay`, `scheduled_start`, `priority` and `unique_key` are the
+        job's options (`jobs.model.options`), not behaviour.
         """
-        options = {name: behaviour.pop(name) for name in OPTION_NAMES
-                   if name in behaviour}
-        return cls._create(foo=foo, json_data=dict(behaviour), **options)
+        return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
+                           scheduled_start=scheduled_start,
+                           priority=priority, unique_key=unique_key)
 
     @classmethod
     def acquire(cls, foo):

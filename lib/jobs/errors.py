@@ -97,12 +97,12 @@ class JobLoadError(JobsError):
 
 
 class CommandError(JobsError):
-    """A `jobs` command cannot do what it was asked (bad id, date, transition)."""
+    """A `jobs` command cannot do what it was asked (bad id, date, move)."""
 
 
 class InvalidJobOption(JobsError, ValueError):
-    """An option given when creating a job (delay, scheduled_start, priority, unique_key) is not valid."""
+    """A job's creation option (delay, priority, unique_key...) is invalid."""
 
 
 class TaskNotAllowed(JobsError):
-    """A function job names a function that is not a registered ``@task`` of its section."""
+    """A function job names no registered ``@task`` of its section."""

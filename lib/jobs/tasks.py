@@ -8,7 +8,7 @@
     def send_welcome(user_id, template="welcome"):
         ...
 
-    send_welcome.delay(42, template="x")            # in the current transaction
+    send_welcome.delay(42, template="x")      # in the current transaction
     send_welcome.apply_async(args=(42,), delay=30, priority=5,
                              unique_key="welcome-42")
     send_welcome.bulk([(1,), (2,), {"args": (3,), "priority": 9}])
@@ -78,6 +78,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Seconds = Union[int, float, timedelta]
 
+# The JSON of a call without keyword arguments (most calls).
+NO_KEYWORDS = Encoded("{}")
 # {dotted name: Task}: every @task function imported so far.
 _registry: dict[str, "Task[Any, Any]"] = {}
 
@@ -325,7 +327,8 @@ class Task(Generic[P, R]):
         """
         what = "the arguments of task %s" % self.name
         return (Encoded(json_text(arguments, self.max_json_data_bytes, what)),
-                Encoded(json_text(keywords, self.max_json_data_bytes, what)))
+                Encoded(json_text(keywords, self.max_json_data_bytes, what))
+                if keywords else NO_KEYWORDS)
 
     def _fits(self, arguments: list[Any], keywords: dict[str, Any]) -> bool:
         """True when the function takes these arguments: a quick test for

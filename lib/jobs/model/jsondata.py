@@ -12,6 +12,7 @@ the application's own.
 __all__ = ["MAX_JSON_DATA_BYTES", "check_json_data", "json_text"]
 
 import json
+import re
 
 from jobs.errors import InvalidJobData, JobDataTooLarge
 
@@ -19,16 +20,9 @@ from jobs.errors import InvalidJobData, JobDataTooLarge
 MAX_JSON_DATA_BYTES = 1024 * 1024
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
+# A NUL character's escape in JSON text: \u0000 after an even number of
+# backslashes (an odd number would escape the first one).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def check_json_data(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
@@ -52,11 +46,11 @@ def json_text(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
         text = json.dumps(data, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise InvalidJobData("%s is not JSON: %s." % (what, e)) from None
-    for string in _strings(data):
-        if "\x00" in string:
-            raise InvalidJobData(
-                "%s holds a NUL character (\\u0000), which PostgreSQL's"
-                " jsonb cannot store." % what)
+    # JSON writes a NUL as \u0000, and a backslash as \\.
+    if "\\u0000" in text and _NUL.search(text):
+        raise InvalidJobData(
+            "%s holds a NUL character (\\u0000), which PostgreSQL's"
+            " jsonb cannot store." % what)
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:

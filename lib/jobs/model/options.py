@@ -92,7 +92,7 @@ def enqueue_options(delay: Any = None, scheduled_start: Any = None,
         if not isinstance(scheduled_start, datetime):
             raise InvalidJobOption(
                 "scheduled_start: %r is not a datetime." % (scheduled_start,))
-        if scheduled_start.tzinfo is None or scheduled_start.utcoffset() is None:
+        if scheduled_start.utcoffset() is None:
             raise InvalidJobOption(
                 "scheduled_start: %s has no time zone: give an aware"
                 " datetime (tzinfo=timezone.utc)."

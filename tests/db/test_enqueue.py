@@ -142,6 +142,29 @@ class TestEnqueueOptions(DatabaseTestCase):
         self.assertNotEqual(first.job_id, fresh.job_id)
         self.assertEqual(JobStatus.WAITING, fresh.status)
 
+    def test_retrying_a_job_whose_key_a_newer_job_holds_is_refused(self):
+        import io
+        import fixtures
+        from jobs.cli import main
+        from jobs.log import DevNullLogger
+        from jobs.runner import JobRunner
+        foo = self.factory.makeFoo()
+        old = DoFooJob.create(foo, unique_key="k", raise_="error")
+        transaction.commit()
+        JobRunner([old], DevNullLogger()).runAll()
+        self.assertEqual(JobStatus.FAILED, old.status)
+        DoFooJob.create(foo, unique_key="k")
+        transaction.commit()
+        err = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
+        self.useFixture(fixtures.MonkeyPatch("sys.stdout", io.StringIO()))
+        self.assertEqual(2, main(["retry", str(old.job_id)]))
+        # PostgreSQL names the index, SQLite its columns.
+        self.assertTrue(
+            "job__kind__unique_key__pending__idx" in err.getvalue()
+            or "job.kind, job.unique_key" in err.getvalue(), err.getvalue())
+        self.assertNotIn("Traceback", err.getvalue())
+
     def test_create_many_inserts_typed_jobs_in_bulk(self):
         foo, bar = self.factory.makeFoo(), self.factory.makeFoo()
         rows = [{"foo": foo, "json_data": {"n": n}} for n in range(1100)]

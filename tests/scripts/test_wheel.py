@@ -81,18 +81,25 @@ def bash(script, cwd, env, timeout=300):
 
 
 @functools.lru_cache(maxsize=None)
-def installed():
-    """Build the wheel and install it as the README says, in the folder
-    of a copy of the example application; return that folder (its
-    ``.venv`` is the virtual environment)."""
-    folder = temporary_folder("jobs-wheel-")
+def wheel():
+    """The wheel built from the checkout."""
     dist = temporary_folder("jobs-dist-")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
          "--disable-pip-version-check", "-w", dist, ROOT],
         check=True, capture_output=True, timeout=300)
-    [wheel] = glob.glob(os.path.join(dist, "*.whl"))
-    script = block("install").replace("/path/to/jobs", wheel)
+    [built] = glob.glob(os.path.join(dist, "*.whl"))
+    return built
+
+
+@functools.lru_cache(maxsize=None)
+def installed(extras=""):
+    """Install the wheel (with `extras`, e.g. ``[test]``) as the README
+    says into a new folder; return that folder (its ``.venv`` is the
+    virtual environment)."""
+    folder = temporary_folder("jobs-wheel-")
+    script = block("install").replace("/path/to/jobs",
+                                      "'%s%s'" % (wheel(), extras))
     code, out, err = bash("set -e\n" + script, folder,
                           environment(PIP_DISABLE_PIP_VERSION_CHECK="1"))
     if code:
@@ -175,6 +182,16 @@ class TestQuickstartFromTheWheel(TestCase):
             if kind == "sqlite":
                 self.assertTrue(os.path.exists(
                     os.path.join(app, "var", "app.db")))
+
+    def test_job_authors_get_jobs_testing_with_the_test_extra(self):
+        venv = os.path.join(installed("[test]"), ".venv")
+        probe = subprocess.run(
+            [os.path.join(venv, "bin", "python"), "-c",
+             "from jobs.testing.testcase import DatabaseTestCase;"
+             " from jobs.testing.fixtures import FrozenClockFixture;"
+             " import jobs.testing.pytest_plugin; print('ok')"],
+            capture_output=True, text=True, env=environment(), timeout=60)
+        self.assertEqual(("ok\n", ""), (probe.stdout, probe.stderr))
 
     def test_the_environment_gets_no_commands_but_ours_and_oops_datedir_repos(self):
         venv = os.path.join(installed(), ".venv")

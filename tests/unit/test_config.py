@@ -212,3 +212,20 @@ class TestApplicationConfig(TestCase):
             name for name in os.listdir(os.path.dirname(SCHEMA_PATH))
             if name.endswith(".conf")])
         self.assertTrue(os.path.isfile(resolve_instance("base")))
+
+
+class TestComponentsPath(TestCase):
+
+    def test_the_applications_folder_goes_on_sys_path(self):
+        import sys
+        from jobs.registration import add_import_paths
+        app = self.useFixture(fixtures.TempDir()).path
+        os.makedirs(os.path.join(app, "lib"))
+        path = os.path.join(app, "app.conf")
+        with open(path, "w") as f:
+            f.write("[meta]\nextends: base\n\n[components]\npath: . lib\n")
+        self.useFixture(fixtures.MonkeyPatch("sys.path", list(sys.path)))
+        add_import_paths(load(path))
+        add_import_paths(load(path))  # once each
+        self.assertEqual([app, os.path.join(app, "lib")], sys.path[:2])
+        self.assertEqual(1, sys.path.count(app))

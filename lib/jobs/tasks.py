@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 import functools
-import inspect
 import math
 import weakref
 from datetime import datetime, timedelta
@@ -63,23 +62,22 @@ from typing import (
 
 from jobs.config import JobSection, JobsConfig, get_config
 from jobs.database import get_store
-from jobs.errors import ConfigError, InvalidJobData, InvalidJobOption
-from jobs.model.enqueue import Encoded, bulk_create, create_job
+from jobs.errors import ConfigError, InvalidJobOption
+from jobs.model.enqueue import bulk_create, create_job
+from jobs.model.calls import Calls
 from jobs.model.function import (
     FunctionJob,
     TaskJob,
     section_job_class,
     task_matches,
 )
-from jobs.model.jsondata import MAX_JSON_DATA_BYTES, json_text
+from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 from jobs.model.options import OPTION_NAMES, enqueue_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
 Seconds = Union[int, float, timedelta]
 
-# The JSON of a call without keyword arguments (most calls).
-NO_KEYWORDS = Encoded("{}")
 # {dotted name: Task}: every @task function imported so far.
 _registry: dict[str, "Task[Any, Any]"] = {}
 
@@ -102,23 +100,6 @@ def _seconds(name: str, value: Seconds) -> float:
         raise ValueError("@task %s: %r is not 0 seconds or more."
                          % (name, value))
     return seconds
-
-
-def _shape(signature: inspect.Signature
-           ) -> Optional[tuple[list[str], set[str], set[str]]]:
-    """``(positional names, all names, required names)`` of a signature
-    of named parameters only; None for one with ``*args``, ``**kwargs``
-    or positional-only parameters."""
-    positional, names, required = [], set(), set()
-    for parameter in signature.parameters.values():
-        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
-            positional.append(parameter.name)
-        elif parameter.kind is not parameter.KEYWORD_ONLY:
-            return None
-        names.add(parameter.name)
-        if parameter.default is parameter.empty:
-            required.add(parameter.name)
-    return positional, names, required
 
 
 class Task(Generic[P, R]):
@@ -180,8 +161,7 @@ class Task(Generic[P, R]):
             table: set(granted)
             for table, granted in (database_privileges or {}).items()}
         self.max_json_data_bytes = max_json_data_bytes
-        self._signature = inspect.signature(function)
-        self._shape = _shape(self._signature)
+        self._calls = Calls(self.name, function, max_json_data_bytes)
         self._job_classes: weakref.WeakKeyDictionary[
             JobsConfig, type[FunctionJob]] = weakref.WeakKeyDictionary()
         functools.update_wrapper(self, function)
@@ -231,8 +211,8 @@ class Task(Generic[P, R]):
         """
         options = enqueue_options(delay, scheduled_start, priority,
                                   unique_key, self.priority)
-        arguments, keywords = self._arguments(args, kwargs)
-        self._encoded(arguments, keywords)
+        arguments, keywords = self._calls.check(args, kwargs)
+        self._calls.encoded(arguments, keywords)
         job_class = self.job_class()
         store = get_store()
         job, created = create_job(store, FunctionJob.job_kind(self.name),
@@ -273,13 +253,14 @@ class Task(Generic[P, R]):
                         "%s.bulk: unknown option(s) %s (use args, kwargs, %s)."
                         % (self.name, ", ".join(sorted(unknown)),
                            ", ".join(OPTION_NAMES)))
-                arguments, keywords = self._arguments(
+                arguments, keywords = self._calls.check(
                     given.pop("args", ()), given.pop("kwargs", None))
                 row = given
             else:
-                arguments, keywords = self._arguments(call, None)
+                arguments, keywords = self._calls.check(call, None)
                 row = {}
-            row["args"], row["kwargs"] = self._encoded(arguments, keywords)
+            row["args"], row["kwargs"] = self._calls.encoded(arguments,
+                                                            keywords)
             rows.append(row)
         return bulk_create(
             self.job_class(), rows,
@@ -288,67 +269,6 @@ class Task(Generic[P, R]):
             kind=FunctionJob.job_kind(self.name),
             max_retries=self.max_retries, fixed={"task": self.name},
             default_priority=self.priority)
-
-    def _arguments(self, args: Any, kwargs: Any
-                   ) -> tuple[list[Any], dict[str, Any]]:
-        """`args` and `kwargs` checked against the function's signature
-        and as JSON: ``(list, dict)``.
-
-        :raises InvalidJobData: naming the task.
-        """
-        if type(args) is tuple or type(args) is list:
-            arguments = list(args)
-        elif isinstance(args, (str, bytes, Mapping)) or not isinstance(
-                args, Iterable):
-            raise InvalidJobData(
-                "Task %s: args must be a tuple or list, not %r."
-                % (self.name, args))
-        else:
-            arguments = list(args)
-        if kwargs is None:
-            keywords: dict[str, Any] = {}
-        elif isinstance(kwargs, Mapping):
-            keywords = dict(kwargs)
-        else:
-            raise InvalidJobData("Task %s: kwargs must be a dict, not %r."
-                                 % (self.name, kwargs))
-        if not self._fits(arguments, keywords):
-            try:
-                self._signature.bind(*arguments, **keywords)
-            except TypeError as e:
-                raise InvalidJobData("Task %s: %s." % (self.name, e)) from None
-        return arguments, keywords
-
-    def _encoded(self, arguments: list[Any], keywords: dict[str, Any]
-                 ) -> tuple[Encoded, Encoded]:
-        """The JSON text of the arguments, checked (`json_text`).
-
-        :raises InvalidJobData: naming the task.
-        """
-        what = "the arguments of task %s" % self.name
-        return (Encoded(json_text(arguments, self.max_json_data_bytes, what)),
-                Encoded(json_text(keywords, self.max_json_data_bytes, what))
-                if keywords else NO_KEYWORDS)
-
-    def _fits(self, arguments: list[Any], keywords: dict[str, Any]) -> bool:
-        """True when the function takes these arguments: a quick test for
-        a signature of named parameters (`inspect.Signature.bind` costs
-        ten times more), else ``bind``'s answer."""
-        shape = self._shape
-        if shape is None:
-            try:
-                self._signature.bind(*arguments, **keywords)
-            except TypeError:
-                return False
-            return True
-        positional, names, required = shape
-        if len(arguments) > len(positional):
-            return False
-        given = set(positional[:len(arguments)])
-        for name in keywords:
-            if name not in names or name in given:
-                return False
-        return required <= given.union(keywords)
 
     def job_class(self, config: Optional[JobsConfig] = None
                   ) -> type[FunctionJob]:

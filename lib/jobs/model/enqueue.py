@@ -12,21 +12,20 @@ Every job row gets its ``kind`` (see the migration
 from __future__ import annotations
 
 __all__ = [
-    "Encoded",
     "bulk_create",
     "create_job",
     "create_jobs",
     "create_tableless_job",
-    "insert_rows",
 ]
 
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from jobs.database import UTCNow, dialect
 from jobs.errors import InvalidJobData, JobsError
 from jobs.model.job import Job, compiled
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data, json_text
 from jobs.model.options import OPTION_NAMES, EnqueueOptions, enqueue_options
+from jobs.model.rows import Encoded, Expression, column_writer, insert_rows
 
 # The statuses of a pending job: the partial unique index's predicate.
 PENDING_VALUES = (0, 1, 4)
@@ -112,94 +111,6 @@ def _allocate_ids(store: Any, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-def insert_rows(store: Any, table: str, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]], suffix: str = "") -> Any:
-    """INSERT `rows` into `table` in one statement.
-
-    On PostgreSQL each column travels as one array parameter (``INSERT
-    ... SELECT ... FROM unnest(...)``): one parameter a column instead of
-    one a value, which halves the time a large insert takes to send and
-    parse. A column whose every row holds the same `_SQL` expression is
-    written once; a column of differing expressions falls back to VALUES.
-
-    :param rows: tuples of values, each a database-ready value or an
-        `_SQL` expression (such as now, by the database's clock).
-    :param suffix: SQL after the rows (``ON CONFLICT ...``).
-    :return: the statement's result.
-    """
-    if rows and dialect(store) == "postgresql":
-        statement = _unnest_insert(store, table, columns, rows)
-        if statement is not None:
-            sql, parameters = statement
-            return store.execute(sql + suffix, parameters)
-    fragments, parameters = [], []
-    for row in rows:
-        parts = []
-        for value in row:
-            if isinstance(value, _SQL):
-                parts.append(value.sql)
-                parameters.extend(value.parameters)
-            else:
-                parts.append("?")
-                parameters.append(value)
-        fragments.append("(%s)" % ", ".join(parts))
-    return store.execute("INSERT INTO %s (%s) VALUES %s%s" % (
-        table, ", ".join(columns), ", ".join(fragments), suffix), parameters)
-
-
-# (database, table) -> {column: PostgreSQL type name}
-_column_types: dict[tuple[int, str], dict[str, str]] = {}
-
-
-def _unnest_insert(store: Any, table: str, columns: Sequence[str],
-                   rows: Sequence[Sequence[Any]]
-                   ) -> Optional[tuple[str, list[Any]]]:
-    """``INSERT ... SELECT ... FROM unnest(arrays)`` for `rows`, or None
-    when a column holds differing SQL expressions."""
-    key = (id(store.get_database()), table)
-    types = _column_types.get(key)
-    if types is None:
-        types = _column_types[key] = dict(store.execute(
-            "SELECT column_name, udt_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ?",
-            (table,)))
-    selected: list[str] = []
-    names: list[str] = []
-    arrays: list[str] = []
-    # The SELECT list's parameters come before unnest's.
-    expression_parameters: list[Any] = []
-    array_parameters: list[Any] = []
-    for index, column in enumerate(columns):
-        first = rows[0][index]
-        if isinstance(first, _SQL):
-            if any(row[index] is not first for row in rows):
-                return None
-            selected.append(first.sql)
-            expression_parameters.extend(first.parameters)
-            continue
-        values = [row[index] for row in rows]
-        if any(isinstance(value, _SQL) for value in values):
-            return None
-        names.append("c%d" % index)
-        selected.append("v.c%d" % index)
-        arrays.append("?::%s[]" % types[column])
-        array_parameters.append(values)
-    sql = "INSERT INTO %s (%s) SELECT %s FROM unnest(%s) AS v(%s)" % (
-        table, ", ".join(columns), ", ".join(selected), ", ".join(arrays),
-        ", ".join(names))
-    return sql, expression_parameters + array_parameters
-
-
-class _SQL:
-    """An SQL expression among a row's values."""
-
-    __slots__ = ("sql", "parameters")
-
-    def __init__(self, sql: str, parameters: list[Any]):
-        self.sql = sql
-        self.parameters = parameters
-
-
 # The columns a new job row is given; the last four default to NULL.
 JOB_COLUMNS = ("id", "max_retries", "priority", "scheduled_start",
                "date_created", "kind", "unique_key", "base_job_type",
@@ -227,8 +138,8 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
         return []
     store.flush()
     ids = _allocate_ids(store, len(options))
-    now = _SQL(*compiled(store, UTCNow()))
-    delays: dict[float, _SQL] = {}
+    now = Expression(*compiled(store, UTCNow()))
+    delays: dict[float, Expression] = {}
     results: list[tuple[int, bool]] = []
     for first in range(0, len(options), CHUNK):
         rows: list[tuple[Any, ...]] = []
@@ -239,7 +150,7 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
             if option.delay:
                 start = delays.get(option.delay)
                 if start is None:
-                    start = delays[option.delay] = _SQL(
+                    start = delays[option.delay] = Expression(
                         *compiled(store, UTCNow(option.delay)))
             elif option.scheduled_start is not None:
                 start = Job.scheduled_start.variable_factory(
@@ -312,44 +223,6 @@ def _find_holders(store: Any, kind: str, options: Sequence[EnqueueOptions],
             " while a new one was made." % options[again[0]].unique_key)
 
 
-class Encoded:
-    """A context column's value already as the database takes it (the
-    JSON text of a JSON column, say): `bulk_create` writes it as it is."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
-
-def _column_writer(context_class: type, key: str, value: Any
-                   ) -> tuple[str, Callable[[Any], Any]]:
-    """The database column of `context_class` that `key` names, and a
-    function making a value of it what the database takes. A reference
-    (``foo``) given as an object (`value`, an example) is stored through
-    its ``foo_id`` column, as its ``id``.
-
-    :raises InvalidJobData: for a key that names no column.
-    """
-    from storm.properties import PropertyColumn
-    attribute = getattr(context_class, key, None)
-    if isinstance(attribute, PropertyColumn):
-        factory = attribute.variable_factory
-
-        def write(value: Any) -> Any:
-            if value is None:
-                return None
-            if type(value) is Encoded:
-                return value.text
-            return factory(value=value).get(to_db=True)
-        return attribute.name, write
-    by_id = getattr(context_class, key + "_id", None)
-    if isinstance(by_id, PropertyColumn) and hasattr(value, "id"):
-        return by_id.name, lambda value: None if value is None else value.id
-    raise InvalidJobData("%s has no column %r to create jobs with."
-                         % (context_class.__name__, key))
-
-
 def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
                 shared: dict[str, Any], kind: Optional[str] = None,
                 max_retries: Optional[int] = None,
@@ -405,7 +278,7 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
     if created:
         first_keys = sorted(created[0][1])
         layout = sorted(
-            _column_writer(context_class, key, created[0][1][key]) + (key,)
+            column_writer(context_class, key, created[0][1][key]) + (key,)
             for key in first_keys)
         names = [name for name, _, _ in layout]
         for job_id, context in created:

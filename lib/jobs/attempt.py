@@ -7,8 +7,8 @@ attempt lives here, not on the job row or the job wrapper:
 
 - the job id and the attempt number, which together fence every write
   (an outcome is recorded only while the row is RUNNING in this attempt)
-  and make the idempotency key job code may use for side effects outside
-  the database (`key`);
+  and make the idempotency key of the attempt's side effects outside the
+  database (`key`);
 - the lease: its length, and whether the heartbeat found the attempt
   fenced (another runner took the job over);
 - the cancellation flag the heartbeat refreshes (`check_cancelled`);
@@ -16,13 +16,25 @@ attempt lives here, not on the job row or the job wrapper:
 - whether its outcome was recorded.
 """
 
-__all__ = ["Attempt"]
+__all__ = ["Attempt", "current_attempt"]
 
+import contextvars
 import time
 from typing import Callable, Optional
 
 from jobs.errors import JobCancelled, StaleJob
 from jobs.progress import ProgressTree
+
+
+# The attempt whose job's code runs now (set by the runner around run()).
+_current = contextvars.ContextVar("jobs_attempt", default=None)
+
+
+def current_attempt() -> Optional["Attempt"]:
+    """The `Attempt` whose job's code is running now, or None outside a
+    runner: how a ``@task`` function (which has no ``self``) reaches its
+    attempt's ``key``, ``check_cancelled()`` and ``report_progress()``."""
+    return _current.get()
 
 
 class Attempt:
@@ -81,15 +93,21 @@ class Attempt:
 
     @property
     def key(self) -> tuple:
-        """``(job_id, attempt number)``: unique to this attempt, the same
-        whoever runs it; an idempotency key for side effects outside the
-        database (a payment, an e-mail)."""
+        """``(job_id, attempt number)``: unique to this attempt; the
+        idempotency key of its side effects outside the database (a
+        payment, an e-mail): the other side performs each at most once per
+        attempt, and tells a fenced attempt from its successor."""
         return (self.job_id, self.number)
 
     def start(self) -> None:
         """Note that the job's code starts running now."""
         self.started = True
         self.started_at = time.monotonic()
+
+    def running(self):
+        """A context manager: the job's code runs within it, and
+        `current_attempt()` returns this attempt meanwhile."""
+        return _Running(self)
 
     def check_cancelled(self) -> None:
         """Raise if the job should stop now.
@@ -124,3 +142,19 @@ class Attempt:
         if self.progress is not None and self.progress_unwritten:
             return self.progress.to_json()
         return None
+
+
+class _Running:
+    """`Attempt.running`: `current_attempt()` is the attempt within it."""
+
+    __slots__ = ("attempt", "token")
+
+    def __init__(self, attempt):
+        self.attempt = attempt
+
+    def __enter__(self):
+        self.token = _current.set(self.attempt)
+        return self.attempt
+
+    def __exit__(self, *exc_info):
+        _current.reset(self.token)

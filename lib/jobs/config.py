@@ -1,16 +1,27 @@
 """Configuration: lazr.config instances chosen by ``JOBS_CONFIG``.
 
-``JOBS_CONFIG`` is an instance name (a folder under ``configs/`` holding
-``jobs-lazr.conf``; default ``development``) or the path of a ``.conf``
-file, typically an application's own, which may ``[meta] extends:`` ours.
+``JOBS_CONFIG`` (or ``--config``) is the path of any ``.conf`` file
+(typically an application's own) or the name of an *instance*, a folder
+holding ``jobs-lazr.conf``, looked up under ``JOBS_CONFIGS_DIR``, the
+checkout's ``configs/`` (``development``, ``testrunner``, ``demo``: when
+jobs runs from its source tree), then the package's ``configs/``
+(``base``). Default: ``development``, which only a checkout has.
+
+``[meta] extends:`` is a path (relative to the file's folder, or
+absolute) or an instance name; an application's file usually says
+``extends: base``, the packaged base with no job section. A relative path
+in a value is relative to the folder of the file that sets it; the
+schema's defaults, to the folder of the file ``JOBS_CONFIG`` names.
 ``JOBS_DATABASE_URI`` overrides ``[database] uri``.
 
-Applications add job sections without touching the schema: a section the
-schema does not name, which sets ``source_interface``, is a job section
-and takes the keys (and defaults) of the schema's ``[job_defaults]``.
-Every problem is reported as `ConfigError`, naming the file, the section
-and the key.
+The schema and the base instance ship in the package. A section the
+schema does not name, which sets ``source_interface`` (or ``tasks``, for
+`jobs.tasks` functions), is a job section with the keys and defaults of
+the schema's ``[job_defaults]``. Every problem is a `ConfigError` naming
+the file, the section and the key.
 """
+
+from __future__ import annotations
 
 __all__ = [
     "CelerySettings",
@@ -18,62 +29,45 @@ __all__ = [
     "JobSection",
     "get_config",
     "load",
+    "resolve_instance",
     "set_config",
+    "setup",
 ]
 
 import configparser
 import io
-import logging
 import os
 import re
+from typing import Any, Optional
 
 from lazr.config import ImplicitTypeSchema
+from lazr.config import Config as LazrConfig
 from lazr.config.interfaces import ConfigErrors
 
 from jobs.errors import ConfigError
+from jobs.instances import (
+    PACKAGED_CONFIGS,
+    read_chain,
+    resolve_instance,
+    without_meta,
+)
+from jobs.settings import CelerySettings, JobSection
 
-CONFIGS_DIR = os.environ.get("JOBS_CONFIGS_DIR") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__)))), "configs")
-SCHEMA_PATH = os.path.join(CONFIGS_DIR, "schema-lazr.conf")
+SCHEMA_PATH = os.path.join(PACKAGED_CONFIGS, "schema-lazr.conf")
+DEFAULT_INSTANCE = "development"
 TEMPLATE_SECTION = "job_defaults"
+# A section the schema does not name is a job section when it sets one.
+JOB_SECTION_KEYS = ("source_interface", "tasks")
+# [section] key pairs whose values are paths (or sqlite: URIs).
+PATH_KEYS = {("database", "uri"), ("error_reports", "error_dir"),
+             ("locks", "lock_dir")}
 
 
-def resolve_instance(name_or_path):
-    """Return the config file path for an instance name or a file path."""
-    if name_or_path.endswith(".conf") or os.sep in name_or_path:
-        return os.path.abspath(name_or_path)
-    return os.path.join(CONFIGS_DIR, name_or_path, "jobs-lazr.conf")
-
-
-def _read_chain(path):
-    """Return [(path, RawConfigParser)] following ``[meta] extends``."""
-    chain, seen = [], set()
-    while path is not None:
-        if path in seen:
-            raise ConfigError("%s: [meta] extends loops back to itself." % path)
-        seen.add(path)
-        parser = configparser.RawConfigParser(strict=False)
-        try:
-            with open(path, encoding="utf-8") as f:
-                parser.read_file(f, path)
-        except FileNotFoundError:
-            raise ConfigError("Config file not found: %s" % path) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError("Cannot read config file %s: %s" % (path, e)) from None
-        except configparser.Error as e:
-            raise ConfigError("Malformed config file %s: %s" % (
-                path, " ".join(str(e).split()))) from None
-        chain.append((path, parser))
-        extends = parser.get("meta", "extends", fallback=None)
-        path = (os.path.normpath(os.path.join(os.path.dirname(path), extends))
-                if extends else None)
-    return chain
-
-
-def _schema_sections(schema_text):
+def _schema_sections(schema_text: str) -> dict[str, str]:
     """Return {section name: body text} of the schema."""
-    sections, name, body = {}, None, []
+    sections: dict[str, str] = {}
+    name: Optional[str] = None
+    body: list[str] = []
     for line in schema_text.splitlines(keepends=True):
         match = re.match(r"^\[([^\]]+)\]\s*$", line)
         if match:
@@ -87,188 +81,84 @@ def _schema_sections(schema_text):
     return sections
 
 
-class JobSection:
-    """One job section, with typed values.
-
-    :ivar name: the section's name (what run_jobs.py is given).
-    :ivar dbuser: the database role, or None for the login role.
-    :ivar source_interface: the dotted name of the source interface.
-    :ivar runner_class: the runner's name.
-    """
-
-    def __init__(self, config, name):
-        self.config = config
-        self.name = name
-        section = config.lazr[name]
-        self.dbuser = section["dbuser"] or None
-        self.source_interface = section["source_interface"] or None
-        self.runner_class = section["runner_class"]
-        self.batch_size = self._number(section, "batch_size", int, 0)
-        self.group_commit = self._number(section, "group_commit", int, 0)
-        self.poll_interval = self._number(section, "poll_interval", float, 0.01)
-        self.grace_period = self._number(section, "grace_period", float, 0)
-        self.processes = self._number(section, "processes", int, 1)
-        self.log_tail_chars = self._number(section, "log_tail_chars", int, 100)
-        level = logging.getLevelName(str(section["log_level"]).upper())
-        if not isinstance(level, int):
-            raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
-                config.path, name, section["log_level"]))
-        self.log_level = level
-        self.lease_seconds = self._optional(section, "lease_seconds", 1)
-        self.max_runtime = self._optional(section, "max_runtime", 1)
-        memory_limit = section["memory_limit"]
-        self.memory_limit = (None if memory_limit is None else
-                             self._number(section, "memory_limit", int, 1))
-        dispatch = section["celery_dispatch"]
-        if not isinstance(dispatch, bool):
-            raise ConfigError("%s: [%s] celery_dispatch: %r is not true or"
-                              " false." % (config.path, name, dispatch))
-        self.celery_dispatch = dispatch
-        self.task_queue = section["task_queue"] or None
-        self.celery_sweep_grace = self._number(
-            section, "celery_sweep_grace", float, 0)
-        if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
-            raise ConfigError(
-                "%s: [%s] runner_class: %r is not JobRunner or "
-                "ProcessJobRunner." % (config.path, name, self.runner_class))
-        if self.source_interface is None:
-            raise ConfigError(
-                "%s: [%s] source_interface: not set." % (config.path, name))
-        for key in ("dbuser", "source_interface", "runner_class",
-                    "task_queue"):
-            value = getattr(self, key)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(
-                    "%s: [%s] %s: %r is not a name."
-                    % (config.path, name, key, value))
-
-
-    def _optional(self, section, key, minimum):
-        """A number of seconds, or None when the key says ``none``."""
-        if section[key] is None:
-            return None
-        return self._number(section, key, float, minimum)
-
-    def _number(self, section, key, kind, minimum):
-        value = section[key]
-        if isinstance(value, str) and kind is float:
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError("%s: [%s] %s: %r is not a number." % (
-                self.config.path, self.name, key, value))
-        if value < minimum:
-            raise ConfigError("%s: [%s] %s: %r is below %s." % (
-                self.config.path, self.name, key, value, minimum))
-        return kind(value)
-
-
-class CelerySettings:
-    """The ``[celery]`` section, with typed values.
-
-    :ivar broker_url: the broker's URL (``amqp://...`` or ``redis://...``).
-    :ivar default_queue: the queue of sections that name none.
-    :ivar fallback_queue: where a job past its soft time limit goes
-        (None: nowhere, it fails).
-    :ivar time_limits: {queue: (soft seconds, hard seconds)}; a queue not
-        in it has no limits.
-    :ivar publish_retries: attempts to reach the broker per send.
-    """
-
-    def __init__(self, config):
-        section = config.lazr["celery"]
-        path = config.path
-
-        def text(key):
-            value = section[key]
-            if value is not None and not isinstance(value, str):
-                raise ConfigError("%s: [celery] %s: %r is not text."
-                                  % (path, key, value))
-            return value or None
-
-        self.broker_url = text("broker_url")
-        if self.broker_url is None:
-            raise ConfigError("%s: [celery] broker_url: not set." % path)
-        self.default_queue = text("default_queue")
-        if self.default_queue is None:
-            raise ConfigError("%s: [celery] default_queue: not set." % path)
-        self.fallback_queue = text("fallback_queue")
-        self.time_limits = {}
-        for item in (text("time_limits") or "").split():
-            match = re.fullmatch(
-                r"([^=\s]+)=(\d+(?:\.\d*)?):(\d+(?:\.\d*)?)", item)
-            if match is None or float(match[2]) >= float(match[3]):
-                raise ConfigError(
-                    "%s: [celery] time_limits: %r is not QUEUE=SOFT:HARD"
-                    " (seconds, SOFT below HARD)." % (path, item))
-            self.time_limits[match[1]] = (float(match[2]), float(match[3]))
-        retries = section["publish_retries"]
-        if isinstance(retries, bool) or not isinstance(retries, int) \
-                or retries < 0:
-            raise ConfigError("%s: [celery] publish_retries: %r is not a"
-                              " count." % (path, retries))
-        self.publish_retries = retries
-
-    def limits(self, queue):
-        """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
-        return self.time_limits.get(queue, (None, None))
-
-
 class JobsConfig:
     """A loaded, validated configuration instance.
 
     :ivar path: the instance's config file.
-    :ivar root: the folder relative paths are resolved against.
+    :ivar root: the folder of `path`: the schema's relative defaults are
+        relative to it.
     :ivar lazr: the underlying lazr.config object.
     :ivar job_section_names: the job sections, in file order.
+    :ivar chain: ``[(file, parser)]``: `path`, then the files it extends.
     """
 
-    def __init__(self, path, lazr, job_section_names, root):
+    def __init__(self, path: str, lazr: Any, job_section_names: list[str],
+                 chain: list[tuple[str, configparser.RawConfigParser]]):
         self.path = path
         self.lazr = lazr
         self.job_section_names = job_section_names
-        self.root = root
+        self.chain = chain
+        self.root = os.path.dirname(path)
 
-    def resolve_path(self, path):
-        """Return `path` made absolute against `root`."""
-        return os.path.join(self.root, os.path.expanduser(path))
+    def folder_of(self, section: str, key: str) -> str:
+        """The folder of the file that sets `section`'s `key` (the
+        nearest in the chain); `root` when only the schema does."""
+        for file_path, parser in self.chain:
+            if parser.has_option(section, key):
+                return os.path.dirname(file_path)
+        return self.root
+
+    def resolve_path(self, path: str, section: Optional[str] = None,
+                     key: Optional[str] = None) -> str:
+        """Return `path` made absolute: against the folder of the file
+        that sets `section`'s `key`, or against `root`."""
+        folder = self.root if section is None or key is None else (
+            self.folder_of(section, key))
+        return os.path.normpath(os.path.join(
+            folder, os.path.expanduser(path)))
 
     @property
-    def database_uri(self):
-        """The database URI, with relative SQLite paths made absolute."""
-        uri = os.environ.get("JOBS_DATABASE_URI") or self.lazr.database.uri
+    def database_uri(self) -> str:
+        """The database URI, with relative SQLite paths made absolute
+        (a ``JOBS_DATABASE_URI``'s against the current directory)."""
+        from_environment = os.environ.get("JOBS_DATABASE_URI")
+        uri = from_environment or self.lazr.database.uri
         if not isinstance(uri, str):
             raise ConfigError("%s: [database] uri: %r is not a URI."
                               % (self.path, uri))
         scheme, _, rest = uri.partition(":")
         if scheme == "sqlite" and rest and not rest.startswith("/"):
             path, sep, options = rest.partition("?")
-            uri = "sqlite:%s%s%s" % (self.resolve_path(path), sep, options)
+            if from_environment:
+                path = os.path.abspath(path)
+            else:
+                path = self.resolve_path(path, "database", "uri")
+            uri = "sqlite:%s%s%s" % (path, sep, options)
         return uri
 
     @property
-    def error_dir(self):
+    def error_dir(self) -> str:
         """The folder OOPS reports are written to."""
-        return self.resolve_path(self._text("error_reports", "error_dir"))
+        return self.resolve_path(self._text("error_reports", "error_dir"),
+                                 "error_reports", "error_dir")
 
     @property
-    def oops_prefix(self):
+    def oops_prefix(self) -> str:
         """The prefix of OOPS reporters."""
         return self._text("error_reports", "oops_prefix")
 
     @property
-    def redact(self):
+    def redact(self) -> tuple[str, ...]:
         """The names whose values OOPS reports hide (tuple of str)."""
         return tuple(self._text("error_reports", "redact").lower().split())
 
     @property
-    def lock_dir(self):
+    def lock_dir(self) -> str:
         """The folder of lock files."""
-        return self.resolve_path(self._text("locks", "lock_dir"))
+        return self.resolve_path(self._text("locks", "lock_dir"),
+                                 "locks", "lock_dir")
 
-    def _text(self, section, key):
+    def _text(self, section: str, key: str) -> str:
         value = self.lazr[section][key]
         if value is None:
             return ""
@@ -278,14 +168,22 @@ class JobsConfig:
         return value
 
     @property
-    def celery(self):
+    def migrations(self) -> tuple[Any, ...]:
+        """The application's `jobs.schema.Migrations`, from ``[components]
+        migrations``, in order (the framework's not included)."""
+        from jobs.schema import Migrations
+        return tuple(Migrations(name, name) for name in self._text(
+            "components", "migrations").split())
+
+    @property
+    def celery(self) -> CelerySettings:
         """The `CelerySettings` of ``[celery]``.
 
         :raises ConfigError: when a value is malformed.
         """
         return CelerySettings(self)
 
-    def job_section(self, name):
+    def job_section(self, name: str) -> JobSection:
         """Return the `JobSection` called `name`.
 
         :raises ConfigError: when there is no such job section.
@@ -298,20 +196,29 @@ class JobsConfig:
         return JobSection(self, name)
 
 
-def load(name_or_path=None):
+def load(name_or_path: Optional[str] = None) -> JobsConfig:
     """Load and validate a configuration instance.
 
-    :param name_or_path: an instance name or file; default ``JOBS_CONFIG``
-        or ``development``.
+    :param name_or_path: a ``.conf`` file or an instance name; default
+        ``JOBS_CONFIG``, else ``development`` (a checkout's).
     :raises ConfigError: naming the file, section and key at fault.
     """
-    name_or_path = name_or_path or os.environ.get("JOBS_CONFIG") or "development"
-    path = resolve_instance(name_or_path)
-    chain = _read_chain(path)
+    name_or_path = name_or_path or os.environ.get("JOBS_CONFIG")
+    if not name_or_path:
+        try:
+            path = resolve_instance(DEFAULT_INSTANCE)
+        except ConfigError:
+            raise ConfigError(
+                "No configuration: set JOBS_CONFIG (or --config) to your"
+                " application's .conf file, which may [meta] extends: base"
+                " (see the README's quickstart).") from None
+    else:
+        path = resolve_instance(name_or_path)
+    chain = read_chain(path)
     with open(SCHEMA_PATH, encoding="ascii") as f:
         schema_text = f.read()
     schema_sections = _schema_sections(schema_text)
-    job_sections = []
+    job_sections: list[str] = []
     for _, parser in reversed(chain):
         for section in parser.sections():
             if section == "meta" or section in schema_sections:
@@ -319,11 +226,12 @@ def load(name_or_path=None):
             if section not in job_sections:
                 job_sections.append(section)
     for section in job_sections:
-        if not any(parser.has_option(section, "source_interface")
-                   for _, parser in chain if parser.has_section(section)):
+        if not any(parser.has_option(section, key)
+                   for _, parser in chain if parser.has_section(section)
+                   for key in JOB_SECTION_KEYS):
             raise ConfigError(
                 "%s: [%s] is not a section of the schema, nor a job section"
-                " (it sets no source_interface)."
+                " (it sets no source_interface or tasks)."
                 % (_file_defining(chain, section), section))
     template = schema_sections[TEMPLATE_SECTION]
     full_schema = schema_text + "".join(
@@ -331,36 +239,67 @@ def load(name_or_path=None):
     try:
         schema = ImplicitTypeSchema(
             SCHEMA_PATH, file_object=io.StringIO(full_schema))
-        lazr = schema.load(path)
+        lazr = LazrConfig(schema)
+        for file_path, parser in reversed(chain):
+            lazr.push(file_path, without_meta(parser))
         lazr.validate()
     except ConfigErrors as e:
         raise ConfigError("%s is not valid: %s" % (
             path, "; ".join(str(error) for error in e.errors))) from None
     except Exception as e:
         raise ConfigError("%s is not valid: %s" % (path, e)) from None
-    root = os.path.dirname(CONFIGS_DIR)
-    return JobsConfig(path, lazr, job_sections, root)
+    return JobsConfig(path, lazr, job_sections, chain)
 
 
-def _file_defining(chain, section):
+def _file_defining(
+        chain: list[tuple[str, configparser.RawConfigParser]],
+        section: str) -> str:
     for file_path, parser in chain:
         if parser.has_section(section):
             return file_path
     return chain[0][0]
 
 
-_current = None
+_current: Optional[JobsConfig] = None
 
 
-def get_config():
-    """Return the current configuration, loading it on first use."""
+def get_config() -> JobsConfig:
+    """Return the current configuration, loading it on first use.
+
+    :raises ConfigError: see `load`.
+    """
     global _current
     if _current is None:
         _current = load()
     return _current
 
 
-def set_config(config):
-    """Make `config` (a `JobsConfig`, or None to reload) the current one."""
+def set_config(config: Optional[JobsConfig]) -> None:
+    """Make `config` the current configuration; None forgets the current
+    one, so that the next `get_config` loads ``JOBS_CONFIG`` again (after
+    a test or a script changed it)."""
     global _current
     _current = config
+
+
+def setup(name_or_path: Optional[str] = None) -> JobsConfig:
+    """Make an application process ready to create and run jobs: load the
+    configuration, register the ``[components] register`` functions'
+    utilities and connect the ``main`` store to ``[database] uri``.
+
+    Then ``jobs.database.get_store()`` is the store to create jobs with,
+    in the ``transaction`` package's current transaction.
+
+    :param name_or_path: as for `load`; default ``JOBS_CONFIG``.
+    :return: the configuration, now current.
+    :raises ConfigError: see `load`, and for a registration function that
+        cannot be imported.
+    :raises DatabaseError: for an unsupported database URI.
+    """
+    from jobs.database import connect
+    from jobs.registration import register_components
+    config = load(name_or_path) if name_or_path else get_config()
+    set_config(config)
+    register_components(config)
+    connect(config.database_uri)
+    return config

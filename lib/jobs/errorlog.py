@@ -1,5 +1,5 @@
 """OOPS reports: build them, publish them to a date-dir repository, read
-them back by id.
+them back by id, list and summarise them.
 
 A report is a dict built by the ``oops`` package: ``id``, ``type``,
 ``value``, ``tb_text``, ``time``, ``hostname``, ``reporter``, plus, for a
@@ -12,7 +12,10 @@ truncated reprs). Values whose names contain a configured secret name
 __all__ = [
     "ErrorReporter",
     "find_report",
+    "fingerprint",
+    "iter_reports",
     "read_report",
+    "summarise",
 ]
 
 import glob
@@ -20,6 +23,8 @@ import logging
 import os
 import re
 import sys
+from collections import OrderedDict
+from datetime import datetime, timezone
 
 import oops
 import oops_datedir_repo
@@ -227,3 +232,66 @@ def read_report(error_dir, oops_id):
     """
     with open(find_report(error_dir, oops_id), "rb") as f:
         return serializer.read(f)
+
+
+def report_time(report):
+    """The report's ``time`` as an aware UTC datetime (None if it has
+    none); reports store naive UTC."""
+    value = report.get("time")
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def iter_reports(error_dir, since=None):
+    """Every OOPS report under `error_dir`, oldest first.
+
+    :param since: an aware datetime: only reports written since then.
+    :return: a list of reports (dicts); files that are not reports (half
+        written, foreign) are skipped.
+    """
+    reports = []
+    for path in sorted(glob.glob(os.path.join(error_dir, "*", "OOPS-*"))):
+        day = os.path.basename(os.path.dirname(path))
+        if since is not None and day < since.strftime("%Y-%m-%d"):
+            continue
+        try:
+            report = read_report(error_dir, os.path.basename(path))
+        except Exception:
+            continue  # a half-written or foreign file is not a report
+        if since is not None and report.get("time") and (
+                report_time(report) < since):
+            continue
+        reports.append(report)
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(reports, key=lambda r: report_time(r) or oldest)
+
+
+def fingerprint(report):
+    """What groups reports of one problem: the exception type and the
+    frame where it was raised (``ValueError at foojob.py:12 in run``)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)',
+                        report.get("tb_text") or "")
+    where = "%s:%s in %s" % (os.path.basename(frames[-1][0]), frames[-1][1],
+                             frames[-1][2]) if frames else "?"
+    return "%s at %s" % (report.get("type"), where)
+
+
+def summarise(reports):
+    """Group `reports` (oldest first) by `fingerprint`.
+
+    :return: one dict per group, the most frequent first: ``fingerprint``,
+        ``count``, ``first_seen``, ``last_seen`` (text) and ``example``
+        (the id of the group's first report).
+    """
+    groups = OrderedDict()
+    for report in reports:
+        key = fingerprint(report)
+        group = groups.setdefault(key, OrderedDict(
+            fingerprint=key, count=0, first_seen=None, last_seen=None,
+            example=report["id"]))
+        group["count"] += 1
+        seen = str(report_time(report))
+        group["first_seen"] = group["first_seen"] or seen
+        group["last_seen"] = seen
+    return sorted(groups.values(), key=lambda g: -g["count"])

@@ -2,10 +2,12 @@
 
 __all__ = [
     "ChildDied",
+    "CommandError",
     "ConfigError",
     "DatabaseError",
     "DispatchError",
     "InvalidJobData",
+    "InvalidJobOption",
     "InvalidTransition",
     "JobCancelled",
     "JobDataTooLarge",
@@ -18,6 +20,7 @@ __all__ = [
     "SectionError",
     "StaleJob",
     "SuspendJobException",
+    "TaskNotAllowed",
     "UnknownJobType",
     "UsageError",
 ]
@@ -112,3 +115,15 @@ class SectionError(JobsError):
 
 class UsageError(JobsError):
     """A script's command line is wrong."""
+
+
+class CommandError(JobsError):
+    """A `jobs` command cannot do what it was asked (bad id, date, move)."""
+
+
+class InvalidJobOption(JobsError, ValueError):
+    """A job's creation option (delay, priority, unique_key...) is invalid."""
+
+
+class TaskNotAllowed(JobsError):
+    """A function job names no registered ``@task`` of its section."""

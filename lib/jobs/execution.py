@@ -170,7 +170,7 @@ class Execution:
         tail = self.tail
         error = None
         attempt.start()
-        with tail:
+        with tail, attempt.running():
             tail.start()
             try:
                 job.run()
@@ -217,7 +217,7 @@ class Execution:
             # transaction, and the job's work must go anyway.
             transaction.abort()
         if outcome.status is None:
-            return self._stale(job, attempt, outcome.error)
+            return self._stale(job, attempt)
         report = None
         if outcome.oops:
             report = self.file_oops(job, outcome.error, attempt.log_tail)
@@ -230,7 +230,7 @@ class Execution:
                 retry_delay=outcome.retry_delay, log=attempt.log_tail,
                 progress=attempt.outcome_progress(),
                 uncount=not attempt.started):
-            return self._stale(job, attempt, None)
+            return self._stale(job, attempt)
         attempt.recorded = True
         if self.heartbeat is not None:
             self.heartbeat.forget([attempt])
@@ -244,7 +244,7 @@ class Execution:
             transaction.commit()
         self._count(job, attempt, outcome is COMPLETE)
 
-    def _stale(self, job, attempt, error):
+    def _stale(self, job, attempt):
         """The attempt was fenced: drop its outcome and its work."""
         if self.group_commit:
             if attempt.savepoint is not None:
@@ -257,8 +257,7 @@ class Execution:
         self.logger.warning(
             "%s: attempt %d was fenced (another runner took the job over"
             " after its lease expired); its outcome and its database"
-            " changes were dropped.%s", job_str(job), attempt.number,
-            " %s" % error if error is not None else "")
+            " changes were dropped.", job_str(job), attempt.number)
         self._count(job, attempt, False)
 
     def _log_outcome(self, job, attempt, outcome, report):

@@ -14,7 +14,9 @@ of:
 - what each source of the sections using that role declares with
   ``databasePrivileges()`` (`IJobSource`): its context tables (SELECT,
   UPDATE) and the tables its ``run()`` touches;
-- USAGE on the sequences of the tables it may INSERT into.
+- USAGE on the sequences of the tables it may INSERT into, and SELECT on
+  their primary key's columns (``store.add()`` reads the new row's key
+  back with ``INSERT ... RETURNING``).
 
 Applying a plan first revokes everything the role holds on the schema's
 tables and sequences, so a job type that stops declaring a table loses
@@ -103,6 +105,18 @@ def _sequences(store, table):
     return sorted(row[0] for row in rows if row[0])
 
 
+def _key_reads(store, table):
+    """``SELECT (columns)`` of `table`'s primary key; none if it has none."""
+    columns = [row[0] for row in store.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+        " WHERE i.indrelid = ?::regclass AND i.indisprimary"
+        " ORDER BY a.attnum", (quote_identifier(table),))]
+    if not columns:
+        return set()
+    return {"SELECT (%s)" % ", ".join(quote_identifier(c) for c in columns)}
+
+
 def _ordered(privileges):
     """Privileges in a stable order: plain ones first, columns last."""
     return sorted(privileges, key=lambda p: ("(" in p, p))
@@ -131,7 +145,11 @@ def statements(store, role, tables):
         "GRANT USAGE ON SCHEMA %s TO %s" % (quote_identifier(schema), quoted),
     ]
     for table in sorted(tables):
-        privileges = tables[table]
+        privileges = set(tables[table])
+        if "INSERT" in privileges and "SELECT" not in privileges:
+            # Storm's store.add() reads the new row's key back (INSERT
+            # ... RETURNING), which needs SELECT on the key's columns.
+            privileges.update(_key_reads(store, table))
         result.append("GRANT %s ON %s TO %s" % (
             ", ".join(_ordered(privileges)), quote_identifier(table),
             quoted))

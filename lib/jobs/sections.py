@@ -30,6 +30,7 @@ from zope.interface.interface import InterfaceClass
 from jobs.config import get_config
 from jobs.errorlog import ErrorReporter
 from jobs.errors import ConfigError, SectionError
+from jobs.tasks import section_source
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunSettings:
     name: Optional[str] = None
     dbuser: Optional[str] = None
     source_interface: Optional[str] = None
+    tasks: tuple = ()
     runner_class: str = "JobRunner"
     batch_size: int = 10
     group_commit: int = 0
@@ -91,6 +93,12 @@ def find_section(config, name, interface=None):
     else:
         try:
             settings = config.job_section(name)
+        except ConfigError as e:
+            raise SectionError(str(e)) from None
+    if interface is None and settings.tasks:
+        # A section of @task functions: their source, made for it.
+        try:
+            return Section(name, settings, section_source(config, settings))
         except ConfigError as e:
             raise SectionError(str(e)) from None
     return Section(name, settings, _source(

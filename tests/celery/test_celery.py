@@ -25,6 +25,7 @@ from jobs.testing.celery import (
 )
 from jobs.testing.executions import assert_each_ran_once
 from jobs.testing.fixtures import FrozenClockFixture
+from jobs.testing import tasks
 from jobs.testing.script import ROOT
 from jobs.testing.testcase import DatabaseTestCase
 
@@ -40,11 +41,14 @@ class CeleryTestCase(DatabaseTestCase):
     time_limits = None
     sweep_grace = 0
 
+    # More configuration text (sections) after celery_config's.
+    extra_sections = ""
+
     def setUp(self):
         self.broker = self.useFixture(self.make_broker())
         self.config_extra = celery_config(
             self.broker.url, self.broker.prefix, self.time_limits,
-            self.sweep_grace)
+            self.sweep_grace) + self.extra_sections
         super().setUp()
         self.queue = "%s_jobs" % self.broker.prefix
         self.slow_queue = "%s_slow" % self.broker.prefix
@@ -405,3 +409,29 @@ class TestExactlyOnce(CeleryTestCase):
         transaction.abort()
         # The cron runner and each worker's process all took part.
         self.assertEqual(3, len(pids), open(cron_log).read()[-1000:])
+
+
+class TestFunctionJobs(CeleryTestCase):
+    """``@task`` jobs of a Celery-enabled section: sent on commit, run by
+    the worker like any job."""
+
+    __test__ = True
+    extra_sections = tasks.SECTION + "celery_dispatch: true\n"
+
+    def setUp(self):
+        super().setUp()
+        self.worker = self.start_worker()
+
+    def test_delay_sends_on_commit_and_the_worker_runs_it(self):
+        job = tasks.behave.delay(record=77)
+        failing = tasks.behave.delay(raise_="error")
+        transaction.commit()
+        self.wait_for_status(job.job_id, JobStatus.COMPLETED)
+        self.wait_for_status(failing.job_id, JobStatus.FAILED)
+        self.assertEqual(1, len(self.executions(77)))
+        wait_until(lambda: self.oopses(), 10)
+        [report] = self.oopses()
+        self.assertEqual(("ValueError", failing.job_id),
+                         (report["type"], report["job_id"]))
+        self.assertThat(self.worker.text(), Contains(
+            "Running FunctionJob (ID %d), attempt 1" % job.job_id))

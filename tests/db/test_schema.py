@@ -9,7 +9,11 @@ import transaction
 from jobs import schema
 from jobs.database import connect, disconnect, get_store
 from jobs.errors import SchemaError
-from jobs.testing.fixtures import _admin_connect, postgres_admin_uri, worker_id
+from jobs.testing.databases import (
+    create_empty_database,
+    drop_test_database,
+    run_database_name,
+)
 from jobs.testing.foojob import MIGRATIONS as FOO
 from jobs.testing.testcase import TestCase
 
@@ -25,24 +29,16 @@ class TestSchema(TestCase):
             folder = self.useFixture(fixtures.TempDir()).path
             uri = "sqlite:" + os.path.join(folder, label + ".db")
         else:
-            name = "jobs_test_%s_schema_%s" % (worker_id(), label)
-            admin = _admin_connect()
-            with admin.cursor() as cursor:
-                cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-                cursor.execute('CREATE DATABASE "%s"' % name)
-            admin.close()
+            name = run_database_name("schema_" + label)
+            uri = create_empty_database(name)
             self.addCleanup(self.drop, name)
-            uri = postgres_admin_uri(name)
         connect(uri)
         self.addCleanup(disconnect)
         return uri
 
     def drop(self, name):
         disconnect()
-        admin = _admin_connect()
-        with admin.cursor() as cursor:
-            cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        admin.close()
+        drop_test_database(name)
 
     def described(self, uri, install):
         connect(uri)
@@ -60,6 +56,7 @@ class TestSchema(TestCase):
                 [("jobs", 1, "job"), ("jobs", 2, "job_indexes"),
                  ("jobs", 3, "priority_notify"),
                  ("jobs", 4, "cancel_requested"), ("jobs", 5, "progress"),
+                 ("jobs", 6, "kind_unique_task"),
                  ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution"),
                  ("jobs.testing", 3, "baz"), ("jobs.testing", 4, "seed")],
                 applied)
@@ -99,7 +96,7 @@ class TestSchema(TestCase):
             error = self.assertRaises(SchemaError, schema.check, store)
             self.assertEqual(
                 "The database's jobs schema is older than the code: "
-                "migrations 2, 3, 4, 5 are not applied.", str(error))
+                "migrations 2, 3, 4, 5, 6 are not applied.", str(error))
             schema.upgrade(store)
             schema.check(store)
             transaction.abort()

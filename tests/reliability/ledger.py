@@ -14,7 +14,7 @@ from collections import Counter
 import transaction
 from storm.exceptions import DisconnectionError
 
-from jobs.cli import iter_reports
+from jobs.errorlog import iter_reports
 from jobs.interfaces.job import JobStatus
 
 AUDIT = """

@@ -220,11 +220,12 @@ CASES = [
          "a section that is not in the schema and sets no source_interface",
          args("do_foo"), 2,
          "{bad}: [lonely] is not a section of the schema, nor a job section"
-         " (it sets no source_interface).",
+         " (it sets no source_interface or tasks).",
          config="[lonely]\ndbuser: somebody\n"),
     Case("source_interface_none", "a job section whose source_interface is"
          " none", args("empty"), 2,
-         "{bad}: [empty] source_interface: not set.",
+         "{bad}: [empty] sets neither source_interface nor tasks: a job"
+         " section sets one of them.",
          config="[empty]\nsource_interface: none\n"),
     Case("unimportable_interface", "source_interface cannot be imported",
          args("broken"), 2,
@@ -301,7 +302,7 @@ CASES = [
     Case("schema_old", "a database whose schema is older than the code",
          old_schema, 2,
          "The database's jobs schema is older than the code: migrations"
-         " 2, 3, 4, 5 are not applied."),
+         " 2, 3, 4, 5, 6 are not applied."),
     Case("role_missing", "dbuser names a role that does not exist",
          args("ghost"), 2,
          "Section ghost: cannot run as database role no_such_role_anywhere"

@@ -3,6 +3,7 @@ subprocess."""
 
 import io
 import json
+import os
 import sys
 
 import fixtures
@@ -165,6 +166,49 @@ class TestJobsCommand(DatabaseTestCase):
                                    "--status", "cancelled")
         self.assertThat(out, Contains("Deleted 1 jobs"), err)
 
+    def test_run_is_run_jobs(self):
+        jobs = [self.factory.makeDoFooJob(), self.factory.makeDoFooJob(
+            raise_="error")]
+        transaction.commit()
+        code, out, err = self.jobs("run", "--batch-size", "2", "do_foo")
+        self.assertEqual(0, code, err)
+        self.assertThat(err, Contains("Ran 1 DoFooJob jobs."))
+        self.assertThat(err, Contains("1 DoFooJob jobs did not complete."))
+        self.assertEqual([JobStatus.COMPLETED, JobStatus.FAILED],
+                         [job.status for job in jobs])
+        # The OOPS reporter (the section's) and the lock file are
+        # run_jobs.py's.
+        [oops] = self.oopses()
+        self.assertEqual("T-do_foo", oops["reporter"])
+        from jobs.scripts.lock import LockFile
+        lock = LockFile(os.path.join(self.config.lock_dir,
+                                     "jobs-run_jobs-do_foo.lock"),
+                        DevNullLogger())
+        self.assertTrue(lock.acquire())
+        self.addCleanup(lock.release)
+        code, out, err = self.jobs("--config", self.config_fixture.path,
+                                   "run", "do_foo")
+        self.assertEqual(1, code)
+        self.assertThat(err, Contains("jobs-run_jobs-do_foo.lock in use"))
+
+    def test_run_help_and_usage_are_run_jobs(self):
+        code, out, err = self.jobs("run", "--help")
+        self.assertEqual(0, code, err)
+        self.assertThat(out, Contains(
+            "usage: jobs run [options] SECTION [SECTION ...]"))
+        for option in ("--worker", "--batch-size", "--processes",
+                       "--max-jobs", "--celery-sweep", "--log-file"):
+            self.assertThat(out, Contains(option))
+        self.assertThat(out, Contains("Exit status: 0 when every section"))
+        code, out, err = self.jobs("run")
+        self.assertEqual((1, ""), (code, out))
+        self.assertThat(err, Contains(
+            "jobs run: error: the following arguments are required:"
+            " SECTION"))
+        code, out, err = self.jobs("run", "nosuchsection")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("Unknown job section 'nosuchsection'"))
+
     def test_oops_summary_groups_by_failure(self):
         behaviours = ([{"raise_": "error"}] * 25
                       + [{"sql": "SELECT * FROM nope"}] * 15
@@ -225,6 +269,11 @@ class TestEverySubcommandInASubprocess(DatabaseTestCase):
         self.assertEqual([int(waiting_id)],
                          [row["id"] for row in json.loads(out)])
         self.assertEqual(JobStatus.WAITING, waiting.status)
+        transaction.abort()
+        code, out, err = self.jobs("run", "do_foo")
+        self.assertEqual(0, code, err)
+        self.assertIn("Ran 1 DoFooJob jobs.", err)
+        self.assertEqual(JobStatus.COMPLETED, waiting.status)
 
 
 class TestJobsCommandSubprocess(DatabaseTestCase):

@@ -7,7 +7,6 @@ its database, and dropped when it ends.
 """
 
 import io
-import os
 
 import fixtures
 import psycopg2
@@ -17,16 +16,17 @@ from testtools.matchers import Contains, Not
 from jobs.cli import main
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
+from jobs.model.job import Job
 from jobs.runner import JobCronScript
 from jobs.testing.bazjob import DoBazJob
-from jobs.testing.fixtures import _admin_connect, worker_id
+from jobs.testing.databases import _admin_connect, run_database_name
 from jobs.testing.foojob import DoBarJob
 from jobs.testing.testcase import DatabaseTestCase
 
-DATABASE = "%s_%s" % (os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"),
-                      worker_id())
+DATABASE = run_database_name()
 FOO_ROLE = DATABASE + "_foo"
 BAZ_ROLE = DATABASE + "_baz"
+TASK_ROLE = DATABASE + "_task"
 
 SECTIONS = """
 [components]
@@ -42,7 +42,11 @@ dbuser: %(foo)s
 [do_baz]
 dbuser: %(baz)s
 source_interface: jobs.testing.bazjob.IDoBazJobSource
-""" % dict(foo=FOO_ROLE, baz=BAZ_ROLE)
+
+[do_tasks]
+dbuser: %(task)s
+tasks: jobs.testing.tasks.*
+""" % dict(foo=FOO_ROLE, baz=BAZ_ROLE, task=TASK_ROLE)
 
 
 def drop_roles():
@@ -50,7 +54,7 @@ def drop_roles():
     database = _admin_connect(DATABASE)
     server = _admin_connect()
     try:
-        for role in (FOO_ROLE, BAZ_ROLE):
+        for role in (FOO_ROLE, BAZ_ROLE, TASK_ROLE):
             with server.cursor() as cursor:
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
                                (role,))
@@ -160,6 +164,20 @@ class TestRolesPostgreSQL(RolesTestCase):
             (BAZ_ROLE, "foo_job", "SELECT", None): False,
             (BAZ_ROLE, "foo", "SELECT", None): False,
             (BAZ_ROLE, "job_execution", "INSERT", None): False,
+            (BAZ_ROLE, "task_job", "SELECT", None): False,
+            # A section of @task functions: task_job, and what its tasks
+            # declare (database_privileges).
+            (TASK_ROLE, "task_job", "SELECT", None): True,
+            (TASK_ROLE, "task_job", "UPDATE", None): True,
+            (TASK_ROLE, "task_job", "INSERT", None): False,
+            (TASK_ROLE, "job_execution", "INSERT", None): True,
+            (TASK_ROLE, "foo_job", "SELECT", None): False,
+            # INSERT alone: and SELECT of the new row's key (RETURNING).
+            (TASK_ROLE, "foo", "INSERT", None): True,
+            (TASK_ROLE, "foo", "SELECT", None): False,
+            (TASK_ROLE, "foo", "SELECT", "id"): True,
+            (TASK_ROLE, "foo", "SELECT", "name"): False,
+            (TASK_ROLE, "job", "UPDATE", "status"): True,
         }
         observed = {key: self.privilege(*key) for key in expected}
         self.assertEqual(expected, observed)
@@ -219,6 +237,22 @@ class TestRolesPostgreSQL(RolesTestCase):
         self.assertEqual(0, code, log)
         self.assertEqual([JobStatus.COMPLETED] * 2,
                          [job.status for job in more])
+
+    def test_function_jobs_run_as_their_sections_role(self):
+        from jobs.testing import tasks
+        done = tasks.behave.delay(record=5)
+        nosy = tasks.behave.delay(raise_="error")
+        # store.add() as a role granted INSERT only (README's example).
+        added = tasks.make_foo.delay("made by a role")
+        transaction.commit()
+        code, log = self.run_sections("do_tasks")
+        self.assertEqual(0, code, log)
+        self.assertEqual(
+            [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.COMPLETED],
+            [self.store.get(Job, job.job_id).status
+             for job in (done, nosy, added)])
+        self.assertEqual([(5,)], self.store.execute(
+            "SELECT job FROM job_execution").get_all())
 
     def test_a_job_reaching_into_another_sections_table_fails(self):
         nosy_foo = self.factory.makeDoFooJob(sql="SELECT * FROM baz_job")

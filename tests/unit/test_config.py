@@ -5,7 +5,7 @@ import os
 import fixtures
 from testtools.matchers import Contains
 
-from jobs.config import load
+from jobs.config import SCHEMA_PATH, load, resolve_instance
 from jobs.errors import ConfigError
 from jobs.testing.testcase import TestCase
 
@@ -66,7 +66,7 @@ class TestConfig(TestCase):
         error = self.assertRaises(ConfigError, load, path)
         self.assertEqual(
             "%s: [databse] is not a section of the schema, nor a job section"
-            " (it sets no source_interface)." % path, str(error))
+            " (it sets no source_interface or tasks)." % path, str(error))
 
     def test_unknown_job_section(self):
         config = load("testrunner")
@@ -131,3 +131,101 @@ class TestConfig(TestCase):
             "do_foo"))
         self.assertThat(str(error), Contains(
             "[do_foo] celery_dispatch: 3 is not true or false."))
+
+
+class TestApplicationConfig(TestCase):
+    """An application's own file, anywhere, extending the packaged base."""
+
+    def folder(self):
+        return self.useFixture(fixtures.TempDir()).path
+
+    def write(self, folder, name, text):
+        path = os.path.join(folder, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_extends_base_by_name_with_no_job_section(self):
+        app = self.folder()
+        path = self.write(app, "app.conf", "[meta]\nextends: base\n")
+        config = load(path)
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_DATABASE_URI"))
+        self.assertEqual([], config.job_section_names)
+        # The schema's relative defaults are the application's folder's.
+        self.assertEqual(
+            ("sqlite:" + os.path.join(app, "var", "jobs.db"),
+             os.path.join(app, "var", "oops"), os.path.join(app, "var", "lock")),
+            (config.database_uri, config.error_dir, config.lock_dir))
+
+    def test_relative_values_are_relative_to_the_file_that_sets_them(self):
+        shared = self.folder()
+        self.write(shared, "site/site.conf",
+                   "[meta]\nextends: base\n\n[error_reports]\n"
+                   "error_dir: oops-here\n")
+        app = self.folder()
+        path = self.write(app, "app.conf", "[meta]\nextends: %s\n\n"
+                          "[database]\nuri: sqlite:data/app.db\n"
+                          % os.path.join(shared, "site", "site.conf"))
+        config = load(path)
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_DATABASE_URI"))
+        self.assertEqual(
+            ("sqlite:" + os.path.join(app, "data", "app.db"),
+             os.path.join(shared, "site", "oops-here"),
+             os.path.join(app, "var", "lock")),
+            (config.database_uri, config.error_dir, config.lock_dir))
+
+    def test_absolute_and_relative_extends(self):
+        shared = self.folder()
+        base = self.write(shared, "conf/site.conf",
+                          "[meta]\nextends: base\n\n[app_job]\n"
+                          "source_interface: app.IAppJobSource\n")
+        app = self.folder()
+        for extends in (base, os.path.relpath(base, app)):
+            path = self.write(app, "app.conf",
+                              "[meta]\nextends: %s\n" % extends)
+            self.assertEqual(["app_job"], load(path).job_section_names,
+                             extends)
+
+    def test_an_unknown_instance_is_one_line_naming_the_known_ones(self):
+        error = self.assertRaises(ConfigError, load, "nosuch")
+        self.assertThat(str(error), Contains("No config instance 'nosuch'"))
+        self.assertThat(str(error), Contains("base, demo, development"))
+        app = self.folder()
+        path = self.write(app, "app.conf", "[meta]\nextends: nosuch\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertThat(str(error), Contains(
+            "%s: [meta] extends: No config instance 'nosuch'" % path))
+
+    def test_installed_without_jobs_config_says_what_to_do(self):
+        # Installed, there is no checkout and so no development instance.
+        self.useFixture(fixtures.MonkeyPatch(
+            "jobs.instances._checkout_configs", lambda: None))
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_CONFIG"))
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_CONFIGS_DIR"))
+        error = self.assertRaises(ConfigError, load)
+        self.assertEqual(
+            "No configuration: set JOBS_CONFIG (or --config) to your"
+            " application's .conf file, which may [meta] extends: base (see"
+            " the README's quickstart).", str(error))
+        self.assertEqual(["schema-lazr.conf"], [
+            name for name in os.listdir(os.path.dirname(SCHEMA_PATH))
+            if name.endswith(".conf")])
+        self.assertTrue(os.path.isfile(resolve_instance("base")))
+
+
+class TestComponentsPath(TestCase):
+
+    def test_the_applications_folder_goes_on_sys_path(self):
+        import sys
+        from jobs.registration import add_import_paths
+        app = self.useFixture(fixtures.TempDir()).path
+        os.makedirs(os.path.join(app, "lib"))
+        path = os.path.join(app, "app.conf")
+        with open(path, "w") as f:
+            f.write("[meta]\nextends: base\n\n[components]\npath: . lib\n")
+        self.useFixture(fixtures.MonkeyPatch("sys.path", list(sys.path)))
+        add_import_paths(load(path))
+        add_import_paths(load(path))  # once each
+        self.assertEqual([app, os.path.join(app, "lib")], sys.path[:2])
+        self.assertEqual(1, sys.path.count(app))

@@ -38,13 +38,13 @@ import weakref
 
 import transaction
 from storm.store import Store
-from zope.component import queryUtility
 from zope.dottedname.resolve import resolve
 from zope.interface import implementer
 
 from jobs.config import get_config
-from jobs.errors import ConfigError, DispatchError, NotFoundError
+from jobs.errors import ConfigError, DispatchError, NotFoundError, SectionError
 from jobs.interfaces.job import IJobCreatedEvent, IJobDispatcher
+from jobs.sections import find_section
 
 TASK_NAME = "jobs.run_job"
 
@@ -108,6 +108,11 @@ def celery_section(source, config=None):
     for name in config.job_section_names:
         settings = config.job_section(name)
         if not settings.celery_dispatch:
+            continue
+        if settings.tasks:  # @task functions: the section's own class
+            if getattr(source, "section", None) == name:
+                found = name
+                break
             continue
         try:
             interface = resolve(settings.source_interface)
@@ -217,11 +222,9 @@ def run_on_commit_if_celery(job_id, config=None):
         if not section.celery_dispatch:
             continue
         try:
-            source = queryUtility(resolve(section.source_interface))
-        except (ImportError, AttributeError, ValueError):
+            source = find_section(config, name).source
+        except SectionError:
             continue  # reported where the section's jobs are run
-        if source is None:
-            continue
         try:
             job = source.get(job_id)
         except NotFoundError:

@@ -34,6 +34,11 @@ class Dialect:
     :ivar information_schema: the catalog is ``information_schema`` and
         schemas can be made and dropped inside a transaction; otherwise
         it is ``sqlite_master`` and a scratch database is a file.
+    :ivar sequences: ids come from a sequence that can hand out many at
+        once (``nextval``); otherwise from SQLite's AUTOINCREMENT counter,
+        under the write lock.
+    :ivar arrays: array parameters (``unnest``): a multi-row INSERT sends
+        one parameter a column.
     """
 
     name: str
@@ -43,15 +48,19 @@ class Dialect:
     roles: bool
     returning: bool
     information_schema: bool
+    sequences: bool
+    arrays: bool
 
 
 POSTGRESQL = Dialect(
     name="postgresql", row_locks=True, concurrent_writes=True, notify=True,
-    roles=True, returning=True, information_schema=True)
+    roles=True, returning=True, information_schema=True, sequences=True,
+    arrays=True)
 
 SQLITE = Dialect(
     name="sqlite", row_locks=False, concurrent_writes=False, notify=False,
-    roles=False, returning=False, information_schema=False)
+    roles=False, returning=False, information_schema=False,
+    sequences=False, arrays=False)
 
 
 def dialect(store):

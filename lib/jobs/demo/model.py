@@ -15,6 +15,7 @@ from jobs.database import get_store
 from jobs.demo.interfaces import IDemoJobSource
 from jobs.errors import NotFoundError
 from jobs.interfaces.job import IRunnableJob
+from jobs.model.enqueue import create_tableless_job
 from jobs.model.job import Job
 from jobs.model.runnable import BaseRunnableJob
 
@@ -42,17 +43,12 @@ class DemoJob(BaseRunnableJob):
             self.job.base_json_data.get("message"))
 
     @classmethod
-    def create(cls, action, message, max_retries=0):
-        """See `IDemoJobSource`."""
-        job = Job(max_retries=max_retries, base_job_type=DEMO_JOB_TYPE,
-                  max_json_data_bytes=cls.max_json_data_bytes,
-                  base_json_data={"action": action, "message": message})
-        store = get_store()
-        store.add(job)
-        store.flush()
-        created = cls(job)
-        cls.after_create(created)
-        return created
+    def create(cls, action, message, max_retries=0, **options):
+        """See `IDemoJobSource`; `options` are `jobs.model.enqueue`'s
+        (delay, scheduled_start, priority, unique_key)."""
+        return create_tableless_job(
+            cls, DEMO_JOB_TYPE, {"action": action, "message": message},
+            max_retries, **options)
 
     @classmethod
     def jobCondition(cls):

@@ -108,6 +108,17 @@ class IJob(Interface):
         "their own, or None.")
     progress = Attribute(
         "JSON text: the progress tree of the last attempt, or None.")
+    priority = Attribute(
+        "Int: among ready jobs, higher runs first (default 0).")
+    kind = Attribute(
+        "Text naming the job's type, set at creation: "
+        "``<context table>:<job_type value>`` (e.g. ``foo_job:0``), "
+        "``job:<base_job_type>`` for a job with no context table, "
+        "``task:<dotted path>`` for a function job; None for rows made "
+        "otherwise.")
+    unique_key = Attribute(
+        "Text, or None: at most one pending job (WAITING, RUNNING, "
+        "SUSPENDED) has a given (`kind`, `unique_key`).")
     cancel_requested = Attribute(
         "True when an operator asked to cancel the job while it was "
         "RUNNING. Job code running under a runner reads the attempt's "

@@ -12,14 +12,20 @@ interface. `DerivedJob` supplies ``create``-time plumbing, ``iterReady``
 and ``get``.
 """
 
+from __future__ import annotations
+
 __all__ = ["DerivedJob"]
 
 import inspect
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from storm.expr import And
 
 from jobs.database import get_store
 from jobs.errors import NotFoundError
+from jobs.model.enqueue import bulk_create, create_job
+from jobs.model.options import enqueue_options
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
 from jobs.model.job import Job
 from jobs.model.jsondata import check_json_data
@@ -29,14 +35,14 @@ from jobs.model.runnable import BaseRunnableJob
 class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
     """A runnable job wrapping one row of a context table (``.context``)."""
 
-    context_class = None
-    class_job_type = None
+    context_class: Any = None
+    class_job_type: Any = None
 
-    def __init__(self, context):
+    def __init__(self, context: Any):
         self.context = context
 
     @property
-    def job(self):
+    def job(self) -> Any:
         """The `IJob` row of this job, loaded when first asked for.
 
         Held here, not just through the context's reference: Storm keeps
@@ -49,47 +55,116 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
             job = self._job_row = self.context.job
         return job
 
+    @job.setter
+    def job(self, row: Any) -> None:
+        self.__dict__["_job_row"] = row
+
     @property
-    def job_id(self):
+    def job_id(self) -> int:
         """See `IJob`; read from the context, without loading the row."""
         return self.context.job_id
 
     @classmethod
-    def _create(cls, **context_columns):
+    def job_kind(cls) -> str:
+        """This job type's ``job.kind``: ``<context table>:<job_type>``."""
+        table = cls.context_class.__storm_table__
+        if cls.class_job_type is None:
+            return table
+        return "%s:%d" % (table, cls.class_job_type.value)
+
+    @classmethod
+    def _max_retries(cls) -> int:
+        """The class's ``max_retries`` policy, written into each new row."""
+        max_retries = inspect.getattr_static(cls, "max_retries", 0)
+        return max_retries if isinstance(max_retries, int) else 0
+
+    @classmethod
+    def _create(cls, delay: Union[None, float, timedelta] = None,
+                scheduled_start: Optional[datetime] = None,
+                priority: Optional[int] = None,
+                unique_key: Optional[str] = None,
+                **context_columns: Any) -> Any:
         """Create the job row and the context row; return the wrapper.
 
         The job row's ``max_retries`` is the class's policy. Flushes, so
         the ids exist; leaves the transaction to the caller.
 
+        :param delay: seconds or a timedelta before the job is ready.
+        :param scheduled_start: or an aware datetime when it is ready.
+        :param priority: higher runs first (default 0).
+        :param unique_key: at most one pending job of this type per key:
+            when one holds it, nothing is created and that job is
+            returned (see `jobs.model.enqueue`).
+        :raises InvalidJobOption: for a bad option (naming it).
         :raises InvalidJobData: when ``json_data`` cannot be stored, or
             (`JobDataTooLarge`) is larger than `max_json_data_bytes`.
         """
+        options = enqueue_options(delay, scheduled_start, priority,
+                                  unique_key)
         if context_columns.get("json_data") is not None:
             check_json_data(context_columns["json_data"],
                             cls.max_json_data_bytes)
-        max_retries = inspect.getattr_static(cls, "max_retries", 0)
-        if not isinstance(max_retries, int):
-            max_retries = 0
         store = get_store()
-        job = Job(max_retries=max_retries)
-        store.add(job)
-        context = cls.context_class(
-            job=job, job_type=cls.class_job_type, **context_columns)
+        job, created = create_job(store, cls.job_kind(), options,
+                                  cls._max_retries())
+        if not created:
+            return cls.get(job.id)
+        context = cls._new_context(job, context_columns)
         store.add(context)
         store.flush()
-        created = cls(context)
-        cls.after_create(created)
-        return created
+        made = cls(context)
+        cls.after_create(made)
+        return made
 
     @classmethod
-    def _contexts(cls, *conditions):
+    def _new_context(cls, job: Any, columns: dict[str, Any]) -> Any:
+        """A new context row for `job`: made by the context class's own
+        ``__init__`` when it has one, else (a plain Storm class) by
+        setting the columns."""
+        context_class = cls.context_class
+        if context_class.__init__ is not object.__init__:
+            return context_class(job=job, job_type=cls.class_job_type,
+                                 **columns)
+        columns = dict(columns, job=job)
+        if cls.class_job_type is not None:
+            columns["job_type"] = cls.class_job_type
+        context = context_class()
+        for name, value in columns.items():
+            setattr(context, name, value)
+        return context
+
+    @classmethod
+    def createMany(cls, rows: Iterable[dict[str, Any]],
+                   delay: Union[None, float, timedelta] = None,
+                   scheduled_start: Optional[datetime] = None,
+                   priority: Optional[int] = None) -> list[int]:
+        """Create one job per entry of `rows`, in multi-row INSERTs.
+
+        :param rows: dicts of context columns (as ``_create`` takes them;
+            a reference such as ``foo`` may be given as the object, for
+            its ``foo_id`` column), each of which may also hold
+            ``delay``, ``scheduled_start``, ``priority`` and
+            ``unique_key`` for its own job.
+        :param delay: and `scheduled_start`, `priority`: for every row
+            that does not say.
+        :return: the job ids, in order (for a row whose unique key was
+            taken, the pending job's). Jobs are not loaded; `get` loads
+            one. Leaves the transaction to the caller.
+        :raises InvalidJobOption: for a bad option (naming it).
+        :raises InvalidJobData: for ``json_data`` that cannot be stored.
+        """
+        return bulk_create(cls, rows, dict(
+            delay=delay, scheduled_start=scheduled_start, priority=priority))
+
+    @classmethod
+    def _contexts(cls, *conditions: Any) -> Any:
         context_class = cls.context_class
         if cls.class_job_type is not None:
             conditions += (context_class.job_type == cls.class_job_type,)
         return get_store().find(context_class, *conditions)
 
     @classmethod
-    def jobCondition(cls):
+    def jobCondition(cls) -> tuple[Any, list[Any]]:
         """See `BaseRunnableJobSource`."""
         context_class = cls.context_class
         condition = context_class.job_id == Job.id
@@ -99,7 +174,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return condition, [context_class]
 
     @classmethod
-    def getJobs(cls, job_ids):
+    def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """See `BaseRunnableJobSource`.
 
         Loads the context rows in one query; each job row is loaded only
@@ -115,7 +190,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return [by_id[job_id] for job_id in job_ids if job_id in by_id]
 
     @classmethod
-    def get(cls, job_id):
+    def get(cls, job_id: int) -> Any:
         """See `IJobSource`."""
         context = cls._contexts(cls.context_class.job_id == job_id).one()
         if context is None:

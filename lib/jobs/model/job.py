@@ -65,12 +65,17 @@ class Job:
     progress = Unicode()
     base_job_type = Int()
     base_json_data = JSON()
+    kind = Unicode()
+    unique_key = Unicode()
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None,
-                 max_json_data_bytes=MAX_JSON_DATA_BYTES):
+                 max_json_data_bytes=MAX_JSON_DATA_BYTES, kind=None,
+                 priority=0):
         """Make a WAITING job row.
 
+        :param kind: the job's type (see `jobs.model.enqueue`); default
+            ``job:<base_job_type>`` for a job without a context table.
         :raises InvalidJobData: see `check_json_data` (`JobDataTooLarge`
             beyond `max_json_data_bytes`).
         """
@@ -80,6 +85,10 @@ class Job:
         self.scheduled_start = scheduled_start
         self.base_job_type = base_job_type
         self.base_json_data = base_json_data
+        if kind is None and base_job_type is not None:
+            kind = "job:%d" % base_job_type
+        self.kind = kind
+        self.priority = priority
 
     def __repr__(self):
         return "<Job %s; status=%s>" % (self.id, self.status.title)

@@ -9,9 +9,10 @@ runner that claims the job reads it, so bulk data belongs in a table of
 the application's own.
 """
 
-__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data"]
+__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data", "json_text"]
 
 import json
+import re
 
 from jobs.errors import InvalidJobData, JobDataTooLarge
 
@@ -19,46 +20,46 @@ from jobs.errors import InvalidJobData, JobDataTooLarge
 MAX_JSON_DATA_BYTES = 1024 * 1024
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
+# A NUL character's escape in JSON text: \u0000 after an even number of
+# backslashes (an odd number would escape the first one).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def check_json_data(data, limit=MAX_JSON_DATA_BYTES):
+def check_json_data(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
     """Check that `data` can be stored as a job's ``json_data``.
 
     :param data: the value (usually a dict); None is allowed.
     :param limit: the largest size allowed, in bytes of UTF-8 JSON.
+    :param what: what the messages call `data`.
     :return: the size in bytes.
     :raises InvalidJobData: when `data` is not JSON-serializable or holds
         text that PostgreSQL's ``jsonb`` refuses.
     :raises JobDataTooLarge: when its JSON is larger than `limit`.
     """
+    return len(json_text(data, limit, what).encode("utf-8"))
+
+
+def json_text(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
+    """`check_json_data`, returning `data`'s JSON text (as Storm's JSON
+    columns write it)."""
     try:
         text = json.dumps(data, ensure_ascii=False)
     except (TypeError, ValueError) as e:
-        raise InvalidJobData("json_data is not JSON: %s." % e) from None
-    for string in _strings(data):
-        if "\x00" in string:
-            raise InvalidJobData(
-                "json_data holds a NUL character (\\u0000), which"
-                " PostgreSQL's jsonb cannot store.")
+        raise InvalidJobData("%s is not JSON: %s." % (what, e)) from None
+    # JSON writes a NUL as \u0000, and a backslash as \\.
+    if "\\u0000" in text and _NUL.search(text):
+        raise InvalidJobData(
+            "%s holds a NUL character (\\u0000), which PostgreSQL's"
+            " jsonb cannot store." % what)
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidJobData(
-            "json_data holds text that is not valid Unicode (an unpaired"
-            " surrogate): decode bytes before storing them.") from None
+            "%s holds text that is not valid Unicode (an unpaired"
+            " surrogate): decode bytes before storing them." % what) from None
     if size > limit:
         raise JobDataTooLarge(
-            "json_data is %s bytes of JSON; the limit is %s. Keep bulk"
-            " data in a table of your own and put its key in json_data."
-            % (format(size, ","), format(limit, ",")))
-    return size
+            "%s is %s bytes of JSON; the limit is %s. Keep bulk data in a"
+            " table of your own and put its key in %s."
+            % (what, format(size, ","), format(limit, ","), what))
+    return text

@@ -15,6 +15,7 @@ __all__ = [
 import contextlib
 import logging
 from datetime import timedelta
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from lazr.delegates import delegate_to
 from storm.expr import Desc
@@ -32,6 +33,8 @@ from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
 logger = logging.getLogger(__name__)
 
+# A lease's length: seconds or a timedelta; None for the default.
+Lease = Union[None, float, timedelta]
 # What loading a malformed row raises: Storm's JSON and DBEnum variables
 # (ValueError, TypeError), `EnumeratedSubclass.makeSubclass`.
 LOAD_ERRORS = (ValueError, TypeError, UnknownJobType)
@@ -40,7 +43,7 @@ LOAD_ERRORS = (ValueError, TypeError, UnknownJobType)
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
-def _seconds(lease):
+def _seconds(lease: Lease) -> Optional[float]:
     return lease.total_seconds() if isinstance(lease, timedelta) else lease
 
 
@@ -51,20 +54,22 @@ class BaseRunnableJobSource:
     wrap job rows with `getJobs`; claiming and loading follow.
     """
 
-    memory_limit = None
+    memory_limit: Optional[int] = None
+    # The lease of a claim of this source's jobs, unless the section says.
+    lease_duration: timedelta = DEFAULT_LEASE
     # What run() needs on tables beyond the job's context tables, for
     # `jobs db roles`: {table name: ("SELECT", "INSERT", "UPDATE", ...)}.
-    database_privileges = {}
+    database_privileges: dict[str, Sequence[str]] = {}
 
     @classmethod
-    def databasePrivileges(cls):
+    def databasePrivileges(cls) -> dict[str, set[str]]:
         """See `IJobSource`: SELECT and UPDATE on the context tables that
         `jobCondition` names, plus `database_privileges`."""
         try:
             _, tables = cls.jobCondition()
         except NotImplementedError:
             tables = []
-        privileges = {}
+        privileges: dict[str, set[str]] = {}
         for table in tables:
             name = getattr(table, "__storm_table__", table)
             privileges.setdefault(name, set()).update(("SELECT", "UPDATE"))
@@ -73,7 +78,7 @@ class BaseRunnableJobSource:
         return privileges
 
     @classmethod
-    def jobCondition(cls):
+    def jobCondition(cls) -> tuple[Any, list[Any]]:
         """Return ``(condition, tables)``: SQL choosing this source's jobs.
 
         :raises NotImplementedError: the source has none (it is claimed
@@ -82,7 +87,7 @@ class BaseRunnableJobSource:
         raise NotImplementedError
 
     @classmethod
-    def getJobs(cls, job_ids):
+    def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """Return the runnable jobs for `job_ids`, in that order.
 
         :raises NotImplementedError: the source has none (its jobs are
@@ -91,7 +96,8 @@ class BaseRunnableJobSource:
         raise NotImplementedError
 
     @classmethod
-    def claimReady(cls, limit, lease_duration=None):
+    def claimReady(cls, limit: int,
+                   lease_duration: Lease = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :raises NotImplementedError: the source has no `jobCondition`
@@ -103,7 +109,8 @@ class BaseRunnableJobSource:
                             cache_key=cls)
 
     @classmethod
-    def claimJob(cls, job_id, lease_duration=None):
+    def claimJob(cls, job_id: int,
+                 lease_duration: Lease = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :raises NotImplementedError: as `claimReady`.
@@ -115,13 +122,13 @@ class BaseRunnableJobSource:
                             _seconds(lease_duration or cls.lease_duration))
 
     @classmethod
-    def after_create(cls, job):
+    def after_create(cls, job: Any) -> None:
         """Called by ``create`` with each new, flushed job of this source:
         tells whoever subscribed (Celery dispatch) that it exists."""
         notify(JobCreated(job))
 
     @classmethod
-    def iterReady(cls):
+    def iterReady(cls) -> Iterator[Any]:
         """See `IJobSource`.
 
         The ready jobs' ids are read at once (a snapshot); each job is
@@ -137,7 +144,7 @@ class BaseRunnableJobSource:
                 continue
 
     @classmethod
-    def readyJobIds(cls, limit=None):
+    def readyJobIds(cls, limit: Optional[int] = None) -> list[int]:
         """The ids of this source's ready jobs, highest priority first."""
         condition, tables = cls.jobCondition()
         ids = get_store().using(Job, *tables).find(
@@ -147,7 +154,7 @@ class BaseRunnableJobSource:
 
     @staticmethod
     @contextlib.contextmanager
-    def contextManager():
+    def contextManager() -> Iterator[None]:
         """See `IJobSource`."""
         yield
 
@@ -162,20 +169,21 @@ class BaseRunnableJob(BaseRunnableJobSource):
     row at creation, so the two agree).
     """
 
-    user_error_types = ()
-    retry_error_types = ()
+    user_error_types: tuple[type[BaseException], ...] = ()
+    retry_error_types: tuple[type[BaseException], ...] = ()
     retry_delay = timedelta(minutes=10)
-    lease_duration = DEFAULT_LEASE
     # The largest json_data a job of this type may be created with
     # (bytes of UTF-8 JSON; see `jobs.model.jsondata`).
     max_json_data_bytes = MAX_JSON_DATA_BYTES
-    task_queue = None
+    task_queue: Optional[str] = None
+    # The context row the job wraps (a job type with a context table).
+    context: Any
     # The `jobs.attempt.Attempt` running this job in this process, set by
     # the runner; None when the job is not running here.
-    attempt = None
+    attempt: Any = None
 
     @property
-    def job(self):
+    def job(self) -> Any:
         """See `IRunnableJob`: the row given to the wrapper (table-less
         jobs), else the context row's ``job`` (the seed's pattern: a
         wrapper around a context row)."""
@@ -185,63 +193,65 @@ class BaseRunnableJob(BaseRunnableJobSource):
         return row
 
     @job.setter
-    def job(self, row):
+    def job(self, row: Any) -> None:
         self.__dict__["_job_row"] = row
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<%s job %s; status=%s>" % (
             type(self).__name__, self.job.id, self.job.status.title)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (type(self) is type(other)
                 and self.job.id == other.job.id)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), self.job.id))
 
     @property
-    def job_id(self):
+    def job_id(self) -> int:
         """See `IJob`."""
         return self.job.id
 
     @property
-    def cancel_requested(self):
+    def cancel_requested(self) -> bool:
         """See `IJob`: while this process runs the job, what the lease
         heartbeat last read (it is refreshed every few seconds)."""
         if self.attempt is not None:
             return self.attempt.cancel_requested
         return self.job.cancel_requested
 
-    def check_cancelled(self):
+    def check_cancelled(self) -> None:
         """See `IRunnableJob`."""
         if self.attempt is not None:
             self.attempt.check_cancelled()
 
-    def reportProgress(self, current, total, status_line=None, group=()):
+    def reportProgress(self, current: int, total: int,
+                       status_line: Optional[str] = None,
+                       group: Sequence[str] = ()) -> None:
         """See `IJob`."""
         if self.attempt is not None:
             self.attempt.report_progress(current, total, status_line, group)
         else:
             self.job.reportProgress(current, total, status_line, group)
 
-    def getOopsVars(self):
+    def getOopsVars(self) -> list[tuple[str, Any]]:
         """See `IRunnableJob`."""
         return [("job_id", self.job_id)]
 
-    def getOperationDescription(self):
+    def getOperationDescription(self) -> str:
         """See `IRunnableJob`."""
         return "unspecified operation"
 
-    def notifyOops(self, report):
+    def notifyOops(self, report: dict[str, Any]) -> None:
         """See `IRunnableJob`."""
         logger.info("%r failed with OOPS %s", self,
                     report["id"] or "(not written: see the log)")
 
-    def notifyUserError(self, error):
+    def notifyUserError(self, error: BaseException) -> None:
         """See `IRunnableJob`."""
         logger.info("%r failed with user error: %s", self, error)
 
-    def celeryRunOnCommit(self):
+    def celeryRunOnCommit(self) -> None:
         """See `IRunnableJob`."""
         dispatcher = queryUtility(IJobDispatcher)
         if dispatcher is None:
@@ -251,14 +261,15 @@ class BaseRunnableJob(BaseRunnableJobSource):
                 " a section)." % (self,))
         dispatcher.runOnCommit(self)
 
-    def acquireLease(self, duration=None):
+    def acquireLease(self, duration: Lease = None) -> None:
         """See `IJob`; the default duration is `lease_duration`."""
         if duration is None:
             duration = self.lease_duration
         return self.job.acquireLease(duration)
 
-    def queue(self, manage_transaction=False, abort_transaction=False,
-              attempt=None):
+    def queue(self, manage_transaction: bool = False,
+              abort_transaction: bool = False,
+              attempt: Optional[int] = None) -> None:
         """See `IJob`; a retry is scheduled `retry_delay` from now.
 
         The first queueing of a new job (no attempt yet) has no delay.
@@ -279,18 +290,18 @@ class UnloadableJob(BaseRunnableJob):
     jobs after it still run.
     """
 
-    def __init__(self, job, error):
+    def __init__(self, job: Any, error: BaseException):
         self.job = job
         self.error = error
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<UnloadableJob %s; status=%s>" % (
             self.job.id, self.job.status.title)
 
-    def getOperationDescription(self):
+    def getOperationDescription(self) -> str:
         """See `IRunnableJob`."""
         return "loading the job"
 
-    def run(self):
+    def run(self) -> None:
         """See `IRunnableJob`."""
         raise self.error

@@ -294,4 +294,6 @@ def source_interface_name(source, settings):
     name = getattr(settings, "source_interface", None)
     if name:
         return name if isinstance(name, str) else name.__identifier__
+    if getattr(settings, "tasks", None):
+        return None  # a section of @task functions (jobs.tasks)
     return list(providedBy(source))[0].__identifier__

@@ -60,12 +60,15 @@ class Script:
     description = None
     usage = None
     epilog = None
+    # The name its usage and help show; None: the program's file name
+    # (the script's `name` in tests).
+    prog = None
 
     def __init__(self, name=None, test_args=None, logger=None):
         self.name = name or type(self).__name__.lower()
         self.parser = _Parser(
-            prog=os.path.basename(sys.argv[0]) if test_args is None
-            else self.name,
+            prog=self.prog or (os.path.basename(sys.argv[0])
+                               if test_args is None else self.name),
             usage=self.usage,
             description=self.description or type(self).__doc__,
             epilog=self.epilog,

@@ -1,14 +1,19 @@
 """A small factory for test objects: unique values, foos, jobs."""
 
+from __future__ import annotations
+
 __all__ = ["Factory"]
+
+from typing import Any, Optional
 
 from jobs.database import get_store
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
-from jobs.testing.foojob import DoFooJob, Foo
+from jobs.testing.foojob import DoFooJob, Foo, FooJobDerived
 
 
-def make_many_foo_jobs(store, foo, count, status=0, **behaviour):
+def make_many_foo_jobs(store: Any, foo: Foo, count: int, status: int = 0,
+                       **behaviour: Any) -> list[int]:
     """Insert `count` DoFooJobs about `foo` with two statements.
 
     For tests and benchmarks that need many jobs fast. Leaves the
@@ -40,14 +45,14 @@ class Factory:
     :param test: the testtools test, for its unique values.
     """
 
-    def __init__(self, test):
+    def __init__(self, test: Any):
         self.test = test
 
-    def getUniqueString(self, prefix=None):
+    def getUniqueString(self, prefix: Optional[str] = None) -> str:
         """A string no other call in the test returns."""
         return self.test.getUniqueString(prefix)
 
-    def makeFoo(self, name=None):
+    def makeFoo(self, name: Optional[str] = None) -> Foo:
         """A new `Foo`."""
         foo = Foo(name or self.getUniqueString("foo"))
         store = get_store()
@@ -55,7 +60,8 @@ class Factory:
         store.flush()
         return foo
 
-    def makeJob(self, status=JobStatus.WAITING, **columns):
+    def makeJob(self, status: Any = JobStatus.WAITING,
+                **columns: Any) -> Job:
         """A bare `Job` row in `status` (set directly, for set-up only)."""
         job = Job()
         job.status = status
@@ -66,7 +72,7 @@ class Factory:
         store.flush()
         return job
 
-    def makeManyDoFooJobs(self, count, **behaviour):
+    def makeManyDoFooJobs(self, count: int, **behaviour: Any) -> list[int]:
         """`count` WAITING DoFooJobs about one new foo, made in bulk SQL.
 
         :return: their job ids (list), oldest first.
@@ -74,6 +80,8 @@ class Factory:
         return make_many_foo_jobs(get_store(), self.makeFoo(), count,
                                   **behaviour)
 
-    def makeDoFooJob(self, foo=None, job_class=DoFooJob, **behaviour):
+    def makeDoFooJob(self, foo: Optional[Foo] = None,
+                     job_class: type[FooJobDerived] = DoFooJob,
+                     **behaviour: Any) -> FooJobDerived:
         """A new WAITING `DoFooJob` (see `FooJobDerived.create`)."""
         return job_class.create(foo or self.makeFoo(), **behaviour)

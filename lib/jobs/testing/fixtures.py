@@ -8,8 +8,11 @@
 - `DatabaseFixture`: a clean database per test, PostgreSQL or SQLite,
   with the framework's and the test job type's schema installed; also
   exported through ``JOBS_DATABASE_URI``.
-- `FrozenClockFixture`: the database clock stopped at an instant.
+
+The databases are made and named by `jobs.testing.databases`.
 """
+
+from __future__ import annotations
 
 __all__ = [
     "CapturedOopsFixture",
@@ -18,179 +21,36 @@ __all__ = [
     "ConfigFixture",
     "DatabaseFixture",
     "FrozenClockFixture",
-    "create_test_database",
-    "postgres_admin_uri",
 ]
 
 import os
-import shutil
-import sqlite3
-import subprocess
-import tempfile
-import threading
-import time
+from datetime import datetime
+from typing import Any, Optional, Sequence
 
 import fixtures
-import psycopg2
 import zope.component.testing
 
 from jobs import config as jobs_config
 from jobs import schema
 from jobs.database import clock, connect, disconnect, get_store
 from jobs.registration import register_components
-from jobs.testing.foojob import MIGRATIONS as FOO_MIGRATIONS
-
-TEST_MIGRATIONS = (schema.FRAMEWORK, FOO_MIGRATIONS)
-# Roles the test configuration's sections run as (PostgreSQL).
-TEST_ROLES = ("dofoo",)
-PG_START = ("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
-            "main start")
-
-
-def postgres_admin_uri(database="postgres"):
-    """The URI of a PostgreSQL superuser connection to `database`.
-
-    ``JOBS_TEST_PG`` gives the server part (default
-    ``postgres://127.0.0.1:5432``).
-    """
-    server = os.environ.get("JOBS_TEST_PG", "postgres://127.0.0.1:5432")
-    return "%s/%s" % (server.rstrip("/"), database)
-
-
-def _dsn(uri):
-    from storm.databases.postgres import make_dsn
-    from storm.uri import URI
-    return make_dsn(URI(uri))
-
-
-def _admin_connect(database="postgres", server=None):
-    """A psycopg2 autocommit connection to `database`.
-
-    :param server: a server URI (``postgres://user@host:port``); None
-        means ``JOBS_TEST_PG``'s server, which is started if it is down.
-    """
-    if server is not None:
-        connection = psycopg2.connect(
-            _dsn("%s/%s" % (server.rstrip("/"), database)), connect_timeout=5)
-        connection.autocommit = True
-        return connection
-    dsn = _dsn(postgres_admin_uri(database))
-    try:
-        connection = psycopg2.connect(dsn, connect_timeout=5)
-    except psycopg2.OperationalError:
-        subprocess.run(PG_START, shell=True, check=False,
-                       capture_output=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = psycopg2.connect(dsn, connect_timeout=5)
-                break
-            except psycopg2.OperationalError as e:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "PostgreSQL is not reachable at %s and could not be "
-                        "started with `%s`: %s"
-                        % (postgres_admin_uri(database), PG_START, e)) from e
-                time.sleep(0.5)
-    connection.autocommit = True
-    return connection
-
-
-def worker_id():
-    """The pytest-xdist worker's id ("main" outside xdist)."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
-
-
-def create_test_database(name, server=None):
-    """(Re)create database `name` with the test schema and roles' grants.
-
-    :param server: a server URI; None means ``JOBS_TEST_PG``'s server.
-    :return: the database's URI.
-    """
-    admin = _admin_connect(server=server)
-    with admin.cursor() as cursor:
-        cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-        cursor.execute('CREATE DATABASE "%s"' % name)
-        for role in TEST_ROLES:
-            # Runners connect as their section's role (trust auth here).
-            try:
-                cursor.execute('CREATE ROLE "%s" LOGIN' % role)
-            except (psycopg2.errors.DuplicateObject,
-                    psycopg2.errors.UniqueViolation):
-                cursor.execute('ALTER ROLE "%s" LOGIN' % role)
-    admin.close()
-    uri = ("%s/%s" % (server.rstrip("/"), name) if server is not None
-           else postgres_admin_uri(name))
-    connect(uri)
-    schema.upgrade(get_store(), TEST_MIGRATIONS)
-    disconnect()
-    grant = _admin_connect(name, server=server)
-    with grant.cursor() as cursor:
-        for role in TEST_ROLES:
-            cursor.execute(
-                'GRANT ALL ON ALL TABLES IN SCHEMA public TO "%s"' % role)
-            cursor.execute(
-                'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "%s"' % role)
-    grant.close()
-    return uri
-
-
-class _PostgresDatabase:
-    """One database per test process, schema installed once, emptied per test."""
-
-    _lock = threading.Lock()
-    _ready = None
-
-    @classmethod
-    def uri(cls):
-        with cls._lock:
-            if cls._ready is None:
-                cls._ready = cls._create()
-            return cls._ready
-
-    @staticmethod
-    def _create():
-        # JOBS_TEST_DB_PREFIX keeps two checkouts' runs apart on one server.
-        return create_test_database("%s_%s" % (
-            os.environ.get("JOBS_TEST_DB_PREFIX", "jobs_test"), worker_id()))
-
-    @staticmethod
-    def empty(uri):
-        """Delete every row of every table but the migration ledger."""
-        connection = psycopg2.connect(_dsn(uri))
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename <> 'schema_migration'")
-            tables = [row[0] for row in cursor.fetchall()]
-            if tables:
-                cursor.execute("TRUNCATE %s RESTART IDENTITY CASCADE"
-                               % ", ".join('"%s"' % t for t in tables))
-        connection.close()
-
-
-class _SQLiteTemplate:
-    """A SQLite file with the schema installed, copied for each test."""
-
-    _lock = threading.Lock()
-    _path = None
-
-    @classmethod
-    def copy_to(cls, path):
-        with cls._lock:
-            if cls._path is None:
-                folder = tempfile.mkdtemp(prefix="jobs-sqlite-template-")
-                template = os.path.join(folder, "template.db")
-                connect("sqlite:" + template)
-                store = get_store()
-                schema.upgrade(store, TEST_MIGRATIONS)
-                disconnect()
-                # Fold the WAL into the main file so a plain copy is whole.
-                with sqlite3.connect(template) as connection:
-                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                cls._path = template
-            shutil.copyfile(cls._path, path)
+# Re-exported: the names tests and job authors imported from here.
+from jobs.testing.databases import (  # noqa: F401
+    TEST_ROLES,
+    _admin_connect,
+    _dsn,
+    _PostgresDatabase,
+    _SQLiteTemplate,
+    create_empty_database,
+    create_test_database,
+    current_run_id,
+    drop_test_database,
+    drop_test_run,
+    new_test_run,
+    postgres_admin_uri,
+    run_database_name,
+    worker_id,
+)
 
 
 class DatabaseFixture(fixtures.Fixture):
@@ -200,19 +60,25 @@ class DatabaseFixture(fixtures.Fixture):
     :param server: PostgreSQL only: the URI of a server of the test's own
         (see `jobs.testing.cluster`), where a new database is made;
         None: the shared test server's per-process database.
+    :param migrations: an application's `jobs.schema.Migrations`,
+        installed after the framework's and the test job type's.
     :ivar uri: the database URI (also in ``JOBS_DATABASE_URI``).
     """
 
-    def __init__(self, kind, server=None):
+    uri: str
+
+    def __init__(self, kind: str, server: Optional[str] = None,
+                 migrations: Sequence[schema.Migrations] = ()):
         super().__init__()
         if kind not in ("postgresql", "sqlite"):
             raise ValueError("Unknown database kind %r" % (kind,))
         self.kind = kind
         self.server = server
+        self.migrations = tuple(migrations)
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         if self.server is not None:
-            self.uri = create_test_database("jobs_test", self.server)
+            self.uri = create_test_database(run_database_name(), self.server)
         elif self.kind == "postgresql":
             self.uri = _PostgresDatabase.uri()
             _PostgresDatabase.empty(self.uri)
@@ -225,9 +91,12 @@ class DatabaseFixture(fixtures.Fixture):
             "JOBS_DATABASE_URI", self.uri))
         connect(self.uri)
         self.addCleanup(disconnect)
+        if self.migrations:
+            # Already there (the per-process database): one look each.
+            schema.upgrade(get_store(), self.migrations)
 
     @property
-    def store(self):
+    def store(self) -> Any:
         """This thread's ``main`` store."""
         return get_store()
 
@@ -236,28 +105,30 @@ class ConfigFixture(fixtures.Fixture):
     """A configuration of the test's own, current in-process and in
     subprocesses.
 
-    It extends `base` (default ``testrunner``) and puts OOPS reports and
-    lock files in temporary folders.
+    It extends `base` and puts OOPS reports and lock files in temporary
+    folders.
 
     :param extra: more config text (sections, overrides).
+    :param base: the config it extends: a ``.conf`` file (an
+        application's own) or an instance name; default ``testrunner``,
+        jobs' own tests' (which exists in jobs' checkout only).
     :ivar path: the config file (also in ``JOBS_CONFIG``).
     :ivar config: the loaded `JobsConfig`.
     """
 
-    def __init__(self, extra="", base="testrunner"):
+    def __init__(self, extra: str = "", base: str = "testrunner"):
         super().__init__()
         self.extra = extra
         self.base = base
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         folder = self.useFixture(fixtures.TempDir()).path
         self.error_dir = os.path.join(folder, "oops")
         self.lock_dir = os.path.join(folder, "lock")
         self.path = os.path.join(folder, "jobs-lazr.conf")
         with open(self.path, "w") as f:
-            # lazr.config resolves extends relative to this file's folder.
-            f.write("[meta]\nextends: %s\n\n" % os.path.relpath(
-                jobs_config.resolve_instance(self.base), folder))
+            f.write("[meta]\nextends: %s\n\n"
+                    % jobs_config.resolve_instance(self.base))
             f.write("[error_reports]\nerror_dir: %s\n\n" % self.error_dir)
             f.write("[locks]\nlock_dir: %s\n\n" % self.lock_dir)
             f.write(self.extra)
@@ -270,7 +141,7 @@ class ConfigFixture(fixtures.Fixture):
 class ComponentsFixture(fixtures.Fixture):
     """A clean global component registry with the configured sources."""
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         zope.component.testing.setUp()
         self.addCleanup(zope.component.testing.tearDown)
         register_components(jobs_config.get_config())
@@ -282,7 +153,9 @@ class CapturedOopsFixture(fixtures.Fixture):
     :ivar oopses: the reports (dicts), in publishing order.
     """
 
-    def _setUp(self):
+    oopses: list[dict[str, Any]]
+
+    def _setUp(self) -> None:
         from jobs.errorlog import capture_listeners
         self.oopses = []
         capture_listeners.append(self.oopses.append)
@@ -295,13 +168,15 @@ class CommitCounterFixture(fixtures.Fixture):
     :ivar commits: one entry (the store) per commit.
     """
 
-    def _setUp(self):
+    commits: list[Any]
+
+    def _setUp(self) -> None:
         from storm.store import Store
         self.commits = []
         original = Store.commit
         commits = self.commits
 
-        def counting_commit(store):
+        def counting_commit(store: Any) -> Any:
             commits.append(store)
             return original(store)
 
@@ -310,16 +185,23 @@ class CommitCounterFixture(fixtures.Fixture):
 
 
 class FrozenClockFixture(fixtures.Fixture):
-    """The database clock stopped at `when` (default: now).
+    """The database clock stopped at `when` (default: now): every `UTCNow`
+    — leases, schedules, ``date_created`` — reads it instead of the
+    database's clock, so a test moves time without sleeping.
 
-    :ivar clock: the clock, to `advance()`.
+    Use ``self.useFixture(FrozenClockFixture())``, then
+    ``fixture.clock.advance(timedelta(minutes=10))``; ``clock.now()``
+    is the frozen instant (an aware UTC datetime).
+
+    :param when: an aware UTC datetime; default: the host's now.
+    :ivar clock: the clock (`jobs.database.clock`), to `advance()`.
     """
 
-    def __init__(self, when=None):
+    def __init__(self, when: Optional[datetime] = None):
         super().__init__()
         self.when = when
 
-    def _setUp(self):
+    def _setUp(self) -> None:
         clock.freeze(self.when)
         self.clock = clock
         self.addCleanup(clock.unfreeze)

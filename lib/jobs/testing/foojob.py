@@ -19,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "RetryError",
     "UserError",
+    "raise_as_asked",
 ]
 
 import logging
@@ -44,24 +45,12 @@ logger = logging.getLogger(__name__)
 class FooJobType(DBEnumeratedType):
     """The job types of the foo family."""
 
-    DO_FOO = DBItem(0, """
-        Do foo
+    DO_FOO = DBItem(0, "Do foo\n\nDoes foo to a Foo.")
+    DO_BAR = DBItem(1, "Do bar\n\nDoes bar to a Foo.")
 
-        Does foo to a Foo.
-        """)
-
-    DO_BAR = DBItem(1, """
-        Do bar
-
-        Does bar to a Foo.
-        """)
-
-    DO_NOTHING = DBItem(2, """
-        Do nothing
-
-        No class is registered for it: a row of this type cannot be
-        loaded (tests of unloadable jobs).
-        """)
+    # No class is registered for it: a row of this type cannot be loaded
+    # (tests of unloadable jobs).
+    DO_NOTHING = DBItem(2, "Do nothing\n\nNo class is registered for it.")
 
 
 class Foo:
@@ -150,7 +139,8 @@ class FooJobDerived(DerivedJob):
             self.job.status.title)
 
     @classmethod
-    def create(cls, foo, **behaviour):
+    def create(cls, foo, delay=None, scheduled_start=None, priority=None,
+               unique_key=None, **behaviour):
         """Create a job of this type about `foo`.
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
@@ -169,9 +159,13 @@ class FooJobDerived(DerivedJob):
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`),
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
-        every 20 ms).
+        every 20 ms). `delay`, `scheduled_start`, `priority` and
+        `unique_key` are the job's options (`jobs.model.options`), not
+        behaviour.
         """
-        return cls._create(foo=foo, json_data=dict(behaviour))
+        return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
+                           scheduled_start=scheduled_start,
+                           priority=priority, unique_key=unique_key)
 
     @classmethod
     def acquire(cls, foo):
@@ -262,13 +256,8 @@ class FooJobDerived(DerivedJob):
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")
-        if raise_ == "retry" or ("retry_until" in data and
-                                 self.attempt_count < data["retry_until"]):
-            raise RetryError("Try again later.")
-        if raise_ == "user":
-            raise UserError("You asked for something impossible.")
-        if raise_ == "suspend":
-            raise SuspendJobException()
+        if "retry_until" in data and self.attempt_count < data["retry_until"]:
+            raise_ = "retry"
         if raise_ == "error":
             if secret:
                 raise ValueError("Login refused: password=%s" % password)
@@ -276,7 +265,22 @@ class FooJobDerived(DerivedJob):
             raise ValueError("Something broke (%d)." % len(password))
         if raise_ == "unprintable":
             raise UnprintableError()
+        raise_as_asked(raise_)
         return data.get("return_")
+
+
+def raise_as_asked(raise_):
+    """Raise what `raise_` asks for: "retry" (`RetryError`), "user"
+    (`UserError`), "suspend" (`SuspendJobException`) or "error"
+    (`ValueError`); anything else raises nothing."""
+    if raise_ == "retry":
+        raise RetryError("Try again later.")
+    if raise_ == "user":
+        raise UserError("You asked for something impossible.")
+    if raise_ == "suspend":
+        raise SuspendJobException()
+    if raise_ == "error":
+        raise ValueError("Something broke.")
 
 
 @implementer(IDoFooJob)

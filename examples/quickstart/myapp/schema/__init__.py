@@ -1,0 +1,1 @@
+"""myapp's SQL migrations (`[components] migrations: myapp.schema`)."""

@@ -1,0 +1,309 @@
+"""The `jobs` commands about jobs: ``status``, ``list``, ``show``,
+``retry``, ``cancel``, ``suspend``, ``resume`` and ``prune``."""
+
+__all__ = ["add_commands", "job_types", "orphaned_condition"]
+
+import json
+from collections import OrderedDict
+
+import transaction
+from storm.expr import And, Count, Desc, Not, Or, Select
+
+from jobs.cli.formatting import (
+    job_row,
+    output,
+    parse_date,
+    parse_id,
+    parse_status,
+    redactor,
+)
+from jobs.config import get_config
+from jobs.database import UTCNow, database_now, get_store
+from jobs.celery.dispatch import run_on_commit_if_celery
+from jobs.errors import SectionError
+from jobs.sections import find_section_source
+from jobs.errorlog import iter_reports
+from jobs.errors import CommandError, InvalidTransition
+from jobs.interfaces.job import JobStatus
+from jobs.model.job import Job
+from jobs.progress import draw
+
+# Statuses a runner may still take a job out of.
+UNFINISHED = (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)
+
+
+def get_job(job_id):
+    job = get_store().get(Job, job_id)
+    if job is None:
+        raise CommandError("No job %d." % job_id)
+    return job
+
+
+def job_types():
+    """{section name: (condition, tables)} for the configured job sections
+    whose source says which jobs are its own."""
+    config = get_config()
+    types = OrderedDict()
+    for name in config.job_section_names:
+        try:
+            source = find_section_source(config, name)
+        except SectionError:
+            continue
+        try:
+            types[name] = source.jobCondition()
+        except (AttributeError, NotImplementedError):
+            continue  # a seed-style source (iterReady only) cannot say
+    return types
+
+
+def type_condition(name):
+    types = job_types()
+    if name not in types:
+        raise CommandError("Unknown job type %r (job sections: %s)." % (
+            name, ", ".join(types) or "none"))
+    return _seen_by(*types[name])
+
+
+def _seen_by(condition, tables):
+    """SQL: the job is one of those a source's `jobCondition` matches."""
+    return Job.id.is_in(Select(Job.id, where=condition,
+                               tables=[Job] + list(tables)))
+
+
+def orphaned_condition(types=None):
+    """SQL for unfinished jobs that no configured section's source sees —
+    their context row was deleted, or their section removed: no runner
+    will ever take them. None when no section's source can say which
+    jobs are its own.
+
+    :param types: `job_types()`, if the caller has it already.
+    """
+    if types is None:
+        types = job_types()
+    if not types:
+        return None
+    return And(Job.status.is_in(UNFINISHED),
+               Not(Or(*[_seen_by(*type_) for type_ in types.values()])))
+
+
+def cmd_status(options):
+    store = get_store()
+    counts = dict(store.execute(
+        "SELECT status, count(*) FROM job GROUP BY status"))
+    rows = [OrderedDict(status=item.title, jobs=counts.get(item.value, 0))
+            for item in JobStatus.items]
+    by_type = []
+    types = job_types()
+    for name, (condition, tables) in types.items():
+        per_status = dict(store.using(Job, *tables).find(
+            (Job.status, Count()), condition).group_by(Job.status))
+        by_type.append(OrderedDict(
+            [("type", name)] + [(item.title.lower(), per_status.get(item, 0))
+                                for item in JobStatus.items]))
+    oldest = store.find(Job.date_created, Job.id.is_in(Job.ready_jobs),
+                        Job.status == JobStatus.WAITING).min(Job.date_created)
+    lost = store.find(Job, Job.status == JobStatus.RUNNING,
+                      Job.lease_expires < UTCNow()).count()
+    failed = store.find(Job, Job.status == JobStatus.FAILED,
+                        Job.date_finished > UTCNow(-3600)).count()
+    age = (round((database_now(store) - oldest).total_seconds())
+           if oldest else None)
+    orphaned = orphaned_condition(types)
+    summary = OrderedDict(
+        oldest_ready=oldest.isoformat(" ", "seconds") if oldest else None,
+        oldest_ready_age_seconds=age,
+        running_with_expired_lease=lost, failed_last_hour=failed,
+        orphaned=(store.find(Job, orphaned).count()
+                  if orphaned is not None else None))
+    if options.format == "json":
+        print(json.dumps({"statuses": rows, "types": by_type, **summary},
+                         indent=1))
+        return
+    output(rows, options)
+    if by_type:
+        print()
+        output(by_type, options)
+    for key, value in summary.items():
+        print("%s: %s" % (key.replace("_", " "), value))
+
+
+def cmd_list(options):
+    conditions = []
+    if options.status:
+        conditions.append(Job.status.is_in(parse_status(options.status)))
+    if options.since:
+        conditions.append(Job.date_created >= parse_date(options.since))
+    if options.type:
+        conditions.append(type_condition(options.type))
+    if options.orphaned:
+        orphaned = orphaned_condition()
+        if orphaned is None:
+            raise CommandError("No job section's source says which jobs are"
+                               " its own: cannot tell orphans.")
+        conditions.append(orphaned)
+    if options.limit < 1:
+        raise CommandError("--limit must be at least 1.")
+    jobs = get_store().find(Job, *conditions).order_by(Desc(Job.id))[
+        :options.limit]
+    output([job_row(job) for job in jobs], options,
+           ["id", "status", "attempt_count", "priority", "date_created",
+            "date_finished"])
+
+
+def cmd_show(options):
+    job = get_job(parse_id(options.id))
+    hide = redactor()
+    row = job_row(job)
+    row["log"] = hide.text(job.log)
+    row["progress"] = (hide.data(json.loads(job.progress)) if job.progress
+                       else None)
+    row["oops_ids"] = [report["id"] for report in iter_reports(
+        get_config().error_dir) if report.get("job_id") == job.id]
+    if options.format == "json":
+        print(json.dumps(row, default=str, indent=1))
+        return
+    for key, value in row.items():
+        if key == "progress":
+            print("progress:\n%s" % draw(
+                json.dumps(value) if value is not None else None))
+        elif key == "log":
+            print("log:\n%s" % (value or "(none)"))
+        else:
+            print("%-16s %s" % (key + ":", value))
+
+
+def _transition(options, verb, allowed, action):
+    for text in options.ids:
+        job_id = parse_id(text)
+        job = get_job(job_id)
+        if job.status not in allowed:
+            raise CommandError(
+                "Job %d is %s: only %s jobs can be %s." % (
+                    job_id, job.status.title,
+                    " or ".join(s.title for s in allowed), verb))
+        try:
+            action(job)
+        except InvalidTransition as e:
+            raise CommandError("Job %d: %s" % (job_id, e)) from None
+        if job.status is JobStatus.WAITING:
+            # Waiting again: a Celery-enabled section's job goes to
+            # Celery when this commits.
+            run_on_commit_if_celery(job_id)
+        transaction.commit()
+        print("Job %d is now %s." % (job_id, job.status.title))
+
+
+def cmd_retry(options):
+    from storm.expr import Update
+    store = get_store()
+
+    def retry(job):
+        # Attempts are kept: an operator's retry is one more attempt.
+        store.execute(Update(
+            {Job.status: JobStatus.WAITING.value, Job.scheduled_start: None,
+             Job.lease_expires: None},
+            where=(Job.id == job.id) & (Job.status == JobStatus.FAILED),
+            table=Job))
+        store.invalidate(job)
+
+    _transition(options, "retried", (JobStatus.FAILED,), retry)
+
+
+def cmd_suspend(options):
+    _transition(options, "suspended", (JobStatus.WAITING,),
+                lambda job: job.suspend())
+
+
+def cmd_cancel(options):
+    for text in options.ids:
+        job_id = parse_id(text)
+        job = get_job(job_id)
+        try:
+            job.cancel()
+        except InvalidTransition:
+            raise CommandError("Job %d is %s: it cannot be cancelled." % (
+                job_id, job.status.title)) from None
+        transaction.commit()
+        get_store().invalidate(job)
+        if job.status is JobStatus.RUNNING:
+            print("Job %d is running: cancel requested (its runner stops it)."
+                  % job_id)
+        else:
+            print("Job %d is now %s." % (job_id, job.status.title))
+
+
+def cmd_prune(options):
+    statuses = parse_status(options.status)
+    pending = [s.name for s in statuses if s in UNFINISHED]
+    if pending:
+        raise CommandError("Only finished jobs can be pruned, not %s." %
+                           ", ".join(pending).lower())
+    before = parse_date(options.older_than)
+    store = get_store()
+    condition = (Job.status.is_in(statuses)) & (Job.date_finished < before)
+    if options.dry_run:
+        print("Would delete %d jobs finished before %s." % (
+            store.find(Job, condition).count(),
+            before.isoformat(" ", "seconds")))
+        return
+    deleted = 0
+    while True:
+        # Batches keep each transaction (and its locks) short; context
+        # rows go with their job (ON DELETE CASCADE).
+        ids = list(store.find(Job.id, condition).order_by(Job.id)[
+            :options.batch_size])
+        if not ids:
+            break
+        store.find(Job, Job.id.is_in(ids)).remove()
+        transaction.commit()
+        deleted += len(ids)
+    print("Deleted %d jobs finished before %s." % (
+        deleted, before.isoformat(" ", "seconds")))
+
+
+def cmd_resume(options):
+    _transition(options, "resumed", (JobStatus.SUSPENDED,),
+                lambda job: job.resume())
+
+
+def add_commands(commands, parser_class):
+    """Add the job commands to `commands` (argparse)."""
+    commands.add_parser("status", help="counts, oldest ready job, lost,"
+                        " recently failed and orphaned jobs"
+                        ).set_defaults(run=cmd_status)
+
+    listing = commands.add_parser("list", help="list jobs, newest first")
+    listing.add_argument("--status", help="e.g. failed or waiting,running")
+    listing.add_argument("--since", help="created since a date or an age"
+                         " (2026-11-01, 12h, 30d)")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--type", help="a job section, e.g. do_foo")
+    listing.add_argument(
+        "--orphaned", action="store_true",
+        help="unfinished jobs no job section's source sees (their context"
+             " row was deleted): no runner will take them")
+    listing.set_defaults(run=cmd_list)
+
+    show = commands.add_parser("show", help="every field of one job, its log"
+                               " tail and its OOPS ids")
+    show.add_argument("id")
+    show.set_defaults(run=cmd_show)
+
+    prune = commands.add_parser(
+        "prune", help="delete finished jobs (and their context rows)")
+    prune.add_argument("--older-than", required=True,
+                       help="an age (30d, 12h) or a date")
+    prune.add_argument("--status", default="completed,failed,cancelled")
+    prune.add_argument("--batch-size", type=int, default=1000)
+    prune.add_argument("--dry-run", action="store_true")
+    prune.set_defaults(run=cmd_prune)
+
+    for name, run, text in (
+            ("cancel", cmd_cancel, "WAITING/SUSPENDED -> CANCELLED; RUNNING:"
+             " ask its runner to stop it"),
+            ("retry", cmd_retry, "FAILED -> WAITING now (attempts kept)"),
+            ("suspend", cmd_suspend, "WAITING -> SUSPENDED"),
+            ("resume", cmd_resume, "SUSPENDED -> WAITING")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("ids", nargs="+", metavar="ID")
+        command.set_defaults(run=run)

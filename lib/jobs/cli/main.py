@@ -1,0 +1,93 @@
+"""The `jobs` command: operate a jobs database and its OOPS reports.
+
+    jobs [--config NAME|FILE] [--format table|json] COMMAND ...
+
+Commands: ``run``, ``db upgrade``, ``db verify``, ``db roles``,
+``status``, ``list``, ``show``, ``retry``, ``cancel``, ``suspend``,
+``resume``, ``prune``, ``oops list``, ``oops show``, ``oops summary``,
+``celery-worker``. A bad id, date or status is a one-line error and exit
+status 2, never a traceback.
+"""
+
+__all__ = ["main"]
+
+import argparse
+import sys
+
+import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
+
+from jobs.cli import db, jobs, oops, run
+from jobs.config import get_config, load, set_config
+from jobs.database import connect
+from jobs.errors import CommandError, JobsError
+from jobs.registration import register_components
+
+EXIT_ERROR = 2
+# Options of `jobs` itself that take a value (before the command).
+VALUE_OPTIONS = ("--config", "--format")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CommandError(message)
+
+
+def build_parser():
+    parser = _Parser(prog="jobs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="config instance or file "
+                        "(default: $JOBS_CONFIG or development)")
+    parser.add_argument("--format", choices=("table", "json"),
+                        default="table", help="listing format")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     parser_class=_Parser)
+    for module in (run, db, jobs, oops):
+        module.add_commands(commands, _Parser)
+    return parser
+
+
+def split_run(argv):
+    """``(jobs' own arguments, run_jobs.py's arguments)`` when `argv` is
+    a ``run`` command, else ``(argv, None)``: argparse cannot hand a
+    sub-command every option it does not know."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in VALUE_OPTIONS:
+            index += 2
+        elif word.startswith("-"):
+            index += 1
+        else:
+            if word == "run":
+                return argv[:index + 1], argv[index + 1:]
+            break
+    return argv, None
+
+
+def main(argv=None):
+    """Run the `jobs` command; return its exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    own, run_argv = split_run(list(argv))
+    try:
+        options = build_parser().parse_args(own)
+        if options.config:
+            set_config(load(options.config))
+        if run_argv is not None:
+            return run.run_jobs(run_argv)
+        register_components(get_config())
+        connect(get_config().database_uri)
+        code = options.run(options)
+        transaction.abort()
+        return code or 0
+    except (CommandError, JobsError) as e:
+        transaction.abort()
+        print("jobs: %s" % e, file=sys.stderr)
+        return EXIT_ERROR
+    except StormDatabaseError as e:
+        transaction.abort()
+        print("jobs: database error: %s" % " ".join(str(e).split()),
+              file=sys.stderr)
+        return EXIT_ERROR
+    except SystemExit as e:  # --help
+        return e.code or 0

@@ -1,0 +1,124 @@
+"""The options every job type takes at creation, checked in one place.
+
+Options (`enqueue_options`):
+
+- ``delay`` (seconds or a `timedelta`, 0 or more) or ``scheduled_start``
+  (an aware `datetime`): when the job becomes ready. A delay counts from
+  the INSERT, by the database's clock (as leases do).
+- ``priority`` (a whole number; higher runs first among ready jobs).
+- ``unique_key`` (text): at most one *pending* job (WAITING, RUNNING or
+  SUSPENDED) per (kind, key), enforced by a partial unique index. Creating
+  a job whose key is taken creates nothing and returns the pending job
+  (``INSERT ... ON CONFLICT DO NOTHING``, then a read): race-free across
+  connections. A finished job frees its key.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OPTION_NAMES", "EnqueueOptions", "enqueue_options"]
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from jobs.database import UTCNow
+from jobs.errors import InvalidJobOption
+
+OPTION_NAMES = ("delay", "scheduled_start", "priority", "unique_key")
+# PostgreSQL's integer column.
+PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
+
+
+@dataclass(frozen=True)
+class EnqueueOptions:
+    """Checked options of a new job (see `enqueue_options`).
+
+    :ivar delay: seconds after the INSERT, or None.
+    :ivar scheduled_start: an aware UTC datetime, or None.
+    :ivar priority: the job's priority.
+    :ivar unique_key: the key, or None.
+    """
+
+    delay: Optional[float] = None
+    scheduled_start: Optional[datetime] = None
+    priority: int = 0
+    unique_key: Optional[str] = None
+
+    def start_value(self) -> Any:
+        """What ``job.scheduled_start`` is set to: None, a datetime, or
+        SQL for now plus the delay."""
+        if self.delay is not None:
+            return UTCNow(self.delay) if self.delay else None
+        return self.scheduled_start
+
+
+def enqueue_options(delay: Any = None, scheduled_start: Any = None,
+                    priority: Any = None, unique_key: Any = None,
+                    default_priority: int = 0) -> EnqueueOptions:
+    """Check the options of a new job.
+
+    :param default_priority: the priority when `priority` is None.
+    :raises InvalidJobOption: naming the argument at fault.
+    """
+    if delay is not None and scheduled_start is not None:
+        raise InvalidJobOption(
+            "delay and scheduled_start: give one of them, not both.")
+    seconds = None
+    if delay is not None:
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise InvalidJobOption(
+                "delay: %r is not a number of seconds or a timedelta."
+                % (delay,))
+        if not math.isfinite(seconds):
+            raise InvalidJobOption(
+                "delay: %r is not a finite number of seconds." % (delay,))
+        if seconds < 0:
+            raise InvalidJobOption(
+                "delay: %r is negative: a job cannot start in the past."
+                % (delay,))
+        try:
+            datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        except OverflowError:
+            raise InvalidJobOption(
+                "delay: %r puts the job's start past the year 9999."
+                % (delay,)) from None
+    start = None
+    if scheduled_start is not None:
+        if not isinstance(scheduled_start, datetime):
+            raise InvalidJobOption(
+                "scheduled_start: %r is not a datetime." % (scheduled_start,))
+        if scheduled_start.utcoffset() is None:
+            raise InvalidJobOption(
+                "scheduled_start: %s has no time zone: give an aware"
+                " datetime (tzinfo=timezone.utc)."
+                % scheduled_start.isoformat())
+        try:
+            start = scheduled_start.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidJobOption(
+                "scheduled_start: %s is past the year 9999 in UTC."
+                % scheduled_start.isoformat()) from None
+    if priority is None:
+        priority = default_priority
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidJobOption(
+            "priority: %r is not a whole number." % (priority,))
+    if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+        raise InvalidJobOption(
+            "priority: %d is outside %d..%d." % ((priority,) + PRIORITY_RANGE))
+    if unique_key is not None:
+        if not isinstance(unique_key, str):
+            raise InvalidJobOption(
+                "unique_key: %r is not text." % (unique_key,))
+        if not unique_key:
+            raise InvalidJobOption(
+                "unique_key: the empty string: give a key, or None for none.")
+        if "\x00" in unique_key:
+            raise InvalidJobOption(
+                "unique_key: %r holds a NUL character." % (unique_key,))
+    return EnqueueOptions(seconds, start, priority, unique_key)

@@ -1,0 +1,189 @@
+"""Typed settings: one job section (`JobSection`) and ``[celery]``
+(`CelerySettings`), read from a loaded configuration (`jobs.config`)."""
+
+from __future__ import annotations
+
+__all__ = ["CelerySettings", "JobSection"]
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Optional
+
+from jobs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobs.config import JobsConfig
+
+
+class JobSection:
+    """One job section, with typed values.
+
+    A section runs the jobs of one source: the utility providing its
+    ``source_interface``, or, for function jobs, the ``@task`` functions
+    its ``tasks`` patterns match (`jobs.tasks`). It sets one of the two.
+
+    :ivar name: the section's name (what run_jobs.py is given).
+    :ivar dbuser: the database role, or None for the login role.
+    :ivar source_interface: the dotted name of the source interface, or
+        None for a section of tasks.
+    :ivar tasks: the dotted-name patterns of the section's tasks
+        (``myapp.mail.*``); empty for a section with a source interface.
+    :ivar runner_class: the runner's name.
+    """
+
+    name: str
+    dbuser: Optional[str]
+    source_interface: Optional[str]
+    tasks: tuple[str, ...]
+    runner_class: str
+    batch_size: int
+    group_commit: int
+    poll_interval: float
+    grace_period: float
+    processes: int
+    log_tail_chars: int
+    log_level: int
+    lease_seconds: Optional[float]
+    max_runtime: Optional[float]
+    memory_limit: Optional[int]
+    celery_dispatch: bool
+    task_queue: Optional[str]
+    celery_sweep_grace: float
+
+    def __init__(self, config: JobsConfig, name: str):
+        self.config = config
+        self.name = name
+        section = config.lazr[name]
+        self.dbuser = section["dbuser"] or None
+        self.source_interface = section["source_interface"] or None
+        tasks = section["tasks"] or ""
+        if not isinstance(tasks, str):
+            raise ConfigError("%s: [%s] tasks: %r is not a list of dotted"
+                              " names." % (config.path, name, tasks))
+        self.tasks = tuple(tasks.split())
+        self.runner_class = section["runner_class"]
+        self.batch_size = self._number(section, "batch_size", int, 0)
+        self.group_commit = self._number(section, "group_commit", int, 0)
+        self.poll_interval = self._number(section, "poll_interval", float, 0.01)
+        self.grace_period = self._number(section, "grace_period", float, 0)
+        self.processes = self._number(section, "processes", int, 1)
+        self.log_tail_chars = self._number(section, "log_tail_chars", int, 100)
+        level = logging.getLevelName(str(section["log_level"]).upper())
+        if not isinstance(level, int):
+            raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
+                config.path, name, section["log_level"]))
+        self.log_level = level
+        self.lease_seconds = self._optional(section, "lease_seconds", 1)
+        self.max_runtime = self._optional(section, "max_runtime", 1)
+        memory_limit = section["memory_limit"]
+        self.memory_limit = (None if memory_limit is None else
+                             self._number(section, "memory_limit", int, 1))
+        dispatch = section["celery_dispatch"]
+        if not isinstance(dispatch, bool):
+            raise ConfigError("%s: [%s] celery_dispatch: %r is not true or"
+                              " false." % (config.path, name, dispatch))
+        self.celery_dispatch = dispatch
+        self.task_queue = section["task_queue"] or None
+        self.celery_sweep_grace = self._number(
+            section, "celery_sweep_grace", float, 0)
+        if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
+            raise ConfigError(
+                "%s: [%s] runner_class: %r is not JobRunner or "
+                "ProcessJobRunner." % (config.path, name, self.runner_class))
+        if self.source_interface is None and not self.tasks:
+            raise ConfigError(
+                "%s: [%s] sets neither source_interface nor tasks: a job"
+                " section sets one of them." % (config.path, name))
+        if self.source_interface is not None and self.tasks:
+            raise ConfigError(
+                "%s: [%s] sets both source_interface and tasks: a job"
+                " section sets one of them." % (config.path, name))
+        for key in ("dbuser", "source_interface", "runner_class",
+                    "task_queue"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(
+                    "%s: [%s] %s: %r is not a name."
+                    % (config.path, name, key, value))
+
+    def _optional(self, section: Any, key: str,
+                  minimum: float) -> Optional[float]:
+        """A number of seconds, or None when the key says ``none``."""
+        if section[key] is None:
+            return None
+        return self._number(section, key, float, minimum)
+
+    def _number(self, section: Any, key: str, kind: type,
+                minimum: float) -> Any:
+        value = section[key]
+        if isinstance(value, str) and kind is float:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError("%s: [%s] %s: %r is not a number." % (
+                self.config.path, self.name, key, value))
+        if value < minimum:
+            raise ConfigError("%s: [%s] %s: %r is below %s." % (
+                self.config.path, self.name, key, value, minimum))
+        return kind(value)
+
+
+class CelerySettings:
+    """The ``[celery]`` section, with typed values.
+
+    :ivar broker_url: the broker's URL (``amqp://...`` or ``redis://...``).
+    :ivar default_queue: the queue of sections that name none.
+    :ivar fallback_queue: where a job past its soft time limit goes
+        (None: nowhere, it fails).
+    :ivar time_limits: {queue: (soft seconds, hard seconds)}; a queue not
+        in it has no limits.
+    :ivar publish_retries: attempts to reach the broker per send.
+    """
+
+    broker_url: str
+    default_queue: str
+    fallback_queue: Optional[str]
+    time_limits: dict[str, tuple[float, float]]
+    publish_retries: int
+
+    def __init__(self, config: JobsConfig):
+        section = config.lazr["celery"]
+        path = config.path
+
+        def text(key: str) -> Optional[str]:
+            value = section[key]
+            if value is not None and not isinstance(value, str):
+                raise ConfigError("%s: [celery] %s: %r is not text."
+                                  % (path, key, value))
+            return value or None
+
+        broker_url = text("broker_url")
+        if broker_url is None:
+            raise ConfigError("%s: [celery] broker_url: not set." % path)
+        self.broker_url = broker_url
+        default_queue = text("default_queue")
+        if default_queue is None:
+            raise ConfigError("%s: [celery] default_queue: not set." % path)
+        self.default_queue = default_queue
+        self.fallback_queue = text("fallback_queue")
+        self.time_limits = {}
+        for item in (text("time_limits") or "").split():
+            match = re.fullmatch(
+                r"([^=\s]+)=(\d+(?:\.\d*)?):(\d+(?:\.\d*)?)", item)
+            if match is None or float(match[2]) >= float(match[3]):
+                raise ConfigError(
+                    "%s: [celery] time_limits: %r is not QUEUE=SOFT:HARD"
+                    " (seconds, SOFT below HARD)." % (path, item))
+            self.time_limits[match[1]] = (float(match[2]), float(match[3]))
+        retries = section["publish_retries"]
+        if isinstance(retries, bool) or not isinstance(retries, int) \
+                or retries < 0:
+            raise ConfigError("%s: [celery] publish_retries: %r is not a"
+                              " count." % (path, retries))
+        self.publish_retries = retries
+
+    def limits(self, queue: str) -> tuple[Optional[float], Optional[float]]:
+        """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
+        return self.time_limits.get(queue, (None, None))

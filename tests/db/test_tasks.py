@@ -264,6 +264,28 @@ class TestTasks(TaskTestCase):
             " source_interface)." % self.config.path))
 
 
+@on_each_database
+class TestCurrentAttempt(TaskTestCase):
+    """A task function reaches its attempt through current_attempt()."""
+
+    def test_a_task_uses_its_attempts_key_and_progress(self):
+        from jobs import current_attempt
+        self.assertIsNone(current_attempt())  # outside a runner
+        job = tasks.charge_in_chunks.delay(7, 3)
+        job_id = job.job_id
+        transaction.commit()
+        self.run_section()
+        row = self.store.get(Job, job_id)
+        self.assertEqual(COMPLETED, row.status)
+        # Each charge carried the key (job id, attempt 1).
+        self.assertEqual(
+            [(job_id, 1, 1), (job_id, 1, 2), (job_id, 1, 3)],
+            sorted(self.store.execute(
+                "SELECT job, attempt, pid FROM job_execution")))
+        self.assertIn('"charged chunk 3"', row.progress)
+        self.assertIsNone(current_attempt())
+
+
 class TestTaskDefinition(TaskTestCase):
 
     database_kind = "sqlite"
@@ -294,6 +316,7 @@ class TestTaskDefinition(TaskTestCase):
         source = find_section_source(self.config, "do_tasks")
         self.assertEqual(
             {"jobs.testing.tasks.add", "jobs.testing.tasks.behave",
+             "jobs.testing.tasks.charge_in_chunks",
              "jobs.testing.tasks.make_foo"},
             set(source.allowed))
         self.assertTrue(issubclass(source, FunctionJob))

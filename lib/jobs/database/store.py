@@ -210,7 +210,6 @@ def collect_garbage():
 
     Storm's per-object bookkeeping forms reference cycles, and every
     commit revisits each object Storm still tracks, dead or not: runners
-    call this every few dozen jobs so that commits stay cheap (measured:
-    about 1.7x the jobs per second of a long run).
+    call this every batch so that commits stay cheap.
     """
     gc.collect(1)

@@ -72,7 +72,7 @@ class QuickCursorWrapper(CursorWrapper):
 
     Storm wraps every method it fetches from a cursor in a new closure
     passed through ``functools.wraps`` and a generator-based context
-    manager: some 40 us a statement, more than a short job's own work.
+    manager: per statement, more than a short job's own work.
     The same exceptions come out of this one.
     """
 

@@ -129,8 +129,8 @@ def _candidates(store, condition, tables, limit):
     Waiting jobs and orphans are read by two locking sub-selects, each in
     the order of its index and stopping after `limit` rows; the best
     `limit` of both are claimed. One condition with an OR between the two
-    kinds made the planner read, join and sort every waiting job at each
-    claim (8 ms with 10,000 waiting; 0.2 ms this way).
+    kinds makes the planner read, join and sort every waiting job at each
+    claim (BENCHMARKS.md, "scale").
     """
     selects, parameters = [], []
     for kind in ready_kinds():

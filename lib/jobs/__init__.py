@@ -4,7 +4,7 @@ The short public API, imported on first use (so that ``import jobs.errors``
 stays cheap):
 
 - `task` (`jobs.tasks.task`): a function as a job type, ``@task(...)``;
-- `setup` (`jobs.config.setup`): load the configuration, register the
+- `setup` (`jobs.registration.setup`): load the configuration, register the
   job sources, connect the ``main`` store;
 - `get_store` and `connect` (`jobs.database`): the store application code
   creates jobs with, in the current ``transaction``;
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 _API = {
     "current_attempt": "jobs.attempt",
     "task": "jobs.tasks",
-    "setup": "jobs.config",
+    "setup": "jobs.registration",
     "connect": "jobs.database",
     "get_store": "jobs.database",
 }
@@ -30,7 +30,7 @@ __all__ = sorted(_API)
 
 if TYPE_CHECKING:
     from jobs.attempt import current_attempt
-    from jobs.config import setup
+    from jobs.registration import setup
     from jobs.database import connect, get_store
     from jobs.tasks import task
 

@@ -31,7 +31,6 @@ __all__ = [
     "load",
     "resolve_instance",
     "set_config",
-    "setup",
 ]
 
 import configparser
@@ -281,25 +280,3 @@ def set_config(config: Optional[JobsConfig]) -> None:
     global _current
     _current = config
 
-
-def setup(name_or_path: Optional[str] = None) -> JobsConfig:
-    """Make an application process ready to create and run jobs: load the
-    configuration, register the ``[components] register`` functions'
-    utilities and connect the ``main`` store to ``[database] uri``.
-
-    Then ``jobs.database.get_store()`` is the store to create jobs with,
-    in the ``transaction`` package's current transaction.
-
-    :param name_or_path: as for `load`; default ``JOBS_CONFIG``.
-    :return: the configuration, now current.
-    :raises ConfigError: see `load`, and for a registration function that
-        cannot be imported.
-    :raises DatabaseError: for an unsupported database URI.
-    """
-    from jobs.database import connect
-    from jobs.registration import register_components
-    config = load(name_or_path) if name_or_path else get_config()
-    set_config(config)
-    register_components(config)
-    connect(config.database_uri)
-    return config

@@ -10,10 +10,12 @@ Celery. Scripts call `register_components` once
 at start-up.
 """
 
-__all__ = ["add_import_paths", "import_tasks", "register_components"]
+__all__ = ["add_import_paths", "import_tasks", "register_components",
+           "setup"]
 
 import importlib
 import sys
+from typing import Optional
 
 # Object events reach the handlers registered in the component registry.
 import zope.component.event  # noqa: F401
@@ -21,6 +23,8 @@ from zope.component import getGlobalSiteManager
 from zope.dottedname.resolve import resolve
 
 from jobs.celery import dispatch
+from jobs.config import JobsConfig, get_config, load, set_config
+from jobs.database import connect
 from jobs.errors import ConfigError
 
 
@@ -92,3 +96,24 @@ def import_tasks(config):
                     "%s: [%s] tasks: cannot import %s: %s: %s" % (
                         config.path, name, module, type(e).__name__,
                         e)) from None
+
+
+def setup(name_or_path: Optional[str] = None) -> JobsConfig:
+    """Make an application process ready to create and run jobs: load the
+    configuration, register the ``[components] register`` functions'
+    utilities and connect the ``main`` store to ``[database] uri``.
+
+    Then ``jobs.database.get_store()`` is the store to create jobs with,
+    in the ``transaction`` package's current transaction.
+
+    :param name_or_path: as for `load`; default ``JOBS_CONFIG``.
+    :return: the configuration, now current.
+    :raises ConfigError: see `load`, and for a registration function that
+        cannot be imported.
+    :raises DatabaseError: for an unsupported database URI.
+    """
+    config = load(name_or_path) if name_or_path else get_config()
+    set_config(config)
+    register_components(config)
+    connect(config.database_uri)
+    return config

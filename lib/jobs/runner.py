@@ -25,7 +25,6 @@ __all__ = ["BaseRunnableJob", "JobCronScript", "JobRunner"]
 
 import importlib
 import logging
-import time
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
@@ -36,6 +35,7 @@ from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
 from jobs.model import claims
+from jobs.budget import Budget
 from jobs.claiming import claim_each, claim_ready, context_of, load_jobs
 from jobs.model.runnable import BaseRunnableJob
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
@@ -60,28 +60,6 @@ class _GivenJobs:
 
     def claimReady(self, limit, lease_duration):
         return claim_each(self.jobs, limit, lease_duration)
-
-
-class Budget:
-    """How much more a run may claim: a number of jobs and of seconds."""
-
-    def __init__(self, max_jobs=None, max_seconds=None):
-        self.max_jobs = max_jobs
-        self.deadline = (None if max_seconds is None
-                         else time.monotonic() + max_seconds)
-        self.reached = False
-
-    def allows(self, started, wanted):
-        """How many of `wanted` more jobs may be claimed (0: stop)."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.reached = True
-            return 0
-        if self.max_jobs is not None:
-            wanted = min(wanted, self.max_jobs - started)
-            if wanted <= 0:
-                self.reached = True
-                return 0
-        return wanted
 
 
 @implementer(IJobRunner)

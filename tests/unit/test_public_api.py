@@ -12,7 +12,7 @@ class TestPublicAPI(testtools.TestCase):
         import jobs.tasks
         from jobs import connect, get_store, setup, task
         self.assertEqual(
-            (jobs.tasks.task, jobs.config.setup, jobs.database.connect,
+            (jobs.tasks.task, jobs.registration.setup, jobs.database.connect,
              jobs.database.get_store), (task, setup, connect, get_store))
         self.assertRaises(AttributeError, getattr, jobs, "nothing_here")
 

@@ -45,7 +45,7 @@ from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
 from jobs.claiming import claim_ready, context_of, load_jobs, loads_by_id
-from jobs.runner import Budget
+from jobs.budget import Budget
 from jobs.runners.child import child_main
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 

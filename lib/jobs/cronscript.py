@@ -34,6 +34,7 @@ from jobs.runners.process import ProcessJobRunner
 from jobs.runners.worker import Worker
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
+from jobs.stopping import GracefulStop, exit_process, set_exit_grace
 
 EXIT_SECTION_ERROR = 2
 
@@ -124,6 +125,12 @@ class JobCronScript(Script):
         """Run every section, each under its own lock; return the code."""
         return self.run()
 
+    def run_and_exit(self):
+        """`lock_and_run`, then end the process with its exit status, even
+        if job code left threads behind (`jobs.stopping.exit_process`):
+        what ``run_jobs.py`` and ``jobs run`` do."""
+        exit_process(self.lock_and_run(), logger=self.logger)
+
     def main(self):
         try:
             config = self.config = get_config()
@@ -133,13 +140,19 @@ class JobCronScript(Script):
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
+        set_exit_grace(_grace(config, self.section_names))
         if self.options.worker:
             return self.run_worker(config)
         if self.options.celery_sweep:
             return max(self.sweep_section(config, name)
                        for name in self.section_names)
-        return max(self.run_section(config, name)
-                   for name in self.section_names)
+        # SIGTERM and SIGINT stop a cron run as they stop a worker: the
+        # running job finishes, the claimed jobs not started go back.
+        with GracefulStop(self.logger, _grace(config, self.section_names)
+                          ) as stop:
+            self.stop = stop
+            return max(self.run_section(config, name)
+                       for name in self.section_names if not stop())
 
     def find_section(self, config, name):
         """Section `name` (or this script's own `source_interface`).
@@ -282,6 +295,8 @@ class JobCronScript(Script):
         finally:
             transaction.abort()
 
+    stop = None
+
     def _execute(self, section, reporter, should_stop=None, worker=False):
         """Run the section's jobs with the back-end its settings ask for;
         log the summary; return the number of jobs started."""
@@ -291,7 +306,7 @@ class JobCronScript(Script):
             else 0)
         if options.batch_size is not None:
             settings = _with(settings, batch_size=options.batch_size)
-        kwargs = dict(settings=settings, should_stop=should_stop,
+        kwargs = dict(settings=settings, should_stop=should_stop or self.stop,
                       max_jobs=options.max_jobs,
                       max_seconds=options.max_seconds)
         if processes:
@@ -324,6 +339,13 @@ class JobCronScript(Script):
             ) from None
         finally:
             transaction.abort()
+
+
+def _grace(config, names):
+    """The longest grace period of the sections `names` (30 s when none
+    is a configured section)."""
+    return max([config.job_section(name).grace_period for name in names
+                if name in config.job_section_names] or [30.0])
 
 
 class _Overridden:

@@ -19,6 +19,7 @@ __all__ = [
     "connect",
     "disconnect",
     "dsn",
+    "forget_store",
     "get_store",
     "get_zstorm",
     "quote_identifier",
@@ -121,6 +122,17 @@ def disconnect():
         if name == STORE_NAME or name.startswith(ROLE_STORE_PREFIX):
             zstorm.remove(store)
             store.close()
+
+
+def forget_store(store):
+    """Drop `store` (closed by someone else's code) from this thread's
+    stores: the next `get_store` opens a new connection."""
+    zstorm = get_zstorm()
+    try:
+        zstorm.remove(store)
+    except Exception:
+        pass  # not one of ours, or already gone
+    transaction.abort()
 
 
 def get_store():

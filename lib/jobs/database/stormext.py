@@ -21,6 +21,7 @@ __all__ = [
     "forget_dead_objects",
     "forget_object",
     "reload_columns",
+    "transaction_ends",
 ]
 
 from functools import partial
@@ -42,6 +43,7 @@ PRIVATE_NAMES = (
     ("storm.store.Store", "_dirty"),
     ("storm.database.Connection", "compile"),
     ("storm.database.Connection", "_raw_connection"),
+    ("storm.database.Connection", "_closed"),
     ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
     ("storm.databases.postgres.Postgres", "_dsn"),
     ("storm.databases.postgres.Postgres", "_raw_connect"),
@@ -93,17 +95,27 @@ class QuickConnectionWrapper(ConnectionWrapper):
             self._database)
 
 
+# Statements that end a transaction when sent as SQL (ROLLBACK TO
+# SAVEPOINT does not).
+_ENDING = ("COMMIT", "END", "ROLLBACK", "ABORT")
+
+
 class SavepointsOnDemand:
     """A Storm connection that sends pending savepoints just before the
     next statement: a job that executes no SQL costs no round trip.
 
     `pending_savepoints` holds objects with a ``name`` and an ``issued``
-    flag (`jobs.database.savepoint.Savepoint`).
+    flag (`jobs.database.savepoint.Savepoint`). It also counts the
+    transaction ends (`ends`, the last in `last_end`), however they come
+    — the transaction package, ``store.commit()``, SQL — so that a runner
+    can tell that a job's code ended the transaction it was given.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.pending_savepoints = []
+        self.ends = 0
+        self.last_end = None
 
     def raw_execute(self, statement, params=None, *args, **kwargs):
         if self.pending_savepoints:
@@ -111,14 +123,23 @@ class SavepointsOnDemand:
             for savepoint in pending:
                 super().raw_execute("SAVEPOINT %s" % savepoint.name)
                 savepoint.issued = True
+        if statement[:8].lstrip().upper().startswith(_ENDING) and not \
+                statement.lstrip().upper().startswith("ROLLBACK TO"):
+            self._ended(statement.split()[0].upper() + " (as SQL)")
         return super().raw_execute(statement, params, *args, **kwargs)
+
+    def _ended(self, how):
+        self.ends += 1
+        self.last_end = how
 
     def commit(self, *args, **kwargs):
         self.pending_savepoints = []
+        self._ended("a commit")
         return super().commit(*args, **kwargs)
 
     def rollback(self, *args, **kwargs):
         self.pending_savepoints = []
+        self._ended("a rollback")
         return super().rollback(*args, **kwargs)
 
 
@@ -166,7 +187,8 @@ class JobsSQLiteConnection(SavepointsOnDemand, ImmediateSQLiteConnection):
 
     def raw_execute(self, statement, params=None, _end=False):
         if _end:
-            # COMMIT or ROLLBACK ends the savepoints; none is sent first.
+            # COMMIT or ROLLBACK (from commit() or rollback(), which count
+            # it) ends the savepoints; none is sent first.
             self.pending_savepoints = []
             return ImmediateSQLiteConnection.raw_execute(
                 self, statement, params, _end)
@@ -201,6 +223,16 @@ def compile_expr(store, expr):
 def connection_of(store):
     """`store`'s Storm connection (savepoints are queued on it)."""
     return store._connection
+
+
+def transaction_ends(store):
+    """``(how many times, how last)`` `store`'s connection ended a
+    transaction, or None once the connection was closed: compare before
+    and after code that must not end it."""
+    connection = store._connection
+    if connection is None or connection._closed:
+        return None
+    return connection.ends, connection.last_end
 
 
 def dsn_of(database):

@@ -66,8 +66,8 @@ def child_main(connection, settings):
             return
         if message is None:
             return
-        job_id, number, max_retries, lease, cancel, lost = message
-        attempt = Attempt(job_id, number, max_retries, lease, cancel, lost)
+        attempt = Attempt(*message)
+        job_id = attempt.job_id
         # A malformed row comes back as an UnloadableJob, which fails.
         jobs = load_jobs(source, [job_id])
         if not jobs:

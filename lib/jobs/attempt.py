@@ -54,6 +54,7 @@ class Attempt:
         "cancel_requested", "fenced", "row_locked", "recorded", "started",
         "started_at", "log_tail", "progress", "progress_unwritten",
         "progress_writer", "expired", "job", "savepoint", "start_marked",
+        "lost_runner",
     )
 
     def __init__(self, job_id: int, number: int, max_retries: int = 0,
@@ -67,6 +68,8 @@ class Attempt:
         # Its start is recorded in the database (`claims.mark_started`):
         # from then on it counts, even if this runner dies.
         self.start_marked = start_marked
+        # The lost runner's ``claimed_by`` (see `lost`).
+        self.lost_runner = None
         # The runnable job, once loaded (a claimer may have it already).
         self.job = None
         # In a group commit: the SAVEPOINT the job's work runs in.

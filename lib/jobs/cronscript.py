@@ -19,7 +19,13 @@ from storm.exceptions import DisconnectionError
 from jobs import schema
 from jobs.celery.sweep import CelerySweep
 from jobs.config import get_config
-from jobs.database import connect, get_store, set_role, uri_without_password
+from jobs.database import (
+    connect,
+    get_store,
+    set_role,
+    statement_timeout,
+    uri_without_password,
+)
 from jobs.errorlog import Redactor
 from jobs.errors import (
     ConfigError,
@@ -135,7 +141,7 @@ class JobCronScript(Script):
         try:
             config = self.config = get_config()
             register_components(config)
-            connect(config.database_uri)
+            connect(config.database_uri, config.session_settings)
             self.check_schema(get_store())
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
@@ -275,7 +281,8 @@ class JobCronScript(Script):
             return EXIT_SECTION_ERROR, 0
         try:
             reporter = error_reporter_for(section.name)
-            return 0, execute(section, reporter)
+            with statement_timeout(settings.statement_timeout):
+                return 0, execute(section, reporter)
         except SectionError as e:
             transaction.abort()
             self.logger.error("%s", e)

@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.exceptions import DisconnectionError
 from storm.store import Store
 
@@ -86,6 +87,7 @@ class Execution(OutcomeRecorder):
                           claimed.cancel_requested, claimed.lost,
                           claimed.started)
         attempt.job = claimed.job
+        attempt.lost_runner = claimed.lost_runner
         return attempt
 
     def runJob(self, job):
@@ -151,6 +153,7 @@ class Execution(OutcomeRecorder):
                 "" if lost else "; running it again")
             if lost is not None:
                 return lost
+            self._end_lost_session(attempt)
         if attempt.cancel_requested:
             return CANCEL.because(None)
         if not attempt.start_marked:
@@ -165,6 +168,26 @@ class Execution(OutcomeRecorder):
             if not self.group_commit:
                 transaction.commit()
         return None
+
+    def _end_lost_session(self, attempt):
+        """A lost runner that froze in this job still holds its locks:
+        end its session (through the side connection: a refusal must not
+        poison the job's transaction)."""
+        store = get_store()
+        if not attempt.lost_runner or not dialect(store).roles:
+            return
+        try:
+            ended = SideConnection.of(store).run(
+                records.end_lost_session, attempt.lost_runner)
+        except StormDatabaseError as e:
+            self.logger.info("Could not end the lost runner's session %s:"
+                             " %s", attempt.lost_runner,
+                             " ".join(str(e).split()))
+            return
+        if ended:
+            self.logger.info(
+                "Ended the database session of the lost runner %s (it was"
+                " still in a transaction).", attempt.lost_runner)
 
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""

@@ -222,7 +222,7 @@ def init_process(**ignored):
     set_config(None)
     config = get_config()
     register_components(config)
-    connect(config.database_uri)
+    connect(config.database_uri, config.session_settings)
     _runner = TaskRunner(config, logging.getLogger(__name__))
 
 

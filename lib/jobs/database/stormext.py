@@ -13,6 +13,7 @@ name used below against the installed Storm).
 __all__ = [
     "JobsPostgres",
     "JobsSQLite",
+    "SESSION_SETTINGS",
     "PRIVATE_NAMES",
     "compile_expr",
     "connection_of",
@@ -21,6 +22,7 @@ __all__ = [
     "forget_dead_objects",
     "forget_object",
     "reload_columns",
+    "session_of",
     "transaction_ends",
 ]
 
@@ -147,14 +149,27 @@ class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
     """A PostgreSQL connection with savepoints on demand."""
 
 
+# Session settings of every new PostgreSQL connection ({setting: seconds
+# or None}), from the configuration (`jobs.database.store.connect`).
+SESSION_SETTINGS = {}
+
+# TCP keepalives: a peer gone without a word (a cut cable, a dead host) is
+# noticed within a minute and a half instead of the kernel's two hours.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30",
+              "keepalives_interval": "10", "keepalives_count": "6"}
+
+
 class JobsPostgres(Postgres):
-    """PostgreSQL, READ COMMITTED, in UTC."""
+    """PostgreSQL, READ COMMITTED, in UTC, with TCP keepalives and the
+    session settings of `SESSION_SETTINGS`."""
 
     connection_factory = JobsPostgresConnection
 
     def __init__(self, uri):
         uri = uri.copy()
         uri.options.setdefault("isolation", "read-committed")
+        for key, value in KEEPALIVES.items():
+            uri.options.setdefault(key, value)
         super().__init__(uri)
 
     def _raw_connect(self):
@@ -162,7 +177,17 @@ class JobsPostgres(Postgres):
             super()._raw_connect()._connection, self)
         cursor = raw_connection.cursor()
         cursor.execute("SET TIME ZONE 'UTC'")
+        for setting, seconds in SESSION_SETTINGS.items():
+            cursor.execute("SET %s = %d" % (
+                setting, 0 if seconds is None else max(1, seconds * 1000)))
+        cursor.execute(
+            "SELECT pid, extract(epoch FROM backend_start) FROM"
+            " pg_stat_activity WHERE pid = pg_backend_pid()")
+        row = cursor.fetchone()
         cursor.close()
+        # Who this session is, for the claims it makes (`session_of`).
+        raw_connection.__dict__["session"] = (
+            "%d/%.6f" % row if row else "")
         # A SET inside a transaction that is later rolled back is undone.
         raw_connection.commit()
         return raw_connection
@@ -233,6 +258,16 @@ def transaction_ends(store):
     if connection is None or connection._closed:
         return None
     return connection.ends, connection.last_end
+
+
+def session_of(store):
+    """``"<backend pid>/<backend start>"`` of `store`'s PostgreSQL session
+    (connecting if need be), or ``""`` (SQLite)."""
+    connection = store._connection
+    if connection._raw_connection is None:
+        store.execute("SELECT 1")
+    return getattr(connection._raw_connection, "__dict__", {}).get(
+        "session", "")
 
 
 def dsn_of(database):

@@ -23,13 +23,15 @@ __all__ = [
     "release",
 ]
 
+import os
+import socket
 from collections import namedtuple
 from datetime import timedelta
 
 from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect
-from jobs.database.stormext import compile_expr
+from jobs.database.stormext import compile_expr, session_of
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced
 from jobs.model.fencing import now as now_sql
@@ -38,17 +40,19 @@ from jobs.model.locking import LockingSelect
 
 RUNNING = JobStatus.RUNNING
 WAITING = JobStatus.WAITING
+_HOST = socket.gethostname()
 
 
 class Claimed(namedtuple(
         "Claimed", "job_id attempt max_retries cancel_requested lost started"
-        " job", defaults=(False, None))):
+        " lost_runner job", defaults=(False, None, None))):
     """One job a claim took: its id, the new attempt's number, its
     ``max_retries``, whether a cancel was requested, whether the claim
     took it over from a lost runner (it was RUNNING, its lease expired,
     and that attempt had started: it counts), whether its start is
-    recorded already (`mark_started`), and the runnable job when the
-    claimer had it loaded already (else None)."""
+    recorded already (`mark_started`), who that lost runner was
+    (``claimed_by``, or None), and the runnable job when the claimer had
+    it loaded already (else None)."""
 
 
 # (cache_key, limit, lease, started) -> the claim statement and its
@@ -98,10 +102,18 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
     # Objects cached before the UPDATE are stale now.
     store.invalidate()
     rows.sort(key=lambda row: (-row[5], row[0]))
-    return [Claimed(job_id, attempt, max_retries, bool(cancel),
-                    previous == RUNNING.value and had_started, started)
-            for (job_id, attempt, max_retries, cancel, previous, _,
-                 had_started) in rows]
+    claimed = []
+    for (job_id, attempt, max_retries, cancel, previous, _, had_started,
+         holder) in rows:
+        lost = previous == RUNNING.value and had_started
+        claimed.append(Claimed(job_id, attempt, max_retries, bool(cancel),
+                               lost, started, holder if lost else None))
+    return claimed
+
+
+def claimer(store):
+    """``<host>:<pid>/<session>``: who claims, for ``job.claimed_by``."""
+    return "%s:%d/%s" % (_HOST, os.getpid(), session_of(store))
 
 
 # A claim's attempt number: the next, except for an orphan whose lost
@@ -112,10 +124,12 @@ _ATTEMPT = ("CASE WHEN job.status = %d AND job.date_started IS NULL"
 
 
 def _claim_sets(store, lease_seconds, started):
-    """``[(column name, SQL)], parameters`` of a claim's SET clause."""
+    """``[(column name, SQL)], parameters`` of a claim's SET clause. The
+    first parameter is ``claimed_by``'s, given at each claim."""
     lease, parameters = now_sql(store, lease_seconds)
-    sets = [("status", str(RUNNING.value)), ("attempt_count", _ATTEMPT),
-            ("lease_expires", lease), ("date_finished", "NULL")]
+    sets = [("claimed_by", "?"), ("status", str(RUNNING.value)),
+            ("attempt_count", _ATTEMPT), ("lease_expires", lease),
+            ("date_finished", "NULL")]
     if started:
         start, start_parameters = now_sql(store)
         sets.append(("date_started", start))
@@ -138,12 +152,13 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
             "UPDATE job SET %s FROM (%s) AS claimed WHERE job.id = claimed.id"
             " RETURNING job.id, job.attempt_count, job.max_retries,"
             " job.cancel_requested, claimed.status, job.priority,"
-            " claimed.date_started IS NOT NULL"
+            " claimed.date_started IS NOT NULL, claimed.claimed_by"
             % (", ".join("%s = %s" % pair for pair in sets), candidates),
             set_parameters + parameters)
         if key is not None:
             _claim_statements[key] = statement
-    return store.execute(*statement).get_all()
+    sql, parameters = statement
+    return store.execute(sql, [claimer(store)] + parameters).get_all()
 
 
 def _candidates(store, condition, tables, limit):
@@ -158,13 +173,15 @@ def _candidates(store, condition, tables, limit):
     selects, parameters = [], []
     for kind in ready_kinds():
         sql, select_parameters = compile_expr(store, LockingSelect(
-            (Job.id, Job.priority, Job.status, Job.date_started),
+            (Job.id, Job.priority, Job.status, Job.date_started,
+             Job.claimed_by),
             where=And(condition, kind), tables=[Job] + list(tables),
             order_by=(Desc(Job.priority), Job.id), limit=limit,
             lock="FOR UPDATE OF job SKIP LOCKED"))
         selects.append(sql)
         parameters.extend(select_parameters)
-    return ("SELECT ready.id, ready.status, ready.date_started FROM (SELECT"
+    return ("SELECT ready.id, ready.status, ready.date_started,"
+            " ready.claimed_by FROM (SELECT"
             " * FROM (%s) AS waiting UNION ALL SELECT * FROM (%s) AS"
             " orphaned) AS ready ORDER BY ready.priority DESC, ready.id"
             " LIMIT %d" % (selects[0], selects[1], limit)), parameters
@@ -176,7 +193,7 @@ def _claim_select_update(store, condition, tables, limit, lease_seconds,
     SELECT then an UPDATE are as atomic as one statement."""
     rows = store.execute(Select(
         (Job.id, Job.attempt_count, Job.max_retries, Job.cancel_requested,
-         Job.status, Job.priority, Job.date_started),
+         Job.status, Job.priority, Job.date_started, Job.claimed_by),
         where=And(condition, Or(*ready_kinds())),
         tables=[Job] + list(tables),
         order_by=(Desc(Job.priority), Job.id), limit=limit)).get_all()
@@ -187,14 +204,14 @@ def _claim_select_update(store, condition, tables, limit, lease_seconds,
     store.execute("UPDATE job SET %s WHERE id IN (%s)" % (
         ", ".join("%s = %s" % (name, sql.replace("job.", ""))
                   for name, sql in sets),
-        ", ".join(["?"] * len(ids))), parameters + ids)
+        ", ".join(["?"] * len(ids))), [claimer(store)] + parameters + ids)
     claimed = []
     for (job_id, attempt, max_retries, cancel, status, priority,
-         date_started) in rows:
+         date_started, holder) in rows:
         reused = status == RUNNING.value and date_started is None
         claimed.append((job_id, attempt if reused else attempt + 1,
                         max_retries, cancel, status, priority,
-                        date_started is not None))
+                        date_started is not None, holder))
     return claimed
 
 

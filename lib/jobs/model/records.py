@@ -6,7 +6,8 @@ attempt (`jobs.model.fencing.fenced`): a runner whose job was taken over
 changes nothing, and learns it from the row count.
 """
 
-__all__ = ["progress_update", "record", "record_completed", "renew"]
+__all__ = ["end_lost_session", "progress_update", "record",
+           "record_completed", "renew"]
 
 from jobs.database import dialect
 from jobs.interfaces.job import JobStatus
@@ -136,3 +137,26 @@ def progress_update(store, job_id, attempt, text):
     else:
         sql = "UPDATE job SET progress = ? WHERE %s" % where
     return store.execute(sql, [text] + parameters).rowcount == 1
+
+
+def end_lost_session(store, claimed_by):
+    """End the database session of a lost runner (``claimed_by`` of the
+    claim it lost) if it still sits in a transaction: a runner that froze
+    in a job holds that job's locks, which would block the runner that
+    took the job over for as long as it stays frozen. A session that has
+    moved on (another backend with that pid, or one not in a transaction)
+    is left alone.
+
+    :return: True if a session was ended. Leaves the transaction to the
+        caller. PostgreSQL only.
+    """
+    try:
+        _, backend, started = claimed_by.split("/")
+        backend, started = int(backend), float(started)
+    except (AttributeError, ValueError):
+        return False
+    row = store.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+        " pid = ? AND abs(extract(epoch FROM backend_start) - ?) < 0.000002"
+        " AND state LIKE 'idle in transaction%'", (backend, started)).get_one()
+    return bool(row and row[0])

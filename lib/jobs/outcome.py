@@ -143,8 +143,11 @@ def is_transient(error: BaseException) -> bool:
     """Whether `error` is the database's "try again": a deadlock, a
     serialization failure, a lock wait that timed out (PostgreSQL's
     SQLSTATE), or SQLite's database lock held past its timeout."""
-    if getattr(error, "pgcode", None) in TRANSIENT_SQLSTATES:
-        return True
+    # Storm re-raises psycopg2's error as its own, without the SQLSTATE:
+    # the original is the cause.
+    for raised in (error, error.__cause__):
+        if getattr(raised, "pgcode", None) in TRANSIENT_SQLSTATES:
+            return True
     return (type(error).__name__ == "OperationalError"
             and "database is locked" in str(error))
 

@@ -107,6 +107,11 @@ class OutcomeRecorder:
         elif outcome.name == "retry":
             self.logger.info("Scheduling retry due to %s: %s.",
                              type(error).__name__, error)
+        elif outcome.name == "transient":
+            self.logger.info(
+                "%s met a transient database error (%s): trying again in"
+                " %g s.", job_str(job), type(error).__name__,
+                outcome.retry_delay.total_seconds())
         elif outcome.name == "user-error":
             self.logger.info("%s failed with user error %r.",
                              job_str(job), error)

@@ -22,6 +22,26 @@ class SoftLimit(Exception):
     pass
 
 
+class DatabaseSaysAgain(Exception):
+    """What psycopg2 raises: an error with the SQLSTATE in ``pgcode``."""
+
+    def __init__(self, pgcode):
+        super().__init__("SQLSTATE %s" % pgcode)
+        self.pgcode = pgcode
+
+
+class OperationalError(Exception):
+    """sqlite3's, by name."""
+
+
+def wrapped(error):
+    """`error` as Storm re-raises it: another instance, without the
+    SQLSTATE, caused by the original."""
+    storms = Exception(*error.args)
+    storms.__cause__ = error
+    return storms
+
+
 POLICY = ErrorPolicy(user_error_types=(UserMistake,),
                      retry_error_types=(Retry,),
                      retry_delay=timedelta(minutes=7),
@@ -57,6 +77,24 @@ TABLE = [
      (S.WAITING, False, False, None, None)),
     ("fenced: another runner took the job over", StaleJob("late"), 1, 0,
      (None, False, False, None, None)),
+    ("transient: a deadlock, attempts left", DatabaseSaysAgain("40P01"), 1, 3,
+     (S.WAITING, False, False, None, timedelta(seconds=1))),
+    ("transient: a serialization failure, attempts left",
+     DatabaseSaysAgain("40001"), 2, 3,
+     (S.WAITING, False, False, None, timedelta(seconds=1))),
+    ("transient: a lock wait timed out, attempts left",
+     DatabaseSaysAgain("55P03"), 1, 1,
+     (S.WAITING, False, False, None, timedelta(seconds=1))),
+    ("transient: SQLite's lock held too long, attempts left",
+     OperationalError("database is locked"), 1, 1,
+     (S.WAITING, False, False, None, timedelta(seconds=1))),
+    ("transient: a deadlock as Storm raises it",
+     wrapped(DatabaseSaysAgain("40P01")), 1, 3,
+     (S.WAITING, False, False, None, timedelta(seconds=1))),
+    ("transient, no attempts left", DatabaseSaysAgain("40P01"), 1, 0,
+     (S.FAILED, False, True, "notifyOops", None)),
+    ("another SQLSTATE is anything else", DatabaseSaysAgain("23505"), 1, 3,
+     (S.FAILED, False, True, "notifyOops", None)),
 ]
 
 

@@ -4,6 +4,7 @@ harms no other job (`DoFooJob` does it when its ``json_data`` says
 
 __all__ = ["MISBEHAVIOURS", "misbehave"]
 
+import signal
 import sys
 import threading
 import time
@@ -28,6 +29,15 @@ def _own_row_progress(job):
     job.reportProgress(1, 2, "after locking my own row")
 
 
+def _ignore_alarm(job):
+    """Ignore the process runner child's time limits (its alarm and its
+    CPU limit's signal) and sleep a minute: only the parent's kill ends
+    it."""
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+    time.sleep(60)
+
+
 MISBEHAVIOURS = {
     "sys.exit": lambda job: sys.exit(3),
     "KeyboardInterrupt": lambda job: _raise(KeyboardInterrupt()),
@@ -42,6 +52,10 @@ MISBEHAVIOURS = {
     "store.close": lambda job: get_store().close(),
     "thread": lambda job: _thread(),
     "own_row_progress": _own_row_progress,
+    "ignore_alarm": _ignore_alarm,
+    # A statement (after the job's ``sleep``: a test may freeze the
+    # database session meanwhile).
+    "query": lambda job: get_store().execute("SELECT 1").get_one(),
 }
 
 

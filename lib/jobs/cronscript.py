@@ -1,7 +1,8 @@
 """`JobCronScript`: run the ready jobs of configured job sections.
 
 ``cronscripts/run_jobs.py SECTION...`` and ``jobs run SECTION...`` build
-it. Each section runs in turn, under its own lock file and connected as
+it. With ``--schedules`` it first enqueues the due ticks of the periodic
+schedules (`jobs.scheduler`); a worker does that at each pass. Each section runs in turn, under its own lock file and connected as
 its own database role, with the back-end its settings choose: in this
 process (`jobs.runner.JobRunner`) or in child processes
 (`jobs.runners.process.ProcessJobRunner`), once (a cron run: a burst
@@ -27,11 +28,13 @@ from jobs.errors import (
     DispatchError,
     SchemaError,
     SectionError,
+    UsageError,
 )
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.runners.process import ProcessJobRunner
 from jobs.runners.worker import Worker
+from jobs.scheduler import Scheduler
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
 
@@ -46,12 +49,14 @@ class JobCronScript(Script):
         otherwise a subclass sets `config_name` and `source_interface`.
     """
 
-    usage = "%(prog)s [options] SECTION [SECTION ...]"
+    usage = "%(prog)s [options] [--schedules] SECTION [SECTION ...]"
     description = (
         "Run the ready jobs of each job SECTION of the configuration, one\n"
         "section after another, each under its own lock file and its own\n"
         "database role (dbuser; ignored on SQLite), then exit. With\n"
-        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.")
+        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.\n"
+        "With --schedules, first enqueue the due ticks of the periodic\n"
+        "schedules (with no SECTION: only that); workers do it at each pass.")
     epilog = (
         "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
         "report, not an exit status); 1 for a usage error or when a\n"
@@ -70,12 +75,13 @@ class JobCronScript(Script):
                  commandline_config=False, logger=None):
         self.runner_class = runner_class
         self.commandline_config = commandline_config
+        self.scheduler = None
         super().__init__(name or "run_jobs", test_args, logger)
 
     def add_my_options(self):
         if self.commandline_config:
             self.parser.add_argument(
-                "sections", nargs="+", metavar="SECTION",
+                "sections", nargs="*", metavar="SECTION",
                 help="A job section of the configuration.")
         self.parser.add_argument(
             "--worker", action="store_true",
@@ -95,6 +101,12 @@ class JobCronScript(Script):
             help="Run no job: send again to Celery the ready jobs of each"
                  " (celery_dispatch) section that no worker claimed within"
                  " its celery_sweep_grace.")
+        self.parser.add_argument(
+            "--schedules", action="store_true",
+            help="First enqueue the due ticks of the configuration's"
+                 " periodic schedules, each once however many runners do"
+                 " it (with no SECTION: only that). Workers do it at each"
+                 " pass.")
         self.parser.add_argument(
             "--processes", type=int, metavar="N",
             help="Run each job in a pool of N child processes"
@@ -125,6 +137,10 @@ class JobCronScript(Script):
         return self.run()
 
     def main(self):
+        if not self.section_names and not self.options.schedules:
+            raise UsageError("name at least one SECTION (or --schedules)")
+        if self.options.worker and not self.section_names:
+            raise UsageError("a worker serves at least one SECTION")
         try:
             config = self.config = get_config()
             register_components(config)
@@ -135,11 +151,36 @@ class JobCronScript(Script):
             return EXIT_SECTION_ERROR
         if self.options.worker:
             return self.run_worker(config)
+        codes = [0]
+        if self.options.schedules:
+            codes.append(self.run_schedules())
         if self.options.celery_sweep:
-            return max(self.sweep_section(config, name)
-                       for name in self.section_names)
-        return max(self.run_section(config, name)
-                   for name in self.section_names)
+            return max(codes + [self.sweep_section(config, name)
+                                for name in self.section_names])
+        return max(codes + [self.run_section(config, name)
+                            for name in self.section_names])
+
+    def enqueue_schedules(self):
+        """Enqueue the due ticks of the configuration's periodic
+        schedules, as the login role (`jobs.scheduler`); return the number
+        of jobs created. A worker calls it at each pass."""
+        if self.scheduler is None:
+            self.scheduler = Scheduler(self.config, self.logger)
+        return self.scheduler.enqueue_due()
+
+    def run_schedules(self):
+        """``--schedules`` in a cron run: `enqueue_schedules`; return the
+        exit code (2 when the database connection was lost)."""
+        try:
+            self.enqueue_schedules()
+        except (DatabaseError, StormDatabaseError) as e:
+            transaction.abort()
+            self.logger.error(
+                "Schedules: lost the database connection (%s); the due"
+                " ticks are enqueued by the next run.",
+                " ".join(str(e).split()) or type(e).__name__)
+            return EXIT_SECTION_ERROR
+        return 0
 
     def find_section(self, config, name):
         """Section `name` (or this script's own `source_interface`).

@@ -204,8 +204,10 @@ def config_schedules(config: JobsConfig) -> list[Schedule]:
             if not isinstance(values[key], str) or not values[key].strip():
                 raise ConfigError("%s: %s is not set." % (where, key))
         try:
+            # (lazr.config reads "none" as None.)
+            catch_up = values["catch_up"]
             cron = Cron(values["cron"], str(values["timezone"]),
-                        str(values["catch_up"]),
+                        "none" if catch_up is None else str(catch_up),
                         _number(config, section.name, "grace", float, 0))
         except ScheduleError as e:
             raise ConfigError("%s: %s" % (where, e)) from None

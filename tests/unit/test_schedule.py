@@ -143,8 +143,10 @@ class TestScheduleSections(testtools.TestCase):
             "[schedule.nightly_report]\ntask: app.reports.nightly\n"
             "cron: 0 3 * * *\ntimezone: Europe/Rome\ncatch_up: all\n"
             "grace: 90\nargs: [1, \"x\"]\nkwargs: {\"full\": true}\n\n"
-            "[schedule.tidy]\ntask: app.tidy\ncron: */5 * * * *\n")
-        nightly, tidy = config.schedules
+            "[schedule.tidy]\ntask: app.tidy\ncron: */5 * * * *\n\n"
+            "[schedule.z]\ntask: app.z\ncron: 0 * * * *\ncatch_up: none\n")
+        nightly, tidy, z = config.schedules
+        self.assertEqual("none", z.cron.catch_up)
         self.assertEqual(
             ("nightly_report", "app.reports.nightly", "0 3 * * *",
              "Europe/Rome", "all", 90.0, (1, "x"), {"full": True}),

@@ -49,7 +49,8 @@ class JobCronScript(Script):
         otherwise a subclass sets `config_name` and `source_interface`.
     """
 
-    usage = "%(prog)s [options] [--schedules] SECTION [SECTION ...]"
+    usage = ("%(prog)s [options] SECTION [SECTION ...]\n"
+             "       %(prog)s [options] --schedules [SECTION ...]")
     description = (
         "Run the ready jobs of each job SECTION of the configuration, one\n"
         "section after another, each under its own lock file and its own\n"

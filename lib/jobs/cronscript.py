@@ -13,6 +13,9 @@ that drains the queue) or until stopped (``--worker``,
 
 __all__ = ["JobCronScript"]
 
+import os
+import signal
+
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.exceptions import DisconnectionError
@@ -30,11 +33,13 @@ from jobs.errors import (
     SectionError,
     UsageError,
 )
+from jobs.presence import Presence
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.runners.process import ProcessJobRunner
 from jobs.runners.worker import Worker
 from jobs.scheduler import Scheduler
+from jobs.runoptions import DESCRIPTION, EPILOG, USAGE, add_run_options
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
 
@@ -49,25 +54,9 @@ class JobCronScript(Script):
         otherwise a subclass sets `config_name` and `source_interface`.
     """
 
-    usage = ("%(prog)s [options] SECTION [SECTION ...]\n"
-             "       %(prog)s [options] --schedules [SECTION ...]")
-    description = (
-        "Run the ready jobs of each job SECTION of the configuration, one\n"
-        "section after another, each under its own lock file and its own\n"
-        "database role (dbuser; ignored on SQLite), then exit. With\n"
-        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.\n"
-        "With --schedules, first enqueue the due ticks of the periodic\n"
-        "schedules (with no SECTION: only that); workers do it at each pass.")
-    epilog = (
-        "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
-        "report, not an exit status); 1 for a usage error or when a\n"
-        "section's lock file is held by another run; 2 when a section is\n"
-        "unknown, its source_interface cannot be imported, no utility\n"
-        "provides it, or the database connection was lost during its run\n"
-        "(the other sections still run). A worker exits 0 after SIGTERM or\n"
-        "SIGINT once its running job has finished.\n\n"
-        "Configuration: JOBS_CONFIG names the instance (default\n"
-        "development); JOBS_DATABASE_URI overrides [database] uri.")
+    usage = USAGE
+    description = DESCRIPTION
+    epilog = EPILOG
 
     config_name = None
     source_interface = None
@@ -77,41 +66,11 @@ class JobCronScript(Script):
         self.runner_class = runner_class
         self.commandline_config = commandline_config
         self.scheduler = None
+        self.presence = None
         super().__init__(name or "run_jobs", test_args, logger)
 
     def add_my_options(self):
-        if self.commandline_config:
-            self.parser.add_argument(
-                "sections", nargs="*", metavar="SECTION",
-                help="A job section of the configuration.")
-        self.parser.add_argument(
-            "--worker", action="store_true",
-            help="Keep running: serve the sections until SIGTERM/SIGINT.")
-        self.parser.add_argument(
-            "--max-jobs", type=int, metavar="N",
-            help="Stop claiming after N jobs per section (cron mode).")
-        self.parser.add_argument(
-            "--max-seconds", type=float, metavar="T",
-            help="Stop claiming after T seconds per section (cron mode).")
-        self.parser.add_argument(
-            "--batch-size", type=int, metavar="N",
-            help="Claim up to N jobs per statement (default: the section's"
-                 " batch_size).")
-        self.parser.add_argument(
-            "--celery-sweep", action="store_true",
-            help="Run no job: send again to Celery the ready jobs of each"
-                 " (celery_dispatch) section that no worker claimed within"
-                 " its celery_sweep_grace.")
-        self.parser.add_argument(
-            "--schedules", action="store_true",
-            help="First enqueue the due ticks of the configuration's"
-                 " periodic schedules, each once however many runners do"
-                 " it (with no SECTION: only that). Workers do it at each"
-                 " pass.")
-        self.parser.add_argument(
-            "--processes", type=int, metavar="N",
-            help="Run each job in a pool of N child processes"
-                 " (ProcessJobRunner).")
+        add_run_options(self.parser, self.commandline_config)
 
     @property
     def section_names(self):
@@ -150,16 +109,47 @@ class JobCronScript(Script):
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
+        try:
+            self.presence = self.start_presence(config)
+        except StormDatabaseError as e:
+            self.logger.error("Cannot register in the worker table: %s",
+                              " ".join(str(e).split()))
+            return EXIT_SECTION_ERROR
+        try:
+            return self.run_all(config)
+        finally:
+            self.presence.stop()
+
+    def run_all(self, config):
+        """Serve or run the sections (and the schedules); return the exit
+        status."""
         if self.options.worker:
             return self.run_worker(config)
         codes = [0]
         if self.options.schedules:
             codes.append(self.run_schedules())
-        if self.options.celery_sweep:
-            return max(codes + [self.sweep_section(config, name)
-                                for name in self.section_names])
-        return max(codes + [self.run_section(config, name)
-                            for name in self.section_names])
+        run = (self.sweep_section if self.options.celery_sweep
+               else self.run_section)
+        for name in self.section_names:
+            if self.stop_requested():
+                break
+            codes.append(run(config, name))
+        return max(codes)
+
+    def start_presence(self, config):
+        """Register this run in the worker table and beat there
+        (`jobs.presence`); return the started `Presence`. A stop request
+        stops a worker as SIGTERM does, and a cron run's claiming."""
+        if self.options.worker:
+            kind, on_stop = "worker", _terminate_self
+        else:
+            kind, on_stop = "cron", None
+        return Presence(kind, self.section_names, config.workers,
+                        self.logger, on_stop).start()
+
+    def stop_requested(self):
+        """True once ``jobs cancel --worker`` asked this run to stop."""
+        return self.presence is not None and self.presence.stop_requested
 
     def enqueue_schedules(self):
         """Enqueue the due ticks of the configuration's periodic
@@ -333,7 +323,8 @@ class JobCronScript(Script):
             else 0)
         if options.batch_size is not None:
             settings = _with(settings, batch_size=options.batch_size)
-        kwargs = dict(settings=settings, should_stop=should_stop,
+        kwargs = dict(settings=settings,
+                      should_stop=should_stop or self.stop_requested,
                       max_jobs=options.max_jobs,
                       max_seconds=options.max_seconds)
         if processes:
@@ -366,6 +357,11 @@ class JobCronScript(Script):
             ) from None
         finally:
             transaction.abort()
+
+
+def _terminate_self():
+    """Stop this worker as SIGTERM does (its handler, its grace)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Overridden:

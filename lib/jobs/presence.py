@@ -1,0 +1,138 @@
+"""`Presence`: a runner's row in the ``worker`` table, kept alive.
+
+Every runner process registers when it starts — a cron run or a worker
+(`jobs.cronscript.JobCronScript`, which is also the process runner's
+parent), a Celery worker process (`jobs.celery.task`) — and beats there
+every ``[workers] beat_seconds``, from a thread of its own, whether it
+holds jobs or is idle. Each beat writes the time (the database's clock)
+and the jobs the process holds now: the attempts its lease heartbeats
+renew (`jobs.heartbeat.held_attempts`). It goes through the runner's side
+connection (`jobs.heartbeat.SideConnection`, as the login role), so it is
+committed at once whatever a job's transaction does.
+
+The beat also reads ``stop_requested``, which ``jobs cancel --worker ID``
+sets: the first time it is seen, the presence logs it and calls the
+runner's ``on_stop`` (a worker stops as after SIGTERM; a cron run stops
+claiming). The row is deleted when the runner stops. A runner that is
+killed, frozen or cut off stops beating: after ``lost_after_beats`` beats
+its row shows it lost (``jobs workers``), with the jobs it held, which
+other runners take over when their leases expire, as ever.
+
+On SQLite a beat waits for the database's one write lock, which a running
+job's transaction holds: a job that runs longer than ``lost_after_beats``
+beats shows its runner lost until the job ends, and the in-process
+runner, which has no lease heartbeat there, shows no held jobs.
+"""
+
+__all__ = ["Presence"]
+
+import logging
+import os
+import socket
+import threading
+
+from storm.exceptions import DatabaseError as StormDatabaseError
+from storm.exceptions import DisconnectionError
+
+from jobs.database import get_store
+from jobs.heartbeat import SideConnection, held_attempts
+from jobs.model import workers
+
+
+class Presence:
+    """A runner's row in the ``worker`` table and its beat thread.
+
+    :param kind: ``cron``, ``worker`` or ``celery``.
+    :param sections: the job sections it serves.
+    :param settings: the `jobs.settings.WorkerSettings`.
+    :param logger: where a stop request and failed beats are logged.
+    :param on_stop: called (from the beat thread) when a stop request is
+        first seen.
+    :ivar worker_id: its row's id, once `start` ed.
+    :ivar stop_requested: True once a stop request was seen.
+    """
+
+    def __init__(self, kind, sections, settings, logger=None, on_stop=None):
+        self.kind = kind
+        self.sections = list(sections)
+        self.settings = settings
+        self.logger = logger or logging.getLogger(__name__)
+        self.on_stop = on_stop
+        self.worker_id = None
+        self.stop_requested = False
+        self.side = None
+        self._stopping = threading.Event()
+        self._thread = None
+
+    def start(self, store=None):
+        """Register (the row is beaten now) and start beating; return
+        self.
+
+        :param store: a store of the login role (default: this thread's
+            ``main`` store): the side connection is its database's.
+        :raises storm.exceptions.DatabaseError: when the row cannot be
+            written.
+        """
+        self.side = SideConnection.of(store or get_store())
+        self._register()
+        self._thread = threading.Thread(
+            target=self._run, name="jobs-presence", daemon=True)
+        self._thread.start()
+        return self
+
+    def _register(self):
+        arguments = (socket.gethostname(), os.getpid(), self.kind,
+                     self.sections, self.settings.beat_seconds,
+                     self.settings.keep_lost_seconds)
+        try:
+            self.worker_id = self.side.run(workers.register, *arguments)
+        except DisconnectionError:
+            # The side connection died since its last use (a database
+            # restart): Storm reconnects at the next statement.
+            self.worker_id = self.side.run(workers.register, *arguments)
+
+    def _run(self):
+        while not self._stopping.wait(self.settings.beat_seconds):
+            try:
+                self.beat()
+            except Exception as e:
+                # The next beat tries again; meanwhile the row ages, as a
+                # lost runner's would.
+                self.logger.info("Worker %s: beat failed: %s",
+                                 self.worker_id, " ".join(str(e).split())
+                                 or type(e).__name__)
+
+    def beat(self):
+        """Write the time and the jobs held now; act on a stop request."""
+        stop = self.side.run(workers.beat, self.worker_id, held_attempts())
+        if stop is None:
+            # Deleted as lost (frozen past keep_lost_seconds): a new row.
+            previous = self.worker_id
+            self._register()
+            self.logger.info(
+                "Worker %s: its row was deleted as a lost runner's;"
+                " registered again as worker %s.", previous, self.worker_id)
+        elif stop and not self.stop_requested:
+            self.stop_requested = True
+            self.logger.info(
+                "Worker %s: stop requested (jobs cancel --worker): stopping"
+                " as after SIGTERM.", self.worker_id)
+            if self.on_stop is not None:
+                self.on_stop()
+
+    def stop(self):
+        """Stop beating and delete the row (a stopped runner is not
+        lost). A database error is logged, not raised: the row then ages
+        and shows the runner lost."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+        if self.worker_id is None:
+            return
+        try:
+            self.side.run(workers.deregister, self.worker_id)
+        except StormDatabaseError as e:
+            self.logger.info("Worker %s: could not delete its row: %s",
+                             self.worker_id, " ".join(str(e).split()))
+        self.worker_id = None

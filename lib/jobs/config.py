@@ -276,7 +276,9 @@ def load(name_or_path: Optional[str] = None) -> JobsConfig:
     except Exception as e:
         raise ConfigError("%s is not valid: %s" % (path, e)) from None
     config = JobsConfig(path, lazr, job_sections, chain)
-    config_schedules(config)  # a malformed schedule fails the load
+    # A malformed schedule or [workers] fails the load.
+    config_schedules(config)
+    WorkerSettings(config)
     return config
 
 

@@ -160,8 +160,9 @@ class WorkerSettings:
                                     float, 0.05)
         self.lost_after_beats = _number(config, "workers",
                                         "lost_after_beats", int, 1)
-        self.keep_lost_seconds = _number(config, "workers",
-                                         "keep_lost_seconds", float, 0)
+        self.keep_lost_seconds = _number(
+            config, "workers", "keep_lost_seconds", float,
+            self.lost_after_seconds)
 
     @property
     def lost_after_seconds(self) -> float:

@@ -25,9 +25,10 @@ from jobs.runner import JobCronScript
 from jobs.testing.fixtures import FrozenClockFixture
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
-BEAT = 10.0
+# The beat threads beat when a test asks them (`Presence.beat_now`).
+BEAT = 3600.0
 WORKERS = "[workers]\nbeat_seconds: %s\nlost_after_beats: 3\n" \
-    "keep_lost_seconds: 3600\n\n" % BEAT
+    "keep_lost_seconds: 86400\n\n" % BEAT
 
 
 class Stopped:
@@ -52,12 +53,9 @@ class TestPresence(DatabaseTestCase):
         self.stopped = Stopped()
 
     def presence(self, kind="worker", sections=("do_foo",)):
-        """A started `Presence` whose beat thread never beats by itself
-        (the test beats it), stopped at the end of the test."""
+        """A started `Presence`, stopped at the end of the test."""
         presence = Presence(kind, sections, self.config.workers,
                             self.logger, self.stopped)
-        self.useFixture(fixtures.MonkeyPatch(
-            "jobs.presence.Presence._run", lambda presence: None))
         presence.start()
         self.addCleanup(presence.stop)
         return presence
@@ -94,15 +92,15 @@ class TestPresence(DatabaseTestCase):
         self.assertEqual(["live"], [r["state"] for r in self.listed()])
         self.clock.advance(timedelta(seconds=1))
         [row] = self.listed()
-        self.assertEqual(("lost", "31 s ago"), (row["state"],
-                                                row["last_beat"]))
+        self.assertEqual(("lost", "10801 s ago"), (row["state"],
+                                                   row["last_beat"]))
         self.assertEqual([row], self.listed("--lost"))
         self.assertEqual([], self.listed("--live"))
 
     def test_a_beat_keeps_it_live_even_idle(self):
         presence = self.presence()
         self.clock.advance(timedelta(seconds=3 * BEAT + 1))
-        presence.beat()
+        presence.beat_now()
         [row] = self.listed()
         self.assertEqual(("live", "0 s ago", []),
                          (row["state"], row["last_beat"], row["jobs"]))
@@ -119,13 +117,13 @@ class TestPresence(DatabaseTestCase):
         heartbeat.watch(attempts)
         self.assertEqual([(first, 1), (second, 1)], held_attempts())
         attempts[0].recorded = True  # its outcome is in
-        presence.beat()
+        presence.beat_now()
         [row] = self.listed()
         # Job 2's row says WAITING: this beat's attempt is not its own.
         self.assertEqual([{"job": second, "attempt": 1, "now": "waiting"}],
                          row["jobs"])
         heartbeat.stop()
-        presence.beat()
+        presence.beat_now()
         self.assertEqual([], self.listed()[0]["jobs"])
 
     def test_a_lost_runners_jobs_show_what_became_of_them(self):
@@ -142,7 +140,7 @@ class TestPresence(DatabaseTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             "jobs.presence.held_attempts", lambda: held))
         transaction.abort()
-        presence.beat()
+        presence.beat_now()
         # The runner dies; its jobs' leases expire; others take them.
         self.clock.advance(timedelta(seconds=3 * BEAT + 60))
         self.store.execute(
@@ -173,8 +171,8 @@ class TestPresence(DatabaseTestCase):
         self.assertEqual(["stopping"], [r["state"] for r in self.listed()])
         self.assertEqual((False, 0), (presence.stop_requested,
                                       self.stopped.calls))
-        presence.beat()
-        presence.beat()
+        presence.beat_now()
+        presence.beat_now()
         self.assertEqual((True, 1), (presence.stop_requested,
                                      self.stopped.calls))
         self.assertThat(self.logger.getLogBuffer(), Contains(
@@ -188,7 +186,7 @@ class TestPresence(DatabaseTestCase):
                 (("x",), "jobs: Bad worker id 'x': ids are whole numbers.\n"),
                 (("999",), "jobs: No worker 999 (jobs workers lists them).\n"),
                 ((str(presence.worker_id),),
-                 "jobs: Worker %d is lost (its last beat was 31 s ago): it"
+                 "jobs: Worker %d is lost (its last beat was 10801 s ago): it"
                  " cannot stop; other runners take its jobs over when their"
                  " leases expire.\n" % presence.worker_id)):
             self.assertEqual((2, "", message),
@@ -200,7 +198,7 @@ class TestPresence(DatabaseTestCase):
     def test_a_lost_runners_row_is_deleted_once_kept_long_enough(self):
         old = self.presence()
         old_id = old.worker_id
-        self.clock.advance(timedelta(seconds=3599))
+        self.clock.advance(timedelta(seconds=86399))
         second = self.presence()
         self.assertEqual([old_id, second.worker_id],
                          [r["id"] for r in self.listed()])
@@ -209,7 +207,7 @@ class TestPresence(DatabaseTestCase):
         self.assertEqual([second.worker_id, third.worker_id],
                          [r["id"] for r in self.listed()])
         # The old runner, frozen all this while, wakes: a row of its own.
-        old.beat()
+        old.beat_now()
         self.assertNotEqual(old_id, old.worker_id)
         self.assertThat(self.logger.getLogBuffer(), Contains(
             "Worker %d: its row was deleted as a lost runner's; registered"

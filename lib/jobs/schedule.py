@@ -133,7 +133,7 @@ class Cron:
                     last is None or self.catch_up == "none"):
                 return []
             return [latest]
-        ticks = []
+        ticks: list[datetime] = []
         for tick in self.ticks_after(last):
             if tick > now or len(ticks) == MAX_CATCH_UP:
                 break

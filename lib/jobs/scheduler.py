@@ -128,7 +128,7 @@ class Scheduler:
                 due = schedule.cron.due(found[0] if found else None, now)
                 if due:
                     created += self._enqueue(store, schedule, due)
-                if not due or due[-1] >= schedule.cron.latest_at(now):
+                if not due or due[-1] == schedule.cron.latest_at(now):
                     # Caught up: nothing can be due before its next tick.
                     self._next[schedule.name] = schedule.cron.next_after(now)
             return created

@@ -262,6 +262,8 @@ class TestEverySubcommandInASubprocess(DatabaseTestCase):
                 (("retry", failed_id), "Waiting"),
                 (("cancel", failed_id), "Cancelled"),
                 (("prune", "--older-than", "0s"), "Deleted 1 jobs"),
+                (("schedules",), "(none)"),
+                (("workers",), "(none)"),
         ]:
             code, out, err = self.jobs(*argv)
             self.assertEqual(0, code, (argv, out, err))

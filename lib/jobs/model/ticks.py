@@ -23,13 +23,12 @@ from typing import Any, Iterable, Optional
 from jobs.database.columns import UTCDateTimeVariable
 
 
-def _utc(value: Any) -> Optional[datetime]:
+def _utc(value: Any) -> datetime:
     """An aware UTC datetime from a raw timestamp read back."""
-    if value is None:
-        return None
     variable = UTCDateTimeVariable()
     variable.set(value, from_db=True)
-    return variable.get()
+    result: datetime = variable.get()
+    return result
 
 
 def _param(tick: datetime) -> UTCDateTimeVariable:

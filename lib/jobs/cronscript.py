@@ -1,14 +1,16 @@
 """`JobCronScript`: run the ready jobs of configured job sections.
 
 ``cronscripts/run_jobs.py SECTION...`` and ``jobs run SECTION...`` build
-it. With ``--schedules`` it first enqueues the due ticks of the periodic
-schedules (`jobs.scheduler`); a worker does that at each pass. Each section runs in turn, under its own lock file and connected as
+it. Each section runs in turn, under its own lock file and connected as
 its own database role, with the back-end its settings choose: in this
 process (`jobs.runner.JobRunner`) or in child processes
 (`jobs.runners.process.ProcessJobRunner`), once (a cron run: a burst
 that drains the queue) or until stopped (``--worker``,
 `jobs.runners.worker.Worker`). Every back-end is called the same way:
-``runFromSource(source, logger, ...)``.
+``runFromSource(source, logger, ...)``. With ``--schedules`` a run first
+enqueues the due ticks of the periodic schedules (`jobs.scheduler`), as
+a worker does at each pass. A run has a row in the worker table while it
+lasts (`jobs.presence`).
 """
 
 __all__ = ["JobCronScript"]
@@ -23,7 +25,13 @@ from storm.exceptions import DisconnectionError
 from jobs import schema
 from jobs.celery.sweep import CelerySweep
 from jobs.config import get_config
-from jobs.database import connect, get_store, set_role, uri_without_password
+from jobs.database import (
+    connect,
+    get_store,
+    set_role,
+    statement_timeout,
+    uri_without_password,
+)
 from jobs.errorlog import Redactor
 from jobs.errors import (
     ConfigError,
@@ -42,6 +50,7 @@ from jobs.scheduler import Scheduler
 from jobs.runoptions import DESCRIPTION, EPILOG, USAGE, add_run_options
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
+from jobs.stopping import GracefulStop, exit_process, set_exit_grace
 
 EXIT_SECTION_ERROR = 2
 
@@ -65,8 +74,7 @@ class JobCronScript(Script):
                  commandline_config=False, logger=None):
         self.runner_class = runner_class
         self.commandline_config = commandline_config
-        self.scheduler = None
-        self.presence = None
+        self.scheduler = self.presence = None
         super().__init__(name or "run_jobs", test_args, logger)
 
     def add_my_options(self):
@@ -96,6 +104,12 @@ class JobCronScript(Script):
         """Run every section, each under its own lock; return the code."""
         return self.run()
 
+    def run_and_exit(self):
+        """`lock_and_run`, then end the process with its exit status, even
+        if job code left threads behind (`jobs.stopping.exit_process`):
+        what ``run_jobs.py`` and ``jobs run`` do."""
+        exit_process(self.lock_and_run(), logger=self.logger)
+
     def main(self):
         if not self.section_names and not self.options.schedules:
             raise UsageError("name at least one SECTION (or --schedules)")
@@ -104,11 +118,12 @@ class JobCronScript(Script):
         try:
             config = self.config = get_config()
             register_components(config)
-            connect(config.database_uri)
+            connect(config.database_uri, config.session_settings)
             self.check_schema(get_store())
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
+        set_exit_grace(_grace(config, self.section_names))
         try:
             self.presence = self.start_presence(config)
         except StormDatabaseError as e:
@@ -125,31 +140,31 @@ class JobCronScript(Script):
         status."""
         if self.options.worker:
             return self.run_worker(config)
-        codes = [0]
-        if self.options.schedules:
-            codes.append(self.run_schedules())
-        run = (self.sweep_section if self.options.celery_sweep
-               else self.run_section)
-        for name in self.section_names:
-            if self.stop_requested():
-                break
-            codes.append(run(config, name))
-        return max(codes)
+        # SIGTERM and SIGINT (and `jobs cancel --worker`) stop a cron run
+        # as they stop a worker: the running job finishes, the claimed
+        # jobs not started go back.
+        with GracefulStop(self.logger, _grace(config, self.section_names)
+                          ) as stop:
+            self.stop = stop
+            codes = [self.run_schedules() if self.options.schedules else 0]
+            run = (self.sweep_section if self.options.celery_sweep
+                   else self.run_section)
+            codes += [run(config, name) for name in self.section_names
+                      if not stop()]
+            return max(codes)
 
     def start_presence(self, config):
-        """Register this run in the worker table and beat there
-        (`jobs.presence`); return the started `Presence`. A stop request
-        stops a worker as SIGTERM does, and a cron run's claiming."""
-        if self.options.worker:
-            kind, on_stop = "worker", _terminate_self
-        else:
-            kind, on_stop = "cron", None
-        return Presence(kind, self.section_names, config.workers,
-                        self.logger, on_stop).start()
+        """This run's started `Presence` in the worker table."""
+        return Presence("worker" if self.options.worker else "cron",
+                        self.section_names, config.workers, self.logger,
+                        self._stop_as_sigterm).start()
 
-    def stop_requested(self):
-        """True once ``jobs cancel --worker`` asked this run to stop."""
-        return self.presence is not None and self.presence.stop_requested
+    def _stop_as_sigterm(self):
+        """A stop request (`jobs cancel --worker`): SIGTERM to this
+        process, when its graceful handler is in force (not while the run
+        starts or ends: SIGTERM would kill it)."""
+        if self.stop is not None and self.stop.active:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def enqueue_schedules(self):
         """Enqueue the due ticks of the configuration's periodic
@@ -161,7 +176,7 @@ class JobCronScript(Script):
 
     def run_schedules(self):
         """``--schedules`` in a cron run: `enqueue_schedules`; return the
-        exit code (2 when the database connection was lost)."""
+        exit code (2 when the database connection is lost)."""
         try:
             self.enqueue_schedules()
         except (DatabaseError, StormDatabaseError) as e:
@@ -189,9 +204,11 @@ class JobCronScript(Script):
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
         first = sections[0].settings
-        return Worker(self, [section.name for section in sections],
-                      poll_interval=first.poll_interval,
-                      grace_period=first.grace_period).run()
+        worker = Worker(self, [section.name for section in sections],
+                        poll_interval=first.poll_interval,
+                        grace_period=first.grace_period)
+        self.stop = worker.stop
+        return worker.run()
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""
@@ -294,7 +311,8 @@ class JobCronScript(Script):
             return EXIT_SECTION_ERROR, 0
         try:
             reporter = error_reporter_for(section.name)
-            return 0, execute(section, reporter)
+            with statement_timeout(settings.statement_timeout):
+                return 0, execute(section, reporter)
         except SectionError as e:
             transaction.abort()
             self.logger.error("%s", e)
@@ -314,6 +332,8 @@ class JobCronScript(Script):
         finally:
             transaction.abort()
 
+    stop = None
+
     def _execute(self, section, reporter, should_stop=None, worker=False):
         """Run the section's jobs with the back-end its settings ask for;
         log the summary; return the number of jobs started."""
@@ -323,8 +343,7 @@ class JobCronScript(Script):
             else 0)
         if options.batch_size is not None:
             settings = _with(settings, batch_size=options.batch_size)
-        kwargs = dict(settings=settings,
-                      should_stop=should_stop or self.stop_requested,
+        kwargs = dict(settings=settings, should_stop=should_stop or self.stop,
                       max_jobs=options.max_jobs,
                       max_seconds=options.max_seconds)
         if processes:
@@ -359,9 +378,11 @@ class JobCronScript(Script):
             transaction.abort()
 
 
-def _terminate_self():
-    """Stop this worker as SIGTERM does (its handler, its grace)."""
-    os.kill(os.getpid(), signal.SIGTERM)
+def _grace(config, names):
+    """The longest grace period of the sections `names` (30 s when none
+    is a configured section)."""
+    return max([config.job_section(name).grace_period for name in names
+                if name in config.job_section_names] or [30.0])
 
 
 class _Overridden:

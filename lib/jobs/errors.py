@@ -21,6 +21,7 @@ __all__ = [
     "SectionError",
     "StaleJob",
     "SuspendJobException",
+    "TransactionMisuse",
     "TaskNotAllowed",
     "UnknownJobType",
     "UsageError",
@@ -132,3 +133,8 @@ class TaskNotAllowed(JobsError):
 
 class ScheduleError(JobsError, ValueError):
     """A periodic schedule is malformed or names no task a section runs."""
+
+
+class TransactionMisuse(JobsError):
+    """Job code committed, rolled back or closed the transaction the
+    runner gave it (the runner commits a job's work with its outcome)."""

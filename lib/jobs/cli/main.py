@@ -9,7 +9,7 @@ Commands: ``run``, ``db upgrade``, ``db verify``, ``db roles``,
 one-line error and exit status 2, never a traceback.
 """
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 import argparse
 import sys
@@ -22,6 +22,7 @@ from jobs.config import get_config, load, set_config
 from jobs.database import connect
 from jobs.errors import CommandError, JobsError
 from jobs.registration import register_components
+from jobs.stopping import exit_process
 
 EXIT_ERROR = 2
 # Options of `jobs` itself that take a value (before the command).
@@ -91,3 +92,9 @@ def main(argv=None):
         return EXIT_ERROR
     except SystemExit as e:  # --help
         return e.code or 0
+
+
+def console():
+    """The ``jobs`` console script: `main`, then exit even if job code run
+    by ``jobs run`` left threads behind (`jobs.stopping.exit_process`)."""
+    exit_process(main())

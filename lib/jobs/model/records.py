@@ -158,5 +158,6 @@ def end_lost_session(store, claimed_by):
     row = store.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
         " pid = ? AND abs(extract(epoch FROM backend_start) - ?) < 0.000002"
-        " AND state LIKE 'idle in transaction%'", (backend, started)).get_one()
+        " AND state IN ('idle in transaction',"
+        " 'idle in transaction (aborted)')", (backend, started)).get_one()
     return bool(row and row[0])

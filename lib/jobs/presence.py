@@ -23,8 +23,9 @@ other runners take over when their leases expire, as ever.
 
 On SQLite a beat waits for the database's one write lock, which a running
 job's transaction holds: a job that runs longer than ``lost_after_beats``
-beats shows its runner lost until the job ends, and the in-process
-runner, which has no lease heartbeat there, shows no held jobs.
+beats shows its runner lost until the job ends. (The in-process runner
+has no lease heartbeat there; ``jobs workers`` also lists the RUNNING
+jobs whose claim, ``job.claimed_by``, names a runner's process.)
 """
 
 __all__ = ["Presence"]

@@ -19,7 +19,8 @@ from jobs.cli import main
 from jobs.database import get_store
 from jobs.heartbeat import Heartbeat, SideConnection, held_attempts
 from jobs.log import BufferLogger
-from jobs.model import workers
+from jobs.interfaces.job import JobStatus
+from jobs.model import claims, workers
 from jobs.presence import Presence
 from jobs.runner import JobCronScript
 from jobs.testing.fixtures import FrozenClockFixture
@@ -125,6 +126,30 @@ class TestPresence(DatabaseTestCase):
         heartbeat.stop()
         presence.beat_now()
         self.assertEqual([], self.listed()[0]["jobs"])
+
+    def test_the_jobs_its_claims_name_are_listed_without_a_beat(self):
+        # The in-process runner on SQLite has no lease heartbeat: what it
+        # holds is what its claims say (job.claimed_by).
+        presence = self.presence()
+        mine, other = [self.factory.makeDoFooJob() for _ in range(2)]
+        transaction.commit()
+        mine_id, other_id = mine.job_id, other.job_id
+        for job_id, holder in ((mine_id, claims.claimer(self.store)),
+                               (other_id, "elsewhere:1/")):
+            self.store.execute(
+                "UPDATE job SET status = ?, attempt_count = 1, claimed_by = ?"
+                " WHERE id = ?", (JobStatus.RUNNING.value, holder, job_id))
+        transaction.commit()
+        [row] = self.listed()
+        self.assertEqual(presence.worker_id, row["id"])
+        self.assertEqual([{"job": mine_id, "attempt": 1, "now": "running"}],
+                         row["jobs"])
+        # Held by a beat too: listed once.
+        self.useFixture(fixtures.MonkeyPatch(
+            "jobs.presence.held_attempts", lambda: [(mine_id, 1)]))
+        presence.beat_now()
+        self.assertEqual([mine_id], [one["job"] for one in
+                                     self.listed()[0]["jobs"]])
 
     def test_a_lost_runners_jobs_show_what_became_of_them(self):
         presence = self.presence()

@@ -33,18 +33,40 @@ def _held_state(job_id, attempt, found):
     return status.title.lower()
 
 
+def _claims(store):
+    """``{"<host>:<pid>": [(job id, attempt)]}``: the RUNNING jobs by the
+    runner process their claim names (``job.claimed_by``)."""
+    claims = {}
+    for job_id, attempt, holder in store.find(
+            (Job.id, Job.attempt_count, Job.claimed_by),
+            Job.status == JobStatus.RUNNING, Job.claimed_by != None):  # noqa
+        claims.setdefault(holder.split("/", 1)[0], []).append(
+            (job_id, attempt))
+    return claims
+
+
 def worker_rows(config, store):
     """One row (an ordered dict) per runner: what ``jobs workers``
     prints. A runner is ``lost`` when its last beat is older than
     ``[workers] lost_after_beats`` of its beats (by the database's
-    clock), ``stopping`` when it was asked to stop, else ``live``."""
+    clock), ``stopping`` when it was asked to stop, else ``live``. Its
+    jobs are those of its last beat, and the RUNNING jobs whose claim
+    names its process (on SQLite, where the in-process runner has no
+    lease heartbeat, only those)."""
     settings = config.workers
     now = database_now(store)
     found = workers.find(store)
-    held = {job_id for row in found for job_id, _ in row.held}
+    claims = _claims(store)
+    held = {}
+    for row in found:
+        pairs = held[row.id] = list(row.held)
+        pairs += [pair for pair in claims.get("%s:%d" % (row.host, row.pid),
+                                              ()) if pair not in pairs]
+        pairs.sort()
+    ids = {job_id for pairs in held.values() for job_id, _ in pairs}
     jobs = {job_id: (status, attempt) for job_id, status, attempt in (
         store.find((Job.id, Job.status, Job.attempt_count),
-                   Job.id.is_in(held)) if held else ())}
+                   Job.id.is_in(ids)) if ids else ())}
     rows = []
     for row in found:
         age = (now - row.last_beat).total_seconds()
@@ -59,7 +81,7 @@ def worker_rows(config, store):
             last_beat="%d s ago" % max(0, round(age)),
             jobs=[OrderedDict(job=job_id, attempt=attempt,
                               now=_held_state(job_id, attempt, jobs))
-                  for job_id, attempt in row.held]))
+                  for job_id, attempt in held[row.id]]))
     return rows
 
 

@@ -99,6 +99,7 @@ class Scheduler:
         self.logger = logger or logging.getLogger(__name__)
         # {schedule name: the first time a tick of it can be due}
         self._next: dict[str, datetime] = {}
+        self._schedules: Optional[list[Schedule]] = None
         self._reported: set[tuple[str, str]] = set()
 
     def enqueue_due(self) -> int:
@@ -111,7 +112,9 @@ class Scheduler:
         :raises storm.exceptions.DatabaseError: when the database fails
             (the transaction is aborted).
         """
-        schedules = configured_schedules(self.config)
+        if self._schedules is None:  # the tasks are registered by now
+            self._schedules = configured_schedules(self.config)
+        schedules = self._schedules
         if not schedules:
             return 0
         store = get_store()

@@ -3,7 +3,7 @@
 A schedule runs a ``@task`` (`jobs.tasks`) at the times of a cron
 expression read in a time zone: each such time is a *tick*, and each tick
 is one job. Schedules come from the configuration (``[schedule.NAME]``
-sections, `jobs.settings.schedules_of`) or from code (``@task(schedule=
+sections, `jobs.settings.config_schedules`) or from code (``@task(schedule=
 "*/5 * * * *")``); `jobs.scheduler` enqueues their due ticks, once each.
 
 This module is pure: it decides, from the last tick enqueued and the

@@ -203,7 +203,7 @@ UNREACHABLE = "postgres://127.0.0.1:1/nowhere"
 CASES = [
     # -- the command line and the sections -----------------------------------
     Case("no_section", "no section on the command line", args(), 1,
-         "run_jobs: error: the following arguments are required: SECTION"),
+         "run_jobs: error: name at least one SECTION (or --schedules)"),
     Case("bad_option_value", "an option's value of the wrong type",
          args("--batch-size", "many", "do_foo"), 1,
          "run_jobs: error: argument --batch-size: invalid int value: 'many'"),
@@ -302,7 +302,7 @@ CASES = [
     Case("schema_old", "a database whose schema is older than the code",
          old_schema, 2,
          "The database's jobs schema is older than the code: migrations"
-         " 2, 3, 4, 5, 6 are not applied."),
+         " 2, 3, 4, 5, 6, 8, 10 are not applied."),
     Case("role_missing", "dbuser names a role that does not exist",
          args("ghost"), 2,
          "Section ghost: cannot run as database role no_such_role_anywhere"

@@ -124,8 +124,12 @@ class JobCronScript(Script):
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
         set_exit_grace(_grace(config, self.section_names))
-        try:
-            self.presence = self.start_presence(config)
+        self.scheduler = Scheduler(config, self.logger)
+        try:  # this run's row in the worker table
+            self.presence = Presence(
+                "worker" if self.options.worker else "cron",
+                self.section_names, config.workers, self.logger,
+                self._stop_as_sigterm).start()
         except StormDatabaseError as e:
             self.logger.error("Cannot register in the worker table: %s",
                               " ".join(str(e).split()))
@@ -146,18 +150,13 @@ class JobCronScript(Script):
         with GracefulStop(self.logger, _grace(config, self.section_names)
                           ) as stop:
             self.stop = stop
-            codes = [self.run_schedules() if self.options.schedules else 0]
+            codes = [self.scheduler.run_once() if self.options.schedules
+                     else 0]
             run = (self.sweep_section if self.options.celery_sweep
                    else self.run_section)
             codes += [run(config, name) for name in self.section_names
                       if not stop()]
             return max(codes)
-
-    def start_presence(self, config):
-        """This run's started `Presence` in the worker table."""
-        return Presence("worker" if self.options.worker else "cron",
-                        self.section_names, config.workers, self.logger,
-                        self._stop_as_sigterm).start()
 
     def _stop_as_sigterm(self):
         """A stop request (`jobs cancel --worker`): SIGTERM to this
@@ -167,26 +166,10 @@ class JobCronScript(Script):
             os.kill(os.getpid(), signal.SIGTERM)
 
     def enqueue_schedules(self):
-        """Enqueue the due ticks of the configuration's periodic
-        schedules, as the login role (`jobs.scheduler`); return the number
-        of jobs created. A worker calls it at each pass."""
-        if self.scheduler is None:
-            self.scheduler = Scheduler(self.config, self.logger)
+        """Enqueue the due ticks of the periodic schedules, as the login
+        role (`jobs.scheduler`); return the number of jobs created. A
+        worker calls it at each pass."""
         return self.scheduler.enqueue_due()
-
-    def run_schedules(self):
-        """``--schedules`` in a cron run: `enqueue_schedules`; return the
-        exit code (2 when the database connection is lost)."""
-        try:
-            self.enqueue_schedules()
-        except (DatabaseError, StormDatabaseError) as e:
-            transaction.abort()
-            self.logger.error(
-                "Schedules: lost the database connection (%s); the due"
-                " ticks are enqueued by the next run.",
-                " ".join(str(e).split()) or type(e).__name__)
-            return EXIT_SECTION_ERROR
-        return 0
 
     def find_section(self, config, name):
         """Section `name` (or this script's own `source_interface`).
@@ -208,7 +191,11 @@ class JobCronScript(Script):
                         poll_interval=first.poll_interval,
                         grace_period=first.grace_period)
         self.stop = worker.stop
-        return worker.run()
+        try:
+            return worker.run()
+        finally:
+            for pool in self.pools.values():
+                pool.stop()
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""
@@ -334,6 +321,15 @@ class JobCronScript(Script):
 
     stop = None
 
+    @property
+    def pools(self):
+        """{section name: its `ChildPool`}, kept by a worker between its
+        passes (an idle worker starts no process)."""
+        pools = self.__dict__.get("_pools")
+        if pools is None:
+            pools = self.__dict__["_pools"] = {}
+        return pools
+
     def _execute(self, section, reporter, should_stop=None, worker=False):
         """Run the section's jobs with the back-end its settings ask for;
         log the summary; return the number of jobs started."""
@@ -349,7 +345,10 @@ class JobCronScript(Script):
         if processes:
             runner = ProcessJobRunner.runFromSource(
                 section.source, self.logger, reporter, config=self.config,
-                processes=processes, **kwargs)
+                processes=processes, pool=self.pools.get(section.name),
+                keep_pool=worker, **kwargs)
+            if worker:
+                self.pools[section.name] = runner.pool
         else:
             runner = self.runner_class.runFromSource(
                 section.source, self.logger, reporter, **kwargs)

@@ -13,6 +13,7 @@ the outcomes of children that died or ran too long through the same
 
 __all__ = ["Execution", "job_str"]
 
+import contextlib
 import logging
 from collections import Counter
 
@@ -22,6 +23,7 @@ from storm.exceptions import DisconnectionError
 from storm.store import Store
 
 from jobs.attempt import Attempt
+from jobs.claiming import load_jobs
 from jobs.database import Savepoint, dialect, forget_dead_objects, get_store
 from jobs.database.store import forget_store
 from jobs.database.stormext import forget_object
@@ -112,6 +114,9 @@ class Execution(OutcomeRecorder):
         :raises storm.exceptions.DisconnectionError: the database went
             away: the attempt is lost (its work rolled back with the
             connection), as after a crash; its lease hands the job on.
+            (A connection that another runner ended because this one had
+            lost the job — it froze past its lease — is not that: the
+            attempt's outcome is dropped, as fenced.)
         """
         job.attempt = attempt
         attempt.job = job
@@ -124,11 +129,35 @@ class Execution(OutcomeRecorder):
             outcome = self._before_start(job, attempt)
             if outcome is None:
                 outcome = self._run(job, attempt)
-            self.record_outcome(job, attempt, outcome,
+            # (A job that closed its store is recorded through a copy
+            # loaded again: see `_misused`.)
+            self.record_outcome(attempt.job, attempt, outcome,
                                 before_commit=before_commit)
             return outcome
+        except DisconnectionError:
+            if not self._taken_over(attempt):
+                raise
+            transaction.abort()  # Storm reconnects at the next statement
+            self._stale(job, attempt)
+            return STALE
         finally:
             job.attempt = None
+
+    def _taken_over(self, attempt):
+        """Whether `attempt`'s job belongs to another runner now (asked
+        through the side connection; False when that fails too: the
+        database is gone)."""
+        if attempt.fenced:
+            return True
+        store = get_store()
+        if not dialect(store).concurrent_writes:
+            return False
+        try:
+            found = SideConnection.of(store).run(
+                records.renew, [(attempt.job_id, attempt.number)])
+        except StormDatabaseError:
+            return False
+        return not found.get(attempt.job_id, (0, 0, 0))[1]
 
     def _before_start(self, job, attempt):
         """The outcome of an attempt that must not run, or None."""
@@ -203,11 +232,12 @@ class Execution(OutcomeRecorder):
         with tail, attempt.running():
             tail.start()
             try:
-                job.run()
-                if guard.intact():
-                    # The job's pending ORM changes are its work: a failure
-                    # to write them is the job's failure.
-                    store.flush()
+                with self.limits(attempt):
+                    job.run()
+                    if guard.intact():
+                        # The job's pending ORM changes are its work: a
+                        # failure to write them is the job's failure.
+                        store.flush()
             except DisconnectionError:
                 raise
             except BaseException as e:
@@ -225,16 +255,26 @@ class Execution(OutcomeRecorder):
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
 
+    def limits(self, attempt):
+        """A context manager around the job's code (a process runner's
+        child enforces its time and memory limits there)."""
+        return contextlib.nullcontext()
+
     def _misused(self, job, attempt, misuse, error):
         """The job ended (or closed) the transaction it was given: it fails
         with an OOPS naming what it did; in a group, the group's earlier
         outcomes are settled by what the job did to their work (committed:
         recorded now; rolled back: given back to run again)."""
         committed, what = misuse
-        if not guard_open(get_store()):
+        name = "%s (ID %d)" % (type(job).__name__, attempt.job_id)
+        closed = not guard_open(get_store())
+        if closed:
             forget_store(get_store())  # the next get_store() reconnects
         transaction.abort()
         attempt.savepoint = None
+        if closed:
+            # The job's objects belong to the closed store.
+            attempt.job = self.reload(attempt.job_id) or job
         if self.group_commit and self.deferred:
             deferred, self.deferred = self.deferred, []
             store = get_store()
@@ -250,10 +290,21 @@ class Execution(OutcomeRecorder):
         return FAIL.because(TransactionMisuse(
             "%s %s the transaction the runner gave it (%s): it must leave"
             " its transaction to the runner; its work up to then was %s%s."
-            % (job_str(job), "committed" if committed else "ended",
+            % (name, "committed" if committed else "ended",
                what, "kept" if committed else "lost",
                "; then it raised %s: %s" % (type(error).__name__, error)
                if error is not None else "")))
+
+    # The job source, set by the runners that claim: `reload` loads from it.
+    source = None
+
+    def reload(self, job_id):
+        """Job `job_id` loaded again in the current store (None if the
+        runner has no source or the job is gone)."""
+        if self.source is None:
+            return None
+        jobs = load_jobs(self.source, [job_id])
+        return jobs[0] if jobs else None
 
     def decide(self, job, attempt, error):
         """The policy's outcome of `attempt` of `job` ending with `error`

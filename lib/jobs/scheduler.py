@@ -32,10 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any, Optional
 
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 
 from jobs.config import JobsConfig
 from jobs.database import database_now, get_store
-from jobs.errors import ConfigError, JobsError, ScheduleError
+from jobs.errors import ConfigError, DatabaseError, JobsError, ScheduleError
 from jobs.model import ticks
 from jobs.model.function import FunctionJob
 from jobs.schedule import Schedule
@@ -139,6 +140,21 @@ class Scheduler:
             transaction.abort()
             raise
 
+    def run_once(self) -> int:
+        """`enqueue_due` for a cron run (``run_jobs.py --schedules``):
+        return its exit status, 2 after logging the error when the
+        database connection is lost (the next run enqueues the due
+        ticks)."""
+        try:
+            self.enqueue_due()
+        except (DatabaseError, StormDatabaseError) as e:
+            self.logger.error(
+                "Schedules: lost the database connection (%s); the due"
+                " ticks are enqueued by the next run.",
+                " ".join(str(e).split()) or type(e).__name__)
+            return 2
+        return 0
+
     def _enqueue(self, store: Any, schedule: Schedule,
                  due: list[datetime]) -> int:
         """Take and create `due` ticks of `schedule`; commit. Return the
@@ -154,6 +170,9 @@ class Scheduler:
                 created.append((tick, job.job_id))
             ticks.forget_before(store, schedule.name, due[-1] - TICK_HISTORY)
             transaction.commit()
+        except DatabaseError:
+            transaction.abort()
+            raise  # the database's, not the schedule's
         except JobsError as e:
             transaction.abort()
             self._report(schedule, e)

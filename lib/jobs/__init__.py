@@ -9,7 +9,9 @@ stays cheap):
 - `get_store` and `connect` (`jobs.database`): the store application code
   creates jobs with, in the current ``transaction``;
 - `current_attempt` (`jobs.attempt`): in a running job's code, its
-  `jobs.attempt.Attempt` (``key``, ``check_cancelled()``).
+  `jobs.attempt.Attempt` (``key``, ``check_cancelled()``);
+- `Cron` (`jobs.schedule`): a periodic schedule's cron expression, time
+  zone and catch-up policy, for ``@task(schedule=Cron(...))``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 # public name -> the module that defines it
 _API = {
+    "Cron": "jobs.schedule",
     "current_attempt": "jobs.attempt",
     "task": "jobs.tasks",
     "setup": "jobs.registration",
@@ -30,6 +33,7 @@ __all__ = sorted(_API)
 
 if TYPE_CHECKING:
     from jobs.attempt import current_attempt
+    from jobs.schedule import Cron
     from jobs.registration import setup
     from jobs.database import connect, get_store
     from jobs.tasks import task

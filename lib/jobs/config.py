@@ -50,7 +50,13 @@ from jobs.instances import (
     resolve_instance,
     without_meta,
 )
-from jobs.settings import CelerySettings, JobSection
+from jobs.schedule import Schedule
+from jobs.settings import (
+    CelerySettings,
+    JobSection,
+    WorkerSettings,
+    config_schedules,
+)
 
 SCHEMA_PATH = os.path.join(PACKAGED_CONFIGS, "schema-lazr.conf")
 DEFAULT_INSTANCE = "development"
@@ -196,6 +202,23 @@ class JobsConfig:
             "components", "migrations").split())
 
     @property
+    def schedules(self) -> list[Schedule]:
+        """The periodic schedules of the ``[schedule.NAME]`` sections (those
+        of ``@task(schedule=...)`` are `jobs.scheduler`'s business).
+
+        :raises ConfigError: when one is malformed.
+        """
+        return config_schedules(self)
+
+    @property
+    def workers(self) -> WorkerSettings:
+        """The `WorkerSettings` of ``[workers]``.
+
+        :raises ConfigError: when a value is malformed.
+        """
+        return WorkerSettings(self)
+
+    @property
     def celery(self) -> CelerySettings:
         """The `CelerySettings` of ``[celery]``.
 
@@ -238,10 +261,15 @@ def load(name_or_path: Optional[str] = None) -> JobsConfig:
     with open(SCHEMA_PATH, encoding="ascii") as f:
         schema_text = f.read()
     schema_sections = _schema_sections(schema_text)
+    # The schema's categories ([schedule.master]): their [schedule.NAME]
+    # sections are not job sections.
+    categories = {name.partition(".")[0] for name in schema_sections
+                  if name.endswith(".master")}
     job_sections: list[str] = []
     for _, parser in reversed(chain):
         for section in parser.sections():
-            if section == "meta" or section in schema_sections:
+            if section == "meta" or section in schema_sections or (
+                    section.partition(".")[0] in categories):
                 continue
             if section not in job_sections:
                 job_sections.append(section)
@@ -268,7 +296,11 @@ def load(name_or_path: Optional[str] = None) -> JobsConfig:
             path, "; ".join(str(error) for error in e.errors))) from None
     except Exception as e:
         raise ConfigError("%s is not valid: %s" % (path, e)) from None
-    return JobsConfig(path, lazr, job_sections, chain)
+    config = JobsConfig(path, lazr, job_sections, chain)
+    # A malformed schedule or [workers] fails the load.
+    config_schedules(config)
+    WorkerSettings(config)
+    return config
 
 
 def _file_defining(

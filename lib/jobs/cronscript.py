@@ -7,10 +7,16 @@ process (`jobs.runner.JobRunner`) or in child processes
 (`jobs.runners.process.ProcessJobRunner`), once (a cron run: a burst
 that drains the queue) or until stopped (``--worker``,
 `jobs.runners.worker.Worker`). Every back-end is called the same way:
-``runFromSource(source, logger, ...)``.
+``runFromSource(source, logger, ...)``. With ``--schedules`` a run first
+enqueues the due ticks of the periodic schedules (`jobs.scheduler`), as
+a worker does at each pass. A run has a row in the worker table while it
+lasts (`jobs.presence`).
 """
 
 __all__ = ["JobCronScript"]
+
+import os
+import signal
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
@@ -33,11 +39,15 @@ from jobs.errors import (
     DispatchError,
     SchemaError,
     SectionError,
+    UsageError,
 )
+from jobs.presence import Presence
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.runners.process import ProcessJobRunner
 from jobs.runners.worker import Worker
+from jobs.scheduler import Scheduler
+from jobs.runoptions import DESCRIPTION, EPILOG, USAGE, add_run_options
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
 from jobs.stopping import GracefulStop, exit_process, set_exit_grace
@@ -53,22 +63,9 @@ class JobCronScript(Script):
         otherwise a subclass sets `config_name` and `source_interface`.
     """
 
-    usage = "%(prog)s [options] SECTION [SECTION ...]"
-    description = (
-        "Run the ready jobs of each job SECTION of the configuration, one\n"
-        "section after another, each under its own lock file and its own\n"
-        "database role (dbuser; ignored on SQLite), then exit. With\n"
-        "--worker, keep running: wake on NOTIFY (PostgreSQL) or poll.")
-    epilog = (
-        "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
-        "report, not an exit status); 1 for a usage error or when a\n"
-        "section's lock file is held by another run; 2 when a section is\n"
-        "unknown, its source_interface cannot be imported, no utility\n"
-        "provides it, or the database connection was lost during its run\n"
-        "(the other sections still run). A worker exits 0 after SIGTERM or\n"
-        "SIGINT once its running job has finished.\n\n"
-        "Configuration: JOBS_CONFIG names the instance (default\n"
-        "development); JOBS_DATABASE_URI overrides [database] uri.")
+    usage = USAGE
+    description = DESCRIPTION
+    epilog = EPILOG
 
     config_name = None
     source_interface = None
@@ -77,35 +74,11 @@ class JobCronScript(Script):
                  commandline_config=False, logger=None):
         self.runner_class = runner_class
         self.commandline_config = commandline_config
+        self.scheduler = self.presence = None
         super().__init__(name or "run_jobs", test_args, logger)
 
     def add_my_options(self):
-        if self.commandline_config:
-            self.parser.add_argument(
-                "sections", nargs="+", metavar="SECTION",
-                help="A job section of the configuration.")
-        self.parser.add_argument(
-            "--worker", action="store_true",
-            help="Keep running: serve the sections until SIGTERM/SIGINT.")
-        self.parser.add_argument(
-            "--max-jobs", type=int, metavar="N",
-            help="Stop claiming after N jobs per section (cron mode).")
-        self.parser.add_argument(
-            "--max-seconds", type=float, metavar="T",
-            help="Stop claiming after T seconds per section (cron mode).")
-        self.parser.add_argument(
-            "--batch-size", type=int, metavar="N",
-            help="Claim up to N jobs per statement (default: the section's"
-                 " batch_size).")
-        self.parser.add_argument(
-            "--celery-sweep", action="store_true",
-            help="Run no job: send again to Celery the ready jobs of each"
-                 " (celery_dispatch) section that no worker claimed within"
-                 " its celery_sweep_grace.")
-        self.parser.add_argument(
-            "--processes", type=int, metavar="N",
-            help="Run each job in a pool of N child processes"
-                 " (ProcessJobRunner).")
+        add_run_options(self.parser, self.commandline_config)
 
     @property
     def section_names(self):
@@ -138,6 +111,10 @@ class JobCronScript(Script):
         exit_process(self.lock_and_run(), logger=self.logger)
 
     def main(self):
+        if not self.section_names and not self.options.schedules:
+            raise UsageError("name at least one SECTION (or --schedules)")
+        if self.options.worker and not self.section_names:
+            raise UsageError("a worker serves at least one SECTION")
         try:
             config = self.config = get_config()
             register_components(config)
@@ -147,18 +124,52 @@ class JobCronScript(Script):
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
         set_exit_grace(_grace(config, self.section_names))
+        self.scheduler = Scheduler(config, self.logger)
+        try:  # this run's row in the worker table
+            self.presence = Presence(
+                "worker" if self.options.worker else "cron",
+                self.section_names, config.workers, self.logger,
+                self._stop_as_sigterm).start()
+        except StormDatabaseError as e:
+            self.logger.error("Cannot register in the worker table: %s",
+                              " ".join(str(e).split()))
+            return EXIT_SECTION_ERROR
+        try:
+            return self.run_all(config)
+        finally:
+            self.presence.stop()
+
+    def run_all(self, config):
+        """Serve or run the sections (and the schedules); return the exit
+        status."""
         if self.options.worker:
             return self.run_worker(config)
-        if self.options.celery_sweep:
-            return max(self.sweep_section(config, name)
-                       for name in self.section_names)
-        # SIGTERM and SIGINT stop a cron run as they stop a worker: the
-        # running job finishes, the claimed jobs not started go back.
+        # SIGTERM and SIGINT (and `jobs cancel --worker`) stop a cron run
+        # as they stop a worker: the running job finishes, the claimed
+        # jobs not started go back.
         with GracefulStop(self.logger, _grace(config, self.section_names)
                           ) as stop:
             self.stop = stop
-            return max(self.run_section(config, name)
-                       for name in self.section_names if not stop())
+            codes = [self.scheduler.run_once() if self.options.schedules
+                     else 0]
+            run = (self.sweep_section if self.options.celery_sweep
+                   else self.run_section)
+            codes += [run(config, name) for name in self.section_names
+                      if not stop()]
+            return max(codes)
+
+    def _stop_as_sigterm(self):
+        """A stop request (`jobs cancel --worker`): SIGTERM to this
+        process, when its graceful handler is in force (not while the run
+        starts or ends: SIGTERM would kill it)."""
+        if self.stop is not None and self.stop.active:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def enqueue_schedules(self):
+        """Enqueue the due ticks of the periodic schedules, as the login
+        role (`jobs.scheduler`); return the number of jobs created. A
+        worker calls it at each pass."""
+        return self.scheduler.enqueue_due()
 
     def find_section(self, config, name):
         """Section `name` (or this script's own `source_interface`).
@@ -176,10 +187,12 @@ class JobCronScript(Script):
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
         first = sections[0].settings
+        worker = Worker(self, [section.name for section in sections],
+                        poll_interval=first.poll_interval,
+                        grace_period=first.grace_period)
+        self.stop = worker.stop
         try:
-            return Worker(self, [section.name for section in sections],
-                          poll_interval=first.poll_interval,
-                          grace_period=first.grace_period).run()
+            return worker.run()
         finally:
             for pool in self.pools.values():
                 pool.stop()

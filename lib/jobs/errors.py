@@ -16,6 +16,7 @@ __all__ = [
     "LeaseHeld",
     "LostRunner",
     "NotFoundError",
+    "ScheduleError",
     "SchemaError",
     "SectionError",
     "StaleJob",
@@ -128,6 +129,10 @@ class InvalidJobOption(JobsError, ValueError):
 
 class TaskNotAllowed(JobsError):
     """A function job names no registered ``@task`` of its section."""
+
+
+class ScheduleError(JobsError, ValueError):
+    """A periodic schedule is malformed or names no task a section runs."""
 
 
 class TransactionMisuse(JobsError):

@@ -24,7 +24,7 @@ which no other runner can take a job from; the runner checks each claimed
 job's lease itself when the job starts.
 """
 
-__all__ = ["Heartbeat", "SideConnection"]
+__all__ = ["Heartbeat", "SideConnection", "held_attempts"]
 
 import logging
 import threading
@@ -35,6 +35,22 @@ from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.store import Store
 
 from jobs.model import records
+
+# The heartbeats of this process: the attempts they watch are the jobs
+# the process holds now (`held_attempts`, which jobs.presence reports).
+_heartbeats = weakref.WeakSet()
+_heartbeats_lock = threading.Lock()
+
+
+def held_attempts():
+    """``[(job_id, attempt number)]`` of the attempts this process's
+    heartbeats renew now (claimed or running, not yet recorded), sorted."""
+    with _heartbeats_lock:
+        heartbeats = list(_heartbeats)
+    return sorted({(attempt.job_id, attempt.number)
+                   for heartbeat in heartbeats
+                   for attempt in heartbeat.watched()
+                   if not attempt.recorded and not attempt.fenced})
 
 
 class SideConnection:
@@ -124,6 +140,8 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = None
+        with _heartbeats_lock:
+            _heartbeats.add(self)
 
     def watch(self, attempts):
         """Keep the leases of `attempts` (claimed, running or not) alive

@@ -1,15 +1,20 @@
-"""Typed settings: one job section (`JobSection`) and ``[celery]``
-(`CelerySettings`), read from a loaded configuration (`jobs.config`)."""
+"""Typed settings, read from a loaded configuration (`jobs.config`): one
+job section (`JobSection`), ``[celery]`` (`CelerySettings`), ``[workers]``
+(`WorkerSettings`) and the ``[schedule.NAME]`` sections
+(`config_schedules`)."""
 
 from __future__ import annotations
 
-__all__ = ["CelerySettings", "JobSection"]
+__all__ = ["CelerySettings", "JobSection", "WorkerSettings",
+           "config_schedules"]
 
+import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Optional
 
-from jobs.errors import ConfigError
+from jobs.errors import ConfigError, ScheduleError
+from jobs.schedule import Cron, Schedule
 
 if TYPE_CHECKING:
     from jobs.config import JobsConfig
@@ -118,19 +123,124 @@ class JobSection:
 
     def _number(self, section: Any, key: str, kind: type,
                 minimum: float) -> Any:
-        value = section[key]
-        if isinstance(value, str) and kind is float:
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError("%s: [%s] %s: %r is not a number." % (
-                self.config.path, self.name, key, value))
-        if value < minimum:
-            raise ConfigError("%s: [%s] %s: %r is below %s." % (
-                self.config.path, self.name, key, value, minimum))
-        return kind(value)
+        return _number(self.config, self.name, key, kind, minimum)
+
+
+def _number(config: JobsConfig, name: str, key: str, kind: type,
+            minimum: float) -> Any:
+    """Section `name`'s `key` as a `kind` (int or float) of at least
+    `minimum`.
+
+    :raises ConfigError: naming the file, section and key.
+    """
+    value = config.lazr[name][key]
+    if isinstance(value, str) and kind is float:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError("%s: [%s] %s: %r is not a number." % (
+            config.path, name, key, value))
+    if value < minimum:
+        raise ConfigError("%s: [%s] %s: %r is below %s." % (
+            config.path, name, key, value, minimum))
+    return kind(value)
+
+
+class WorkerSettings:
+    """The ``[workers]`` section: how runners beat in the worker table
+    (`jobs.presence`).
+
+    :ivar beat_seconds: seconds between a runner's beats.
+    :ivar lost_after_beats: a runner whose last beat is older than this
+        many of its beats is lost.
+    :ivar keep_lost_seconds: how long a lost runner's row is kept.
+    """
+
+    def __init__(self, config: JobsConfig):
+        self.beat_seconds = _number(config, "workers", "beat_seconds",
+                                    float, 0.05)
+        self.lost_after_beats = _number(config, "workers",
+                                        "lost_after_beats", int, 1)
+        self.keep_lost_seconds = _number(
+            config, "workers", "keep_lost_seconds", float,
+            self.lost_after_seconds)
+
+    @property
+    def lost_after_seconds(self) -> float:
+        """Seconds without a beat after which a runner is lost."""
+        return self.beat_seconds * self.lost_after_beats
+
+
+SCHEDULE_CATEGORY = "schedule"
+SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def config_schedules(config: JobsConfig) -> list[Schedule]:
+    """The `Schedule` of each ``[schedule.NAME]`` section, in name order.
+
+    :raises ConfigError: naming the file, the section and what is wrong
+        (an unknown key, no task or cron, a bad cron expression, time
+        zone, catch_up or grace, or arguments that are not JSON).
+    """
+    template = SCHEDULE_CATEGORY + ".master"
+    # (lazr.config lists the template itself when no file adds one.)
+    found = [section for section in config.lazr.getByCategory(
+        SCHEDULE_CATEGORY, []) if section.name != template]
+    known = set(config.lazr.schema[template])
+    schedules = []
+    for section in sorted(found, key=lambda section: section.name):
+        name = section.category_and_section_names[1]
+        where = "%s: [%s]" % (_file_of(config, section.name), section.name)
+        if not SCHEDULE_NAME.match(name):
+            raise ConfigError("%s: a schedule's name is made of letters,"
+                              " digits, _ and -." % where)
+        for _, parser in config.chain:
+            if parser.has_section(section.name):
+                unknown = sorted(set(parser.options(section.name)) - known)
+                if unknown:
+                    raise ConfigError(
+                        "%s: unknown key %s (a schedule's keys: %s)." % (
+                            where, unknown[0], ", ".join(sorted(known))))
+        values = {key: section[key] for key in section}
+        for key in ("task", "cron"):
+            if not isinstance(values[key], str) or not values[key].strip():
+                raise ConfigError("%s: %s is not set." % (where, key))
+        try:
+            # (lazr.config reads "none" as None.)
+            catch_up = values["catch_up"]
+            cron = Cron(values["cron"], str(values["timezone"]),
+                        "none" if catch_up is None else str(catch_up),
+                        _number(config, section.name, "grace", float, 0))
+        except ScheduleError as e:
+            raise ConfigError("%s: %s" % (where, e)) from None
+        arguments = _json(where, "args", values["args"], list)
+        keywords = _json(where, "kwargs", values["kwargs"], dict)
+        schedules.append(Schedule(name, values["task"].strip(), cron,
+                                  tuple(arguments), keywords,
+                                  origin=config.path))
+    return schedules
+
+
+def _json(where: str, key: str, text: Any, kind: type) -> Any:
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError as e:
+        raise ConfigError("%s: %s: not JSON (%s)." % (where, key, e)
+                          ) from None
+    if not isinstance(value, kind):
+        raise ConfigError("%s: %s: %r is not a JSON %s." % (
+            where, key, text, "array" if kind is list else "object"))
+    return value
+
+
+def _file_of(config: JobsConfig, section: str) -> str:
+    """The file of the chain that defines `section` (the nearest)."""
+    for file_path, parser in config.chain:
+        if parser.has_section(section):
+            return file_path
+    return config.path
 
 
 class CelerySettings:

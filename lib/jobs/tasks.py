@@ -13,6 +13,10 @@
                              unique_key="welcome-42")
     send_welcome.bulk([(1,), (2,), {"args": (3,), "priority": 9}])
 
+    @task(section="mail", schedule="0 3 * * *")    # a job at 03:00 UTC
+    def send_digest():
+        ...
+
 and in the configuration, a job section that lists its tasks::
 
     [mail]
@@ -62,7 +66,12 @@ from typing import (
 
 from jobs.config import JobSection, JobsConfig, get_config
 from jobs.database import get_store
-from jobs.errors import ConfigError, InvalidJobOption
+from jobs.errors import (
+    ConfigError,
+    InvalidJobData,
+    InvalidJobOption,
+    ScheduleError,
+)
 from jobs.model.enqueue import bulk_create, create_job
 from jobs.model.calls import Calls
 from jobs.model.function import (
@@ -73,6 +82,7 @@ from jobs.model.function import (
 )
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 from jobs.model.options import OPTION_NAMES, enqueue_options
+from jobs.schedule import Cron
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -122,6 +132,8 @@ class Task(Generic[P, R]):
         no OOPS).
     :ivar database_privileges: ``{table: privileges}`` its code needs,
         for ``jobs db roles``.
+    :ivar schedule: the `jobs.schedule.Cron` of its periodic schedule
+        (`jobs.scheduler`), or None.
     """
 
     def __init__(self, function: Callable[P, R], *,
@@ -132,7 +144,8 @@ class Task(Generic[P, R]):
                  user_error_types: tuple[type[BaseException], ...] = (),
                  database_privileges: Optional[
                      Mapping[str, Iterable[str]]] = None,
-                 max_json_data_bytes: int = MAX_JSON_DATA_BYTES):
+                 max_json_data_bytes: int = MAX_JSON_DATA_BYTES,
+                 schedule: Optional[Union[str, Cron]] = None):
         qualname = getattr(function, "__qualname__", "")
         if not callable(function) or "<" in qualname or not qualname:
             raise TypeError(
@@ -161,7 +174,25 @@ class Task(Generic[P, R]):
             table: set(granted)
             for table, granted in (database_privileges or {}).items()}
         self.max_json_data_bytes = max_json_data_bytes
+        if isinstance(schedule, str):
+            try:
+                schedule = Cron(schedule)
+            except ScheduleError as e:
+                raise ScheduleError("@task %s: %s" % (self.name, e)) from None
+        elif schedule is not None and not isinstance(schedule, Cron):
+            raise TypeError("@task %s: schedule %r is not a cron expression"
+                            " or a jobs.Cron." % (self.name, schedule))
+        self.schedule = schedule
         self._calls = Calls(self.name, function, max_json_data_bytes)
+        if schedule is not None:
+            try:
+                self._calls.check((), None)
+            except InvalidJobData as e:
+                raise ScheduleError(
+                    "@task %s: its schedule calls it without arguments,"
+                    " which it needs (%s); give them in a [schedule.NAME]"
+                    " section's args and kwargs instead."
+                    % (self.name, str(e).rstrip("."))) from None
         self._job_classes: weakref.WeakKeyDictionary[
             JobsConfig, type[FunctionJob]] = weakref.WeakKeyDictionary()
         functools.update_wrapper(self, function)
@@ -315,6 +346,7 @@ def task(*, section: Optional[str] = ..., max_retries: int = ...,
          user_error_types: tuple[type[BaseException], ...] = ...,
          database_privileges: Optional[Mapping[str, Iterable[str]]] = ...,
          max_json_data_bytes: int = ...,
+         schedule: Optional[Union[str, Cron]] = ...,
          ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -324,11 +356,15 @@ def task(function: Optional[Callable[P, R]] = None, **settings: Any) -> Any:
     :param settings: `Task`'s: ``section``, ``max_retries``,
         ``retry_delay`` (seconds or timedelta), ``priority``,
         ``lease_seconds``, ``retry_error_types``, ``user_error_types``,
-        ``database_privileges``, ``max_json_data_bytes``.
+        ``database_privileges``, ``max_json_data_bytes``, ``schedule``
+        (a cron expression, or a `jobs.Cron` with its time zone and
+        catch-up policy: a job of the task, called without arguments, at
+        each of its times; see `jobs.scheduler`).
     :return: the `Task` (a callable wrapping `function`).
     :raises TypeError: for a function that is not at a module's top
         level, or a setting of the wrong type.
-    :raises ValueError: for a setting out of range.
+    :raises ValueError: for a setting out of range (`ScheduleError`
+        for a malformed schedule).
     """
     if function is not None:
         return Task(function, **settings)

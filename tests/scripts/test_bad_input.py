@@ -210,7 +210,7 @@ UNREACHABLE = "postgres://127.0.0.1:1/nowhere"
 CASES = [
     # -- the command line and the sections -----------------------------------
     Case("no_section", "no section on the command line", args(), 1,
-         "run_jobs: error: the following arguments are required: SECTION"),
+         "run_jobs: error: name at least one SECTION (or --schedules)"),
     Case("bad_option_value", "an option's value of the wrong type",
          args("--batch-size", "many", "do_foo"), 1,
          "run_jobs: error: argument --batch-size: invalid int value: 'many'"),

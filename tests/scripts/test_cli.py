@@ -195,16 +195,17 @@ class TestJobsCommand(DatabaseTestCase):
         code, out, err = self.jobs("run", "--help")
         self.assertEqual(0, code, err)
         self.assertThat(out, Contains(
-            "usage: jobs run [options] SECTION [SECTION ...]"))
+            "usage: jobs run [options] SECTION [SECTION ...]\n"
+            "       jobs run [options] --schedules [SECTION ...]"))
         for option in ("--worker", "--batch-size", "--processes",
-                       "--max-jobs", "--celery-sweep", "--log-file"):
+                       "--max-jobs", "--celery-sweep", "--log-file",
+                       "--schedules"):
             self.assertThat(out, Contains(option))
         self.assertThat(out, Contains("Exit status: 0 when every section"))
         code, out, err = self.jobs("run")
         self.assertEqual((1, ""), (code, out))
         self.assertThat(err, Contains(
-            "jobs run: error: the following arguments are required:"
-            " SECTION"))
+            "jobs run: error: name at least one SECTION (or --schedules)"))
         code, out, err = self.jobs("run", "nosuchsection")
         self.assertEqual(2, code)
         self.assertThat(err, Contains("Unknown job section 'nosuchsection'"))
@@ -261,6 +262,8 @@ class TestEverySubcommandInASubprocess(DatabaseTestCase):
                 (("retry", failed_id), "Waiting"),
                 (("cancel", failed_id), "Cancelled"),
                 (("prune", "--older-than", "0s"), "Deleted 1 jobs"),
+                (("schedules",), "(none)"),
+                (("workers",), "(none)"),
         ]:
             code, out, err = self.jobs(*argv)
             self.assertEqual(0, code, (argv, out, err))

@@ -20,6 +20,8 @@ A block is found by the comment line just before it, or by its language:
 - log lines: each message is one the code logs (a format string of
   ``lib/jobs``);
 - the progress drawing: `jobs.progress.draw` of that tree;
+- a listing (``jobs schedules``, ``jobs workers``): its header is the
+  command's, column for column;
 - the layout: every path exists.
 
 A block none of these recognises fails the test, naming its line.
@@ -48,6 +50,15 @@ LOG_LINE = re.compile(
 CRON_LINE = re.compile(r"^((?:\S+\s+){5})(.*)$")
 # The blocks test_wheel runs.
 WHEEL_BLOCKS = ("install", "quickstart")
+
+
+def _listings():
+    from jobs.cli import schedules, workers
+    return [schedules.COLUMNS, workers.COLUMNS]
+
+
+# The headers of the jobs commands whose output the README shows.
+LISTINGS = _listings()
 
 
 class Block:
@@ -157,6 +168,8 @@ class TestReadmeBlocks(TestCase):
                 return self.check_commands
             if lines[0] == "progress:":
                 return self.check_progress
+            if lines[0].split() in LISTINGS:
+                return self.check_listing
             if lines[0].startswith("lib/jobs/"):
                 return self.check_layout
         return None
@@ -207,7 +220,8 @@ class TestReadmeBlocks(TestCase):
         with open(path, "w") as f:
             f.write(text)
         config = load(path)
-        self.assertTrue(config.job_section_names, b)
+        # Every section is the schema's (the load checks it: [workers],
+        # [schedule.NAME]) or a job section.
         for name in config.job_section_names:
             config.job_section(name)
 
@@ -283,6 +297,15 @@ class TestReadmeBlocks(TestCase):
         self.assertEqual({"current": 4, "total": 12},
                          {key: json.loads(tree.to_json())[key]
                           for key in ("current", "total")})
+
+    def check_listing(self, b):
+        """A listing's header is its command's, and each row has a value
+        in each column (a row may have more words: a value with spaces)."""
+        lines = b.text.splitlines()
+        self.assertIn(lines[0].split(), LISTINGS, b)
+        for line in lines[1:]:
+            self.assertGreaterEqual(len(line.split()), len(lines[0].split()),
+                                    (b, line))
 
     def check_layout(self, b):
         for line in b.text.splitlines():

@@ -118,6 +118,18 @@ class TestConfig(TestCase):
                          (config.job_section("do_bar").celery_dispatch,
                           config.job_section("do_bar").task_queue))
 
+    def test_worker_settings(self):
+        workers = load("testrunner").workers
+        self.assertEqual((10.0, 3, 30.0, 86400.0), (
+            workers.beat_seconds, workers.lost_after_beats,
+            workers.lost_after_seconds, workers.keep_lost_seconds))
+        path = self.extending_testrunner(
+            "[workers]\nbeat_seconds: 0.5\nlost_after_beats: 4\n"
+            "keep_lost_seconds: 1\n")
+        error = self.assertRaises(ConfigError, load, path)
+        self.assertThat(str(error), Contains(
+            "[workers] keep_lost_seconds: 1 is below 2.0"))
+
     def test_soft_limit_must_be_below_hard_limit(self):
         config = load(self.extending_testrunner(
             "[celery]\ntime_limits: q=10:5\n"))

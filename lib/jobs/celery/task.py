@@ -24,6 +24,9 @@ claim takes it over as a new attempt.
 
 Each worker process opens its own store after the fork
 (``worker_process_init``): a database connection must never cross a fork.
+It also registers in the worker table (`jobs.presence`) and beats there
+until it exits; ``jobs cancel --worker ID`` then asks for a warm shutdown
+of the Celery worker it belongs to.
 """
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 import logging
+import os
+import signal
 
 import transaction
 from celery import signals
@@ -47,6 +52,7 @@ from jobs.errors import DispatchError, SectionError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
 from jobs.claiming import claim_one, context_of, load_jobs
+from jobs.presence import Presence
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for, find_section
@@ -213,17 +219,43 @@ class TaskRunner:
 
 # The process's runner, made after the fork (or on the first task).
 _runner = None
+# Its row in the worker table (jobs.presence).
+_presence = None
+# The pid of the Celery worker's main process (`worker_main`): a stop
+# request from `jobs cancel --worker` is a warm shutdown of that worker.
+_main_pid = None
 
 
 def init_process(**ignored):
     """``worker_process_init``: this process's own configuration,
-    component registry and database store."""
-    global _runner
+    component registry and database store, and its row in the worker
+    table, beaten until it exits."""
+    global _runner, _presence
     set_config(None)
     config = get_config()
     register_components(config)
     connect(config.database_uri, config.session_settings)
     _runner = TaskRunner(config, logging.getLogger(__name__))
+    _presence = Presence("celery", config.job_section_names, config.workers,
+                         logger, _warm_shutdown).start()
+
+
+def _warm_shutdown():
+    """A stop request: SIGTERM to the Celery worker (a warm shutdown: the
+    running tasks finish, the worker exits)."""
+    if _main_pid is None:
+        logger.warning("This Celery worker was not started by `jobs"
+                       " celery-worker`: stop it with SIGTERM.")
+        return
+    os.kill(_main_pid, signal.SIGTERM)
+
+
+def shutdown_process(**ignored):
+    """``worker_process_shutdown``: delete the process's row."""
+    global _presence
+    if _presence is not None:
+        _presence.stop()
+        _presence = None
 
 
 def run_job(task, job_id):
@@ -255,9 +287,12 @@ def worker_main(queues, concurrency=1, loglevel="INFO", hostname=None,
     (`jobs.celery.dispatch.celery_app`); the queues' time limits travel in each
     message.
     """
+    global _main_pid
+    _main_pid = os.getpid()
     app = celery_app(config)
     register_task(app)
     signals.worker_process_init.connect(init_process, weak=False)
+    signals.worker_process_shutdown.connect(shutdown_process, weak=False)
     argv = ["worker", "--queues", ",".join(queues),
             "--concurrency", str(concurrency), "--loglevel", loglevel,
             "--prefetch-multiplier", "1", "--without-mingle",

@@ -67,13 +67,14 @@ def parse_date(text, now=None):
     return value
 
 
-def parse_id(text):
-    """A job id.
+def parse_id(text, what="job"):
+    """A job id (or `what`'s: ``worker``).
 
     :raises CommandError: for anything but a whole number.
     """
     if not re.fullmatch(r"\d+", text):
-        raise CommandError("Bad job id %r: ids are whole numbers." % text)
+        raise CommandError("Bad %s id %r: ids are whole numbers."
+                           % (what, text))
     return int(text)
 
 

@@ -20,6 +20,7 @@ from jobs.cli.formatting import (
 from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
 from jobs.celery.dispatch import run_on_commit_if_celery
+from jobs.cli.workers import cancel_workers
 from jobs.errors import SectionError
 from jobs.sections import find_section_source
 from jobs.errorlog import iter_reports
@@ -215,6 +216,10 @@ def cmd_suspend(options):
 
 
 def cmd_cancel(options):
+    if options.worker:
+        cancel_workers(options.worker)
+    elif not options.ids:
+        raise CommandError("Name a job ID to cancel (or --worker ID).")
     for text in options.ids:
         job_id = parse_id(text)
         job = get_job(job_id)
@@ -298,9 +303,16 @@ def add_commands(commands, parser_class):
     prune.add_argument("--dry-run", action="store_true")
     prune.set_defaults(run=cmd_prune)
 
+    cancel = commands.add_parser(
+        "cancel", help="WAITING/SUSPENDED -> CANCELLED; RUNNING: ask its"
+        " runner to stop it")
+    cancel.add_argument("ids", nargs="*", metavar="ID")
+    cancel.add_argument(
+        "--worker", action="append", metavar="ID",
+        help="ask runner ID (jobs workers) to stop gracefully: a worker as"
+             " after SIGTERM, a cron run once its running job has finished")
+    cancel.set_defaults(run=cmd_cancel)
     for name, run, text in (
-            ("cancel", cmd_cancel, "WAITING/SUSPENDED -> CANCELLED; RUNNING:"
-             " ask its runner to stop it"),
             ("retry", cmd_retry, "FAILED -> WAITING now (attempts kept)"),
             ("suspend", cmd_suspend, "WAITING -> SUSPENDED"),
             ("resume", cmd_resume, "SUSPENDED -> WAITING")):

@@ -4,9 +4,9 @@
 
 Commands: ``run``, ``db upgrade``, ``db verify``, ``db roles``,
 ``status``, ``list``, ``show``, ``retry``, ``cancel``, ``suspend``,
-``resume``, ``prune``, ``oops list``, ``oops show``, ``oops summary``,
-``celery-worker``. A bad id, date or status is a one-line error and exit
-status 2, never a traceback.
+``resume``, ``prune``, ``schedules``, ``workers``, ``oops list``,
+``oops show``, ``oops summary``, ``celery-worker``. A bad id, date or status is a
+one-line error and exit status 2, never a traceback.
 """
 
 __all__ = ["console", "main"]
@@ -17,7 +17,7 @@ import sys
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 
-from jobs.cli import db, jobs, oops, run
+from jobs.cli import db, jobs, oops, run, schedules, workers
 from jobs.config import get_config, load, set_config
 from jobs.database import connect
 from jobs.errors import CommandError, JobsError
@@ -42,7 +42,7 @@ def build_parser():
                         default="table", help="listing format")
     commands = parser.add_subparsers(dest="command", required=True,
                                      parser_class=_Parser)
-    for module in (run, db, jobs, oops):
+    for module in (run, db, jobs, schedules, workers, oops):
         module.add_commands(commands, _Parser)
     return parser
 

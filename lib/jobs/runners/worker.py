@@ -106,6 +106,8 @@ class Worker:
                 started = 0
                 try:
                     self._give_back()
+                    # Periodic schedules: their due ticks (jobs.scheduler).
+                    self.script.enqueue_schedules()
                     for name in self.sections:
                         if self.stopping:
                             break

@@ -142,6 +142,13 @@ class JobsConfig:
                                  "error_reports", "error_dir")
 
     @property
+    def error_host(self) -> str:
+        """The name of this host in the OOPS index: ``[error_reports]
+        host``, or the machine's name."""
+        import socket
+        return self._text("error_reports", "host") or socket.gethostname()
+
+    @property
     def oops_prefix(self) -> str:
         """The prefix of OOPS reporters."""
         return self._text("error_reports", "oops_prefix")

@@ -22,6 +22,7 @@ __all__ = [
 
 import contextlib
 import logging
+import time
 
 from jobs.database import get_store
 from jobs.errors import JobLoadError, NotFoundError
@@ -56,17 +57,26 @@ def claim_each(jobs, limit, lease_seconds):
     return taken
 
 
-def claim_ready(source, limit, lease_seconds):
+def claim_ready(source, limit, lease_seconds, tally=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
-    transaction to the caller (commit it)."""
-    claim = getattr(source, "claimReady", None)
-    if claim is not None:
-        try:
-            return claim(limit, lease_seconds)
-        except NotImplementedError:
-            pass
-    return claim_each(source.iterReady(), limit, lease_seconds)
+    transaction to the caller (commit it).
+
+    :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
+        how long the claim took.
+    """
+    started = time.perf_counter()
+    try:
+        claim = getattr(source, "claimReady", None)
+        if claim is not None:
+            try:
+                return claim(limit, lease_seconds)
+            except NotImplementedError:
+                pass
+        return claim_each(source.iterReady(), limit, lease_seconds)
+    finally:
+        if tally is not None:
+            tally.claim(time.perf_counter() - started)
 
 
 def claim_one(source, job_id, lease_seconds):

@@ -26,6 +26,7 @@ from jobs.database.stormext import forget_object
 from jobs.errors import StaleJob
 from jobs.heartbeat import SideConnection
 from jobs.logtail import LogTail
+from jobs.metrics.tally import tally_for
 from jobs.model import claims
 from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
 from jobs.outcome import (
@@ -85,6 +86,7 @@ class Execution:
         # attempts that `commit_group` records, and their attempts.
         self.deferred = []
         self.heartbeat = None
+        self.tally = tally_for(getattr(settings, "name", None))
 
     def make_attempt(self, claimed, lease_seconds):
         """The `Attempt` of a `jobs.model.claims.Claimed`."""
@@ -242,7 +244,7 @@ class Execution:
             if before_commit is not None:
                 before_commit()
             transaction.commit()
-        self._count(job, attempt, outcome is COMPLETE)
+        self._count(job, attempt, outcome)
 
     def _stale(self, job, attempt):
         """The attempt was fenced: drop its outcome and its work."""
@@ -258,7 +260,7 @@ class Execution:
             "%s: attempt %d was fenced (another runner took the job over"
             " after its lease expired); its outcome and its database"
             " changes were dropped.", job_str(job), attempt.number)
-        self._count(job, attempt, False)
+        self._count(job, attempt, STALE)
 
     def _log_outcome(self, job, attempt, outcome, report):
         error = outcome.error
@@ -281,10 +283,14 @@ class Execution:
                              job_str(job), type(error).__name__)
             self.requeued.append(attempt.job_id)
 
-    def _count(self, job, attempt, completed):
-        """Count the outcome (an endless worker keeps counts, not jobs)."""
-        (self.completed if completed else self.incomplete)[
-            type(job).__name__] += 1
+    def _count(self, job, attempt, outcome):
+        """Count the outcome (an endless worker keeps counts, not jobs;
+        the metrics' `tally` too)."""
+        completed = outcome is COMPLETE
+        name = type(job).__name__
+        (self.completed if completed else self.incomplete)[name] += 1
+        self.tally.outcome(name, outcome.name, attempt.seconds(),
+                           attempt.lost)
         if self.keep_jobs:
             (self.completed_jobs if completed
              else self.incomplete_jobs).append(job)

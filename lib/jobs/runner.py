@@ -183,7 +183,7 @@ class JobRunner(Execution):
         self._limit = limit
         return [self.make_attempt(claimed, self.lease_seconds)
                 for claimed in claim_ready(self.source, limit,
-                                           self.lease_seconds)]
+                                           self.lease_seconds, self.tally)]
 
     def _watch(self, batch):
         if not dialect(get_store()).concurrent_writes:

@@ -88,5 +88,6 @@ def child_main(connection, settings):
                 resource.setrlimit(resource.RLIMIT_AS, previous)
         oops_id = (execution.oops_ids[-1]
                    if len(execution.oops_ids) > filed else None)
-        connection.send((job_type, outcome is COMPLETE, oops_id))
+        connection.send((job_type, outcome is COMPLETE, oops_id,
+                         outcome.name))
         del job, jobs

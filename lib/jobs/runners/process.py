@@ -183,7 +183,8 @@ class ProcessJobRunner(Execution):
         limit = self.budget.allows(self.started, len(idle))
         if not limit:
             return True
-        claimed = claim_ready(self.source, limit, self.lease_seconds)
+        claimed = claim_ready(self.source, limit, self.lease_seconds,
+                              self.tally)
         transaction.commit()
         if not claimed:
             return True
@@ -248,11 +249,13 @@ class ProcessJobRunner(Execution):
                     pass
 
     def _finished(self, child, message):
-        job_type, completed, oops_id = message
+        job_type, completed, oops_id, *outcome = message
         attempt = child.attempt
         attempt.recorded = True
         self.heartbeat.forget([attempt])
         (self.completed if completed else self.incomplete)[job_type] += 1
+        self.tally.outcome(job_type, outcome[0] if outcome else "gone",
+                           attempt.seconds(), attempt.lost)
         if oops_id:
             self.oops_ids.append(oops_id)
         child.done()

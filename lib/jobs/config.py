@@ -50,7 +50,7 @@ from jobs.instances import (
     resolve_instance,
     without_meta,
 )
-from jobs.settings import CelerySettings, JobSection
+from jobs.settings import CelerySettings, JobSection, WebSettings
 
 SCHEMA_PATH = os.path.join(PACKAGED_CONFIGS, "schema-lazr.conf")
 DEFAULT_INSTANCE = "development"
@@ -188,6 +188,14 @@ class JobsConfig:
         :raises ConfigError: when a value is malformed.
         """
         return CelerySettings(self)
+
+    @property
+    def web(self) -> WebSettings:
+        """The `WebSettings` of ``[web]`` (the dashboard).
+
+        :raises ConfigError: when a value is malformed.
+        """
+        return WebSettings(self)
 
     def job_section(self, name: str) -> JobSection:
         """Return the `JobSection` called `name`.

@@ -17,7 +17,7 @@ import sys
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 
-from jobs.cli import actions, db, jobs, oops, run
+from jobs.cli import actions, db, jobs, oops, run, web
 from jobs.config import get_config, load, set_config
 from jobs.database import connect
 from jobs.errors import CommandError, JobsError
@@ -41,7 +41,7 @@ def build_parser():
                         default="table", help="listing format")
     commands = parser.add_subparsers(dest="command", required=True,
                                      parser_class=_Parser)
-    for module in (run, db, jobs, actions, oops):
+    for module in (run, db, jobs, actions, oops, web):
         module.add_commands(commands, _Parser)
     return parser
 

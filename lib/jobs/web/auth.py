@@ -17,7 +17,7 @@ import hmac
 import os
 import threading
 
-from pyramid.authorization import Allowed, Denied
+from pyramid.security import Allowed, Denied
 
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 KEY_BYTES = 32

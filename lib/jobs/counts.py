@@ -32,7 +32,7 @@ from storm.expr import Alias, Count, Select
 
 from jobs.database import database_now, dialect
 from jobs.database.columns import UTCDateTimeVariable
-from jobs.database.catalog import table_columns
+from jobs.database.catalog import WORKER_TABLE, table_columns
 from jobs.interfaces.job import JobStatus
 from jobs.kinds import NO_SECTION, distinct_kinds, sections_of_kinds
 from jobs.model.job import Job, ready_condition, ready_kinds
@@ -175,7 +175,7 @@ def _oldest_ready(store, snap):
 def _workers(store, now):
     """Live and lost workers from the ``worker`` table (its ``last_beat``
     column), or None when the table is not there."""
-    if "last_beat" not in table_columns(store, "worker"):
+    if "last_beat" not in table_columns(store, WORKER_TABLE):
         return None
     counts = {"live": 0, "lost": 0}
     for (beat,) in store.execute("SELECT last_beat FROM worker"):

@@ -5,9 +5,23 @@ workers' ``worker`` table, schedules' ``schedule_tick``) ask here first,
 so that a database without them says "not available" instead of failing.
 """
 
-__all__ = ["table_columns"]
+__all__ = [
+    "DEPENDENCY_COLUMNS",
+    "DEPENDENCY_TABLE",
+    "SCHEDULE_TABLE",
+    "WORKER_TABLE",
+    "table_columns",
+]
 
 from jobs.database.dialect import dialect
+
+# The tables of live workers, schedules and dependencies (issue 16), as
+# the dashboard, `jobs explain` and the metrics read them.
+WORKER_TABLE = "worker"
+SCHEDULE_TABLE = "schedule_tick"
+DEPENDENCY_TABLE = "job_dependency"
+# job_dependency (job, depends_on): `job` waits for `depends_on`.
+DEPENDENCY_COLUMNS = ("job", "depends_on")
 
 
 def table_columns(store, table):

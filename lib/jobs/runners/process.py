@@ -35,6 +35,7 @@ import multiprocessing.connection
 import os
 import signal
 import time
+import weakref
 
 import transaction
 from zope.interface import implementer, providedBy
@@ -50,6 +51,8 @@ from jobs.runners.child import child_main
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 
 TIMEOUT_MESSAGE = "Job ran too long."
+# {logger: {(section, processes)}}: the pools each logger has announced.
+_announced = weakref.WeakKeyDictionary()
 POLL = 1.0  # seconds between looks at deadlines and cancel grace
 
 
@@ -154,8 +157,12 @@ class ProcessJobRunner(Execution):
 
     def runAll(self):
         """Claim and run until the queue is drained (or a budget or stop)."""
-        self.logger.info("Running through %d child processes.",
-                         self.processes)
+        pools = _announced.setdefault(self.logger, set())
+        if (self.settings.name, self.processes) not in pools:
+            # Once per logger (a worker's passes share it), not per pass.
+            pools.add((self.settings.name, self.processes))
+            self.logger.info("Running through %d child processes.",
+                             self.processes)
         self.heartbeat = Heartbeat(
             SideConnection.of(get_store()), self.lease_seconds, self.logger,
             on_cancel=self._cancel_noticed)

@@ -24,17 +24,17 @@ from datetime import timedelta
 from storm.info import get_cls_info
 
 from jobs.database import database_now
-from jobs.database.catalog import table_columns
+from jobs.database.catalog import (
+    DEPENDENCY_COLUMNS,
+    DEPENDENCY_TABLE,
+    SCHEDULE_TABLE,
+    WORKER_TABLE,
+    table_columns,
+)
 from jobs.database.columns import UTCDateTimeVariable
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
 
-# The tables of issue 16's live workers, schedules and dependencies.
-WORKER_TABLE = "worker"
-SCHEDULE_TABLE = "schedule_tick"
-DEPENDENCY_TABLE = "job_dependency"
-# job_dependency (job, depends_on): `job` waits for `depends_on`.
-DEPENDENCY_COLUMNS = ("job", "depends_on")
 THROUGHPUT_CACHE_SECONDS = 30.0
 _throughput_cache = {}
 _lock = threading.Lock()

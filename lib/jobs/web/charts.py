@@ -48,11 +48,12 @@ def throughput_svg(buckets, title, per=1):
         parts.append('<text x="%d" y="%.1f" class="axis"'
                      ' text-anchor="end">%s</text>'
                      % (LEFT - 4, y(value) + 4, ("%g" % value)))
-    for index in (0, len(points) // 2, len(points) - 1):
+    for index, anchor in ((0, "start"), (len(points) // 2, "middle"),
+                          (len(points) - 1, "end")):
         if 0 <= index < len(points):
             parts.append('<text x="%.1f" y="%d" class="axis"'
-                         ' text-anchor="middle">%s</text>' % (
-                             x(index), HEIGHT - 6,
+                         ' text-anchor="%s">%s</text>' % (
+                             x(index), HEIGHT - 6, anchor,
                              points[index][0].strftime("%H:%M")))
     for series, css in ((1, "completed"), (2, "failed")):
         line = " ".join("%.1f,%.1f" % (x(index), y(point[series]))

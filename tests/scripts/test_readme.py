@@ -14,7 +14,9 @@ A block is found by the comment line just before it, or by its language:
 - ``python`` (no comment): run with the namespace of its section;
 - ``sql``: run on an empty PostgreSQL database holding the framework's
   tables and ``foo``;
-- ``ini``: loaded as a configuration file (extending ``base``);
+- ``ini``: loaded as a configuration file (extending ``base``): its job
+  sections, or its ``[web]`` section;
+- ``yaml``: a Prometheus scrape configuration of ``/metrics``;
 - ``sh`` and crontab lines: each command's program exists and accepts
   every option the line shows (``--help`` lists it);
 - log lines: each message is one the code logs (a format string of
@@ -148,6 +150,8 @@ class TestReadmeBlocks(TestCase):
             return self.check_ini
         if b.language == "sh":
             return self.check_commands
+        if b.language == "yaml":
+            return self.check_scrape_config
         if b.language == "":
             lines = [line for line in b.text.splitlines() if line.strip()]
             if all(LOG_LINE.match(line) for line in lines):
@@ -207,6 +211,10 @@ class TestReadmeBlocks(TestCase):
         with open(path, "w") as f:
             f.write(text)
         config = load(path)
+        if "[web]" in text:
+            # The dashboard's settings: valid, and turned on.
+            self.assertTrue(config.web.enabled, b)
+            return
         self.assertTrue(config.job_section_names, b)
         for name in config.job_section_names:
             config.job_section(name)
@@ -263,6 +271,20 @@ class TestReadmeBlocks(TestCase):
             if word not in ("db", "oops"):
                 break
         return found
+
+    def check_scrape_config(self, b):
+        """A Prometheus scrape configuration: each job scrapes /metrics,
+        which `jobs web` and a worker's --metrics-port serve."""
+        from jobs.web.app import ROUTES
+        self.assertIn("/metrics", dict(ROUTES).values())
+        lines = [line.strip() for line in b.text.splitlines()]
+        self.assertEqual("scrape_configs:", lines[0], b)
+        jobs = [line for line in lines if line.startswith("- job_name:")]
+        paths = [line for line in lines if line.startswith("metrics_path:")]
+        self.assertTrue(jobs, b)
+        self.assertEqual(["metrics_path: /metrics"] * len(jobs), paths, b)
+        self.assertEqual(len(jobs), len([
+            line for line in lines if line.startswith("- targets: [")]), b)
 
     def check_log(self, b):
         templates = log_templates()

@@ -165,6 +165,13 @@ class TestReadmeBlocks(TestCase):
                 return self.check_layout
         return None
 
+    def test_every_picture_is_in_the_checkout(self):
+        text = open(README, encoding="utf-8").read()
+        pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+        self.assertTrue(pictures)
+        for path in pictures:
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, path)), path)
+
     def test_blocks_that_need_no_database(self):
         for b in readme_blocks():
             check = self.check_of(b)

@@ -39,8 +39,7 @@ from jobs.model.job import Job, ready_condition, ready_kinds
 
 EXACT_LIMIT = 10000
 CACHE_SECONDS = 5.0
-# A worker whose last beat is older than this is lost (the workers'
-# table's own rule, when it has one, is the lead's to wire in).
+# A worker row without beat_seconds is lost when its last beat is older.
 WORKER_LOST_AFTER = timedelta(seconds=90)
 STATUSES = list(JobStatus.items)
 
@@ -147,7 +146,7 @@ def take(store, config):
     snap.ready = store.execute(_capped(
         Select(Job.id, where=ready_condition()), EXACT_LIMIT)).get_one()[0]
     _oldest_ready(store, snap)
-    snap.workers = _workers(store, snap.taken)
+    snap.workers = _workers(store, config, snap.taken)
     return snap
 
 
@@ -172,17 +171,26 @@ def _oldest_ready(store, snap):
             0.0, (snap.taken - since).total_seconds())
 
 
-def _workers(store, now):
-    """Live and lost workers from the ``worker`` table (its ``last_beat``
-    column), or None when the table is not there."""
-    if "last_beat" not in table_columns(store, WORKER_TABLE):
+def _workers(store, config, now):
+    """Live and lost runners from the ``worker`` table, or None when the
+    table is not there: a row whose last beat is older than
+    ``lost_after_beats`` of its ``beat_seconds`` (``[workers]``, default
+    3) is a lost runner's; without those columns, older than
+    `WORKER_LOST_AFTER`."""
+    columns = table_columns(store, WORKER_TABLE)
+    if "last_beat" not in columns:
         return None
-    counts = {"live": 0, "lost": 0}
-    for (beat,) in store.execute("SELECT last_beat FROM worker"):
+    beats = getattr(getattr(config, "workers", None), "lost_after_beats", 3)
+    select = "SELECT last_beat, %s FROM worker" % (
+        "beat_seconds" if "beat_seconds" in columns else "NULL")
+    found = {"live": 0, "lost": 0}
+    for beat, seconds in store.execute(select):
         beat = UTCDateTimeVariable(value=beat, from_db=True).get()
-        live = beat is not None and now - beat <= WORKER_LOST_AFTER
-        counts["live" if live else "lost"] += 1
-    return counts
+        allowed = (timedelta(seconds=seconds * beats) if seconds
+                   else WORKER_LOST_AFTER)
+        live = beat is not None and now - beat <= allowed
+        found["live" if live else "lost"] += 1
+    return found
 
 
 _cache = {}

@@ -101,14 +101,18 @@ def _when(value):
 
 
 def _holder(store, job_id):
-    """", by worker W on host H" when the ``worker`` table says."""
-    columns = table_columns(store, WORKER_TABLE)
-    if not {"host", "pid", "jobs"} <= set(columns):
+    """", by the worker W on host H" when the ``worker`` table says
+    (its ``jobs``: a JSON list of ``[job, attempt]`` pairs)."""
+    import json
+    if not {"host", "pid", "jobs"} <= set(table_columns(store, WORKER_TABLE)):
         return ""
     for host, pid, held in store.execute("SELECT host, pid, jobs FROM worker"):
-        if str(job_id) in str(held or "").replace(",", " ").replace(
-                "{", " ").replace("}", " ").replace("[", " ").replace(
-                "]", " ").split():
+        try:
+            pairs = json.loads(held or "[]")
+        except ValueError:
+            continue
+        if any(isinstance(pair, list) and pair and pair[0] == job_id
+               for pair in pairs):
             return ", by the worker %s on host %s" % (pid, host)
     return ""
 

@@ -134,6 +134,16 @@ class TestMetrics(DatabaseTestCase):
         self.assertEqual((1, 1), (
             got[("jobs_workers", (("state", "live"),))],
             got[("jobs_workers", (("state", "lost"),))]))
+        # With issue 16's beat_seconds: lost after 3 of its own beats.
+        self.store.execute("ALTER TABLE worker ADD COLUMN beat_seconds"
+                           " float")
+        self.store.execute("UPDATE worker SET beat_seconds = 5000")
+        transaction.commit()
+        counts.forget()
+        got = scrape()
+        self.assertEqual((2, 0), (
+            got[("jobs_workers", (("state", "live"),))],
+            got[("jobs_workers", (("state", "lost"),))]))
 
     def drop_worker_table(self):
         transaction.abort()

@@ -122,7 +122,26 @@ class TestBulkActions(CommandMixin, DatabaseTestCase):
         self.assertEqual(["lease-expired"], reasons(lost))
         code, out, _ = self.jobs("explain", str(later))
         self.assertThat(out, Contains("is scheduled later: at "))
+        # A running job, held by a worker the worker table names.
+        self.store.execute("UPDATE job SET lease_expires = ? WHERE id = ?",
+                           ("2999-01-01 00:00:00", lost))
+        self.store.execute("CREATE TABLE worker (id integer PRIMARY KEY,"
+                           " host text, pid integer, jobs text)")
+        self.addCleanup(self.drop_worker)
+        self.store.execute("INSERT INTO worker VALUES (1, 'alpha', 4242, ?)",
+                           ("[[%d, 1], [%d, 3]]" % (lost + 1000, lost),))
+        transaction.commit()
+        code, out, _ = self.jobs("explain", str(lost))
+        self.assertThat(out, Contains("is running (attempt 0), its lease"
+                                      " held until 2999-01-01 00:00:00+00:00,"
+                                      " by the worker 4242 on host alpha."))
         self.assertEqual(2, self.jobs("explain", "424242")[0])
+
+
+    def drop_worker(self):
+        transaction.abort()
+        self.store.execute("DROP TABLE worker")
+        transaction.commit()
 
 
 class TestExplainPostgreSQL(CommandMixin, DatabaseTestCase):

@@ -325,3 +325,63 @@ class TestPasswords(fixtures.TestWithFixtures):
         self.assertFalse(verify_password("pW", hashed))
         self.assertFalse(verify_password("pw", "md5$nothing"))
         self.assertNotEqual(hashed, hash_password("pw"))
+
+
+class TestWebCommand(DatabaseTestCase):
+    """`jobs web` refuses what it must not serve, and hashes passwords."""
+
+    database_kind = "sqlite"
+    __test__ = True
+
+    def jobs(self, *argv, stdin=""):
+        import io
+
+        from jobs.cli import main
+        out, err = io.StringIO(), io.StringIO()
+        with fixtures.MonkeyPatch("sys.stdout", out), \
+                fixtures.MonkeyPatch("sys.stderr", err), \
+                fixtures.MonkeyPatch("sys.stdin", io.StringIO(stdin)):
+            code = main(list(argv))
+        return code, out.getvalue(), err.getvalue()
+
+    def config_file(self, text):
+        import os
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            "web.conf")
+        with open(path, "w") as f:
+            f.write("[meta]\nextends: %s\n\n%s" % (self.config_fixture.path,
+                                                   text))
+        return path
+
+    def test_off_unless_enabled(self):
+        code, _, err = self.jobs("web")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("The dashboard is off: set [web]"
+                                      " enabled: true"))
+
+    def test_no_authentication_no_other_address_than_loopback(self):
+        path = self.config_file("[web]\nenabled: true\nlisten: 0.0.0.0:8080\n")
+        code, _, err = self.jobs("--config", path, "web")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("Refusing to listen on 0.0.0.0 with no"
+                                      " authentication"))
+        code, _, err = self.jobs("--config", path, "web", "--listen",
+                                 "192.0.2.1:80")
+        self.assertThat(err, Contains("Refusing to listen on 192.0.2.1"))
+        code, _, err = self.jobs("--config", path, "web", "--listen", "nope")
+        self.assertThat(err, Contains("--listen 'nope' is not HOST:PORT."))
+
+    def test_hash_password_reads_stdin(self):
+        code, out, err = self.jobs("web", "--hash-password",
+                                   stdin="correct horse\n")
+        self.assertEqual(0, code, err)
+        self.assertTrue(verify_password("correct horse", out.strip()))
+        code, _, err = self.jobs("web", "--hash-password", stdin="\n")
+        self.assertThat(err, Contains("An empty password is not a password."))
+
+    def test_user_and_hash_go_together(self):
+        path = self.config_file("[web]\nenabled: true\nuser: ops\n")
+        code, _, err = self.jobs("--config", path, "web")
+        self.assertEqual(2, code)
+        self.assertThat(err, Contains("[web] user and password_hash go"
+                                      " together"))

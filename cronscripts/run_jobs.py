@@ -6,10 +6,7 @@
 See ``--help`` for the exit status.
 """
 
-import sys
-
 from jobs.runner import JobCronScript
 
 if __name__ == "__main__":
-    script = JobCronScript(commandline_config=True)
-    sys.exit(script.lock_and_run())
+    JobCronScript(commandline_config=True).run_and_exit()

@@ -1,7 +1,6 @@
 """``python -m jobs``: the `jobs` command."""
 
-import sys
 
-from jobs.cli import main
+from jobs.cli import console
 
-sys.exit(main())
+console()

@@ -53,17 +53,23 @@ class Attempt:
         "job_id", "number", "max_retries", "lease_seconds", "lost",
         "cancel_requested", "fenced", "row_locked", "recorded", "started",
         "started_at", "log_tail", "progress", "progress_unwritten",
-        "progress_writer", "expired", "job", "savepoint",
+        "progress_writer", "expired", "job", "savepoint", "start_marked",
+        "lost_runner",
     )
 
     def __init__(self, job_id: int, number: int, max_retries: int = 0,
                  lease_seconds: float = 60.0, cancel_requested: bool = False,
-                 lost: bool = False):
+                 lost: bool = False, start_marked: bool = False):
         self.job_id = job_id
         self.number = number
         self.max_retries = max_retries
         self.lease_seconds = lease_seconds
         self.lost = lost
+        # Its start is recorded in the database (`claims.mark_started`):
+        # from then on it counts, even if this runner dies.
+        self.start_marked = start_marked
+        # The lost runner's ``claimed_by`` (see `lost`).
+        self.lost_runner = None
         # The runnable job, once loaded (a claimer may have it already).
         self.job = None
         # In a group commit: the SAVEPOINT the job's work runs in.

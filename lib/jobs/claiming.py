@@ -33,7 +33,7 @@ from jobs.model.runnable import LOAD_ERRORS, UnloadableJob
 logger = logging.getLogger(__name__)
 
 
-def claim_each(jobs, limit, lease_seconds):
+def claim_each(jobs, limit, lease_seconds, started=False):
     """Claim up to `limit` of `jobs` (runnable jobs, e.g. a source's
     ``iterReady()``), each with the fenced claim narrowed to its id.
 
@@ -46,7 +46,7 @@ def claim_each(jobs, limit, lease_seconds):
         return taken
     for job in jobs:
         claimed = claims.claim(store, Job.id == job.job_id, (), 1,
-                               lease_seconds)
+                               lease_seconds, started=started)
         if claimed:
             taken.append(claimed[0]._replace(job=job))
             if len(taken) >= limit:
@@ -57,40 +57,50 @@ def claim_each(jobs, limit, lease_seconds):
     return taken
 
 
-def claim_ready(source, limit, lease_seconds, tally=None):
+def claim_ready(source, limit, lease_seconds, started=False, tally=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
 
+    :param started: record the claimed jobs' starts at once (see
+        `jobs.model.claims.claim`).
     :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
         how long the claim took.
     """
-    started = time.perf_counter()
+    began = time.perf_counter()
     try:
         claim = getattr(source, "claimReady", None)
         if claim is not None:
             try:
-                return claim(limit, lease_seconds)
+                return _claim(claim, started, limit, lease_seconds)
             except NotImplementedError:
                 pass
-        return claim_each(source.iterReady(), limit, lease_seconds)
+        return claim_each(source.iterReady(), limit, lease_seconds, started)
     finally:
         if tally is not None:
-            tally.claim(time.perf_counter() - started)
+            tally.claim(time.perf_counter() - began)
 
 
-def claim_one(source, job_id, lease_seconds):
+def _claim(claim, started, *args):
+    """Call a source's `claim` method, with `started` only when set (a
+    source of an older interface takes no such argument)."""
+    if started:
+        return claim(*args, started=True)
+    return claim(*args)
+
+
+def claim_one(source, job_id, lease_seconds, started=False):
     """Claim job `job_id` if it is one of `source`'s ready jobs (what a
     Celery message asks): its ``claimJob``, else `claim_each` over
     ``iterReady``."""
     claim = getattr(source, "claimJob", None)
     if claim is not None:
         try:
-            return claim(job_id, lease_seconds)
+            return _claim(claim, started, job_id, lease_seconds)
         except NotImplementedError:
             pass
     return claim_each((job for job in source.iterReady()
-                       if job.job_id == job_id), 1, lease_seconds)
+                       if job.job_id == job_id), 1, lease_seconds, started)
 
 
 def context_of(source):

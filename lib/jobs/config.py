@@ -117,6 +117,27 @@ class JobsConfig:
             folder, os.path.expanduser(path)))
 
     @property
+    def session_settings(self) -> dict[str, Optional[float]]:
+        """PostgreSQL settings of every runner connection, in seconds
+        (None: no limit): ``lock_timeout`` and
+        ``idle_in_transaction_session_timeout`` from ``[database]``."""
+        section = self.lazr["database"]
+        found = {}
+        for key, setting in (
+                ("lock_timeout", "lock_timeout"),
+                ("idle_in_transaction_timeout",
+                 "idle_in_transaction_session_timeout")):
+            value = section[key]
+            if value is not None and (isinstance(value, bool) or not
+                                      isinstance(value, (int, float))
+                                      or value <= 0):
+                raise ConfigError(
+                    "%s: [database] %s: %r is not a number of seconds above"
+                    " 0 (or none)." % (self.path, key, value))
+            found[setting] = value
+        return found
+
+    @property
     def database_uri(self) -> str:
         """The database URI, with relative SQLite paths made absolute
         (a ``JOBS_DATABASE_URI``'s against the current directory)."""

@@ -19,7 +19,13 @@ from storm.exceptions import DisconnectionError
 from jobs import schema
 from jobs.celery.sweep import CelerySweep
 from jobs.config import get_config
-from jobs.database import connect, get_store, set_role, uri_without_password
+from jobs.database import (
+    connect,
+    get_store,
+    set_role,
+    statement_timeout,
+    uri_without_password,
+)
 from jobs.errorlog import Redactor
 from jobs.errors import (
     ConfigError,
@@ -35,6 +41,7 @@ from jobs.runners.process import ProcessJobRunner
 from jobs.runners.worker import Worker
 from jobs.scripts.base import Script
 from jobs.sections import error_reporter_for, find_section
+from jobs.stopping import GracefulStop, exit_process, set_exit_grace
 
 EXIT_SECTION_ERROR = 2
 
@@ -132,22 +139,34 @@ class JobCronScript(Script):
         """Run every section, each under its own lock; return the code."""
         return self.run()
 
+    def run_and_exit(self):
+        """`lock_and_run`, then end the process with its exit status, even
+        if job code left threads behind (`jobs.stopping.exit_process`):
+        what ``run_jobs.py`` and ``jobs run`` do."""
+        exit_process(self.lock_and_run(), logger=self.logger)
+
     def main(self):
         try:
             config = self.config = get_config()
             register_components(config)
-            connect(config.database_uri)
+            connect(config.database_uri, config.session_settings)
             self.check_schema(get_store())
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
+        set_exit_grace(_grace(config, self.section_names))
         if self.options.worker:
             return self.run_worker(config)
         if self.options.celery_sweep:
             return max(self.sweep_section(config, name)
                        for name in self.section_names)
-        return max(self.run_section(config, name)
-                   for name in self.section_names)
+        # SIGTERM and SIGINT stop a cron run as they stop a worker: the
+        # running job finishes, the claimed jobs not started go back.
+        with GracefulStop(self.logger, _grace(config, self.section_names)
+                          ) as stop:
+            self.stop = stop
+            return max(self.run_section(config, name)
+                       for name in self.section_names if not stop())
 
     def find_section(self, config, name):
         """Section `name` (or this script's own `source_interface`).
@@ -280,7 +299,8 @@ class JobCronScript(Script):
             return EXIT_SECTION_ERROR, 0
         try:
             reporter = error_reporter_for(section.name)
-            return 0, execute(section, reporter)
+            with statement_timeout(settings.statement_timeout):
+                return 0, execute(section, reporter)
         except SectionError as e:
             transaction.abort()
             self.logger.error("%s", e)
@@ -300,6 +320,8 @@ class JobCronScript(Script):
         finally:
             transaction.abort()
 
+    stop = None
+
     def _execute(self, section, reporter, should_stop=None, worker=False):
         """Run the section's jobs with the back-end its settings ask for;
         log the summary; return the number of jobs started."""
@@ -309,7 +331,7 @@ class JobCronScript(Script):
             else 0)
         if options.batch_size is not None:
             settings = _with(settings, batch_size=options.batch_size)
-        kwargs = dict(settings=settings, should_stop=should_stop,
+        kwargs = dict(settings=settings, should_stop=should_stop or self.stop,
                       max_jobs=options.max_jobs,
                       max_seconds=options.max_seconds)
         if processes:
@@ -342,6 +364,13 @@ class JobCronScript(Script):
             ) from None
         finally:
             transaction.abort()
+
+
+def _grace(config, names):
+    """The longest grace period of the sections `names` (30 s when none
+    is a configured section)."""
+    return max([config.job_section(name).grace_period for name in names
+                if name in config.job_section_names] or [30.0])
 
 
 class _Overridden:

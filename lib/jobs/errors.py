@@ -20,6 +20,7 @@ __all__ = [
     "SectionError",
     "StaleJob",
     "SuspendJobException",
+    "TransactionMisuse",
     "TaskNotAllowed",
     "UnknownJobType",
     "UsageError",
@@ -127,3 +128,8 @@ class InvalidJobOption(JobsError, ValueError):
 
 class TaskNotAllowed(JobsError):
     """A function job names no registered ``@task`` of its section."""
+
+
+class TransactionMisuse(JobsError):
+    """Job code committed, rolled back or closed the transaction the
+    runner gave it (the runner commits a job's work with its outcome)."""

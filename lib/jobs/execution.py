@@ -1,55 +1,49 @@
-"""`Execution`: run one attempt in this process and record its outcome.
+"""`Execution`: run one attempt in this process, and record its outcome.
 
-What every runner shares once it holds a claimed job: run the job's code
-with its log captured, ask the outcome policy (`jobs.outcome.decide`) what
-that ended in, and record it — roll back or keep the job's work, file the
-OOPS report *before* FAILED is committed (a runner killed in between
-leaves a report for a job that runs again, never a FAILED job without
-one), write the fenced outcome (`jobs.model.claims.record`), notify the
-job, commit. The process runner's parent records the outcomes of children
-that died or ran too long through the same `record_outcome`.
+What every runner shares once it holds a claimed job: check that the job
+may start (its lease still this runner's, its start on record, no cancel
+asked for, its last runner not lost beyond its attempts), run the job's
+code with its log captured and its transaction watched
+(`jobs.guard.TransactionGuard`), ask the outcome policy
+(`jobs.outcome.decide`) what that ended in, and record it
+(`jobs.recording.OutcomeRecorder`). The process runner's parent records
+the outcomes of children that died or ran too long through the same
+`record_outcome`.
 """
 
 __all__ = ["Execution", "job_str"]
 
 import logging
-import sys
 from collections import Counter
 
 import transaction
+from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.exceptions import DisconnectionError
 from storm.store import Store
 
 from jobs.attempt import Attempt
 from jobs.database import Savepoint, dialect, forget_dead_objects, get_store
+from jobs.database.store import forget_store
 from jobs.database.stormext import forget_object
-from jobs.errors import StaleJob
+from jobs.errors import StaleJob, TransactionMisuse
+from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
 from jobs.logtail import LogTail
 from jobs.metrics.tally import tally_for
-from jobs.model import claims
-from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
+from jobs.model import claims, records
 from jobs.outcome import (
     CANCEL,
-    COMPLETE,
+    FAIL,
     STALE,
     ErrorPolicy,
     decide,
     decide_lost,
 )
-
-# What a job's code may raise that is the job's, not the runner's: every
-# exception but a KeyboardInterrupt (a real Ctrl-C stops the runner).
-JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
+from jobs.recording import JOB_ERRORS, OutcomeRecorder, job_str
+from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
 
 
-def job_str(job):
-    """``Class (ID n)``: how log lines name a job. (A job's repr usually
-    shows its status, which would load its row: a query a job.)"""
-    return "%s (ID %d)" % (type(job).__name__, job.job_id)
-
-
-class Execution:
+class Execution(OutcomeRecorder):
     """Runs attempts in this process and records their outcomes.
 
     :param logger: where the job lines go.
@@ -85,15 +79,17 @@ class Execution:
         # Group commit: (job_id, attempt, log, progress) of COMPLETED
         # attempts that `commit_group` records, and their attempts.
         self.deferred = []
-        self.heartbeat = None
         self.tally = tally_for(getattr(settings, "name", None))
+        self.heartbeat = None
 
     def make_attempt(self, claimed, lease_seconds):
         """The `Attempt` of a `jobs.model.claims.Claimed`."""
         attempt = Attempt(claimed.job_id, claimed.attempt,
                           claimed.max_retries, lease_seconds,
-                          claimed.cancel_requested, claimed.lost)
+                          claimed.cancel_requested, claimed.lost,
+                          claimed.started)
         attempt.job = claimed.job
+        attempt.lost_runner = claimed.lost_runner
         return attempt
 
     def runJob(self, job):
@@ -143,7 +139,7 @@ class Execution:
             # SQLite: renew the lease in the job's own transaction, which
             # holds the write lock from now on: no one can take the job
             # until its outcome is committed.
-            found = claims.renew(store, [(attempt.job_id, attempt.number)],
+            found = records.renew(store, [(attempt.job_id, attempt.number)],
                                  attempt.lease_seconds)
             _, current, cancel = found.get(attempt.job_id, (0, 0, 0))
             if not current:
@@ -159,16 +155,50 @@ class Execution:
                 "" if lost else "; running it again")
             if lost is not None:
                 return lost
+            self._end_lost_session(attempt)
         if attempt.cancel_requested:
             return CANCEL.because(None)
+        if not attempt.start_marked:
+            # The start must be on record before the job runs: from then on
+            # the attempt counts, even if this runner dies.
+            attempt.start_marked = claims.mark_started(
+                store, attempt.job_id, attempt.number)
+            if not attempt.start_marked:
+                return STALE.because(StaleJob(
+                    "Job %d: another runner took attempt %d over before it"
+                    " started." % (attempt.job_id, attempt.number)))
+            if not self.group_commit:
+                transaction.commit()
         return None
+
+    def _end_lost_session(self, attempt):
+        """A lost runner that froze in this job still holds its locks:
+        end its session (through the side connection: a refusal must not
+        poison the job's transaction)."""
+        store = get_store()
+        if not attempt.lost_runner or not dialect(store).roles:
+            return
+        try:
+            ended = SideConnection.of(store).run(
+                records.end_lost_session, attempt.lost_runner)
+        except StormDatabaseError as e:
+            self.logger.info("Could not end the lost runner's session %s:"
+                             " %s", attempt.lost_runner,
+                             " ".join(str(e).split()))
+            return
+        if ended:
+            self.logger.info(
+                "Ended the database session of the lost runner %s (it was"
+                " still in a transaction).", attempt.lost_runner)
 
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""
         self.logger.info("Running %s, attempt %d", job_str(job),
                          attempt.number)
-        savepoint = Savepoint(get_store()) if self.group_commit else None
+        store = get_store()
+        savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint
+        guard = TransactionGuard(store)
         tail = self.tail
         error = None
         attempt.start()
@@ -176,12 +206,15 @@ class Execution:
             tail.start()
             try:
                 job.run()
-                # The job's pending ORM changes are its work: a failure to
-                # write them is the job's failure.
-                get_store().flush()
+                if guard.intact():
+                    # The job's pending ORM changes are its work: a failure
+                    # to write them is the job's failure.
+                    store.flush()
             except DisconnectionError:
                 raise
-            except JOB_ERRORS as e:
+            except BaseException as e:
+                if not job_raised(e):
+                    raise
                 error = e
             finally:
                 tail.stop()
@@ -189,7 +222,40 @@ class Execution:
                 if text is not None:
                     text = self.error_reporter.redactor.text(text)
                 attempt.log_tail = text
+        misuse = guard.misuse()
+        if misuse is not None:
+            return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
+
+    def _misused(self, job, attempt, misuse, error):
+        """The job ended (or closed) the transaction it was given: it fails
+        with an OOPS naming what it did; in a group, the group's earlier
+        outcomes are settled by what the job did to their work (committed:
+        recorded now; rolled back: given back to run again)."""
+        committed, what = misuse
+        if not guard_open(get_store()):
+            forget_store(get_store())  # the next get_store() reconnects
+        transaction.abort()
+        attempt.savepoint = None
+        if self.group_commit and self.deferred:
+            deferred, self.deferred = self.deferred, []
+            store = get_store()
+            if committed:
+                records.record_completed(store, deferred)
+            else:
+                # Their work went with the job's rollback: they run again.
+                claims.release(store, [row[:2] for row in deferred])
+                for row in deferred:
+                    self.completed[row[4]] -= 1
+                    self.incomplete[row[4]] += 1
+            transaction.commit()
+        return FAIL.because(TransactionMisuse(
+            "%s %s the transaction the runner gave it (%s): it must leave"
+            " its transaction to the runner; its work up to then was %s%s."
+            % (job_str(job), "committed" if committed else "ended",
+               what, "kept" if committed else "lost",
+               "; then it raised %s: %s" % (type(error).__name__, error)
+               if error is not None else "")))
 
     def decide(self, job, attempt, error):
         """The policy's outcome of `attempt` of `job` ending with `error`
@@ -203,152 +269,6 @@ class Execution:
                 # too: its error is then reported as "anything else".
                 pass
         return decide(error, attempt.number, attempt.max_retries, policy)
-
-    def record_outcome(self, job, attempt, outcome, before_commit=None):
-        """Record `outcome` of `attempt` of `job` (see the module's
-        docstring); commit unless in a group."""
-        store = get_store()
-        savepoint = attempt.savepoint
-        if outcome.keep_work:
-            if savepoint is not None:
-                savepoint.release()
-        elif savepoint is not None:
-            savepoint.rollback()
-        else:
-            # Before touching the row: a failed SQL statement poisons the
-            # transaction, and the job's work must go anyway.
-            transaction.abort()
-        if outcome.status is None:
-            return self._stale(job, attempt)
-        report = None
-        if outcome.oops:
-            report = self.file_oops(job, outcome.error, attempt.log_tail)
-        if outcome is COMPLETE and self.group_commit:
-            self.deferred.append((attempt.job_id, attempt.number,
-                                  attempt.log_tail,
-                                  attempt.outcome_progress()))
-        elif not claims.record(
-                store, attempt.job_id, attempt.number, outcome.status,
-                retry_delay=outcome.retry_delay, log=attempt.log_tail,
-                progress=attempt.outcome_progress(),
-                uncount=not attempt.started):
-            return self._stale(job, attempt)
-        attempt.recorded = True
-        if self.heartbeat is not None:
-            self.heartbeat.forget([attempt])
-        self._log_outcome(job, attempt, outcome, report)
-        if outcome.notify is not None:
-            self._notify(job, getattr(job, outcome.notify),
-                         report if outcome.oops else outcome.error)
-        if not self.group_commit:
-            if before_commit is not None:
-                before_commit()
-            transaction.commit()
-        self._count(job, attempt, outcome)
-
-    def _stale(self, job, attempt):
-        """The attempt was fenced: drop its outcome and its work."""
-        if self.group_commit:
-            if attempt.savepoint is not None:
-                attempt.savepoint.rollback()
-        else:
-            transaction.abort()
-        attempt.recorded = True
-        if self.heartbeat is not None:
-            self.heartbeat.forget([attempt])
-        self.logger.warning(
-            "%s: attempt %d was fenced (another runner took the job over"
-            " after its lease expired); its outcome and its database"
-            " changes were dropped.", job_str(job), attempt.number)
-        self._count(job, attempt, STALE)
-
-    def _log_outcome(self, job, attempt, outcome, report):
-        error = outcome.error
-        if outcome is COMPLETE:
-            self.logger.debug("Completed %s.", job_str(job))
-        elif outcome.name == "retry":
-            self.logger.info("Scheduling retry due to %s: %s.",
-                             type(error).__name__, error)
-        elif outcome.name == "user-error":
-            self.logger.info("%s failed with user error %r.",
-                             job_str(job), error)
-        elif outcome.name == "suspend":
-            self.logger.debug("Job suspended itself")
-        elif outcome.name == "cancel":
-            self.logger.info("Cancelled %s%s.", job_str(job),
-                             "" if attempt.started else
-                             " before it started")
-        elif outcome.name == "requeue":
-            self.logger.info("Giving %s back to the queue after %s.",
-                             job_str(job), type(error).__name__)
-            self.requeued.append(attempt.job_id)
-
-    def _count(self, job, attempt, outcome):
-        """Count the outcome (an endless worker keeps counts, not jobs;
-        the metrics' `tally` too)."""
-        completed = outcome is COMPLETE
-        name = type(job).__name__
-        (self.completed if completed else self.incomplete)[name] += 1
-        self.tally.outcome(name, outcome.name, attempt.seconds(),
-                           attempt.lost)
-        if self.keep_jobs:
-            (self.completed_jobs if completed
-             else self.incomplete_jobs).append(job)
-
-    def commit_group(self):
-        """Record the group's deferred outcomes in one statement, commit.
-
-        The runner locked the group's rows, so no outcome can be refused;
-        if one is all the same, the group's work is rolled back and its
-        jobs run again once their leases expire (at least once, as after
-        a crash).
-        """
-        forget_dead_objects(get_store())
-        deferred, self.deferred = self.deferred, []
-        if deferred and claims.record_completed(
-                get_store(), deferred) != len(deferred):
-            transaction.abort()
-            self.logger.warning(
-                "The outcomes of a group of %d jobs could not be recorded"
-                " (a row changed under this runner): the group was rolled"
-                " back; its jobs run again when their leases expire.",
-                len(deferred))
-            return
-        transaction.commit()
-
-    def file_oops(self, job, error, log_tail=None):
-        """Write the OOPS report of `job`'s failure with `error`; return
-        the report."""
-        exc_info = (type(error), error, error.__traceback__)
-        report = self.error_reporter.raising(
-            exc_info, job.getOopsVars(), job_id=job.job_id,
-            job_type=type(job).__name__,
-            operation=job.getOperationDescription(), log_tail=log_tail)
-        self._record_oops(report)
-        return report
-
-    _last_report = None
-
-    def _record_oops(self, report):
-        self._last_report = report
-        if report.get("id"):
-            self.logger.info("Job resulted in OOPS: %s", report["id"])
-            self.oops_ids.append(report["id"])
-
-    def _notify(self, job, notify, argument):
-        """Call `notify` in a savepoint of the outcome's transaction; if
-        it fails, file an OOPS for that failure (its writes undone)."""
-        savepoint = Savepoint(get_store())
-        try:
-            notify(argument)
-            savepoint.release()
-        except JOB_ERRORS:
-            savepoint.rollback()
-            report = self.error_reporter.raising(
-                sys.exc_info(), job.getOopsVars(), job_id=job.job_id,
-                job_type=type(job).__name__,
-                operation=job.getOperationDescription())
-            self._record_oops(report)
 
     def forget(self, job):
         """Let Storm drop a finished job's objects now.
@@ -365,13 +285,3 @@ class Execution:
         if not self.group_commit:
             forget_dead_objects(store)
 
-    def log_summary(self, logger=None):
-        """Log ``Ran n <Class> jobs.`` and ``n <Class> jobs did not
-        complete.`` (or ``No jobs to run.``)."""
-        logger = logger or self.logger
-        if not self.completed and not self.incomplete:
-            logger.info("No jobs to run.")
-        for name, count in sorted(self.completed.items()):
-            logger.info("Ran %d %s jobs.", count, name)
-        for name, count in sorted(self.incomplete.items()):
-            logger.info("%d %s jobs did not complete.", count, name)

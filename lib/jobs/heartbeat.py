@@ -34,7 +34,7 @@ import weakref
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.store import Store
 
-from jobs.model import claims
+from jobs.model import records
 
 
 class SideConnection:
@@ -87,7 +87,7 @@ class SideConnection:
         """Write `attempt`'s progress now; False if it must go with the
         outcome (the row is locked, or the write failed)."""
         try:
-            return self.run(claims.progress_update, attempt.job_id,
+            return self.run(records.progress_update, attempt.job_id,
                             attempt.number, text)
         except StormDatabaseError:
             return False
@@ -179,7 +179,7 @@ class Heartbeat:
         if not attempts:
             return
         found = self.side.run(
-            claims.renew, [(attempt.job_id, attempt.number)
+            records.renew, [(attempt.job_id, attempt.number)
                            for attempt in attempts], self.lease_seconds)
         for attempt in attempts:
             renewed, current, cancel = found.get(

@@ -11,6 +11,9 @@ what happened                              status      job's changes  OOPS
 run() returned                             COMPLETED   committed      no
 a retry error, attempts left               WAITING     committed      no
 a retry error, no attempts left            FAILED      rolled back    yes
+a deadlock or serialization failure        WAITING     rolled back    no
+  (transient), attempts left: soon again
+the same, no attempts left                 FAILED      rolled back    yes
 a user error                               FAILED      rolled back    no
 SuspendJobException                        SUSPENDED   committed      no
 JobCancelled (``check_cancelled()``)       CANCELLED   rolled back    no
@@ -36,10 +39,12 @@ __all__ = [
     "RETRY",
     "STALE",
     "SUSPEND",
+    "TRANSIENT",
     "USER_ERROR",
     "attempts_left",
     "decide",
     "decide_lost",
+    "is_transient",
 ]
 
 from dataclasses import dataclass, field
@@ -95,6 +100,7 @@ FAIL = Outcome("fail", JobStatus.FAILED, keep_work=False, oops=True,
                notify="notifyOops")
 CANCEL = Outcome("cancel", JobStatus.CANCELLED, keep_work=False)
 REQUEUE = Outcome("requeue", JobStatus.WAITING, keep_work=False)
+TRANSIENT = Outcome("transient", JobStatus.WAITING, keep_work=False)
 STALE = Outcome("stale", None, keep_work=False)
 
 
@@ -108,18 +114,39 @@ class ErrorPolicy:
     :ivar requeue_error_types: the runner's, not the job's: give the job
         back at once, its work rolled back (a Celery worker's soft time
         limit, to move it to the slow queue).
+    :ivar transient_retry_delay: how soon a job that lost a deadlock or a
+        serialization conflict runs again (a `timedelta`).
     """
 
     user_error_types: tuple = ()
     retry_error_types: tuple = ()
     retry_delay: timedelta = timedelta(minutes=10)
     requeue_error_types: tuple = ()
+    transient_retry_delay: timedelta = timedelta(seconds=1)
 
     @classmethod
     def of(cls, job, requeue_error_types: tuple = ()) -> "ErrorPolicy":
         """The policy `job` (an `IRunnableJob`) declares."""
         return cls(tuple(job.user_error_types), tuple(job.retry_error_types),
-                   job.retry_delay, tuple(requeue_error_types))
+                   job.retry_delay, tuple(requeue_error_types),
+                   getattr(job, "transient_retry_delay",
+                           cls.transient_retry_delay))
+
+
+# SQLSTATEs of errors that say "run it again" rather than "it is broken":
+# deadlock_detected, serialization_failure, lock_not_available (a
+# lock_timeout).
+TRANSIENT_SQLSTATES = frozenset(("40P01", "40001", "55P03"))
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is the database's "try again": a deadlock, a
+    serialization failure, a lock wait that timed out (PostgreSQL's
+    SQLSTATE), or SQLite's database lock held past its timeout."""
+    if getattr(error, "pgcode", None) in TRANSIENT_SQLSTATES:
+        return True
+    return (type(error).__name__ == "OperationalError"
+            and "database is locked" in str(error))
 
 
 def decide(error: Optional[BaseException], attempt: int, max_retries: int,
@@ -145,6 +172,10 @@ def decide(error: Optional[BaseException], attempt: int, max_retries: int,
     if isinstance(error, policy.retry_error_types):
         if attempts_left(attempt, max_retries):
             return RETRY.because(error, policy.retry_delay)
+        return FAIL.because(error)
+    if is_transient(error):
+        if attempts_left(attempt, max_retries):
+            return TRANSIENT.because(error, policy.transient_retry_delay)
         return FAIL.because(error)
     if isinstance(error, policy.user_error_types):
         return USER_ERROR.because(error)

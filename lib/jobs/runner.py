@@ -181,9 +181,31 @@ class JobRunner(Execution):
         if not limit:
             return None
         self._limit = limit
-        return [self.make_attempt(claimed, self.lease_seconds)
-                for claimed in claim_ready(self.source, limit,
-                                           self.lease_seconds, self.tally)]
+        # A group, or a single job, starts as soon as the claim commits;
+        # the jobs waiting in a batch are marked one by one (`_mark_next`).
+        started = bool(self.group_size) or limit == 1
+        batch = [self.make_attempt(claimed, self.lease_seconds)
+                 for claimed in claim_ready(self.source, limit,
+                                            self.lease_seconds, started,
+                                            self.tally)]
+        if batch and not started:
+            self._mark(batch[0])
+        return batch
+
+    def _mark(self, attempt):
+        """Record `attempt`'s start in the current transaction (which
+        commits before the job runs)."""
+        attempt.start_marked = claims.mark_started(
+            get_store(), attempt.job_id, attempt.number)
+
+    def _mark_next(self, attempt):
+        """The outcome transaction of a batch's job also records the
+        start of the next: one commit a job, and every attempt's start on
+        record before it runs."""
+        def mark():
+            if not attempt.start_marked:
+                self._mark(attempt)
+        return mark
 
     def _watch(self, batch):
         if not dialect(get_store()).concurrent_writes:
@@ -234,9 +256,13 @@ class JobRunner(Execution):
                 continue
             self.started += 1
             self._unstarted = (batch, index + 1)
-            self.runAttempt(job, attempt,
-                            before_commit=self._claim_ahead if ahead
-                            else None)
+            if ahead:
+                before_commit = self._claim_ahead
+            elif index < last and not self.group_size:
+                before_commit = self._mark_next(batch[index + 1])
+            else:
+                before_commit = None
+            self.runAttempt(job, attempt, before_commit=before_commit)
             self.forget(job)
             in_group += 1
             if self.group_size and in_group >= self.group_size:

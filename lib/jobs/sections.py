@@ -56,6 +56,7 @@ class RunSettings:
     memory_limit: Optional[int] = None
     lease_seconds: Optional[float] = None
     max_runtime: Optional[float] = None
+    statement_timeout: Optional[float] = None
     log_level: int = logging.INFO
     log_tail_chars: int = 8000
     celery_dispatch: bool = False

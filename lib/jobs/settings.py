@@ -46,6 +46,7 @@ class JobSection:
     log_level: int
     lease_seconds: Optional[float]
     max_runtime: Optional[float]
+    statement_timeout: Optional[float]
     memory_limit: Optional[int]
     celery_dispatch: bool
     task_queue: Optional[str]
@@ -76,6 +77,8 @@ class JobSection:
         self.log_level = level
         self.lease_seconds = self._optional(section, "lease_seconds", 1)
         self.max_runtime = self._optional(section, "max_runtime", 1)
+        self.statement_timeout = self._optional(
+            section, "statement_timeout", 0.001)
         memory_limit = section["memory_limit"]
         self.memory_limit = (None if memory_limit is None else
                              self._number(section, "memory_limit", int, 1))

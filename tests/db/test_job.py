@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 
 from jobs.database import get_store
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
-from jobs.model import claims
+from jobs.model import records
 from jobs.interfaces.job import IJob, JobStatus
 from jobs.model.job import VALID_TRANSITIONS, Job
 from jobs.testing.fixtures import FrozenClockFixture
@@ -109,7 +109,7 @@ class TestTransitions(DatabaseTestCase):
         transaction.commit()
         self.assertEqual((S.RUNNING, True), (job.status, job.cancel_requested))
         # The runner carries the request out, fenced on its attempt.
-        self.assertTrue(claims.record(
+        self.assertTrue(records.record(
             get_store(), job.id, job.attempt_count, S.CANCELLED))
         get_store().invalidate(job)
         self.assertEqual(S.CANCELLED, job.status)

@@ -106,8 +106,10 @@ class TestSkewedHostClock(BlockedRunTestCase):
         transaction.commit()
         self.store.execute(
             "UPDATE job SET status = ?, attempt_count = 1, lease_expires ="
-            " statement_timestamp() AT TIME ZONE 'UTC' - interval '1 second'"
-            " WHERE id = ?", (JobStatus.RUNNING.value, job.job_id))
+            " statement_timestamp() AT TIME ZONE 'UTC' - interval '1 second',"
+            " date_started = statement_timestamp() AT TIME ZONE 'UTC'"
+            " - interval '1 minute' WHERE id = ?",
+            (JobStatus.RUNNING.value, job.job_id))
         transaction.commit()
         log = self.run_skewed(-SKEW)
         self.assertThat(log, Contains("Ran 1 DoFooJob jobs."))

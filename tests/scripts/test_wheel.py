@@ -199,7 +199,7 @@ class TestQuickstartFromTheWheel(TestCase):
         for path in glob.glob(os.path.join(venv, "bin", "*")):
             with open(path, "rb") as f:
                 head = f.read(2000).decode("utf-8", "replace")
-            found = re.search(r"^from (\S+) import main", head, re.M)
+            found = re.search(r"^from (\S+) import \w+$", head, re.M)
             if found:
                 scripts[os.path.basename(path)] = found[1]
         # pip and distro (launchpadlib's) aside: ours, and the two that

@@ -62,8 +62,8 @@ class _OneJob:
         self.job_id = job_id
         self.lease_duration = getattr(source, "lease_duration", None)
 
-    def claimReady(self, limit, lease_duration=None):
-        return claim_one(self.source, self.job_id, lease_duration)
+    def claimReady(self, limit, lease_duration=None, started=False):
+        return claim_one(self.source, self.job_id, lease_duration, started)
 
     def getJobs(self, job_ids):
         return load_jobs(self.source, job_ids)
@@ -222,7 +222,7 @@ def init_process(**ignored):
     set_config(None)
     config = get_config()
     register_components(config)
-    connect(config.database_uri)
+    connect(config.database_uri, config.session_settings)
     _runner = TaskRunner(config, logging.getLogger(__name__))
 
 

@@ -1,7 +1,6 @@
 """``python -m jobs.cli``: the `jobs` command."""
 
-import sys
 
-from jobs.cli.main import main
+from jobs.cli.main import console
 
-sys.exit(main())
+console()

@@ -11,7 +11,7 @@ status 2, never a traceback; a closed pipe (``jobs list | head``) ends
 the command quietly, with status 141.
 """
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 import argparse
 import os
@@ -25,6 +25,7 @@ from jobs.config import get_config, load, set_config
 from jobs.database import connect
 from jobs.errors import CommandError, JobsError
 from jobs.registration import register_components
+from jobs.stopping import exit_process
 
 EXIT_ERROR = 2
 # What a program killed by SIGPIPE exits with (128 + 13).
@@ -113,3 +114,9 @@ def _broken_pipe():
     finally:
         os.close(devnull)
     return EXIT_BROKEN_PIPE
+
+
+def console():
+    """The ``jobs`` console script: `main`, then exit even if job code run
+    by ``jobs run`` left threads behind (`jobs.stopping.exit_process`)."""
+    exit_process(main())

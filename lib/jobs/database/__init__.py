@@ -26,6 +26,7 @@ from jobs.database.store import (
     quote_identifier,
     role_uri,
     set_role,
+    statement_timeout,
     storm_uri,
     uri_without_password,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "quote_identifier",
     "role_uri",
     "set_role",
+    "statement_timeout",
     "storm_uri",
     "uri_without_password",
 ]

@@ -19,15 +19,18 @@ __all__ = [
     "connect",
     "disconnect",
     "dsn",
+    "forget_store",
     "get_store",
     "get_zstorm",
     "quote_identifier",
     "role_uri",
     "set_role",
+    "statement_timeout",
     "storm_uri",
     "uri_without_password",
 ]
 
+import contextlib
 import gc
 import os
 import threading
@@ -40,7 +43,8 @@ from storm.zope.zstorm import ZStorm
 from zope.component import getGlobalSiteManager, queryUtility
 
 from jobs.database.dialect import POSTGRESQL, SQLITE
-from jobs.database.stormext import dsn_of
+from jobs.database.dialect import dialect as _dialect_of
+from jobs.database.stormext import SESSION_SETTINGS, dsn_of
 from jobs.errors import DatabaseError
 
 STORE_NAME = "main"
@@ -89,14 +93,21 @@ def get_zstorm():
     return zstorm
 
 
-def connect(uri):
+def connect(uri, session=None):
     """Make `uri` the database of the ``main`` store.
 
     Closes this thread's ``main`` store if it pointed elsewhere.
 
     :param uri: ``postgres://user@host:port/db`` or ``sqlite:/path.db``.
+    :param session: PostgreSQL settings of the connections made from now
+        on, ``{setting: seconds or None}`` (``lock_timeout``,
+        ``idle_in_transaction_session_timeout``; see the configuration's
+        ``session_settings``).
     :raises DatabaseError: for an unsupported URI.
     """
+    if session is not None:
+        SESSION_SETTINGS.clear()
+        SESSION_SETTINGS.update(session)
     zstorm = get_zstorm()
     translated = storm_uri(uri)
     if zstorm.get_default_uris().get(STORE_NAME) == translated:
@@ -121,6 +132,17 @@ def disconnect():
         if name == STORE_NAME or name.startswith(ROLE_STORE_PREFIX):
             zstorm.remove(store)
             store.close()
+
+
+def forget_store(store):
+    """Drop `store` (closed by someone else's code) from this thread's
+    stores: the next `get_store` opens a new connection."""
+    zstorm = get_zstorm()
+    try:
+        zstorm.remove(store)
+    except Exception:
+        pass  # not one of ours, or already gone
+    transaction.abort()
 
 
 def get_store():
@@ -213,3 +235,26 @@ def collect_garbage():
     call this every batch so that commits stay cheap.
     """
     gc.collect(1)
+
+
+@contextlib.contextmanager
+def statement_timeout(seconds):
+    """Within the block, this thread's store (as its current role) cancels
+    any statement that runs longer than `seconds` (None: no limit; no
+    effect on SQLite). Commits the setting: a SET made inside a
+    transaction that is later rolled back would be undone."""
+    store = get_store()
+    if seconds is None or not _dialect_of(store).roles:
+        yield
+        return
+    store.execute("SET statement_timeout = %d" % max(1, seconds * 1000))
+    transaction.commit()
+    try:
+        yield
+    finally:
+        transaction.abort()
+        try:
+            get_store().execute("SET statement_timeout = 0")
+            transaction.commit()
+        except StormDatabaseError:
+            transaction.abort()  # the connection is gone: so is the SET

@@ -13,6 +13,7 @@ name used below against the installed Storm).
 __all__ = [
     "JobsPostgres",
     "JobsSQLite",
+    "SESSION_SETTINGS",
     "PRIVATE_NAMES",
     "compile_expr",
     "connection_of",
@@ -21,6 +22,8 @@ __all__ = [
     "forget_dead_objects",
     "forget_object",
     "reload_columns",
+    "session_of",
+    "transaction_ends",
 ]
 
 from functools import partial
@@ -42,6 +45,7 @@ PRIVATE_NAMES = (
     ("storm.store.Store", "_dirty"),
     ("storm.database.Connection", "compile"),
     ("storm.database.Connection", "_raw_connection"),
+    ("storm.database.Connection", "_closed"),
     ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
     ("storm.databases.postgres.Postgres", "_dsn"),
     ("storm.databases.postgres.Postgres", "_raw_connect"),
@@ -93,17 +97,27 @@ class QuickConnectionWrapper(ConnectionWrapper):
             self._database)
 
 
+# Statements that end a transaction when sent as SQL (ROLLBACK TO
+# SAVEPOINT does not).
+_ENDING = ("COMMIT", "END", "ROLLBACK", "ABORT")
+
+
 class SavepointsOnDemand:
     """A Storm connection that sends pending savepoints just before the
     next statement: a job that executes no SQL costs no round trip.
 
     `pending_savepoints` holds objects with a ``name`` and an ``issued``
-    flag (`jobs.database.savepoint.Savepoint`).
+    flag (`jobs.database.savepoint.Savepoint`). It also counts the
+    transaction ends (`ends`, the last in `last_end`), however they come
+    — the transaction package, ``store.commit()``, SQL — so that a runner
+    can tell that a job's code ended the transaction it was given.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.pending_savepoints = []
+        self.ends = 0
+        self.last_end = None
 
     def raw_execute(self, statement, params=None, *args, **kwargs):
         if self.pending_savepoints:
@@ -111,14 +125,23 @@ class SavepointsOnDemand:
             for savepoint in pending:
                 super().raw_execute("SAVEPOINT %s" % savepoint.name)
                 savepoint.issued = True
+        if statement[:8].lstrip().upper().startswith(_ENDING) and not \
+                statement.lstrip().upper().startswith("ROLLBACK TO"):
+            self._ended(statement.split()[0].upper() + " (as SQL)")
         return super().raw_execute(statement, params, *args, **kwargs)
+
+    def _ended(self, how):
+        self.ends += 1
+        self.last_end = how
 
     def commit(self, *args, **kwargs):
         self.pending_savepoints = []
+        self._ended("a commit")
         return super().commit(*args, **kwargs)
 
     def rollback(self, *args, **kwargs):
         self.pending_savepoints = []
+        self._ended("a rollback")
         return super().rollback(*args, **kwargs)
 
 
@@ -126,14 +149,27 @@ class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
     """A PostgreSQL connection with savepoints on demand."""
 
 
+# Session settings of every new PostgreSQL connection ({setting: seconds
+# or None}), from the configuration (`jobs.database.store.connect`).
+SESSION_SETTINGS = {}
+
+# TCP keepalives: a peer gone without a word (a cut cable, a dead host) is
+# noticed within a minute and a half instead of the kernel's two hours.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30",
+              "keepalives_interval": "10", "keepalives_count": "6"}
+
+
 class JobsPostgres(Postgres):
-    """PostgreSQL, READ COMMITTED, in UTC."""
+    """PostgreSQL, READ COMMITTED, in UTC, with TCP keepalives and the
+    session settings of `SESSION_SETTINGS`."""
 
     connection_factory = JobsPostgresConnection
 
     def __init__(self, uri):
         uri = uri.copy()
         uri.options.setdefault("isolation", "read-committed")
+        for key, value in KEEPALIVES.items():
+            uri.options.setdefault(key, value)
         super().__init__(uri)
 
     def _raw_connect(self):
@@ -141,7 +177,17 @@ class JobsPostgres(Postgres):
             super()._raw_connect()._connection, self)
         cursor = raw_connection.cursor()
         cursor.execute("SET TIME ZONE 'UTC'")
+        for setting, seconds in SESSION_SETTINGS.items():
+            cursor.execute("SET %s = %d" % (
+                setting, 0 if seconds is None else max(1, seconds * 1000)))
+        cursor.execute(
+            "SELECT pid, extract(epoch FROM backend_start) FROM"
+            " pg_stat_activity WHERE pid = pg_backend_pid()")
+        row = cursor.fetchone()
         cursor.close()
+        # Who this session is, for the claims it makes (`session_of`).
+        raw_connection.__dict__["session"] = (
+            "%d/%.6f" % row if row else "")
         # A SET inside a transaction that is later rolled back is undone.
         raw_connection.commit()
         return raw_connection
@@ -166,7 +212,8 @@ class JobsSQLiteConnection(SavepointsOnDemand, ImmediateSQLiteConnection):
 
     def raw_execute(self, statement, params=None, _end=False):
         if _end:
-            # COMMIT or ROLLBACK ends the savepoints; none is sent first.
+            # COMMIT or ROLLBACK (from commit() or rollback(), which count
+            # it) ends the savepoints; none is sent first.
             self.pending_savepoints = []
             return ImmediateSQLiteConnection.raw_execute(
                 self, statement, params, _end)
@@ -201,6 +248,26 @@ def compile_expr(store, expr):
 def connection_of(store):
     """`store`'s Storm connection (savepoints are queued on it)."""
     return store._connection
+
+
+def transaction_ends(store):
+    """``(how many times, how last)`` `store`'s connection ended a
+    transaction, or None once the connection was closed: compare before
+    and after code that must not end it."""
+    connection = store._connection
+    if connection is None or connection._closed:
+        return None
+    return connection.ends, connection.last_end
+
+
+def session_of(store):
+    """``"<backend pid>/<backend start>"`` of `store`'s PostgreSQL session
+    (connecting if need be), or ``""`` (SQLite)."""
+    connection = store._connection
+    if connection._raw_connection is None:
+        store.execute("SELECT 1")
+    return getattr(connection._raw_connection, "__dict__", {}).get(
+        "session", "")
 
 
 def dsn_of(database):

@@ -67,6 +67,7 @@ class Job:
     base_json_data = JSON()
     kind = Unicode()
     unique_key = Unicode()
+    claimed_by = Unicode()
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None,

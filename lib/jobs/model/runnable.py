@@ -96,8 +96,8 @@ class BaseRunnableJobSource:
         raise NotImplementedError
 
     @classmethod
-    def claimReady(cls, limit: int,
-                   lease_duration: Lease = None) -> list[claims.Claimed]:
+    def claimReady(cls, limit: int, lease_duration: Lease = None,
+                   started: bool = False) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :raises NotImplementedError: the source has no `jobCondition`
@@ -106,11 +106,11 @@ class BaseRunnableJobSource:
         condition, tables = cls.jobCondition()
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
-                            cache_key=cls)
+                            cache_key=cls, started=started)
 
     @classmethod
-    def claimJob(cls, job_id: int,
-                 lease_duration: Lease = None) -> list[claims.Claimed]:
+    def claimJob(cls, job_id: int, lease_duration: Lease = None,
+                 started: bool = False) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :raises NotImplementedError: as `claimReady`.
@@ -119,7 +119,8 @@ class BaseRunnableJobSource:
         # The statement names the job: not one to keep compiled.
         return claims.claim(get_store(), (Job.id == job_id) & condition,
                             tables, 1,
-                            _seconds(lease_duration or cls.lease_duration))
+                            _seconds(lease_duration or cls.lease_duration),
+                            started=started)
 
     @classmethod
     def after_create(cls, job: Any) -> None:

@@ -43,7 +43,7 @@ def child_main(connection, settings):
         handler.setFormatter(formatter(Redactor(config.redact).text))
     set_config(config)
     register_components(config)
-    connect(config.database_uri)
+    connect(config.database_uri, config.session_settings)
     set_role(settings["dbuser"])
     source = find_section(config, settings["section"],
                           settings["source_interface"]).source
@@ -66,8 +66,8 @@ def child_main(connection, settings):
             return
         if message is None:
             return
-        job_id, number, max_retries, lease, cancel, lost = message
-        attempt = Attempt(job_id, number, max_retries, lease, cancel, lost)
+        attempt = Attempt(*message)
+        job_id = attempt.job_id
         # A malformed row comes back as an UnloadableJob, which fails.
         jobs = load_jobs(source, [job_id])
         if not jobs:

@@ -78,7 +78,8 @@ class _Child:
         attempt.start()
         self.connection.send((attempt.job_id, attempt.number,
                               attempt.max_retries, attempt.lease_seconds,
-                              attempt.cancel_requested, attempt.lost))
+                              attempt.cancel_requested, attempt.lost,
+                              attempt.start_marked))
 
     def done(self):
         self.attempt = self.deadline = self.cancel_noticed = None
@@ -190,8 +191,10 @@ class ProcessJobRunner(Execution):
         limit = self.budget.allows(self.started, len(idle))
         if not limit:
             return True
+        # Every claimed job goes to a child at once: its start is on record
+        # with the claim.
         claimed = claim_ready(self.source, limit, self.lease_seconds,
-                              self.tally)
+                              started=True, tally=self.tally)
         transaction.commit()
         if not claimed:
             return True

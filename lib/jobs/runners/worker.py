@@ -18,7 +18,6 @@ __all__ = ["Worker"]
 import gc
 import os
 import select
-import signal
 
 import psycopg2
 import transaction
@@ -27,6 +26,7 @@ from storm.exceptions import DatabaseError as StormDatabaseError
 from jobs.database import dialect, dsn, get_store
 from jobs.model import claims
 from jobs.runners.listener import Listener
+from jobs.stopping import GracefulStop
 
 
 class Worker:
@@ -45,36 +45,25 @@ class Worker:
         self.logger = script.logger
         self.poll_interval = poll_interval
         self.grace_period = grace_period
-        self.stopping = False
+        self.stop = GracefulStop(self.logger, grace_period)
         self.listener = None
         # (job_id, attempt) of claims to give back once reconnected.
         self.unstarted_claims = []
 
+    @property
+    def stopping(self):
+        """True once a stop was asked for (SIGTERM, SIGINT)."""
+        return self.stop.stopping
+
     def request_stop(self, signum=None, frame=None):
         """Stop claiming; finish the running job; exit."""
-        if not self.stopping:
-            self.logger.info(
-                "Received %s: stopping after the running job (grace %d s).",
-                signal.Signals(signum).name if signum else "a stop request",
-                self.grace_period)
-            self.stopping = True
-            if signum is not None and self.grace_period:
-                signal.signal(signal.SIGALRM, self._grace_expired)
-                signal.alarm(max(1, int(self.grace_period)))
+        self.stop.request(signum)
 
-    def _grace_expired(self, signum, frame):
-        self.logger.info(
-            "Grace period over: exiting; the running job's lease will hand"
-            " it to another runner.")
-        os._exit(1)
-
-    def _install_signals(self):
+    def _wakeup_pipe(self):
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         os.set_blocking(read_fd, False)
-        signal.set_wakeup_fd(write_fd)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self.request_stop)
+        self.stop.wakeup_fd = write_fd
         return read_fd
 
     def _listen(self, wakeup_fd):
@@ -103,8 +92,11 @@ class Worker:
         # job's cost).
         gc.collect()
         gc.freeze()
-        wakeup_fd = self._install_signals()
-        self.wakeup_fd = wakeup_fd
+        wakeup_fd = self.wakeup_fd = self._wakeup_pipe()
+        with self.stop:
+            return self._serve(wakeup_fd)
+
+    def _serve(self, wakeup_fd):
         self.listener = self._listen(wakeup_fd)
         use_notify = self.listener is not None
         codes = set()
@@ -118,7 +110,7 @@ class Worker:
                         if self.stopping:
                             break
                         code, count = self.script.run_section_pass(
-                            name, should_stop=lambda: self.stopping)
+                            name, should_stop=self.stop)
                         codes.add(code)
                         started += count
                     if use_notify and (self.listener is None
@@ -136,7 +128,6 @@ class Worker:
                     continue  # there may be more: look again at once
                 self._wait()
         finally:
-            signal.alarm(0)
             if self.listener is not None:
                 self.listener.close()
         self.logger.info("Worker stopped.")

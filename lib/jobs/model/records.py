@@ -1,0 +1,162 @@
+"""The fenced statements about a claimed attempt after its claim: renew
+its lease (the heartbeat), write its progress, record its outcome.
+
+Each matches the job's row only while it is RUNNING in the claimed
+attempt (`jobs.model.fencing.fenced`): a runner whose job was taken over
+changes nothing, and learns it from the row count.
+"""
+
+__all__ = ["end_lost_session", "progress_update", "record",
+           "record_completed", "renew"]
+
+from jobs.database import dialect
+from jobs.interfaces.job import JobStatus
+from jobs.model.fencing import chunks, fenced
+from jobs.model.fencing import now as now_sql
+
+RUNNING = JobStatus.RUNNING
+
+
+def record(store, job_id, attempt, status, retry_delay=None, log=None,
+           progress=None, uncount=False):
+    """Record the outcome of attempt `attempt` of job `job_id`.
+
+    One fenced UPDATE: `status` (a `JobStatus`), ``date_finished``, no
+    lease; for a retry (`retry_delay`, seconds or timedelta) the next
+    ``scheduled_start``; the log tail and progress tree when given.
+
+    :param uncount: the attempt never ran (a claim that found its job's
+        last runner lost): it is not counted.
+    :return: True if recorded; False when the row moved on (another
+        runner took the job over): the caller must drop its outcome.
+        Leaves the transaction to the caller.
+    """
+    now, now_parameters = now_sql(store)
+    sets = ["status = %d" % status.value, "date_finished = %s" % now,
+            "lease_expires = NULL"]
+    parameters = list(now_parameters)
+    if retry_delay is not None:
+        due, due_parameters = now_sql(store, retry_delay)
+        sets.append("scheduled_start = %s" % due)
+        parameters += due_parameters
+    if log is not None:
+        sets.append("log = ?")
+        parameters.append(log)
+    if progress is not None:
+        sets.append("progress = ?")
+        parameters.append(progress)
+    if uncount:
+        sets.append("attempt_count = attempt_count - 1")
+    where, where_parameters = fenced([(job_id, attempt)])
+    result = store.execute("UPDATE job SET %s WHERE %s" % (
+        ", ".join(sets), where), parameters + where_parameters)
+    return result.rowcount == 1
+
+
+def record_completed(store, outcomes):
+    """Record COMPLETED for several attempts in one statement a chunk.
+
+    :param outcomes: ``[(job_id, attempt, log_tail, progress)]``; a
+        `log_tail` or `progress` of None keeps the column as it is.
+    :return: how many were recorded; fewer than given means that some
+        rows moved on. Leaves the transaction to the caller.
+    """
+    recorded = 0
+    now, now_parameters = now_sql(store)
+    for chunk in chunks(outcomes):
+        sets = ["status = %d" % JobStatus.COMPLETED.value,
+                "date_finished = %s" % now, "lease_expires = NULL"]
+        parameters = list(now_parameters)
+        for index, column in ((2, "log"), (3, "progress")):
+            given = [(row[0], row[index]) for row in chunk
+                     if row[index] is not None]
+            if given:
+                sets.append("%s = CASE id %s ELSE %s END" % (
+                    column, " ".join(["WHEN ? THEN ?"] * len(given)),
+                    column))
+                parameters.extend(value for pair in given for value in pair)
+        where, where_parameters = fenced(
+            [(row[0], row[1]) for row in chunk])
+        result = store.execute("UPDATE job SET %s WHERE %s" % (
+            ", ".join(sets), where), parameters + where_parameters)
+        recorded += result.rowcount
+    return recorded
+
+
+def renew(store, claims, lease_seconds):
+    """Renew the leases of `claims` (``[(job_id, attempt)]``) for
+    `lease_seconds`, and read what the runner must know of each.
+
+    On PostgreSQL rows locked by another transaction are skipped, not
+    waited for: the runner's own open transaction may hold them (a group
+    commit, a job that updated its own row), and such a row cannot be
+    taken over while locked anyway.
+
+    :return: ``{job_id: (renewed, current, cancel_requested)}`` where
+        `current` says whether the row is still RUNNING in the claimed
+        attempt; a claim whose row is gone is missing. Leaves the
+        transaction to the caller (commit it at once).
+    """
+    if not claims:
+        return {}
+    expires, expires_parameters = now_sql(store, lease_seconds)
+    where, where_parameters = fenced(claims)
+    ids = [job_id for job_id, _ in claims]
+    marks = ", ".join(["?"] * len(ids))
+    renewed = set()
+    if dialect(store).row_locks:
+        renewed.update(row[0] for row in store.execute(
+            "UPDATE job SET lease_expires = %s WHERE id IN (SELECT id FROM"
+            " job WHERE %s FOR UPDATE SKIP LOCKED) RETURNING id"
+            % (expires, where), expires_parameters + where_parameters))
+    else:
+        store.execute("UPDATE job SET lease_expires = %s WHERE %s" % (
+            expires, where), expires_parameters + where_parameters)
+        renewed.update(ids)
+    attempts = dict(claims)
+    found = {}
+    for job_id, status, current, cancel in store.execute(
+            "SELECT id, status, attempt_count, cancel_requested FROM job"
+            " WHERE id IN (%s)" % marks, ids):
+        mine = status == RUNNING.value and current == attempts[job_id]
+        found[job_id] = (mine and job_id in renewed, mine, bool(cancel))
+    return found
+
+
+def progress_update(store, job_id, attempt, text):
+    """Write `text` as the progress of attempt `attempt` of job `job_id`,
+    unless the row is locked (then the caller writes it with the
+    outcome).
+
+    :return: True if written. Leaves the transaction to the caller.
+    """
+    where, parameters = fenced([(job_id, attempt)])
+    if dialect(store).row_locks:
+        sql = ("UPDATE job SET progress = ? WHERE id IN (SELECT id FROM job"
+               " WHERE %s FOR UPDATE SKIP LOCKED)" % where)
+    else:
+        sql = "UPDATE job SET progress = ? WHERE %s" % where
+    return store.execute(sql, [text] + parameters).rowcount == 1
+
+
+def end_lost_session(store, claimed_by):
+    """End the database session of a lost runner (``claimed_by`` of the
+    claim it lost) if it still sits in a transaction: a runner that froze
+    in a job holds that job's locks, which would block the runner that
+    took the job over for as long as it stays frozen. A session that has
+    moved on (another backend with that pid, or one not in a transaction)
+    is left alone.
+
+    :return: True if a session was ended. Leaves the transaction to the
+        caller. PostgreSQL only.
+    """
+    try:
+        _, backend, started = claimed_by.split("/")
+        backend, started = int(backend), float(started)
+    except (AttributeError, ValueError):
+        return False
+    row = store.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+        " pid = ? AND abs(extract(epoch FROM backend_start) - ?) < 0.000002"
+        " AND state LIKE 'idle in transaction%'", (backend, started)).get_one()
+    return bool(row and row[0])

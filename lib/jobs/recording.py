@@ -1,0 +1,200 @@
+"""`OutcomeRecorder`: record what an attempt ended in.
+
+The second half of `jobs.execution.Execution`: once the outcome policy
+has decided (`jobs.outcome.decide`), roll back or keep the job's work,
+file the OOPS report *before* FAILED is committed (a runner killed in
+between leaves a report for a job that runs again, never a FAILED job
+without one), write the fenced outcome (`jobs.model.records.record`),
+notify the job in a savepoint, commit — or, in a group commit, defer
+COMPLETED outcomes to one statement for the group (`commit_group`). It
+also keeps the run's tallies and logs its summary.
+"""
+
+__all__ = ["OutcomeRecorder", "job_str"]
+
+import sys
+
+import transaction
+
+from jobs.database import Savepoint, forget_dead_objects, get_store
+from jobs.model import claims, records
+from jobs.outcome import COMPLETE, STALE
+
+# What a notification may raise that is the job's, not the runner's.
+JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+def job_str(job):
+    """``Class (ID n)``: how log lines name a job. (A job's repr usually
+    shows its status, which would load its row: a query a job.)"""
+    return "%s (ID %d)" % (type(job).__name__, job.job_id)
+
+
+class OutcomeRecorder:
+    """Records outcomes; `jobs.execution.Execution` provides the logger,
+    the error reporter, the tallies and `group_commit`."""
+
+    def record_outcome(self, job, attempt, outcome, before_commit=None):
+        """Record `outcome` of `attempt` of `job` (see the module's
+        docstring); commit unless in a group."""
+        store = get_store()
+        savepoint = attempt.savepoint
+        if outcome.keep_work:
+            if savepoint is not None:
+                savepoint.release()
+        elif savepoint is not None:
+            savepoint.rollback()
+        else:
+            # Before touching the row: a failed SQL statement poisons the
+            # transaction, and the job's work must go anyway.
+            transaction.abort()
+        if outcome.status is None:
+            return self._stale(job, attempt)
+        report = None
+        if outcome.oops:
+            report = self.file_oops(job, outcome.error, attempt.log_tail)
+        if outcome is COMPLETE and self.group_commit:
+            self.deferred.append((attempt.job_id, attempt.number,
+                                  attempt.log_tail,
+                                  attempt.outcome_progress(),
+                                  type(job).__name__))
+        elif not records.record(
+                store, attempt.job_id, attempt.number, outcome.status,
+                retry_delay=outcome.retry_delay, log=attempt.log_tail,
+                progress=attempt.outcome_progress(),
+                uncount=not attempt.started):
+            return self._stale(job, attempt)
+        attempt.recorded = True
+        if self.heartbeat is not None:
+            self.heartbeat.forget([attempt])
+        self._log_outcome(job, attempt, outcome, report)
+        if outcome.notify is not None:
+            self._notify(job, getattr(job, outcome.notify),
+                         report if outcome.oops else outcome.error)
+        if not self.group_commit:
+            if before_commit is not None:
+                before_commit()
+            transaction.commit()
+        self._count(job, attempt, outcome)
+
+    def _stale(self, job, attempt):
+        """The attempt was fenced: drop its outcome and its work."""
+        if self.group_commit:
+            if attempt.savepoint is not None:
+                attempt.savepoint.rollback()
+        else:
+            transaction.abort()
+        attempt.recorded = True
+        if self.heartbeat is not None:
+            self.heartbeat.forget([attempt])
+        if not attempt.started:
+            # Taken over while waiting in this runner's batch: it never ran
+            # here, so nothing was lost.
+            self.logger.info("Skipped %s: another runner took it over"
+                             " before it started here.", job_str(job))
+        else:
+            self.logger.warning(
+                "%s: attempt %d was fenced (another runner took the job"
+                " over after its lease expired); its outcome and its"
+                " database changes were dropped.", job_str(job),
+                attempt.number)
+        self._count(job, attempt, STALE)
+
+    def _log_outcome(self, job, attempt, outcome, report):
+        error = outcome.error
+        if outcome is COMPLETE:
+            self.logger.debug("Completed %s.", job_str(job))
+        elif outcome.name == "retry":
+            self.logger.info("Scheduling retry due to %s: %s.",
+                             type(error).__name__, error)
+        elif outcome.name == "user-error":
+            self.logger.info("%s failed with user error %r.",
+                             job_str(job), error)
+        elif outcome.name == "suspend":
+            self.logger.debug("Job suspended itself")
+        elif outcome.name == "cancel":
+            self.logger.info("Cancelled %s%s.", job_str(job),
+                             "" if attempt.started else
+                             " before it started")
+        elif outcome.name == "requeue":
+            self.logger.info("Giving %s back to the queue after %s.",
+                             job_str(job), type(error).__name__)
+            self.requeued.append(attempt.job_id)
+
+    def _count(self, job, attempt, outcome):
+        """Count the outcome (an endless worker keeps counts, not jobs;
+        the metrics' `tally` too)."""
+        completed = outcome is COMPLETE
+        name = type(job).__name__
+        (self.completed if completed else self.incomplete)[name] += 1
+        self.tally.outcome(name, outcome.name, attempt.seconds(),
+                           attempt.lost)
+        if self.keep_jobs:
+            (self.completed_jobs if completed
+             else self.incomplete_jobs).append(job)
+
+    def commit_group(self):
+        """Record the group's deferred outcomes in one statement, commit.
+
+        The runner locked the group's rows, so no outcome can be refused;
+        if one is all the same, the group's work is rolled back and its
+        jobs run again once their leases expire (at least once, as after
+        a crash).
+        """
+        forget_dead_objects(get_store())
+        deferred, self.deferred = self.deferred, []
+        if deferred and records.record_completed(
+                get_store(), deferred) != len(deferred):
+            transaction.abort()
+            self.logger.warning(
+                "The outcomes of a group of %d jobs could not be recorded"
+                " (a row changed under this runner): the group was rolled"
+                " back; its jobs run again when their leases expire.",
+                len(deferred))
+            return
+        transaction.commit()
+
+    def file_oops(self, job, error, log_tail=None):
+        """Write the OOPS report of `job`'s failure with `error`; return
+        the report."""
+        exc_info = (type(error), error, error.__traceback__)
+        report = self.error_reporter.raising(
+            exc_info, job.getOopsVars(), job_id=job.job_id,
+            job_type=type(job).__name__,
+            operation=job.getOperationDescription(), log_tail=log_tail)
+        self._record_oops(report)
+        return report
+
+    _last_report = None
+
+    def _record_oops(self, report):
+        self._last_report = report
+        if report.get("id"):
+            self.logger.info("Job resulted in OOPS: %s", report["id"])
+            self.oops_ids.append(report["id"])
+
+    def _notify(self, job, notify, argument):
+        """Call `notify` in a savepoint of the outcome's transaction; if
+        it fails, file an OOPS for that failure (its writes undone)."""
+        savepoint = Savepoint(get_store())
+        try:
+            notify(argument)
+            savepoint.release()
+        except JOB_ERRORS:
+            savepoint.rollback()
+            report = self.error_reporter.raising(
+                sys.exc_info(), job.getOopsVars(), job_id=job.job_id,
+                job_type=type(job).__name__,
+                operation=job.getOperationDescription())
+            self._record_oops(report)
+
+    def log_summary(self, logger=None):
+        """Log ``Ran n <Class> jobs.`` and ``n <Class> jobs did not
+        complete.`` (or ``No jobs to run.``)."""
+        logger = logger or self.logger
+        if not self.completed and not self.incomplete:
+            logger.info("No jobs to run.")
+        for name, count in sorted(self.completed.items()):
+            logger.info("Ran %d %s jobs.", count, name)
+        for name, count in sorted(self.incomplete.items()):
+            logger.info("%d %s jobs did not complete.", count, name)

@@ -194,9 +194,13 @@ class JobCronScript(Script):
                              self.options.metrics_address,
                              self.options.metrics_port)
         first = sections[0].settings
-        return Worker(self, [section.name for section in sections],
-                      poll_interval=first.poll_interval,
-                      grace_period=first.grace_period).run()
+        try:
+            return Worker(self, [section.name for section in sections],
+                          poll_interval=first.poll_interval,
+                          grace_period=first.grace_period).run()
+        finally:
+            for pool in self.pools.values():
+                pool.stop()
 
     def run_section(self, config, name):
         """Run section `name`'s ready jobs under its lock; return its code."""
@@ -322,6 +326,15 @@ class JobCronScript(Script):
 
     stop = None
 
+    @property
+    def pools(self):
+        """{section name: its `ChildPool`}, kept by a worker between its
+        passes (an idle worker starts no process)."""
+        pools = self.__dict__.get("_pools")
+        if pools is None:
+            pools = self.__dict__["_pools"] = {}
+        return pools
+
     def _execute(self, section, reporter, should_stop=None, worker=False):
         """Run the section's jobs with the back-end its settings ask for;
         log the summary; return the number of jobs started."""
@@ -337,7 +350,10 @@ class JobCronScript(Script):
         if processes:
             runner = ProcessJobRunner.runFromSource(
                 section.source, self.logger, reporter, config=self.config,
-                processes=processes, **kwargs)
+                processes=processes, pool=self.pools.get(section.name),
+                keep_pool=worker, **kwargs)
+            if worker:
+                self.pools[section.name] = runner.pool
         else:
             runner = self.runner_class.runFromSource(
                 section.source, self.logger, reporter, **kwargs)

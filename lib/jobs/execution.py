@@ -13,6 +13,7 @@ the outcomes of children that died or ran too long through the same
 
 __all__ = ["Execution", "job_str"]
 
+import contextlib
 import logging
 from collections import Counter
 
@@ -114,6 +115,9 @@ class Execution(OutcomeRecorder):
         :raises storm.exceptions.DisconnectionError: the database went
             away: the attempt is lost (its work rolled back with the
             connection), as after a crash; its lease hands the job on.
+            (A connection that another runner ended because this one had
+            lost the job — it froze past its lease — is not that: the
+            attempt's outcome is dropped, as fenced.)
         """
         job.attempt = attempt
         attempt.job = job
@@ -129,8 +133,30 @@ class Execution(OutcomeRecorder):
             self.record_outcome(job, attempt, outcome,
                                 before_commit=before_commit)
             return outcome
+        except DisconnectionError:
+            if not self._taken_over(attempt):
+                raise
+            transaction.abort()  # Storm reconnects at the next statement
+            self._stale(job, attempt)
+            return STALE
         finally:
             job.attempt = None
+
+    def _taken_over(self, attempt):
+        """Whether `attempt`'s job belongs to another runner now (asked
+        through the side connection; False when that fails too: the
+        database is gone)."""
+        if attempt.fenced:
+            return True
+        store = get_store()
+        if not dialect(store).concurrent_writes:
+            return False
+        try:
+            found = SideConnection.of(store).run(
+                records.renew, [(attempt.job_id, attempt.number)])
+        except StormDatabaseError:
+            return False
+        return not found.get(attempt.job_id, (0, 0, 0))[1]
 
     def _before_start(self, job, attempt):
         """The outcome of an attempt that must not run, or None."""
@@ -205,11 +231,12 @@ class Execution(OutcomeRecorder):
         with tail, attempt.running():
             tail.start()
             try:
-                job.run()
-                if guard.intact():
-                    # The job's pending ORM changes are its work: a failure
-                    # to write them is the job's failure.
-                    store.flush()
+                with self.limits(attempt):
+                    job.run()
+                    if guard.intact():
+                        # The job's pending ORM changes are its work: a
+                        # failure to write them is the job's failure.
+                        store.flush()
             except DisconnectionError:
                 raise
             except BaseException as e:
@@ -226,6 +253,11 @@ class Execution(OutcomeRecorder):
         if misuse is not None:
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
+
+    def limits(self, attempt):
+        """A context manager around the job's code (a process runner's
+        child enforces its time and memory limits there)."""
+        return contextlib.nullcontext()
 
     def _misused(self, job, attempt, misuse, error):
         """The job ended (or closed) the transaction it was given: it fails

@@ -83,9 +83,10 @@ def record_completed(store, outcomes):
     return recorded
 
 
-def renew(store, claims, lease_seconds):
+def renew(store, claims, lease_seconds=None):
     """Renew the leases of `claims` (``[(job_id, attempt)]``) for
-    `lease_seconds`, and read what the runner must know of each.
+    `lease_seconds` (None: renew nothing, only read), and read what the
+    runner must know of each.
 
     On PostgreSQL rows locked by another transaction are skipped, not
     waited for: the runner's own open transaction may hold them (a group
@@ -99,20 +100,22 @@ def renew(store, claims, lease_seconds):
     """
     if not claims:
         return {}
-    expires, expires_parameters = now_sql(store, lease_seconds)
-    where, where_parameters = fenced(claims)
     ids = [job_id for job_id, _ in claims]
     marks = ", ".join(["?"] * len(ids))
     renewed = set()
-    if dialect(store).row_locks:
-        renewed.update(row[0] for row in store.execute(
-            "UPDATE job SET lease_expires = %s WHERE id IN (SELECT id FROM"
-            " job WHERE %s FOR UPDATE SKIP LOCKED) RETURNING id"
-            % (expires, where), expires_parameters + where_parameters))
-    else:
-        store.execute("UPDATE job SET lease_expires = %s WHERE %s" % (
-            expires, where), expires_parameters + where_parameters)
-        renewed.update(ids)
+    if lease_seconds is not None:
+        expires, parameters = now_sql(store, lease_seconds)
+        where, where_parameters = fenced(claims)
+        parameters += where_parameters
+        if dialect(store).row_locks:
+            renewed.update(row[0] for row in store.execute(
+                "UPDATE job SET lease_expires = %s WHERE id IN (SELECT id"
+                " FROM job WHERE %s FOR UPDATE SKIP LOCKED) RETURNING id"
+                % (expires, where), parameters))
+        else:
+            store.execute("UPDATE job SET lease_expires = %s WHERE %s" % (
+                expires, where), parameters)
+            renewed.update(ids)
     attempts = dict(claims)
     found = {}
     for job_id, status, current, cancel in store.execute(
@@ -158,5 +161,6 @@ def end_lost_session(store, claimed_by):
     row = store.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
         " pid = ? AND abs(extract(epoch FROM backend_start) - ?) < 0.000002"
-        " AND state LIKE 'idle in transaction%'", (backend, started)).get_one()
+        " AND state IN ('idle in transaction',"
+        " 'idle in transaction (aborted)')", (backend, started)).get_one()
     return bool(row and row[0])

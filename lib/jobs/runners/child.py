@@ -4,36 +4,95 @@ A fresh interpreter (``spawn``): it loads the configuration, registers
 the components, connects as the section's role only — the login role's
 connection is never opened here — and runs each attempt the parent sends
 through `jobs.execution.Execution`, which records the outcome. It answers
-``(job type, completed, OOPS id)`` per attempt; the parent's heartbeat
+``(job type, outcome name, OOPS id)`` per attempt; the parent's heartbeat
 keeps the lease alive meanwhile.
 
+The child enforces its job's limits itself, so that a parent that is
+frozen or dead does not extend them: ``max_runtime`` as a wall-clock alarm
+and a CPU-time limit (the job then raises ``TimeoutError("Job ran too
+long.")``, an OOPS), ``memory_limit`` as RLIMIT_AS. The parent kills a
+child whose job does not stop a few seconds later.
+
 SIGUSR1 from the parent means "an operator cancelled the running job":
-the attempt's flag is set, so the job's ``check_cancelled()`` raises.
+the attempt's flag is set, so the job's ``check_cancelled()`` raises. A
+lost database connection is answered with `LOST`: the parent records the
+lost attempt (retried while attempts are left).
 """
 
-__all__ = ["child_main"]
+__all__ = ["LOST", "TIMEOUT_MESSAGE", "child_main"]
 
+import contextlib
 import logging
 import resource
 import signal
 import sys
 
+import transaction
+from storm.exceptions import DisconnectionError
+
 from jobs.attempt import Attempt
+from jobs.claiming import load_jobs
 from jobs.config import load, set_config
-from jobs.database import connect, set_role
+from jobs.database import connect, set_role, statement_timeout
 from jobs.errorlog import Redactor
 from jobs.execution import Execution
-from jobs.claiming import load_jobs
-from jobs.outcome import COMPLETE
 from jobs.registration import register_components
 from jobs.scripts.logger import formatter
 from jobs.sections import RunSettings, error_reporter_for, find_section
+
+# What the child answers when its database connection was lost mid-job.
+LOST = "lost"
+TIMEOUT_MESSAGE = "Job ran too long."
+
+
+def _too_long(signum, frame):
+    raise TimeoutError(TIMEOUT_MESSAGE)
+
+
+class ChildExecution(Execution):
+    """Runs the parent's attempts within the section's limits."""
+
+    def __init__(self, logger, reporter, settings, max_runtime,
+                 memory_limit):
+        super().__init__(logger, reporter, settings=settings)
+        self.max_runtime = max_runtime
+        self.memory_limit = memory_limit
+        signal.signal(signal.SIGALRM, _too_long)
+        signal.signal(signal.SIGXCPU, _too_long)
+
+    @contextlib.contextmanager
+    def limits(self, attempt):
+        """Around the job's code only: the alarm must not go off while
+        the outcome is being recorded."""
+        previous_as = resource.getrlimit(resource.RLIMIT_AS)
+        previous_cpu = resource.getrlimit(resource.RLIMIT_CPU)
+        if self.memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS,
+                               (self.memory_limit, previous_as[1]))
+        if self.max_runtime:
+            # The CPU limit is cumulative: this job's share starts now.
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            soft = int(used.ru_utime + used.ru_stime + self.max_runtime) + 1
+            if previous_cpu[1] == resource.RLIM_INFINITY or \
+                    soft < previous_cpu[1]:
+                resource.setrlimit(resource.RLIMIT_CPU,
+                                   (soft, previous_cpu[1]))
+            signal.setitimer(signal.ITIMER_REAL, self.max_runtime)
+        try:
+            yield
+        finally:
+            if self.max_runtime:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                resource.setrlimit(resource.RLIMIT_CPU, previous_cpu)
+            if self.memory_limit:
+                resource.setrlimit(resource.RLIMIT_AS, previous_as)
 
 
 def child_main(connection, settings):
     """Set up, then run the attempts the parent sends until told to stop
     (None) or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings["log_level"], stream=sys.stderr)
     # The transaction package's DEBUG chatter is not the operator's.
     logging.getLogger("txn").setLevel(max(logging.INFO, settings["log_level"]))
@@ -47,10 +106,11 @@ def child_main(connection, settings):
     set_role(settings["dbuser"])
     source = find_section(config, settings["section"],
                           settings["source_interface"]).source
-    execution = Execution(
+    execution = ChildExecution(
         logger, error_reporter_for(settings["section"], config),
-        settings=RunSettings(log_level=settings["tail_level"],
-                             log_tail_chars=settings["log_tail_chars"]))
+        RunSettings(log_level=settings["tail_level"],
+                    log_tail_chars=settings["log_tail_chars"]),
+        settings["max_runtime"], settings["memory_limit"])
     running = []
 
     def cancelled(signum, frame):
@@ -58,7 +118,11 @@ def child_main(connection, settings):
             attempt.cancel_requested = True
 
     signal.signal(signal.SIGUSR1, cancelled)
-    memory_limit = settings["memory_limit"]
+    with statement_timeout(settings["statement_timeout"]):
+        _serve(connection, source, execution, running)
+
+
+def _serve(connection, source, execution, running):
     while True:
         try:
             message = connection.recv()
@@ -67,27 +131,28 @@ def child_main(connection, settings):
         if message is None:
             return
         attempt = Attempt(*message)
-        job_id = attempt.job_id
         # A malformed row comes back as an UnloadableJob, which fails.
-        jobs = load_jobs(source, [job_id])
+        try:
+            jobs = load_jobs(source, [attempt.job_id])
+        except DisconnectionError:
+            transaction.abort()
+            connection.send(("?", LOST, None))
+            continue
         if not jobs:
-            connection.send(("?", False, None))
+            connection.send(("?", "gone", None))
             continue
         job = jobs[0]
         job_type = type(job).__name__
         filed = len(execution.oops_ids)
-        previous = resource.getrlimit(resource.RLIMIT_AS)
-        if memory_limit:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, previous[1]))
         running.append(attempt)
         try:
-            outcome = execution.runAttempt(job, attempt)
+            outcome = execution.runAttempt(job, attempt).name
+        except DisconnectionError:
+            transaction.abort()  # Storm reconnects at the next statement
+            outcome = LOST
         finally:
             running.remove(attempt)
-            if memory_limit:
-                resource.setrlimit(resource.RLIMIT_AS, previous)
         oops_id = (execution.oops_ids[-1]
                    if len(execution.oops_ids) > filed else None)
-        connection.send((job_type, outcome is COMPLETE, oops_id,
-                         outcome.name))
+        connection.send((job_type, outcome, oops_id))
         del job, jobs

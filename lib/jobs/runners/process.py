@@ -35,68 +35,26 @@ import multiprocessing.connection
 import os
 import signal
 import time
-import weakref
 
 import transaction
 from zope.interface import implementer, providedBy
 
 from jobs.database import get_store
 from jobs.errors import ChildDied, JobCancelled, SectionError
-from jobs.execution import Execution
+from jobs.execution import Execution, job_str
+from jobs.outcome import REQUEUE, decide_lost
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
 from jobs.claiming import claim_ready, context_of, load_jobs, loads_by_id
 from jobs.budget import Budget
-from jobs.runners.child import child_main
+from jobs.runners.child import LOST, TIMEOUT_MESSAGE
+from jobs.runners.pool import ChildPool
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 
-TIMEOUT_MESSAGE = "Job ran too long."
-# {logger: {(section, processes)}}: the pools each logger has announced.
-_announced = weakref.WeakKeyDictionary()
 POLL = 1.0  # seconds between looks at deadlines and cancel grace
-
-
-class _Child:
-    """One child process and the attempt it runs (if any)."""
-
-    def __init__(self, context, settings):
-        self.connection, child_end = multiprocessing.Pipe()
-        self.process = context.Process(
-            target=child_main, args=(child_end, settings), daemon=True)
-        self.process.start()
-        child_end.close()
-        self.attempt = None
-        self.deadline = None
-        self.cancel_noticed = None
-
-    @property
-    def idle(self):
-        return self.attempt is None
-
-    def send(self, attempt, deadline):
-        self.attempt, self.deadline = attempt, deadline
-        attempt.start()
-        self.connection.send((attempt.job_id, attempt.number,
-                              attempt.max_retries, attempt.lease_seconds,
-                              attempt.cancel_requested, attempt.lost,
-                              attempt.start_marked))
-
-    def done(self):
-        self.attempt = self.deadline = self.cancel_noticed = None
-
-    def stop(self, kill=False):
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.connection.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(30)
-        self.connection.close()
+# Seconds past max_runtime at which the parent kills a child whose job
+# did not stop itself.
+KILL_MARGIN = 5.0
 
 
 @implementer(IJobRunner)
@@ -110,7 +68,8 @@ class ProcessJobRunner(Execution):
 
     def __init__(self, source, logger=None, error_reporter=None,
                  settings=None, config=None, processes=2, should_stop=None,
-                 max_jobs=None, max_seconds=None):
+                 max_jobs=None, max_seconds=None, pool=None,
+                 keep_pool=False):
         settings = settings or DEFAULT_SETTINGS
         logger = logger or logging.getLogger(__name__)
         super().__init__(logger, error_reporter, settings=settings)
@@ -128,14 +87,19 @@ class ProcessJobRunner(Execution):
             "log_level": logger.getEffectiveLevel(),
             "tail_level": settings.log_level,
             "log_tail_chars": settings.log_tail_chars,
+            "max_runtime": settings.max_runtime,
+            "statement_timeout": settings.statement_timeout,
         }
         self.processes = max(1, processes)
+        # A worker keeps the section's pool between its passes.
+        self.keep_pool = keep_pool
+        self.pool = pool or ChildPool(self.child_settings, self.processes,
+                                      logger)
         self.max_runtime = settings.max_runtime
         self.cancel_grace = settings.grace_period
         self.budget = Budget(max_jobs, max_seconds)
         self.should_stop = should_stop or (lambda: False)
         self.started = 0
-        self.context = multiprocessing.get_context("spawn")
 
     @classmethod
     def runFromSource(cls, source, logger=None, error_reporter=None,
@@ -158,37 +122,31 @@ class ProcessJobRunner(Execution):
 
     def runAll(self):
         """Claim and run until the queue is drained (or a budget or stop)."""
-        pools = _announced.setdefault(self.logger, set())
-        if (self.settings.name, self.processes) not in pools:
-            # Once per logger (a worker's passes share it), not per pass.
-            pools.add((self.settings.name, self.processes))
-            self.logger.info("Running through %d child processes.",
-                             self.processes)
         self.heartbeat = Heartbeat(
             SideConnection.of(get_store()), self.lease_seconds, self.logger,
             on_cancel=self._cancel_noticed)
-        children = [_Child(self.context, self.child_settings)
-                    for _ in range(self.processes)]
-        self.children = children
+        pool = self.pool
         drained = False
         try:
             while True:
-                idle = [child for child in children if child.idle]
-                if idle and not drained and not self.should_stop():
-                    drained = self._dispatch(idle)
-                busy = [child for child in children if not child.idle]
+                if pool.free() and not drained and not self.should_stop():
+                    drained = self._dispatch(pool.free())
+                busy = pool.busy()
                 if not busy:
                     break
-                self._wait(children, busy)
+                self._wait(busy)
         finally:
-            for child in children:
-                child.stop(kill=not child.idle)
+            if not self.keep_pool:
+                pool.stop()
+            else:
+                for child in pool.busy():
+                    pool.replace(child)
             self.heartbeat.stop()
         return self.started
 
-    def _dispatch(self, idle):
-        """Claim jobs for the idle children; return True when drained."""
-        limit = self.budget.allows(self.started, len(idle))
+    def _dispatch(self, free):
+        """Claim jobs for `free` children; return True when drained."""
+        limit = self.budget.allows(self.started, free)
         if not limit:
             return True
         # Every claimed job goes to a child at once: its start is on record
@@ -201,14 +159,16 @@ class ProcessJobRunner(Execution):
         attempts = [self.make_attempt(one, self.lease_seconds)
                     for one in claimed]
         self.heartbeat.watch(attempts)
-        for child, attempt in zip(idle, attempts):
-            deadline = (None if self.max_runtime is None
-                        else time.monotonic() + self.max_runtime)
+        for child, attempt in zip(self.pool.take(len(attempts)), attempts):
+            # The child stops its job at max_runtime itself; this is the
+            # parent's backstop.
+            deadline = (None if self.max_runtime is None else
+                        time.monotonic() + self.max_runtime + KILL_MARGIN)
             child.send(attempt, deadline)
             self.started += 1
         return False
 
-    def _wait(self, children, busy):
+    def _wait(self, busy):
         now = time.monotonic()
         timeout = POLL
         for child in busy:
@@ -231,18 +191,18 @@ class ProcessJobRunner(Execution):
                 if message is not None:
                     self._finished(child, message)
                     continue
-            self._died(children, child)
+            self._died(child)
         now = time.monotonic()
         for child in busy:
             if child.idle:
                 continue
             if child.deadline is not None and child.deadline <= now:
-                self._end(children, child, TimeoutError(TIMEOUT_MESSAGE),
+                self._end(child, TimeoutError(TIMEOUT_MESSAGE),
                           "ran past its max_runtime (%s s): killing its"
                           " process" % self.max_runtime)
             elif (child.cancel_noticed is not None
                   and now - child.cancel_noticed >= self.cancel_grace):
-                self._end(children, child, JobCancelled(
+                self._end(child, JobCancelled(
                     "Job %d was cancelled while running."
                     % child.attempt.job_id),
                     "still ran %s s after its cancel request: killing its"
@@ -250,7 +210,7 @@ class ProcessJobRunner(Execution):
 
     def _cancel_noticed(self, attempt):
         """The heartbeat saw a cancel request: tell the child's job."""
-        for child in self.children:
+        for child in self.pool.busy():
             if child.attempt is attempt:
                 child.cancel_noticed = time.monotonic()
                 try:
@@ -259,37 +219,54 @@ class ProcessJobRunner(Execution):
                     pass
 
     def _finished(self, child, message):
-        job_type, completed, oops_id, *outcome = message
+        job_type, outcome, oops_id = message
         attempt = child.attempt
+        if outcome == LOST:
+            # The child's connection went away mid-job: like a crash, the
+            # attempt is lost, its work rolled back with the connection.
+            child.done()
+            self._lost(attempt)
+            return
         attempt.recorded = True
         self.heartbeat.forget([attempt])
-        (self.completed if completed else self.incomplete)[job_type] += 1
-        self.tally.outcome(job_type, outcome[0] if outcome else "gone",
-                           attempt.seconds(), attempt.lost)
+        (self.completed if outcome == "complete"
+         else self.incomplete)[job_type] += 1
+        self.tally.outcome(job_type, outcome, attempt.seconds(), attempt.lost)
         if oops_id:
             self.oops_ids.append(oops_id)
         child.done()
 
-    def _died(self, children, child):
+    def _lost(self, attempt):
+        """Record a lost attempt at once (this runner lives): the job runs
+        again while attempts are left, else fails with `LostRunner`."""
+        jobs = load_jobs(self.source, [attempt.job_id])
+        if not jobs:
+            self.heartbeat.forget([attempt])
+            transaction.abort()
+            return
+        self.logger.info("The child running %s lost its database"
+                         " connection.", job_str(jobs[0]))
+        self.record_outcome(jobs[0], attempt, decide_lost(
+            attempt.number, attempt.max_retries) or REQUEUE)
+
+    def _died(self, child):
         child.process.join(5)
         code = child.process.exitcode
         if code is not None and code < 0:
             cause = "was killed by signal %s" % signal.Signals(-code).name
         else:
             cause = "exited with status %s" % code
-        self._end(children, child, ChildDied(
+        self._end(child, ChildDied(
             "The child process running the job %s." % cause))
 
-    def _end(self, children, child, error, why=None):
+    def _end(self, child, error, why=None):
         """Kill `child`, replace it, and record `error` as the outcome of
         its attempt (in the parent, through the outcome policy)."""
         attempt = child.attempt
         if why:
             self.logger.info("Job %d %s.", attempt.job_id, why)
-        child.stop(kill=True)
         child.done()
-        children[children.index(child)] = _Child(self.context,
-                                                  self.child_settings)
+        self.pool.replace(child)
         jobs = load_jobs(self.source, [attempt.job_id])
         if not jobs:
             self.heartbeat.forget([attempt])
@@ -297,8 +274,7 @@ class ProcessJobRunner(Execution):
             return
         job = jobs[0]
         self.logger.info("Running %s failed in its child process: %s",
-                         "%s (ID %d)" % (type(job).__name__, job.job_id),
-                         error)
+                         job_str(job), error)
         self.record_outcome(job, attempt, self.decide(job, attempt, error))
 
 

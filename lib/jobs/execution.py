@@ -23,6 +23,7 @@ from storm.exceptions import DisconnectionError
 from storm.store import Store
 
 from jobs.attempt import Attempt
+from jobs.claiming import load_jobs
 from jobs.database import Savepoint, dialect, forget_dead_objects, get_store
 from jobs.database.store import forget_store
 from jobs.database.stormext import forget_object
@@ -130,7 +131,9 @@ class Execution(OutcomeRecorder):
             outcome = self._before_start(job, attempt)
             if outcome is None:
                 outcome = self._run(job, attempt)
-            self.record_outcome(job, attempt, outcome,
+            # (A job that closed its store is recorded through a copy
+            # loaded again: see `_misused`.)
+            self.record_outcome(attempt.job, attempt, outcome,
                                 before_commit=before_commit)
             return outcome
         except DisconnectionError:
@@ -265,10 +268,15 @@ class Execution(OutcomeRecorder):
         outcomes are settled by what the job did to their work (committed:
         recorded now; rolled back: given back to run again)."""
         committed, what = misuse
-        if not guard_open(get_store()):
+        name = "%s (ID %d)" % (type(job).__name__, attempt.job_id)
+        closed = not guard_open(get_store())
+        if closed:
             forget_store(get_store())  # the next get_store() reconnects
         transaction.abort()
         attempt.savepoint = None
+        if closed:
+            # The job's objects belong to the closed store.
+            attempt.job = self.reload(attempt.job_id) or job
         if self.group_commit and self.deferred:
             deferred, self.deferred = self.deferred, []
             store = get_store()
@@ -284,10 +292,21 @@ class Execution(OutcomeRecorder):
         return FAIL.because(TransactionMisuse(
             "%s %s the transaction the runner gave it (%s): it must leave"
             " its transaction to the runner; its work up to then was %s%s."
-            % (job_str(job), "committed" if committed else "ended",
+            % (name, "committed" if committed else "ended",
                what, "kept" if committed else "lost",
                "; then it raised %s: %s" % (type(error).__name__, error)
                if error is not None else "")))
+
+    # The job source, set by the runners that claim: `reload` loads from it.
+    source = None
+
+    def reload(self, job_id):
+        """Job `job_id` loaded again in the current store (None if the
+        runner has no source or the job is gone)."""
+        if self.source is None:
+            return None
+        jobs = load_jobs(self.source, [job_id])
+        return jobs[0] if jobs else None
 
     def decide(self, job, attempt, error):
         """The policy's outcome of `attempt` of `job` ending with `error`

@@ -45,7 +45,7 @@ from jobs.sections import find_section_source
 # The job columns a runner updates (claim, outcome, retry, log, progress).
 RUNNER_JOB_COLUMNS = (
     "status", "attempt_count", "scheduled_start", "lease_expires",
-    "date_started", "date_finished", "log", "progress")
+    "date_started", "date_finished", "log", "progress", "claimed_by")
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

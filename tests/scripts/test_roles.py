@@ -136,7 +136,8 @@ class TestRolesPostgreSQL(RolesTestCase):
             "Set up role %s (sections: do_baz):\n" % BAZ_ROLE))
         self.assertThat(out, Contains(
             '  GRANT SELECT, UPDATE (status, attempt_count, scheduled_start,'
-            ' lease_expires, date_started, date_finished, log, progress)'
+            ' lease_expires, date_started, date_finished, log, progress,'
+            ' claimed_by)'
             ' ON "job" TO "%s";' % FOO_ROLE))
         self.assertThat(out, Contains(
             '  GRANT SELECT, UPDATE ON "baz_job" TO "%s";' % BAZ_ROLE))

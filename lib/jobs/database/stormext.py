@@ -142,6 +142,10 @@ class SavepointsOnDemand:
     def rollback(self, *args, **kwargs):
         self.pending_savepoints = []
         self._ended("a rollback")
+        if self._closed:
+            # Closed (by a job's code): there is nothing left to roll back;
+            # Storm would fail on the missing raw connection.
+            return None
         return super().rollback(*args, **kwargs)
 
 
@@ -217,7 +221,12 @@ class JobsSQLiteConnection(SavepointsOnDemand, ImmediateSQLiteConnection):
             self.pending_savepoints = []
             return ImmediateSQLiteConnection.raw_execute(
                 self, statement, params, _end)
-        return super().raw_execute(statement, params)
+        result = super().raw_execute(statement, params)
+        if not self._raw_connection.in_transaction:
+            # COMMIT or ROLLBACK sent as SQL: Storm must know, or it would
+            # go on without BEGIN (autocommit) or roll back nothing.
+            self._in_transaction = False
+        return result
 
 
 class JobsSQLite(SQLite):

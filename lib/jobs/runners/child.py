@@ -111,6 +111,7 @@ def child_main(connection, settings):
         RunSettings(log_level=settings["tail_level"],
                     log_tail_chars=settings["log_tail_chars"]),
         settings["max_runtime"], settings["memory_limit"])
+    execution.source = source
     running = []
 
     def cancelled(signum, frame):

@@ -37,6 +37,7 @@ from jobs.interfaces.job import IJobSource, IRunnableJob, JobStatus
 from jobs.model.derived import DerivedJob
 from jobs.model.job import Job
 from jobs.schema import Migrations
+from jobs.testing.hostile import misbehave
 
 MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
 logger = logging.getLogger(__name__)
@@ -159,9 +160,9 @@ class FooJobDerived(DerivedJob):
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`),
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
-        every 20 ms). `delay`, `scheduled_start`, `priority` and
-        `unique_key` are the job's options (`jobs.model.options`), not
-        behaviour.
+        every 20 ms), and what `jobs.testing.hostile.misbehave` does.
+        `delay`, `scheduled_start`, `priority` and `unique_key` are the
+        job's options (`jobs.model.options`), not behaviour.
         """
         return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
                            scheduled_start=scheduled_start,
@@ -253,6 +254,7 @@ class FooJobDerived(DerivedJob):
             self.ballast = bytearray(data["allocate"])
         if data.get("exit") is not None:
             os._exit(data["exit"])
+        misbehave(self, data)
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -34,7 +34,7 @@ from jobs.errors import (
     SchemaError,
     SectionError,
 )
-from jobs.metrics.serve import serve_metrics
+from jobs.metrics.serve import add_metrics_options, serve_metrics_of
 from jobs.registration import register_components
 from jobs.runner import JobRunner
 from jobs.runners.process import ProcessJobRunner
@@ -103,13 +103,7 @@ class JobCronScript(Script):
             help="Run no job: send again to Celery the ready jobs of each"
                  " (celery_dispatch) section that no worker claimed within"
                  " its celery_sweep_grace.")
-        self.parser.add_argument(
-            "--metrics-port", type=int, metavar="PORT",
-            help="Worker mode: serve this worker's Prometheus metrics on"
-                 " PORT (/metrics; --metrics-address, default 127.0.0.1).")
-        self.parser.add_argument(
-            "--metrics-address", default="127.0.0.1", metavar="ADDRESS",
-            help="Where --metrics-port listens.")
+        add_metrics_options(self.parser)
         self.parser.add_argument(
             "--processes", type=int, metavar="N",
             help="Run each job in a pool of N child processes"
@@ -183,16 +177,8 @@ class JobCronScript(Script):
         except SectionError as e:
             self.logger.error("%s", e)
             return EXIT_SECTION_ERROR
-        if self.options.metrics_port:
-            try:
-                serve_metrics(self.options.metrics_port,
-                              self.options.metrics_address)
-            except ConfigError as e:
-                self.logger.error("%s", e)
-                return EXIT_SECTION_ERROR
-            self.logger.info("Serving metrics on http://%s:%d/metrics.",
-                             self.options.metrics_address,
-                             self.options.metrics_port)
+        if not serve_metrics_of(self.options, self.logger):
+            return EXIT_SECTION_ERROR
         first = sections[0].settings
         try:
             return Worker(self, [section.name for section in sections],

@@ -1,7 +1,7 @@
 """A worker's own ``/metrics`` (``run_jobs.py --worker --metrics-port``):
 its tallies, served by ``prometheus_client`` in a daemon thread."""
 
-__all__ = ["serve_metrics"]
+__all__ = ["add_metrics_options", "serve_metrics", "serve_metrics_of"]
 
 from jobs.errors import ConfigError
 
@@ -24,3 +24,29 @@ def serve_metrics(port, address="127.0.0.1"):
     except OSError as e:
         raise ConfigError("Cannot serve metrics on %s:%d: %s" % (
             address, port, e.strerror or e)) from None
+
+
+def add_metrics_options(parser):
+    """``--metrics-port`` and ``--metrics-address`` of run_jobs.py."""
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="Worker mode: serve this worker's Prometheus metrics on"
+             " PORT (/metrics; --metrics-address, default 127.0.0.1).")
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", metavar="ADDRESS",
+        help="Where --metrics-port listens.")
+
+
+def serve_metrics_of(options, logger):
+    """Serve the metrics the options ask for (none without
+    ``--metrics-port``); False, logged, when that cannot be done."""
+    if not options.metrics_port:
+        return True
+    try:
+        serve_metrics(options.metrics_port, options.metrics_address)
+    except ConfigError as e:
+        logger.error("%s", e)
+        return False
+    logger.info("Serving metrics on http://%s:%d/metrics.",
+                options.metrics_address, options.metrics_port)
+    return True

@@ -110,6 +110,11 @@ class Attempt:
         self.started = True
         self.started_at = time.monotonic()
 
+    def seconds(self) -> Optional[float]:
+        """Seconds since `start`; None when the job's code never started."""
+        started_at = self.started_at
+        return None if started_at is None else time.monotonic() - started_at
+
     def running(self):
         """A context manager: the job's code runs within it, and
         `current_attempt()` returns this attempt meanwhile."""

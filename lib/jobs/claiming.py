@@ -22,6 +22,7 @@ __all__ = [
 
 import contextlib
 import logging
+import time
 
 from jobs.database import get_store
 from jobs.errors import JobLoadError, NotFoundError
@@ -56,21 +57,28 @@ def claim_each(jobs, limit, lease_seconds, started=False):
     return taken
 
 
-def claim_ready(source, limit, lease_seconds, started=False):
+def claim_ready(source, limit, lease_seconds, started=False, tally=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
 
     :param started: record the claimed jobs' starts at once (see
         `jobs.model.claims.claim`).
+    :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
+        how long the claim took.
     """
-    claim = getattr(source, "claimReady", None)
-    if claim is not None:
-        try:
-            return _claim(claim, started, limit, lease_seconds)
-        except NotImplementedError:
-            pass
-    return claim_each(source.iterReady(), limit, lease_seconds, started)
+    began = time.perf_counter()
+    try:
+        claim = getattr(source, "claimReady", None)
+        if claim is not None:
+            try:
+                return _claim(claim, started, limit, lease_seconds)
+            except NotImplementedError:
+                pass
+        return claim_each(source.iterReady(), limit, lease_seconds, started)
+    finally:
+        if tally is not None:
+            tally.claim(time.perf_counter() - began)
 
 
 def _claim(claim, started, *args):

@@ -54,6 +54,7 @@ from jobs.schedule import Schedule
 from jobs.settings import (
     CelerySettings,
     JobSection,
+    WebSettings,
     WorkerSettings,
     config_schedules,
 )
@@ -169,6 +170,13 @@ class JobsConfig:
                                  "error_reports", "error_dir")
 
     @property
+    def error_host(self) -> str:
+        """The name of this host in the OOPS index: ``[error_reports]
+        host``, or the machine's name."""
+        import socket
+        return self._text("error_reports", "host") or socket.gethostname()
+
+    @property
     def oops_prefix(self) -> str:
         """The prefix of OOPS reporters."""
         return self._text("error_reports", "oops_prefix")
@@ -225,6 +233,14 @@ class JobsConfig:
         :raises ConfigError: when a value is malformed.
         """
         return CelerySettings(self)
+
+    @property
+    def web(self) -> WebSettings:
+        """The `WebSettings` of ``[web]`` (the dashboard).
+
+        :raises ConfigError: when a value is malformed.
+        """
+        return WebSettings(self)
 
     def job_section(self, name: str) -> JobSection:
         """Return the `JobSection` called `name`.

@@ -41,6 +41,7 @@ from jobs.errors import (
     SectionError,
     UsageError,
 )
+from jobs.metrics.serve import add_metrics_options, serve_metrics_of
 from jobs.presence import Presence
 from jobs.registration import register_components
 from jobs.runner import JobRunner
@@ -79,6 +80,7 @@ class JobCronScript(Script):
 
     def add_my_options(self):
         add_run_options(self.parser, self.commandline_config)
+        add_metrics_options(self.parser)
 
     @property
     def section_names(self):
@@ -185,6 +187,8 @@ class JobCronScript(Script):
                         for name in self.section_names]
         except SectionError as e:
             self.logger.error("%s", e)
+            return EXIT_SECTION_ERROR
+        if not serve_metrics_of(self.options, self.logger):
             return EXIT_SECTION_ERROR
         first = sections[0].settings
         worker = Worker(self, [section.name for section in sections],

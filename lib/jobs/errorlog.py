@@ -139,7 +139,9 @@ class ErrorReporter:
     :param redact: names whose values are hidden.
 
     Every published report is also given to the callables in the module's
-    `capture_listeners` (the CapturedOopsFixture uses it).
+    `capture_listeners` (the CapturedOopsFixture uses it), and each
+    report written to a file to those in `listeners` (the OOPS index:
+    `jobs.oopsindex.IndexWriter`).
     """
 
     def __init__(self, error_dir, reporter, redact=()):
@@ -147,6 +149,7 @@ class ErrorReporter:
         self.reporter = reporter
         self.redactor = Redactor(redact)
         self._repo = None
+        self.listeners = []
         self.config = oops.Config()
         self.config.template["reporter"] = reporter
         self.config.publisher = self._publish
@@ -183,6 +186,8 @@ class ErrorReporter:
         # Not written (the folder is unusable): callers read the id.
         report.setdefault("id", None)
         report.pop("datedir_repo_filepath", None)
+        for listener in self.listeners if report["id"] else ():
+            listener(report)
         return report
 
     def raising(self, exc_info=None, req_vars=(), **extra):

@@ -31,6 +31,7 @@ from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
 from jobs.logtail import LogTail
+from jobs.metrics.tally import tally_for
 from jobs.model import claims, records
 from jobs.outcome import (
     CANCEL,
@@ -80,6 +81,7 @@ class Execution(OutcomeRecorder):
         # Group commit: (job_id, attempt, log, progress) of COMPLETED
         # attempts that `commit_group` records, and their attempts.
         self.deferred = []
+        self.tally = tally_for(getattr(settings, "name", None))
         self.heartbeat = None
 
     def make_attempt(self, claimed, lease_seconds):

@@ -18,7 +18,7 @@ import transaction
 
 from jobs.database import Savepoint, forget_dead_objects, get_store
 from jobs.model import claims, records
-from jobs.outcome import COMPLETE
+from jobs.outcome import COMPLETE, STALE
 
 # What a notification may raise that is the job's, not the runner's.
 JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
@@ -75,7 +75,7 @@ class OutcomeRecorder:
             if before_commit is not None:
                 before_commit()
             transaction.commit()
-        self._count(job, attempt, outcome is COMPLETE)
+        self._count(job, attempt, outcome)
 
     def _stale(self, job, attempt):
         """The attempt was fenced: drop its outcome and its work."""
@@ -98,7 +98,7 @@ class OutcomeRecorder:
                 " over after its lease expired); its outcome and its"
                 " database changes were dropped.", job_str(job),
                 attempt.number)
-        self._count(job, attempt, False)
+        self._count(job, attempt, STALE)
 
     def _log_outcome(self, job, attempt, outcome, report):
         error = outcome.error
@@ -126,10 +126,14 @@ class OutcomeRecorder:
                              job_str(job), type(error).__name__)
             self.requeued.append(attempt.job_id)
 
-    def _count(self, job, attempt, completed):
-        """Count the outcome (an endless worker keeps counts, not jobs)."""
-        (self.completed if completed else self.incomplete)[
-            type(job).__name__] += 1
+    def _count(self, job, attempt, outcome):
+        """Count the outcome (an endless worker keeps counts, not jobs;
+        the metrics' `tally` too)."""
+        completed = outcome is COMPLETE
+        name = type(job).__name__
+        (self.completed if completed else self.incomplete)[name] += 1
+        self.tally.outcome(name, outcome.name, attempt.seconds(),
+                           attempt.lost)
         if self.keep_jobs:
             (self.completed_jobs if completed
              else self.incomplete_jobs).append(job)

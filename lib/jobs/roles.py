@@ -10,7 +10,8 @@ of:
 - the framework's needs: SELECT on ``job`` and UPDATE of the columns a
   runner writes (`RUNNER_JOB_COLUMNS`: status, attempt, lease, dates, log,
   progress) — not ``max_retries``, ``priority``, the type or the data,
-  and no INSERT or DELETE;
+  and no INSERT or DELETE — and INSERT on ``oops_report`` (the index of
+  the OOPS reports its runner files);
 - what each source of the sections using that role declares with
   ``databasePrivileges()`` (`IJobSource`): its context tables (SELECT,
   UPDATE) and the tables its ``run()`` touches;
@@ -54,7 +55,9 @@ class RoleError(JobsError):
 
 
 def _framework_privileges():
-    return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)}}
+    # oops_report: the runner indexes the OOPS reports it files.
+    return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)},
+            "oops_report": {"INSERT"}}
 
 
 def plan_roles(config):

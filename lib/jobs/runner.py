@@ -186,7 +186,8 @@ class JobRunner(Execution):
         started = bool(self.group_size) or limit == 1
         batch = [self.make_attempt(claimed, self.lease_seconds)
                  for claimed in claim_ready(self.source, limit,
-                                            self.lease_seconds, started)]
+                                            self.lease_seconds, started,
+                                            self.tally)]
         if batch and not started:
             self._mark(batch[0])
         return batch

@@ -30,6 +30,7 @@ from zope.interface.interface import InterfaceClass
 from jobs.config import get_config
 from jobs.errorlog import ErrorReporter
 from jobs.errors import ConfigError, SectionError
+from jobs.oopsindex import IndexWriter
 from jobs.tasks import section_source
 
 
@@ -149,9 +150,12 @@ def lease_seconds(settings, source):
 def error_reporter_for(section=None, config=None):
     """The `jobs.errorlog.ErrorReporter` of `section` (a name, or None):
     its reports go to ``[error_reports] error_dir`` as
-    ``<oops_prefix>-<section>``, secrets redacted as configured."""
+    ``<oops_prefix>-<section>``, secrets redacted as configured, each
+    indexed in the database (`jobs.oopsindex`)."""
     config = config or get_config()
     reporter = config.oops_prefix
     if section:
         reporter = "%s-%s" % (reporter, section)
-    return ErrorReporter(config.error_dir, reporter, config.redact)
+    reporter = ErrorReporter(config.error_dir, reporter, config.redact)
+    reporter.listeners.append(IndexWriter(section, config.error_host))
+    return reporter

@@ -1,11 +1,11 @@
 """Typed settings, read from a loaded configuration (`jobs.config`): one
 job section (`JobSection`), ``[celery]`` (`CelerySettings`), ``[workers]``
-(`WorkerSettings`) and the ``[schedule.NAME]`` sections
-(`config_schedules`)."""
+(`WorkerSettings`), ``[web]`` (`WebSettings`) and the ``[schedule.NAME]``
+sections (`config_schedules`)."""
 
 from __future__ import annotations
 
-__all__ = ["CelerySettings", "JobSection", "WorkerSettings",
+__all__ = ["CelerySettings", "JobSection", "WebSettings", "WorkerSettings",
            "config_schedules"]
 
 import json
@@ -300,3 +300,66 @@ class CelerySettings:
     def limits(self, queue: str) -> tuple[Optional[float], Optional[float]]:
         """Return ``(soft, hard)`` seconds for `queue`; None for no limit."""
         return self.time_limits.get(queue, (None, None))
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class WebSettings:
+    """The ``[web]`` section (the dashboard, `jobs.web`), with typed values.
+
+    :ivar enabled: `jobs web` may start.
+    :ivar host: the address it listens on; :ivar port: its port.
+    :ivar user: the HTTP basic user (None: no basic authentication).
+    :ivar password_hash: that user's scrypt hash (`jobs.web.auth`).
+    :ivar trusted_header: the header a reverse proxy sets to the user's
+        name (None: no proxy authentication).
+    :ivar trusted_proxies: the addresses that header is believed from.
+    :ivar refresh: seconds between a page's automatic refreshes.
+    """
+
+    def __init__(self, config: JobsConfig):
+        section = config.lazr["web"]
+        path = config.path
+
+        def text(key: str) -> Optional[str]:
+            value = section[key]
+            if value is not None and not isinstance(value, str):
+                value = str(value)
+            return value or None
+
+        enabled = section["enabled"]
+        if not isinstance(enabled, bool):
+            raise ConfigError("%s: [web] enabled: %r is not true or false."
+                              % (path, enabled))
+        self.enabled = enabled
+        listen = text("listen") or ""
+        match = re.fullmatch(r"\[?([^\]]*?)\]?:(\d+)", listen)
+        if match is None or not match[1] or not 0 < int(match[2]) < 65536:
+            raise ConfigError("%s: [web] listen: %r is not HOST:PORT."
+                              % (path, listen))
+        self.host, self.port = match[1], int(match[2])
+        self.user = text("user")
+        self.password_hash = text("password_hash")
+        if bool(self.user) != bool(self.password_hash):
+            raise ConfigError("%s: [web] user and password_hash go together"
+                              " (jobs web --hash-password makes the hash)."
+                              % path)
+        self.trusted_header = text("trusted_header")
+        self.trusted_proxies = tuple((text("trusted_proxies") or "").split())
+        refresh = section["refresh"]
+        if isinstance(refresh, bool) or not isinstance(refresh, int) \
+                or refresh < 0:
+            raise ConfigError("%s: [web] refresh: %r is not a number of"
+                              " seconds." % (path, refresh))
+        self.refresh = refresh
+
+    @property
+    def authenticates(self) -> bool:
+        """True when some authentication is configured."""
+        return bool(self.user or self.trusted_header)
+
+    @property
+    def loopback(self) -> bool:
+        """True when it listens on a loopback address only."""
+        return self.host in LOOPBACK or self.host.startswith("127.")

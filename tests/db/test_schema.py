@@ -57,7 +57,9 @@ class TestSchema(TestCase):
                  ("jobs", 3, "priority_notify"),
                  ("jobs", 4, "cancel_requested"), ("jobs", 5, "progress"),
                  ("jobs", 6, "kind_unique_task"),
-                 ("jobs", 8, "schedules_workers"), ("jobs", 10, "claimed_by"),
+                 ("jobs", 8, "schedules_workers"),
+                 ("jobs", 9, "oops_report_dashboard"),
+                 ("jobs", 10, "claimed_by"),
                  ("jobs.testing", 1, "foo"), ("jobs.testing", 2, "execution"),
                  ("jobs.testing", 3, "baz"), ("jobs.testing", 4, "seed")],
                 applied)
@@ -97,7 +99,7 @@ class TestSchema(TestCase):
             error = self.assertRaises(SchemaError, schema.check, store)
             self.assertEqual(
                 "The database's jobs schema is older than the code: "
-                "migrations 2, 3, 4, 5, 6, 8, 10 are not applied.",
+                "migrations 2, 3, 4, 5, 6, 8, 9, 10 are not applied.",
                 str(error))
             schema.upgrade(store)
             schema.check(store)

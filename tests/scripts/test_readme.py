@@ -14,7 +14,9 @@ A block is found by the comment line just before it, or by its language:
 - ``python`` (no comment): run with the namespace of its section;
 - ``sql``: run on an empty PostgreSQL database holding the framework's
   tables and ``foo``;
-- ``ini``: loaded as a configuration file (extending ``base``);
+- ``ini``: loaded as a configuration file (extending ``base``): its job
+  sections, or its ``[web]`` section;
+- ``yaml``: a Prometheus scrape configuration of ``/metrics``;
 - ``sh`` and crontab lines: each command's program exists and accepts
   every option the line shows (``--help`` lists it);
 - log lines: each message is one the code logs (a format string of
@@ -159,6 +161,8 @@ class TestReadmeBlocks(TestCase):
             return self.check_ini
         if b.language == "sh":
             return self.check_commands
+        if b.language == "yaml":
+            return self.check_scrape_config
         if b.language == "":
             lines = [line for line in b.text.splitlines() if line.strip()]
             if all(LOG_LINE.match(line) for line in lines):
@@ -173,6 +177,13 @@ class TestReadmeBlocks(TestCase):
             if lines[0].startswith("lib/jobs/"):
                 return self.check_layout
         return None
+
+    def test_every_picture_is_in_the_checkout(self):
+        text = open(README, encoding="utf-8").read()
+        pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+        self.assertTrue(pictures)
+        for path in pictures:
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, path)), path)
 
     def test_blocks_that_need_no_database(self):
         for b in readme_blocks():
@@ -220,8 +231,12 @@ class TestReadmeBlocks(TestCase):
         with open(path, "w") as f:
             f.write(text)
         config = load(path)
-        # Every section is the schema's (the load checks it: [workers],
-        # [schedule.NAME]) or a job section.
+        if "[web]" in text:
+            # The dashboard's settings: valid, and turned on.
+            self.assertTrue(config.web.enabled, b)
+            return
+        # Every other section is the schema's (the load checks it:
+        # [workers], [schedule.NAME]) or a job section.
         for name in config.job_section_names:
             config.job_section(name)
 
@@ -277,6 +292,20 @@ class TestReadmeBlocks(TestCase):
             if word not in ("db", "oops"):
                 break
         return found
+
+    def check_scrape_config(self, b):
+        """A Prometheus scrape configuration: each job scrapes /metrics,
+        which `jobs web` and a worker's --metrics-port serve."""
+        from jobs.web.app import ROUTES
+        self.assertIn("/metrics", dict(ROUTES).values())
+        lines = [line.strip() for line in b.text.splitlines()]
+        self.assertEqual("scrape_configs:", lines[0], b)
+        jobs = [line for line in lines if line.startswith("- job_name:")]
+        paths = [line for line in lines if line.startswith("metrics_path:")]
+        self.assertTrue(jobs, b)
+        self.assertEqual(["metrics_path: /metrics"] * len(jobs), paths, b)
+        self.assertEqual(len(jobs), len([
+            line for line in lines if line.startswith("- targets: [")]), b)
 
     def check_log(self, b):
         templates = log_templates()

@@ -150,6 +150,9 @@ class TestRolesPostgreSQL(RolesTestCase):
             (FOO_ROLE, "foo_job", "SELECT", None): True,
             (FOO_ROLE, "foo", "UPDATE", None): True,
             (FOO_ROLE, "job_execution", "INSERT", None): True,
+            # Its runners index the OOPS reports they file.
+            (FOO_ROLE, "oops_report", "INSERT", None): True,
+            (FOO_ROLE, "oops_report", "DELETE", None): False,
             (FOO_ROLE, "job", "SELECT", None): True,
             (FOO_ROLE, "job", "UPDATE", "status"): True,
             (FOO_ROLE, "job", "UPDATE", "max_retries"): False,

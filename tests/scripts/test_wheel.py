@@ -208,7 +208,9 @@ class TestQuickstartFromTheWheel(TestCase):
         self.assertEqual(
             {"jobs": "jobs.cli", "jobs-demo": "jobs.demo.cli",
              "prune": "oops_datedir_repo.prune",
-             "bsondump": "oops_datedir_repo.bsondump"},
+             "bsondump": "oops_datedir_repo.bsondump",
+             # The progress bars' library (jobs prune, bulk actions).
+             "tqdm": "tqdm.cli"},
             {name: module for name, module in scripts.items()
              if not module.startswith(("pip", "distro"))})
 

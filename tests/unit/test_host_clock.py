@@ -23,6 +23,12 @@ ALLOWED = {
         "Clock.now: OOPS report ages in the CLI, never leases",
     ("cli/oops.py", "return parse_date(options.since, now=clock.now())"):
         "jobs oops list/summary --since: reports are dated by their hosts",
+    ("cli/oops.py",
+     "before = parse_date(options.older_than, now=clock.now())"):
+        "jobs oops prune: report folders are dated by their hosts",
+    ("oopsindex.py",
+     'id=report["id"], reported=report_time(report) or clock.now(),'):
+        "an OOPS report without a time: dated by its host, as reports are",
     ("model/options.py",
      "datetime.now(timezone.utc) + timedelta(seconds=seconds)"):
         "a new job's delay checked against the year 9999, not a schedule",

@@ -7,11 +7,13 @@ __all__ = [
     "parse_date",
     "parse_id",
     "parse_status",
+    "progress_bar",
     "redactor",
 ]
 
 import json
 import re
+import sys
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 
@@ -116,3 +118,12 @@ def redactor():
     lines, which are stored as the job wrote them.
     """
     return Redactor(get_config().redact)
+
+
+def progress_bar(total, description):
+    """A progress bar (tqdm) on stderr for a long operation of `total`
+    steps: shown on a terminal, silent when stderr is piped or a file.
+    Use as a context manager; ``bar.update(n)`` after each batch."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, unit=" jobs", file=sys.stderr,
+                disable=not sys.stderr.isatty(), leave=False)

@@ -1,12 +1,11 @@
-"""The `jobs` commands about jobs: ``status``, ``list``, ``show``,
-``retry``, ``cancel``, ``suspend``, ``resume`` and ``prune``."""
+"""The `jobs` commands about jobs: ``status``, ``list`` and ``show``
+(those that change jobs are in `jobs.cli.actions`)."""
 
 __all__ = ["add_commands", "job_types", "orphaned_condition"]
 
 import json
 from collections import OrderedDict
 
-import transaction
 from storm.expr import And, Count, Desc, Not, Or, Select
 
 from jobs.cli.formatting import (
@@ -19,12 +18,10 @@ from jobs.cli.formatting import (
 )
 from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
-from jobs.celery.dispatch import run_on_commit_if_celery
-from jobs.cli.workers import cancel_workers
 from jobs.errors import SectionError
 from jobs.sections import find_section_source
-from jobs.errorlog import iter_reports
-from jobs.errors import CommandError, InvalidTransition
+from jobs.model.oopsreport import list_reports
+from jobs.errors import CommandError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job
 from jobs.progress import draw
@@ -158,8 +155,9 @@ def cmd_show(options):
     row["log"] = hide.text(job.log)
     row["progress"] = (hide.data(json.loads(job.progress)) if job.progress
                        else None)
-    row["oops_ids"] = [report["id"] for report in iter_reports(
-        get_config().error_dir) if report.get("job_id") == job.id]
+    # From the index: the reports of every host.
+    row["oops_ids"] = [report.id for report in list_reports(
+        get_store(), job_ids=[job.id])]
     if options.format == "json":
         print(json.dumps(row, default=str, indent=1))
         return
@@ -171,104 +169,6 @@ def cmd_show(options):
             print("log:\n%s" % (value or "(none)"))
         else:
             print("%-16s %s" % (key + ":", value))
-
-
-def _transition(options, verb, allowed, action):
-    for text in options.ids:
-        job_id = parse_id(text)
-        job = get_job(job_id)
-        if job.status not in allowed:
-            raise CommandError(
-                "Job %d is %s: only %s jobs can be %s." % (
-                    job_id, job.status.title,
-                    " or ".join(s.title for s in allowed), verb))
-        try:
-            action(job)
-        except InvalidTransition as e:
-            raise CommandError("Job %d: %s" % (job_id, e)) from None
-        if job.status is JobStatus.WAITING:
-            # Waiting again: a Celery-enabled section's job goes to
-            # Celery when this commits.
-            run_on_commit_if_celery(job_id)
-        transaction.commit()
-        print("Job %d is now %s." % (job_id, job.status.title))
-
-
-def cmd_retry(options):
-    from storm.expr import Update
-    store = get_store()
-
-    def retry(job):
-        # Attempts are kept: an operator's retry is one more attempt.
-        store.execute(Update(
-            {Job.status: JobStatus.WAITING.value, Job.scheduled_start: None,
-             Job.lease_expires: None},
-            where=(Job.id == job.id) & (Job.status == JobStatus.FAILED),
-            table=Job))
-        store.invalidate(job)
-
-    _transition(options, "retried", (JobStatus.FAILED,), retry)
-
-
-def cmd_suspend(options):
-    _transition(options, "suspended", (JobStatus.WAITING,),
-                lambda job: job.suspend())
-
-
-def cmd_cancel(options):
-    if options.worker:
-        cancel_workers(options.worker)
-    elif not options.ids:
-        raise CommandError("Name a job ID to cancel (or --worker ID).")
-    for text in options.ids:
-        job_id = parse_id(text)
-        job = get_job(job_id)
-        try:
-            job.cancel()
-        except InvalidTransition:
-            raise CommandError("Job %d is %s: it cannot be cancelled." % (
-                job_id, job.status.title)) from None
-        transaction.commit()
-        get_store().invalidate(job)
-        if job.status is JobStatus.RUNNING:
-            print("Job %d is running: cancel requested (its runner stops it)."
-                  % job_id)
-        else:
-            print("Job %d is now %s." % (job_id, job.status.title))
-
-
-def cmd_prune(options):
-    statuses = parse_status(options.status)
-    pending = [s.name for s in statuses if s in UNFINISHED]
-    if pending:
-        raise CommandError("Only finished jobs can be pruned, not %s." %
-                           ", ".join(pending).lower())
-    before = parse_date(options.older_than)
-    store = get_store()
-    condition = (Job.status.is_in(statuses)) & (Job.date_finished < before)
-    if options.dry_run:
-        print("Would delete %d jobs finished before %s." % (
-            store.find(Job, condition).count(),
-            before.isoformat(" ", "seconds")))
-        return
-    deleted = 0
-    while True:
-        # Batches keep each transaction (and its locks) short; context
-        # rows go with their job (ON DELETE CASCADE).
-        ids = list(store.find(Job.id, condition).order_by(Job.id)[
-            :options.batch_size])
-        if not ids:
-            break
-        store.find(Job, Job.id.is_in(ids)).remove()
-        transaction.commit()
-        deleted += len(ids)
-    print("Deleted %d jobs finished before %s." % (
-        deleted, before.isoformat(" ", "seconds")))
-
-
-def cmd_resume(options):
-    _transition(options, "resumed", (JobStatus.SUSPENDED,),
-                lambda job: job.resume())
 
 
 def add_commands(commands, parser_class):
@@ -293,29 +193,3 @@ def add_commands(commands, parser_class):
                                " tail and its OOPS ids")
     show.add_argument("id")
     show.set_defaults(run=cmd_show)
-
-    prune = commands.add_parser(
-        "prune", help="delete finished jobs (and their context rows)")
-    prune.add_argument("--older-than", required=True,
-                       help="an age (30d, 12h) or a date")
-    prune.add_argument("--status", default="completed,failed,cancelled")
-    prune.add_argument("--batch-size", type=int, default=1000)
-    prune.add_argument("--dry-run", action="store_true")
-    prune.set_defaults(run=cmd_prune)
-
-    cancel = commands.add_parser(
-        "cancel", help="WAITING/SUSPENDED -> CANCELLED; RUNNING: ask its"
-        " runner to stop it")
-    cancel.add_argument("ids", nargs="*", metavar="ID")
-    cancel.add_argument(
-        "--worker", action="append", metavar="ID",
-        help="ask runner ID (jobs workers) to stop gracefully: a worker as"
-             " after SIGTERM, a cron run once its running job has finished")
-    cancel.set_defaults(run=cmd_cancel)
-    for name, run, text in (
-            ("retry", cmd_retry, "FAILED -> WAITING now (attempts kept)"),
-            ("suspend", cmd_suspend, "WAITING -> SUSPENDED"),
-            ("resume", cmd_resume, "SUSPENDED -> WAITING")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("ids", nargs="+", metavar="ID")
-        command.set_defaults(run=run)

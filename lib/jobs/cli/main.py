@@ -4,20 +4,24 @@
 
 Commands: ``run``, ``db upgrade``, ``db verify``, ``db roles``,
 ``status``, ``list``, ``show``, ``retry``, ``cancel``, ``suspend``,
-``resume``, ``prune``, ``schedules``, ``workers``, ``oops list``,
-``oops show``, ``oops summary``, ``celery-worker``. A bad id, date or status is a
-one-line error and exit status 2, never a traceback.
+``resume``, ``prune``, ``explain``, ``schedules``, ``workers``, ``oops
+list``, ``oops show``, ``oops summary``, ``oops reindex``, ``oops prune``,
+``web``, ``celery-worker``. A bad id, date or status is a one-line error
+and exit status 2, never a traceback; a closed pipe (``jobs list | head``)
+ends the command quietly, with status 141.
 """
 
 __all__ = ["console", "main"]
 
 import argparse
+import os
 import sys
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 
-from jobs.cli import db, jobs, oops, run, schedules, workers
+from jobs.cli import (
+    actions, db, explain, jobs, oops, run, schedules, web, workers)
 from jobs.config import get_config, load, set_config
 from jobs.database import connect
 from jobs.errors import CommandError, JobsError
@@ -25,6 +29,8 @@ from jobs.registration import register_components
 from jobs.stopping import exit_process
 
 EXIT_ERROR = 2
+# What a program killed by SIGPIPE exits with (128 + 13).
+EXIT_BROKEN_PIPE = 141
 # Options of `jobs` itself that take a value (before the command).
 VALUE_OPTIONS = ("--config", "--format")
 
@@ -42,7 +48,8 @@ def build_parser():
                         default="table", help="listing format")
     commands = parser.add_subparsers(dest="command", required=True,
                                      parser_class=_Parser)
-    for module in (run, db, jobs, schedules, workers, oops):
+    for module in (run, db, jobs, actions, explain, schedules, workers, oops,
+                   web):
         module.add_commands(commands, _Parser)
     return parser
 
@@ -92,6 +99,23 @@ def main(argv=None):
         return EXIT_ERROR
     except SystemExit as e:  # --help
         return e.code or 0
+    except BrokenPipeError:
+        # `jobs list | head`: the reader has gone; so do we, quietly.
+        transaction.abort()
+        return _broken_pipe()
+
+
+def _broken_pipe():
+    """Point stdout at /dev/null (so that the interpreter's last flush
+    cannot fail again) and return SIGPIPE's exit status."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def console():

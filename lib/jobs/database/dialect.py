@@ -39,6 +39,10 @@ class Dialect:
         under the write lock.
     :ivar arrays: array parameters (``unnest``): a multi-row INSERT sends
         one parameter a column.
+    :ivar row_estimates: the planner estimates how many rows a condition
+        matches (``EXPLAIN``), from statistics ANALYZE keeps: a count too
+        large to make at every scrape is estimated instead. Without it
+        (SQLite, for small databases) counts are exact.
     """
 
     name: str
@@ -50,17 +54,18 @@ class Dialect:
     information_schema: bool
     sequences: bool
     arrays: bool
+    row_estimates: bool
 
 
 POSTGRESQL = Dialect(
     name="postgresql", row_locks=True, concurrent_writes=True, notify=True,
     roles=True, returning=True, information_schema=True, sequences=True,
-    arrays=True)
+    arrays=True, row_estimates=True)
 
 SQLITE = Dialect(
     name="sqlite", row_locks=False, concurrent_writes=False, notify=False,
     roles=False, returning=False, information_schema=False,
-    sequences=False, arrays=False)
+    sequences=False, arrays=False, row_estimates=False)
 
 
 def dialect(store):

@@ -152,7 +152,7 @@ class ProcessJobRunner(Execution):
         # Every claimed job goes to a child at once: its start is on record
         # with the claim.
         claimed = claim_ready(self.source, limit, self.lease_seconds,
-                              started=True)
+                              started=True, tally=self.tally)
         transaction.commit()
         if not claimed:
             return True
@@ -231,6 +231,7 @@ class ProcessJobRunner(Execution):
         self.heartbeat.forget([attempt])
         (self.completed if outcome == "complete"
          else self.incomplete)[job_type] += 1
+        self.tally.outcome(job_type, outcome, attempt.seconds(), attempt.lost)
         if oops_id:
             self.oops_ids.append(oops_id)
         child.done()

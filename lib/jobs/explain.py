@@ -1,0 +1,219 @@
+"""Why a job is not running (``jobs explain ID``).
+
+`explain` looks at the job the way a runner would and returns every
+reason that applies, each ``(code, sentence)``:
+
+- ``finished``: COMPLETED, FAILED or CANCELLED (``jobs retry`` runs a
+  failed job again); ``suspended``: SUSPENDED (``jobs resume``);
+- ``scheduled``: due later; ``lease``: a lease is held (by which worker,
+  when the ``worker`` table says); ``running``: it is running;
+- ``lease-expired``: RUNNING with an expired lease: its runner was lost,
+  and the next claim takes it over;
+- ``dependency``: a job it depends on has not COMPLETED (when the
+  database has dependencies);
+- ``limit``: its section is at its ``max_running`` (when sections have
+  limits);
+- ``orphaned``: no configured section's source sees it (its context row
+  was deleted, or its section removed): no runner will take it;
+- ``privilege``: its section's database role lacks a privilege the
+  section's runner needs (PostgreSQL);
+- ``section-lock``: a cron run of its section holds the section's lock
+  (a second cron run would wait for it);
+- ``ready``: none of the above: a runner of its section takes it at its
+  next claim.
+"""
+
+__all__ = ["explain"]
+
+import fcntl
+import os
+
+from jobs.database import database_now, dialect
+from jobs.database.catalog import (
+    DEPENDENCY_COLUMNS,
+    DEPENDENCY_TABLE,
+    WORKER_TABLE,
+    table_columns,
+)
+from jobs.errors import JobsError
+from jobs.interfaces.job import JobStatus
+from jobs.kinds import NO_SECTION, sections_of_kinds
+from jobs.model.job import Job
+
+FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def explain(store, config, job):
+    """The reasons `job` (a `Job` row) is not running, or is about to."""
+    now = database_now(store)
+    status = job.status
+    if status in FINISHED:
+        return [("finished", "Job %d is %s: it runs again only if retried"
+                 " (jobs retry %d)." % (job.id, status.title, job.id)
+                 if status is JobStatus.FAILED else
+                 "Job %d is %s: it will not run again." % (
+                     job.id, status.title))]
+    if status is JobStatus.SUSPENDED:
+        return [("suspended", "Job %d is Suspended: jobs resume %d makes it"
+                 " Waiting." % (job.id, job.id))]
+    section = sections_of_kinds(store, config).get(job.kind, NO_SECTION)
+    reasons = []
+    if status is JobStatus.RUNNING:
+        if job.lease_expires is not None and job.lease_expires < now:
+            reasons.append(("lease-expired", (
+                "Job %d is Running but its lease expired at %s: its runner"
+                " was lost; the next claim of section %s takes it over."
+                % (job.id, _when(job.lease_expires), section))))
+        else:
+            reasons.append(("running", "Job %d is running (attempt %d), its"
+                            " lease held until %s%s." % (
+                                job.id, job.attempt_count,
+                                _when(job.lease_expires),
+                                _holder(store, job.id))))
+    else:
+        if job.scheduled_start is not None and job.scheduled_start > now:
+            reasons.append(("scheduled", "Job %d is scheduled later: at %s"
+                            " (in %d s)." % (
+                                job.id, _when(job.scheduled_start),
+                                (job.scheduled_start - now).total_seconds())))
+        if job.lease_expires is not None and job.lease_expires > now:
+            reasons.append(("lease", "Job %d is leased until %s%s." % (
+                job.id, _when(job.lease_expires), _holder(store, job.id))))
+        reasons += _dependencies(store, job)
+        reasons += _limit(store, config, section, job)
+    if section == NO_SECTION or not _seen(store, config, section, job.id):
+        reasons.append(("orphaned", "Job %d is orphaned: no configured"
+                        " section's source sees it (its context row was"
+                        " deleted, or its section removed); no runner will"
+                        " take it." % job.id))
+    else:
+        reasons += _privileges(store, config, section)
+        reasons += _section_lock(config, section)
+    if not reasons:
+        reasons.append(("ready", "Job %d is ready: a runner of section %s"
+                        " takes it at its next claim (is one running?)."
+                        % (job.id, section)))
+    return reasons
+
+
+def _when(value):
+    return value.isoformat(" ", "seconds") if value is not None else "-"
+
+
+def _holder(store, job_id):
+    """", by the worker W on host H" when the ``worker`` table says
+    (its ``jobs``: a JSON list of ``[job, attempt]`` pairs)."""
+    import json
+    if not {"host", "pid", "jobs"} <= set(table_columns(store, WORKER_TABLE)):
+        return ""
+    for host, pid, held in store.execute("SELECT host, pid, jobs FROM worker"):
+        try:
+            pairs = json.loads(held or "[]")
+        except ValueError:
+            continue
+        if any(isinstance(pair, list) and pair and pair[0] == job_id
+               for pair in pairs):
+            return ", by the worker %s on host %s" % (pid, host)
+    return ""
+
+
+def _dependencies(store, job):
+    mine, theirs = DEPENDENCY_COLUMNS
+    if not {mine, theirs} <= set(table_columns(store, DEPENDENCY_TABLE)):
+        return []
+    rows = store.execute(
+        "SELECT d.%s, j.status FROM %s d JOIN job j ON j.id = d.%s"
+        " WHERE d.%s = ? AND j.status <> ?" % (
+            theirs, DEPENDENCY_TABLE, theirs, mine),
+        (job.id, JobStatus.COMPLETED.value))
+    return [("dependency", "Job %d is waiting on dependency %d (%s)." % (
+        job.id, other, JobStatus.items[status].title))
+        for other, status in rows]
+
+
+def _limit(store, config, section, job):
+    try:
+        limit = getattr(config.job_section(section), "max_running", None)
+    except JobsError:
+        return []
+    if not limit:
+        return []
+    kinds = [kind for kind, name in sections_of_kinds(store, config).items()
+             if name == section]
+    running = store.find(Job, Job.kind.is_in(kinds),
+                         Job.status == JobStatus.RUNNING).count()
+    if running < limit:
+        return []
+    return [("limit", "Section %s is at its concurrency limit: %d running,"
+             " max_running %d." % (section, running, limit))]
+
+
+def _seen(store, config, section, job_id):
+    from jobs.sections import find_section_source
+    try:
+        condition, tables = find_section_source(config, section).jobCondition()
+    except (JobsError, AttributeError, NotImplementedError):
+        return True  # its source cannot say: assume it sees it
+    return store.using(Job, *tables).find(
+        Job.id, condition, Job.id == job_id).any() is not None
+
+
+def _privileges(store, config, section):
+    if not dialect(store).roles:
+        return []
+    from jobs.roles import RoleError, plan_roles
+    try:
+        dbuser = config.job_section(section).dbuser
+        if dbuser is None:
+            return []
+        plan = plan_roles(config).get(dbuser)
+    except (JobsError, RoleError):
+        return []
+    exists = store.execute("SELECT 1 FROM pg_roles WHERE rolname = ?",
+                           (dbuser,)).get_one()
+    if exists is None:
+        return [("privilege", "Section %s runs as role %s, which does not"
+                 " exist (jobs db roles makes it)." % (section, dbuser))]
+    missing = []
+    for table, privileges in sorted(plan[1].items()):
+        for privilege in sorted(privileges):
+            name, _, column = privilege.partition(" (")
+            columns = [c.strip() for c in column.rstrip(")").split(",")
+                       if c.strip()]
+            for target in columns or [None]:
+                if not _has(store, dbuser, table, name, target):
+                    missing.append("%s on %s%s" % (
+                        name, table, "(%s)" % target if target else ""))
+    if not missing:
+        return []
+    return [("privilege", "Section %s's role %s lacks %s (jobs db roles"
+             " grants them)." % (section, dbuser, ", ".join(missing)))]
+
+
+def _has(store, role, table, privilege, column):
+    if not table_columns(store, table):
+        return True  # no such table (yet): not the role's fault
+    if column is None:
+        return store.execute("SELECT has_table_privilege(?, ?, ?)",
+                             (role, table, privilege)).get_one()[0]
+    return store.execute("SELECT has_column_privilege(?, ?, ?, ?)",
+                         (role, table, column, privilege)).get_one()[0]
+
+
+def _section_lock(config, section):
+    path = os.path.join(config.lock_dir, "jobs-run_jobs-%s.lock" % section)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return []
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode("ascii", "replace").strip()
+        return [("section-lock", "A cron run of section %s holds its lock"
+                 " (%s, process %s): another cron run waits for it."
+                 % (section, path, pid or "?"))]
+    finally:
+        os.close(fd)

@@ -34,6 +34,7 @@ import weakref
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.store import Store
 
+from jobs.database.stormext import autocommit_twin
 from jobs.model import records
 
 # The heartbeats of this process: the attempts they watch are the jobs
@@ -56,7 +57,9 @@ def held_attempts():
 class SideConnection:
     """A store of the runner's own beside the one its jobs use, on the
     same database and role: lease renewals and progress reports are
-    committed at once, whatever the job's own transaction does.
+    committed at once, whatever the job's own transaction does. On
+    PostgreSQL each statement commits by itself
+    (`jobs.database.stormext.autocommit_twin`).
 
     Used from the heartbeat thread and the runner's thread, one call at a
     time. One per database per process (`of`).
@@ -86,7 +89,7 @@ class SideConnection:
         """
         with self._lock:
             if self._store is None:
-                self._store = Store(self.database)
+                self._store = Store(autocommit_twin(self.database))
             store = self._store
             try:
                 result = function(store, *args)

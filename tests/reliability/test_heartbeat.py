@@ -125,6 +125,25 @@ class TestRunnerDeath(HeartbeatTestCase):
         self.assertEqual("LogMessage", report["type"])
         self.assertIn("attempt 1 was fenced", report["value"])
 
+    def test_lease_renewed_while_the_job_references_its_own_row(self):
+        # The job's INSERT into job_execution (a foreign key to job) takes
+        # a KEY SHARE lock on its job row for the whole attempt: the
+        # heartbeat's lock (NO KEY UPDATE) must not conflict with it.
+        job_id = self.make_job(sleep=4 * LEASE)
+        self.runner(worker=True)
+        self.wait_for_row(job_id, (JobStatus.RUNNING, 1))
+        wait_until(lambda: self.executions(job_id) == [] and self.read(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid ="
+            " l.relation WHERE c.relname = 'job_execution'", ())[0][0] > 0,
+                   60, "the job's INSERT", details=self.logs)
+        for _ in range(3):
+            time.sleep(LEASE)  # a lease, for the heartbeat to miss
+            [(left,)] = self.read(
+                "SELECT extract(epoch FROM lease_expires -"
+                " statement_timestamp()) FROM job WHERE id = ?", (job_id,))
+            self.assertGreater(left, 0, self.logs())
+        self.wait_for_row(job_id, (JobStatus.COMPLETED, 1))
+
     def test_cancel_reaches_a_running_job_within_one_beat(self):
         job_id = self.make_job(until_cancelled=60)
         self.runner()

@@ -165,9 +165,13 @@ KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30",
 
 class JobsPostgres(Postgres):
     """PostgreSQL, READ COMMITTED, in UTC, with TCP keepalives and the
-    session settings of `SESSION_SETTINGS`."""
+    session settings of `SESSION_SETTINGS`.
+
+    :ivar autocommit: each statement commits by itself (`autocommit_twin`).
+    """
 
     connection_factory = JobsPostgresConnection
+    autocommit = False
 
     def __init__(self, uri):
         uri = uri.copy()
@@ -194,7 +198,27 @@ class JobsPostgres(Postgres):
             "%d/%.6f" % row if row else "")
         # A SET inside a transaction that is later rolled back is undone.
         raw_connection.commit()
+        if self.autocommit:
+            raw_connection._connection.autocommit = True
         return raw_connection
+
+
+def autocommit_twin(database):
+    """A database like `database` whose connections commit each statement
+    by itself (PostgreSQL; SQLite's `database` is returned as it is).
+
+    A runner's side connection uses it: a row lock its lease renewal takes
+    then lasts one statement on the server, even if the runner is frozen
+    (SIGSTOP, a swapped-out host) between two of its statements — a lock
+    held across a freeze would hide the frozen runner's job from the
+    runner that should take it over (claims skip locked rows).
+    """
+    if not isinstance(database, JobsPostgres):
+        return database
+    twin = type(database).__new__(type(database))
+    twin.__dict__.update(database.__dict__)
+    twin.autocommit = True
+    return twin
 
 
 class ImmediateSQLiteConnection(SQLiteConnection):

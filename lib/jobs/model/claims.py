@@ -66,7 +66,7 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
 
     One statement moves them to RUNNING as a new attempt with a lease of
     `lease_seconds`: on PostgreSQL an ``UPDATE ... FROM (SELECT ... FOR
-    UPDATE SKIP LOCKED) RETURNING``, so concurrent claimers get disjoint
+    NO KEY UPDATE SKIP LOCKED) RETURNING`` (see `jobs.model.locking`), so concurrent claimers get disjoint
     jobs without waiting (each kind of ready job, waiting and orphaned,
     read in its index's order: the cost does not grow with the queue); on
     SQLite a SELECT and an UPDATE inside the transaction's write lock.
@@ -177,7 +177,7 @@ def _candidates(store, condition, tables, limit):
              Job.claimed_by),
             where=And(condition, kind), tables=[Job] + list(tables),
             order_by=(Desc(Job.priority), Job.id), limit=limit,
-            lock="FOR UPDATE OF job SKIP LOCKED"))
+            lock="FOR NO KEY UPDATE OF job SKIP LOCKED"))
         selects.append(sql)
         parameters.extend(select_parameters)
     return ("SELECT ready.id, ready.status, ready.date_started,"
@@ -235,10 +235,10 @@ def mark_started(store, job_id, attempt):
 
 def lock(store, claims):
     """Lock the rows of `claims` (``[(job_id, attempt)]``) until the
-    transaction ends: on PostgreSQL ``SELECT ... FOR UPDATE`` (a reclaimer
-    skips locked rows, so none can be taken over until this transaction
-    records their outcomes); on SQLite the transaction's write lock does
-    the same.
+    transaction ends: on PostgreSQL ``SELECT ... FOR NO KEY UPDATE`` (a
+    reclaimer skips locked rows, so none can be taken over until this
+    transaction records their outcomes); on SQLite the transaction's write
+    lock does the same.
 
     :return: ``(mine, lost)``: the claims still in their attempt, each as
         ``(job_id, attempt, cancel_requested)``, and the claims whose row
@@ -250,7 +250,7 @@ def lock(store, claims):
     where = Job.id.is_in([job_id for job_id, _ in claims])
     if dialect(store).row_locks:
         select = LockingSelect(columns, where=where, tables=Job,
-                               lock="FOR UPDATE")
+                               lock="FOR NO KEY UPDATE")
     else:
         select = Select(columns, where=where, tables=Job)
     rows = {row[0]: row[1:] for row in store.execute(select)}

@@ -11,7 +11,9 @@ stays cheap):
 - `current_attempt` (`jobs.attempt`): in a running job's code, its
   `jobs.attempt.Attempt` (``key``, ``check_cancelled()``);
 - `Cron` (`jobs.schedule`): a periodic schedule's cron expression, time
-  zone and catch-up policy, for ``@task(schedule=Cron(...))``.
+  zone and catch-up policy, for ``@task(schedule=Cron(...))``;
+- `result_of` (`jobs.model.resultof`): a ``@task`` argument replaced by
+  another job's result when the job runs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 _API = {
     "Cron": "jobs.schedule",
     "current_attempt": "jobs.attempt",
+    "result_of": "jobs.model.resultof",
     "task": "jobs.tasks",
     "setup": "jobs.registration",
     "connect": "jobs.database",
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from jobs.schedule import Cron
     from jobs.registration import setup
     from jobs.database import connect, get_store
+    from jobs.model.resultof import result_of
     from jobs.tasks import task
 
 

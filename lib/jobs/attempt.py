@@ -54,7 +54,7 @@ class Attempt:
         "cancel_requested", "fenced", "row_locked", "recorded", "started",
         "started_at", "log_tail", "progress", "progress_unwritten",
         "progress_writer", "expired", "job", "savepoint", "start_marked",
-        "lost_runner",
+        "lost_runner", "result",
     )
 
     def __init__(self, job_id: int, number: int, max_retries: int = 0,
@@ -87,6 +87,8 @@ class Attempt:
         # Set by the heartbeat past the section's max_runtime.
         self.expired = False
         self.log_tail: Optional[str] = None
+        # The JSON text of what run() returned (stored when COMPLETED).
+        self.result: Optional[str] = None
         self.progress: Optional[ProgressTree] = None
         # Progress not yet written (it goes with the outcome).
         self.progress_unwritten = False

@@ -50,7 +50,7 @@ from jobs.runners.worker import Worker
 from jobs.scheduler import Scheduler
 from jobs.runoptions import DESCRIPTION, EPILOG, USAGE, add_run_options
 from jobs.scripts.base import Script
-from jobs.sections import error_reporter_for, find_section
+from jobs.sections import error_reporter_for, find_section, overridden
 from jobs.stopping import GracefulStop, exit_process, set_exit_grace
 
 EXIT_SECTION_ERROR = 2
@@ -342,7 +342,7 @@ class JobCronScript(Script):
             settings.processes if settings.runner_class == "ProcessJobRunner"
             else 0)
         if options.batch_size is not None:
-            settings = _with(settings, batch_size=options.batch_size)
+            settings = overridden(settings, batch_size=options.batch_size)
         kwargs = dict(settings=settings, should_stop=should_stop or self.stop,
                       max_jobs=options.max_jobs,
                       max_seconds=options.max_seconds)
@@ -386,18 +386,3 @@ def _grace(config, names):
     is a configured section)."""
     return max([config.job_section(name).grace_period for name in names
                 if name in config.job_section_names] or [30.0])
-
-
-class _Overridden:
-    """A section's settings with some values replaced."""
-
-    def __init__(self, settings, values):
-        self._settings = settings
-        self.__dict__.update(values)
-
-    def __getattr__(self, name):
-        return getattr(self._settings, name)
-
-
-def _with(settings, **values):
-    return _Overridden(settings, values)

@@ -127,6 +127,14 @@ class InvalidJobOption(JobsError, ValueError):
     """A job's creation option (delay, priority, unique_key...) is invalid."""
 
 
+class DependencyCycle(InvalidJobOption):
+    """A job cannot depend on a job that depends, directly or not, on it."""
+
+
+class InvalidJobResult(InvalidJobData):
+    """What a job's ``run()`` returned cannot be stored as its result (not JSON, or too large)."""
+
+
 class TaskNotAllowed(JobsError):
     """A function job names no registered ``@task`` of its section."""
 

@@ -31,6 +31,7 @@ from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
 from jobs.logtail import LogTail
+from jobs.model.jsondata import result_text
 from jobs.metrics.tally import tally_for
 from jobs.model import claims, records
 from jobs.outcome import (
@@ -78,9 +79,12 @@ class Execution(OutcomeRecorder):
         self.oops_ids = []
         # Job ids given back to the queue by a requeue outcome.
         self.requeued = []
-        # Group commit: (job_id, attempt, log, progress) of COMPLETED
-        # attempts that `commit_group` records, and their attempts.
+        # Group commit: the COMPLETED outcomes (`jobs.recording.Deferred`)
+        # that `commit_group` records.
         self.deferred = []
+        # Ids of jobs whose dependencies this runner's outcomes settled
+        # (a runner empties it): they are ready now.
+        self.made_ready = []
         self.tally = tally_for(getattr(settings, "name", None))
         self.heartbeat = None
 
@@ -235,11 +239,12 @@ class Execution(OutcomeRecorder):
             tail.start()
             try:
                 with self.limits(attempt):
-                    job.run()
+                    value = job.run()
                     if guard.intact():
                         # The job's pending ORM changes are its work: a
                         # failure to write them is the job's failure.
                         store.flush()
+                    attempt.result = result_text(job, value)
             except DisconnectionError:
                 raise
             except BaseException as e:
@@ -281,13 +286,15 @@ class Execution(OutcomeRecorder):
             deferred, self.deferred = self.deferred, []
             store = get_store()
             if committed:
-                records.record_completed(store, deferred)
+                records.record_completed(
+                    store, [row[:5] for row in deferred], self.made_ready)
             else:
                 # Their work went with the job's rollback: they run again.
-                claims.release(store, [row[:2] for row in deferred])
+                claims.release(store, [(row.job_id, row.attempt)
+                                       for row in deferred])
                 for row in deferred:
-                    self.completed[row[4]] -= 1
-                    self.incomplete[row[4]] += 1
+                    self.completed[row.job_type] -= 1
+                    self.incomplete[row.job_type] += 1
             transaction.commit()
         return FAIL.because(TransactionMisuse(
             "%s %s the transaction the runner gave it (%s): it must leave"

@@ -13,12 +13,19 @@ also keeps the run's tallies and logs its summary.
 __all__ = ["OutcomeRecorder", "job_str"]
 
 import sys
+from collections import namedtuple
 
 import transaction
 
 from jobs.database import Savepoint, forget_dead_objects, get_store
 from jobs.model import claims, records
 from jobs.outcome import COMPLETE, STALE
+
+# A COMPLETED outcome of a group commit, recorded with the group
+# (`commit_group`): the first five fields are what
+# `jobs.model.records.record_completed` takes.
+Deferred = namedtuple(
+    "Deferred", "job_id attempt log_tail progress result job_type")
 
 # What a notification may raise that is the job's, not the runner's.
 JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
@@ -53,16 +60,17 @@ class OutcomeRecorder:
         report = None
         if outcome.oops:
             report = self.file_oops(job, outcome.error, attempt.log_tail)
+        result = attempt.result if outcome is COMPLETE else None
         if outcome is COMPLETE and self.group_commit:
-            self.deferred.append((attempt.job_id, attempt.number,
-                                  attempt.log_tail,
-                                  attempt.outcome_progress(),
-                                  type(job).__name__))
+            self.deferred.append(Deferred(
+                attempt.job_id, attempt.number, attempt.log_tail,
+                attempt.outcome_progress(), result, type(job).__name__))
         elif not records.record(
                 store, attempt.job_id, attempt.number, outcome.status,
                 retry_delay=outcome.retry_delay, log=attempt.log_tail,
                 progress=attempt.outcome_progress(),
-                uncount=not attempt.started):
+                uncount=not attempt.started, result=result,
+                made_ready=self.made_ready):
             return self._stale(job, attempt)
         attempt.recorded = True
         if self.heartbeat is not None:
@@ -149,7 +157,8 @@ class OutcomeRecorder:
         forget_dead_objects(get_store())
         deferred, self.deferred = self.deferred, []
         if deferred and records.record_completed(
-                get_store(), deferred) != len(deferred):
+                get_store(), [row[:5] for row in deferred],
+                self.made_ready) != len(deferred):
             transaction.abort()
             self.logger.warning(
                 "The outcomes of a group of %d jobs could not be recorded"

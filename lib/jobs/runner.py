@@ -149,13 +149,16 @@ class JobRunner(Execution):
                         transaction.commit()
                         self._watch(batch)
                     full = len(batch) >= self._limit
+                    del self.made_ready[:]
                     self._run_batch(batch)
                     collect_garbage()
                     batch, self._ahead = self._ahead, None
                     if batch is not None:
                         self._watch(batch)
-                    elif not full:
-                        break  # drained: don't pay another claim
+                    elif not full and not self.made_ready:
+                        # Drained (and no outcome made a dependent
+                        # ready): don't pay another claim.
+                        break
         except StormDatabaseError as e:
             # The connection is gone: nothing can be given back now. The
             # caller gives these committed, unstarted claims back once it

@@ -16,6 +16,7 @@ __all__ = [
     "find_section",
     "find_section_source",
     "lease_seconds",
+    "overridden",
 ]
 
 import logging
@@ -159,3 +160,20 @@ def error_reporter_for(section=None, config=None):
     reporter = ErrorReporter(config.error_dir, reporter, config.redact)
     reporter.listeners.append(IndexWriter(section, config.error_host))
     return reporter
+
+
+class _Overridden:
+    """A section's settings with some values replaced."""
+
+    def __init__(self, settings, values):
+        self._settings = settings
+        self.__dict__.update(values)
+
+    def __getattr__(self, name):
+        return getattr(self._settings, name)
+
+
+def overridden(settings, **values):
+    """`settings` (a section's) with `values` in place of its own (the
+    command line's ``--batch-size``, say)."""
+    return _Overridden(settings, values)

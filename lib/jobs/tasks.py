@@ -69,7 +69,7 @@ from jobs.database import get_store
 from jobs.errors import (
     ConfigError,
     InvalidJobData,
-    InvalidJobOption,
+    NotFoundError,
     ScheduleError,
 )
 from jobs.model.enqueue import bulk_create, create_job
@@ -81,7 +81,8 @@ from jobs.model.function import (
     task_matches,
 )
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES
-from jobs.model.options import OPTION_NAMES, enqueue_options
+from jobs.model.options import enqueue_options, job_ids
+from jobs.model.resultof import marked_ids
 from jobs.schedule import Cron
 
 P = ParamSpec("P")
@@ -224,7 +225,10 @@ class Task(Generic[P, R]):
                     delay: Optional[Seconds] = None,
                     scheduled_start: Optional[datetime] = None,
                     priority: Optional[int] = None,
-                    unique_key: Optional[str] = None) -> FunctionJob:
+                    unique_key: Optional[str] = None,
+                    depends_on: Optional[Iterable[Any]] = None,
+                    on_dependency_failure: Optional[str] = None
+                    ) -> FunctionJob:
         """`delay`, with options.
 
         :param delay: seconds (or a `timedelta`) before the job is ready,
@@ -234,15 +238,25 @@ class Task(Generic[P, R]):
         :param unique_key: at most one pending job (WAITING, RUNNING,
             SUSPENDED) of this task per key: when one holds the key,
             nothing is created and that job is returned.
+        :param depends_on: jobs (or ids) to wait for: the job runs once
+            each has COMPLETED. An argument ``jobs.result_of(job)`` is
+            replaced by `job`'s result when the job runs, and adds `job`
+            to `depends_on`.
+        :param on_dependency_failure: ``"cancel"`` (default: when a job
+            it depends on fails or is cancelled, so is this one) or
+            ``"run"``.
         :return: the new job, or the pending one holding `unique_key`.
         :raises InvalidJobOption: for a bad option, naming it.
         :raises InvalidJobData: see `delay`.
         :raises ConfigError: see `delay`.
         Flushes; does not commit.
         """
-        options = enqueue_options(delay, scheduled_start, priority,
-                                  unique_key, self.priority)
         arguments, keywords = self._calls.check(args, kwargs)
+        options = enqueue_options(
+            delay, scheduled_start, priority, unique_key, self.priority,
+            depends_on=list(job_ids(depends_on))
+            + sorted(marked_ids(arguments, keywords)),
+            on_dependency_failure=on_dependency_failure)
         self._calls.encoded(arguments, keywords)
         job_class = self.job_class()
         store = get_store()
@@ -265,7 +279,8 @@ class Task(Generic[P, R]):
 
         :param calls: each the positional arguments (a tuple or list), or
             a mapping of `apply_async`'s arguments (``args``, ``kwargs``,
-            ``delay``, ``scheduled_start``, ``priority``, ``unique_key``).
+            ``delay``, ``scheduled_start``, ``priority``, ``unique_key``,
+            ``depends_on``, ``on_dependency_failure``).
         :param delay: and `scheduled_start`, `priority`: for every call
             that does not say.
         :return: the job ids, in order (for a taken unique key, the
@@ -274,25 +289,7 @@ class Task(Generic[P, R]):
         :raises InvalidJobData: see `delay`.
         Does not commit.
         """
-        rows = []
-        for call in calls:
-            if isinstance(call, Mapping):
-                given = dict(call)
-                unknown = set(given) - set(OPTION_NAMES) - {"args", "kwargs"}
-                if unknown:
-                    raise InvalidJobOption(
-                        "%s.bulk: unknown option(s) %s (use args, kwargs, %s)."
-                        % (self.name, ", ".join(sorted(unknown)),
-                           ", ".join(OPTION_NAMES)))
-                arguments, keywords = self._calls.check(
-                    given.pop("args", ()), given.pop("kwargs", None))
-                row = given
-            else:
-                arguments, keywords = self._calls.check(call, None)
-                row = {}
-            row["args"], row["kwargs"] = self._calls.encoded(arguments,
-                                                            keywords)
-            rows.append(row)
+        rows = self._calls.rows(calls)
         return bulk_create(
             self.job_class(), rows,
             dict(delay=delay, scheduled_start=scheduled_start,
@@ -300,6 +297,18 @@ class Task(Generic[P, R]):
             kind=FunctionJob.job_kind(self.name),
             max_retries=self.max_retries, fixed={"task": self.name},
             default_priority=self.priority)
+
+    def get(self, job_id: int) -> FunctionJob:
+        """This task's job `job_id`, read now (its ``status``,
+        ``result``, ``dependency_results()``...).
+
+        :raises NotFoundError: when there is no such job of this task.
+        """
+        job = self.job_class().get(job_id)
+        if job.context.task != self.name:
+            raise NotFoundError("Job %d is not a job of task %s."
+                                % (job_id, self.name))
+        return job
 
     def job_class(self, config: Optional[JobsConfig] = None
                   ) -> type[FunctionJob]:

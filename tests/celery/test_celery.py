@@ -214,6 +214,18 @@ class WorkerTests:
         self.assertThat(self.worker.text(), Contains(
             "succeeded in"))
 
+    def test_results_and_dependencies_through_celery(self):
+        # The dependent is sent when its dependency's outcome makes it
+        # ready (not at creation, when it is BLOCKED), and its run reads
+        # the dependency's result.
+        first = self.factory.makeDoFooJob(return_={"rows": 7})
+        then = self.factory.makeDoFooJob(depends_on=[first], record=True)
+        transaction.commit()
+        self.wait_for_status(then.job_id, JobStatus.COMPLETED)
+        self.assertEqual({first.job_id: {"rows": 7}},
+                         then.dependency_results())
+        self.assertEqual([1], [a for a, _ in self.executions(then.job_id)])
+
     def test_failing_job_ends_failed_with_an_oops(self):
         job_id = self.make_job(raise_="error")
         self.wait_for_status(job_id, JobStatus.FAILED)

@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 
 from jobs.database import get_store
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
-from jobs.model import records
+from jobs.model import dependencies, records
 from jobs.interfaces.job import IJob, JobStatus
 from jobs.model.job import VALID_TRANSITIONS, Job
 from jobs.testing.fixtures import FrozenClockFixture
@@ -30,6 +30,7 @@ METHOD_FOR = {
     (S.SUSPENDED, S.WAITING): "resume",
     (S.WAITING, S.CANCELLED): "cancel",
     (S.SUSPENDED, S.CANCELLED): "cancel",
+    (S.BLOCKED, S.CANCELLED): "cancel",
 }
 # For a forbidden pair, the method that would make it, if one exists.
 TARGET_METHODS = {
@@ -54,6 +55,11 @@ class TestTransitions(DatabaseTestCase):
             return job
         if status is S.CANCELLED:
             job.cancel()
+            return job
+        if status is S.BLOCKED:
+            dependencies.add_dependencies(
+                self.store, job.id, [self.factory.makeJob().id])
+            self.store.invalidate(job)
             return job
         job.acquireLease()
         job.start()
@@ -97,7 +103,7 @@ class TestTransitions(DatabaseTestCase):
                 tried += 1
         # resume() from anything but SUSPENDED
         for source in (S.WAITING, S.RUNNING, S.COMPLETED, S.FAILED,
-                       S.CANCELLED):
+                       S.CANCELLED, S.BLOCKED):
             job = self.make_job_in(source)
             self.assertRaises(InvalidTransition, job.resume)
             tried += 1
@@ -171,7 +177,8 @@ class TestTransitions(DatabaseTestCase):
         for status in S.items:
             job = self.make_job_in(status)
             self.assertEqual(
-                status in (S.WAITING, S.RUNNING, S.SUSPENDED), job.is_pending)
+                status in (S.WAITING, S.RUNNING, S.SUSPENDED, S.BLOCKED),
+                job.is_pending)
 
     def test_createMultiple(self):
         ids = Job.createMultiple(self.store, 3)

@@ -217,7 +217,9 @@ class TestPresence(DatabaseTestCase):
             self.assertEqual((2, "", message),
                              self.jobs("cancel", "--worker", *argv))
         self.assertEqual(
-            (2, "", "jobs: Name a job ID to cancel (or --worker ID).\n"),
+            (2, "", "jobs: Which jobs? Give job ids, or a filter: --type,"
+                    " --status, --since, --until, --fingerprint (or --worker"
+                    " ID).\n"),
             self.jobs("cancel"))
 
     def test_a_lost_runners_row_is_deleted_once_kept_long_enough(self):

@@ -91,6 +91,25 @@ class TestWorkerNotify(WorkerMixin, DatabaseTestCase):
         self.assertEqual(0, process.wait(60))
         self.assertThat(self.log_text(log), Contains("Worker stopped."))
 
+    def test_a_chain_completes_with_results_in_a_worker(self):
+        # Each outcome makes the next job ready: the worker's NOTIFY wakes
+        # it, as for a new job.
+        process, log = self.start_worker("do_foo_worker")
+        self.wait_for(lambda: "Listening for new jobs" in self.log_text(log),
+                      "the worker to listen")
+        first = self.factory.makeDoFooJob(return_=[1, 2])
+        second = self.factory.makeDoFooJob(depends_on=[first],
+                                           return_={"two": 2})
+        transaction.commit()
+        self.wait_for(lambda: self.status_of(second.job_id)
+                      is JobStatus.COMPLETED, "the chain to complete",
+                      timeout=30)
+        self.assertEqual([[1, 2], {"two": 2}], [
+            self.store.get(Job, job.job_id).result
+            for job in (first, second)])
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(0, process.wait(60))
+
     def test_three_workers_run_each_job_exactly_once(self):
         job_ids = self.factory.makeManyDoFooJobs(10000, record=True)
         transaction.commit()

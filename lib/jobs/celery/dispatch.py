@@ -43,7 +43,11 @@ from zope.interface import implementer
 
 from jobs.config import get_config
 from jobs.errors import ConfigError, DispatchError, NotFoundError, SectionError
-from jobs.interfaces.job import IJobCreatedEvent, IJobDispatcher
+from jobs.interfaces.job import (
+    IJobCreatedEvent,
+    IJobDispatcher,
+    IJobsUnblockedEvent,
+)
 from jobs.sections import find_section
 
 TASK_NAME = "jobs.run_job"
@@ -203,10 +207,18 @@ def dispatch_created(event):
         run_on_commit(job)
 
 
+def dispatch_unblocked(event):
+    """`IJobsUnblockedEvent` handler: jobs whose dependencies completed
+    are sent, once that commits, if their sections dispatch to Celery."""
+    for job_id in event.job_ids:
+        run_on_commit_if_celery(job_id)
+
+
 def register(registry):
     """Register Celery dispatch in `registry` (a component registry)."""
     registry.registerUtility(CeleryDispatcher(), IJobDispatcher)
     registry.registerHandler(dispatch_created, (IJobCreatedEvent,))
+    registry.registerHandler(dispatch_unblocked, (IJobsUnblockedEvent,))
 
 
 def run_on_commit_if_celery(job_id, config=None):

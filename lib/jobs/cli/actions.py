@@ -17,15 +17,13 @@ from jobs.cli.workers import cancel_workers
 from jobs.config import get_config
 from jobs.database import get_store
 from jobs.errors import CommandError
-from jobs.interfaces.job import JobStatus
+from jobs.interfaces.job import PENDING_STATUSES
 from jobs.jobfilter import JobFilter
 from jobs.model import oopsreport
 from jobs.model.job import Job
 from jobs.oopsindex import files_of_jobs, remove_files
 from jobs.operations import ACTIONS, apply, apply_to_filter, count
 
-# Statuses a runner may still take a job out of.
-UNFINISHED = (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)
 
 
 def job_filter(options):
@@ -104,7 +102,7 @@ def _each(action, ids):
 
 def cmd_prune(options):
     statuses = parse_status(options.status)
-    pending = [s.name for s in statuses if s in UNFINISHED]
+    pending = [s.name for s in statuses if s in PENDING_STATUSES]
     if pending:
         raise CommandError("Only finished jobs can be pruned, not %s." %
                            ", ".join(pending).lower())

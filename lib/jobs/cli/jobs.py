@@ -20,14 +20,15 @@ from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
 from jobs.errors import SectionError
 from jobs.sections import find_section_source
+from jobs.model import dependencies
 from jobs.model.oopsreport import list_reports
 from jobs.errors import CommandError
-from jobs.interfaces.job import JobStatus
+from jobs.interfaces.job import PENDING_STATUSES, JobStatus
 from jobs.model.job import Job
 from jobs.progress import draw
 
 # Statuses a runner may still take a job out of.
-UNFINISHED = (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED)
+UNFINISHED = sorted(PENDING_STATUSES, key=lambda status: status.value)
 
 
 def get_job(job_id):
@@ -155,10 +156,21 @@ def cmd_show(options):
     row["log"] = hide.text(job.log)
     row["progress"] = (hide.data(json.loads(job.progress)) if job.progress
                        else None)
+    row["result"] = hide.data(job.result)
+    if job.cancelled_by is not None:
+        row["cancelled_by"] = "job %d (a job it depends on failed or was" \
+            " cancelled)" % job.cancelled_by
     # From the index: the reports of every host.
     row["oops_ids"] = [report.id for report in list_reports(
         get_store(), job_ids=[job.id])]
+    store = get_store()
+    trees = [(name, dependencies.graph(store, job.id, upstream))
+             for name, upstream in (("depends_on", True),
+                                    ("dependents", False))]
     if options.format == "json":
+        for name, edges in trees:
+            row[name] = edges.get(job.id) and [
+                next_id for next_id, _, _ in edges[job.id]]
         print(json.dumps(row, default=str, indent=1))
         return
     for key, value in row.items():
@@ -167,8 +179,30 @@ def cmd_show(options):
                 json.dumps(value) if value is not None else None))
         elif key == "log":
             print("log:\n%s" % (value or "(none)"))
+        elif key == "result":
+            print("%-16s %s" % ("result:", json.dumps(value)))
         else:
             print("%-16s %s" % (key + ":", value))
+    for name, edges in trees:
+        if edges:
+            print("%s:\n%s" % (name.replace("_", " "), "\n".join(
+                draw_tree(edges, job.id))))
+
+
+def draw_tree(edges, root, depth=1, seen=None):
+    """Lines of the tree `edges` (`jobs.model.dependencies.graph`) below
+    `root`, indented by depth; a job met again is named, not expanded."""
+    seen = set() if seen is None else seen
+    lines = []
+    for job_id, status, kind in edges.get(root, ()):
+        again = job_id in seen
+        seen.add(job_id)
+        lines.append("%s- job %d  %s  %s%s" % (
+            "  " * depth, job_id, JobStatus.items[status].title, kind or "",
+            "  (above)" if again else ""))
+        if not again:
+            lines.extend(draw_tree(edges, job_id, depth + 1, seen))
+    return lines
 
 
 def add_commands(commands, parser_class):

@@ -5,6 +5,7 @@ __all__ = [
     "IJobCreatedEvent",
     "IJobDispatcher",
     "IJobSource",
+    "IJobsUnblockedEvent",
     "IRunnableJob",
     "JobStatus",
     "PENDING_STATUSES",
@@ -15,7 +16,12 @@ from zope.interface import Attribute, Interface
 
 # The sources' contract, in a module of its own; named here too, where
 # job authors have always found it.
-from jobs.interfaces.source import IJobCreatedEvent, IJobDispatcher, IJobSource
+from jobs.interfaces.source import (
+    IJobCreatedEvent,
+    IJobDispatcher,
+    IJobSource,
+    IJobsUnblockedEvent,
+)
 
 
 class JobStatus(DBEnumeratedType):
@@ -54,12 +60,21 @@ class JobStatus(DBEnumeratedType):
     CANCELLED = DBItem(5, """
         Cancelled
 
-        An operator cancelled the job; it will not run again.
+        An operator cancelled the job, or a job it depends on failed or
+        was cancelled; it will not run again (unless that dependency is
+        retried).
+        """)
+
+    BLOCKED = DBItem(6, """
+        Blocked
+
+        The job waits for the jobs it depends on to complete.
         """)
 
 
 PENDING_STATUSES = frozenset(
-    (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED))
+    (JobStatus.WAITING, JobStatus.RUNNING, JobStatus.SUSPENDED,
+     JobStatus.BLOCKED))
 
 
 class IJob(Interface):
@@ -116,16 +131,31 @@ class IJob(Interface):
         "``job:<base_job_type>`` for a job with no context table, "
         "``task:<dotted path>`` for a function job; None for rows made "
         "otherwise.")
+    result = Attribute(
+        "What the job's ``run()`` returned, once COMPLETED (JSON: a dict, "
+        "list, text, number, bool), or None.")
+    waiting_on = Attribute(
+        "Int: how many of the jobs this one depends on have not completed "
+        "yet (it is BLOCKED while that is above 0).")
+    has_dependents = Attribute(
+        "Bool: some job depends on this one (its outcome settles them).")
+    run_if_dependency_fails = Attribute(
+        "Bool: run this job even when a job it depends on FAILED or was "
+        "CANCELLED (``on_dependency_failure='run'``); by default it is "
+        "CANCELLED then.")
+    cancelled_by = Attribute(
+        "The id of the dependency whose failure cancelled this job, or "
+        "None; retrying that dependency makes this job pending again.")
     unique_key = Attribute(
         "Text, or None: at most one pending job (WAITING, RUNNING, "
-        "SUSPENDED) has a given (`kind`, `unique_key`).")
+        "SUSPENDED, BLOCKED) has a given (`kind`, `unique_key`).")
     cancel_requested = Attribute(
         "True when an operator asked to cancel the job while it was "
         "RUNNING. Job code running under a runner reads the attempt's "
         "copy, which the lease heartbeat refreshes (see "
         "`IRunnableJob.check_cancelled`).")
     is_pending = Attribute(
-        "True when the status is WAITING, RUNNING or SUSPENDED.")
+        "True when the status is WAITING, RUNNING, SUSPENDED or BLOCKED.")
     is_runnable = Attribute(
         "True when the status is WAITING and `scheduled_start` is None or "
         "past, by the database clock. Ignores the lease.")

@@ -1,7 +1,8 @@
 """The contract of job sources: where a runner finds and claims jobs;
 and what happens when a source creates one."""
 
-__all__ = ["IJobCreatedEvent", "IJobDispatcher", "IJobSource"]
+__all__ = ["IJobCreatedEvent", "IJobDispatcher", "IJobSource",
+           "IJobsUnblockedEvent"]
 
 from zope.interface import Attribute, Interface
 from zope.interface.interfaces import IObjectEvent
@@ -80,6 +81,15 @@ class IJobCreatedEvent(IObjectEvent):
     ``object`` is the new runnable job, flushed (its id exists), in the
     creating transaction. Celery dispatch subscribes to it.
     """
+
+
+class IJobsUnblockedEvent(Interface):
+    """Notified (``zope.event``) when jobs waiting for their dependencies
+    became ready (WAITING), in the transaction that settled them. Celery
+    dispatch subscribes to it.
+    """
+
+    job_ids = Attribute("The ids of the jobs that became ready (list).")
 
 
 class IJobDispatcher(Interface):

@@ -9,8 +9,10 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
-from jobs.errors import InvalidJobData
+from jobs.errors import InvalidJobData, InvalidJobOption
 from jobs.model.jsondata import json_text
+from jobs.model.options import OPTION_NAMES, job_ids
+from jobs.model.resultof import marked_ids
 from jobs.model.rows import Encoded
 
 # The JSON of a call without keyword arguments (most calls).
@@ -91,6 +93,39 @@ class Calls:
         return (Encoded(json_text(arguments, self.max_json_data_bytes, what)),
                 Encoded(json_text(keywords, self.max_json_data_bytes, what))
                 if keywords else NO_KEYWORDS)
+
+    def rows(self, calls: Iterable[Any]) -> list[dict[str, Any]]:
+        """The rows `jobs.model.enqueue.bulk_create` takes for `calls`
+        (see `jobs.tasks.Task.bulk`): checked and encoded arguments, and
+        each call's own options; a `jobs.result_of` argument adds its job
+        to the call's ``depends_on``.
+
+        :raises InvalidJobOption: for an unknown option, naming it.
+        :raises InvalidJobData: see `check` and `encoded`.
+        """
+        rows = []
+        for call in calls:
+            if isinstance(call, Mapping):
+                given = dict(call)
+                unknown = set(given) - set(OPTION_NAMES) - {"args", "kwargs"}
+                if unknown:
+                    raise InvalidJobOption(
+                        "%s.bulk: unknown option(s) %s (use args, kwargs, %s)."
+                        % (self.name, ", ".join(sorted(unknown)),
+                           ", ".join(OPTION_NAMES)))
+                arguments, keywords = self.check(
+                    given.pop("args", ()), given.pop("kwargs", None))
+                row = given
+            else:
+                arguments, keywords = self.check(call, None)
+                row = {}
+            marked = marked_ids(arguments, keywords)
+            if marked:
+                row["depends_on"] = sorted(
+                    marked.union(job_ids(row.get("depends_on"))))
+            row["args"], row["kwargs"] = self.encoded(arguments, keywords)
+            rows.append(row)
+        return rows
 
     def fits(self, arguments: list[Any], keywords: dict[str, Any]) -> bool:
         """True when the function takes these arguments: a quick test for

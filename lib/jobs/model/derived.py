@@ -83,6 +83,8 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
                 scheduled_start: Optional[datetime] = None,
                 priority: Optional[int] = None,
                 unique_key: Optional[str] = None,
+                depends_on: Optional[Iterable[Any]] = None,
+                on_dependency_failure: Optional[str] = None,
                 **context_columns: Any) -> Any:
         """Create the job row and the context row; return the wrapper.
 
@@ -95,12 +97,17 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         :param unique_key: at most one pending job of this type per key:
             when one holds it, nothing is created and that job is
             returned (see `jobs.model.enqueue`).
+        :param depends_on: jobs (or job ids) to wait for: the job runs
+            once each has COMPLETED (`jobs.model.dependencies`).
+        :param on_dependency_failure: ``"cancel"`` (default) or ``"run"``.
         :raises InvalidJobOption: for a bad option (naming it).
         :raises InvalidJobData: when ``json_data`` cannot be stored, or
             (`JobDataTooLarge`) is larger than `max_json_data_bytes`.
         """
-        options = enqueue_options(delay, scheduled_start, priority,
-                                  unique_key)
+        options = enqueue_options(
+            delay, scheduled_start, priority, unique_key,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure)
         if context_columns.get("json_data") is not None:
             check_json_data(context_columns["json_data"],
                             cls.max_json_data_bytes)
@@ -137,16 +144,19 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
     def createMany(cls, rows: Iterable[dict[str, Any]],
                    delay: Union[None, float, timedelta] = None,
                    scheduled_start: Optional[datetime] = None,
-                   priority: Optional[int] = None) -> list[int]:
+                   priority: Optional[int] = None,
+                   depends_on: Optional[Iterable[Any]] = None,
+                   on_dependency_failure: Optional[str] = None
+                   ) -> list[int]:
         """Create one job per entry of `rows`, in multi-row INSERTs.
 
         :param rows: dicts of context columns (as ``_create`` takes them;
             a reference such as ``foo`` may be given as the object, for
             its ``foo_id`` column), each of which may also hold
-            ``delay``, ``scheduled_start``, ``priority`` and
-            ``unique_key`` for its own job.
-        :param delay: and `scheduled_start`, `priority`: for every row
-            that does not say.
+            ``delay``, ``scheduled_start``, ``priority``, ``unique_key``,
+            ``depends_on`` and ``on_dependency_failure`` for its own job.
+        :param delay: and `scheduled_start`, `priority`, `depends_on`,
+            `on_dependency_failure`: for every row that does not say.
         :return: the job ids, in order (for a row whose unique key was
             taken, the pending job's). Jobs are not loaded; `get` loads
             one. Leaves the transaction to the caller.
@@ -154,7 +164,9 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         :raises InvalidJobData: for ``json_data`` that cannot be stored.
         """
         return bulk_create(cls, rows, dict(
-            delay=delay, scheduled_start=scheduled_start, priority=priority))
+            delay=delay, scheduled_start=scheduled_start, priority=priority,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure))
 
     @classmethod
     def _contexts(cls, *conditions: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Optional, Sequence
 from jobs.database import UTCNow, dialect
 from jobs.errors import InvalidJobData, JobsError
 from jobs.database.stormext import compile_expr as compiled
+from jobs.model.dependencies import attach
 from jobs.model.events import creation_watched
 from jobs.model.job import Job
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data, json_text
@@ -30,7 +31,7 @@ from jobs.model.options import OPTION_NAMES, EnqueueOptions, enqueue_options
 from jobs.model.rows import Encoded, Expression, column_writer, insert_rows
 
 # The statuses of a pending job: the partial unique index's predicate.
-PENDING_VALUES = (0, 1, 4)
+PENDING_VALUES = (0, 1, 4, 6)
 # Rows per INSERT statement in bulk (SQLite: 9 parameters a row, below its
 # limit of 32,766; PostgreSQL: one array parameter a column).
 CHUNK = 2000
@@ -62,6 +63,10 @@ def create_job(store: Any, kind: str, options: EnqueueOptions,
         job.scheduled_start = options.start_value()
         store.add(job)
         store.flush()
+        if options.depends_on:
+            attach(store, [(job.id, options.depends_on,
+                            options.run_if_dependency_fails)])
+            store.invalidate(job)
         return job, True
     [(job_id, created)] = create_jobs(
         store, kind, [options], max_retries,
@@ -182,6 +187,10 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
             results.extend((job_id, True) for job_id in chunk_ids)
     refused = [index for index, (_, created) in enumerate(results)
                if not created]
+    attach(store, [(job_id, option.depends_on,
+                    option.run_if_dependency_fails)
+                   for (job_id, created), option in zip(results, options)
+                   if created and option.depends_on])
     if refused:
         _find_holders(store, kind, options, results, refused, max_retries,
                       bases, attempts)
@@ -261,7 +270,8 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
             options.append(enqueue_options(
                 merged.get("delay"), merged.get("scheduled_start"),
                 merged.get("priority"), merged.get("unique_key"),
-                default_priority))
+                default_priority, merged.get("depends_on"),
+                merged.get("on_dependency_failure")))
         else:
             options.append(common)
         if row.get("json_data") is not None:

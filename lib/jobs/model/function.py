@@ -29,11 +29,13 @@ from storm.expr import And, Func, Or
 from storm.locals import Int, Reference, Unicode
 from zope.interface import directlyProvides, implementer, provider
 
-from jobs.database import JSON
+from jobs.database import JSON, get_store
 from jobs.errors import TaskNotAllowed
 from jobs.interfaces.job import IJobSource, IRunnableJob
 from jobs.model.derived import DerivedJob
+from jobs.model import dependencies
 from jobs.model.job import Job
+from jobs.model.resultof import marked_ids, resolved
 
 KIND_PREFIX = "task:"
 
@@ -180,7 +182,13 @@ class FunctionJob(DerivedJob):
                 " imported for it." % (
                     self.job_id, self.context.task, self.section,
                     " ".join(self.patterns) or "none"))
-        return task.function(*self.context.args, **self.context.kwargs)
+        args, kwargs = self.context.args, self.context.kwargs
+        marked = marked_ids(args, kwargs)
+        if marked:
+            # jobs.result_of(job) arguments: that job's result.
+            results = dependencies.results_of(get_store(), marked)
+            args, kwargs = resolved(args, results), resolved(kwargs, results)
+        return task.function(*args, **kwargs)
 
 
 # (section, patterns, allowed names) -> the section's job class: one per

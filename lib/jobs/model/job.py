@@ -22,6 +22,7 @@ from zope.interface import implementer
 from jobs.database import JSON, DBEnum, UTCDateTime, UTCNow, dialect
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
 from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
+from jobs.model import dependencies
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data
 from jobs.model.locking import LockingSelect
 from jobs.progress import ProgressTree
@@ -32,8 +33,12 @@ COMPLETED = JobStatus.COMPLETED
 FAILED = JobStatus.FAILED
 SUSPENDED = JobStatus.SUSPENDED
 CANCELLED = JobStatus.CANCELLED
+BLOCKED = JobStatus.BLOCKED
 
 # from status -> the statuses it may move to (DESIGN.md, "lifecycle").
+# BLOCKED -> WAITING, and CANCELLED -> BLOCKED or WAITING when the failed
+# dependency that cancelled a job is retried, are the dependencies' own
+# moves (`jobs.model.dependencies`).
 VALID_TRANSITIONS = {
     WAITING: {RUNNING, SUSPENDED, CANCELLED},
     RUNNING: {WAITING, COMPLETED, FAILED, SUSPENDED, CANCELLED},
@@ -41,7 +46,10 @@ VALID_TRANSITIONS = {
     FAILED: {WAITING},
     SUSPENDED: {WAITING, CANCELLED},
     CANCELLED: set(),
+    BLOCKED: {CANCELLED},
 }
+# The statuses a job ends in: its dependents are settled when it gets one.
+FINISHED = frozenset((COMPLETED, FAILED, CANCELLED))
 
 
 @implementer(IJob)
@@ -68,6 +76,11 @@ class Job:
     kind = Unicode()
     unique_key = Unicode()
     claimed_by = Unicode()
+    result = JSON()
+    waiting_on = Int(allow_none=False, default=0)
+    has_dependents = Bool(allow_none=False, default=False)
+    run_if_dependency_fails = Bool(allow_none=False, default=False)
+    cancelled_by = Int()
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None,
@@ -136,7 +149,7 @@ class Job:
             # Skip a row another runner is claiming instead of queueing
             # behind its lock: the loser learns at once that it lost.
             where = Job.id == LockingSelect(
-                Job.id, where=where, lock="FOR UPDATE SKIP LOCKED")
+                Job.id, where=where, lock="FOR NO KEY UPDATE SKIP LOCKED")
         result = store.execute(Update(
             {Job.lease_expires: UTCNow(duration)}, where=where, table=Job))
         if result.rowcount != 1:
@@ -185,6 +198,13 @@ class Job:
                 "Job %d changed under this runner (expected %s, attempt %s);"
                 " this attempt's outcome was not recorded." % (
                     self.id, current.title, attempt))
+        if to in FINISHED or current in (FAILED, CANCELLED):
+            # Read after the UPDATE, which locked the row: current.
+            if self.has_dependents:
+                if to in FINISHED:
+                    dependencies.settle(store, [(self.id, to)])
+                else:
+                    dependencies.reenable(store, [self.id])
 
     def start(self, manage_transaction=False):
         """See `IJob`."""

@@ -9,12 +9,13 @@ runner that claims the job reads it, so bulk data belongs in a table of
 the application's own.
 """
 
-__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data", "json_text"]
+__all__ = ["MAX_JSON_DATA_BYTES", "check_json_data", "json_text",
+           "result_text"]
 
 import json
 import re
 
-from jobs.errors import InvalidJobData, JobDataTooLarge
+from jobs.errors import InvalidJobData, InvalidJobResult, JobDataTooLarge
 
 # The default size limit of one job's json_data, as UTF-8 JSON text.
 MAX_JSON_DATA_BYTES = 1024 * 1024
@@ -63,3 +64,25 @@ def json_text(data, limit=MAX_JSON_DATA_BYTES, what="json_data"):
             " table of your own and put its key in %s."
             % (what, format(size, ","), format(limit, ","), what))
     return text
+
+
+def result_text(job, value):
+    """The JSON text of `value`, what `job`'s ``run()`` returned, to store
+    as its result (None for None).
+
+    :raises InvalidJobResult: when `value` is not JSON or is larger than
+        the job's ``max_result_bytes`` (default: its
+        ``max_json_data_bytes``, 1 MiB): the job fails with it.
+    """
+    if value is None:
+        return None
+    limit = getattr(job, "max_result_bytes", None) or getattr(
+        job, "max_json_data_bytes", MAX_JSON_DATA_BYTES)
+    try:
+        return json_text(value, limit, "the result of run()")
+    except InvalidJobData as e:
+        raise InvalidJobResult(
+            "%s %s" % (type(job).__name__, str(e).replace(
+                " Keep bulk data in a table of your own and put its key in"
+                " the result of run().", " Return a key to data kept in a"
+                " table of your own instead."))) from None

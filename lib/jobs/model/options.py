@@ -11,6 +11,11 @@ Options (`enqueue_options`):
   a job whose key is taken creates nothing and returns the pending job
   (``INSERT ... ON CONFLICT DO NOTHING``, then a read): race-free across
   connections. A finished job frees its key.
+- ``depends_on`` (jobs, or job ids): the job runs once each of them has
+  COMPLETED; until then it is BLOCKED (`jobs.model.dependencies`).
+- ``on_dependency_failure``: ``"cancel"`` (the default: when a job it
+  depends on FAILS or is CANCELLED, this one is CANCELLED too) or
+  ``"run"`` (it runs all the same).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from typing import Any, Optional
 from jobs.database import UTCNow
 from jobs.errors import InvalidJobOption
 
-OPTION_NAMES = ("delay", "scheduled_start", "priority", "unique_key")
+OPTION_NAMES = ("delay", "scheduled_start", "priority", "unique_key",
+                "depends_on", "on_dependency_failure")
+ON_DEPENDENCY_FAILURE = ("cancel", "run")
 # PostgreSQL's integer column.
 PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
 
@@ -38,12 +45,16 @@ class EnqueueOptions:
     :ivar scheduled_start: an aware UTC datetime, or None.
     :ivar priority: the job's priority.
     :ivar unique_key: the key, or None.
+    :ivar depends_on: the ids of the jobs it waits for (a tuple).
+    :ivar run_if_dependency_fails: ``on_dependency_failure="run"``.
     """
 
     delay: Optional[float] = None
     scheduled_start: Optional[datetime] = None
     priority: int = 0
     unique_key: Optional[str] = None
+    depends_on: tuple[int, ...] = ()
+    run_if_dependency_fails: bool = False
 
     def start_value(self) -> Any:
         """What ``job.scheduled_start`` is set to: None, a datetime, or
@@ -55,7 +66,8 @@ class EnqueueOptions:
 
 def enqueue_options(delay: Any = None, scheduled_start: Any = None,
                     priority: Any = None, unique_key: Any = None,
-                    default_priority: int = 0) -> EnqueueOptions:
+                    default_priority: int = 0, depends_on: Any = None,
+                    on_dependency_failure: Any = None) -> EnqueueOptions:
     """Check the options of a new job.
 
     :param default_priority: the priority when `priority` is None.
@@ -121,4 +133,33 @@ def enqueue_options(delay: Any = None, scheduled_start: Any = None,
         if "\x00" in unique_key:
             raise InvalidJobOption(
                 "unique_key: %r holds a NUL character." % (unique_key,))
-    return EnqueueOptions(seconds, start, priority, unique_key)
+    if on_dependency_failure is None:
+        on_dependency_failure = "cancel"
+    if on_dependency_failure not in ON_DEPENDENCY_FAILURE:
+        raise InvalidJobOption(
+            "on_dependency_failure: %r is not %s." % (
+                on_dependency_failure, " or ".join(
+                    repr(value) for value in ON_DEPENDENCY_FAILURE)))
+    return EnqueueOptions(seconds, start, priority, unique_key,
+                          job_ids(depends_on),
+                          on_dependency_failure == "run")
+
+
+def job_ids(jobs: Any) -> tuple[int, ...]:
+    """The ids of `jobs` (job objects or ids), sorted, once each.
+
+    :raises InvalidJobOption: for anything else, naming it.
+    """
+    if jobs is None:
+        return ()
+    if isinstance(jobs, (str, bytes)) or not hasattr(jobs, "__iter__"):
+        jobs = [jobs]
+    ids = set()
+    for job in jobs:
+        job_id = job if isinstance(job, int) and not isinstance(
+            job, bool) else getattr(job, "job_id", None)
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            raise InvalidJobOption(
+                "depends_on: %r is not a job or a job id." % (job,))
+        ids.add(job_id)
+    return tuple(sorted(ids))

@@ -11,22 +11,49 @@ __all__ = ["end_lost_session", "progress_update", "record",
 
 from jobs.database import dialect
 from jobs.interfaces.job import JobStatus
+from jobs.model import dependencies
 from jobs.model.fencing import chunks, fenced
 from jobs.model.fencing import now as now_sql
 
 RUNNING = JobStatus.RUNNING
+# The outcomes that settle a job's dependents (`jobs.model.dependencies`).
+FINISHED = frozenset((JobStatus.COMPLETED, JobStatus.FAILED,
+                      JobStatus.CANCELLED))
+
+
+def _recorded(store, sql, parameters, expected):
+    """Run an outcome UPDATE of `expected` rows; return ``(rows updated,
+    the ids among them that have dependents)``. PostgreSQL reads the flag
+    from the UPDATE itself (a dependent attached meanwhile locked the row,
+    so the flag is current); SQLite, whose one writer is this transaction,
+    reads it after."""
+    if dialect(store).returning:
+        rows = store.execute(
+            sql + " RETURNING CASE WHEN has_dependents THEN id END",
+            parameters).get_all()
+        return len(rows), [row[0] for row in rows if row[0] is not None]
+    updated = store.execute(sql, parameters).rowcount
+    ids = expected
+    flagged = [row[0] for chunk in chunks(ids) for row in store.execute(
+        "SELECT id FROM job WHERE has_dependents = ? AND id IN (%s)"
+        % ", ".join(["?"] * len(chunk)), [True] + chunk)]
+    return updated, flagged
 
 
 def record(store, job_id, attempt, status, retry_delay=None, log=None,
-           progress=None, uncount=False):
+           progress=None, uncount=False, result=None, made_ready=None):
     """Record the outcome of attempt `attempt` of job `job_id`.
 
     One fenced UPDATE: `status` (a `JobStatus`), ``date_finished``, no
     lease; for a retry (`retry_delay`, seconds or timedelta) the next
-    ``scheduled_start``; the log tail and progress tree when given.
+    ``scheduled_start``; the log tail, progress tree and result (JSON
+    text) when given. A finished job's dependents are settled in the same
+    transaction (`jobs.model.dependencies.settle`).
 
     :param uncount: the attempt never ran (a claim that found its job's
         last runner lost): it is not counted.
+    :param made_ready: a list to extend with the ids of the dependents
+        that became ready.
     :return: True if recorded; False when the row moved on (another
         runner took the job over): the caller must drop its outcome.
         Leaves the transaction to the caller.
@@ -45,21 +72,34 @@ def record(store, job_id, attempt, status, retry_delay=None, log=None,
     if progress is not None:
         sets.append("progress = ?")
         parameters.append(progress)
+    if result is not None:
+        sets.append("result = ?")
+        parameters.append(result)
     if uncount:
         sets.append("attempt_count = attempt_count - 1")
     where, where_parameters = fenced([(job_id, attempt)])
-    result = store.execute("UPDATE job SET %s WHERE %s" % (
-        ", ".join(sets), where), parameters + where_parameters)
-    return result.rowcount == 1
+    sql = "UPDATE job SET %s WHERE %s" % (", ".join(sets), where)
+    if status not in FINISHED:
+        return store.execute(sql, parameters + where_parameters).rowcount == 1
+    updated, flagged = _recorded(store, sql, parameters + where_parameters,
+                                 [job_id])
+    if updated == 1 and flagged:
+        ready = dependencies.settle(store, [(job_id, status)])
+        if made_ready is not None:
+            made_ready.extend(ready)
+    return updated == 1
 
 
-def record_completed(store, outcomes):
+def record_completed(store, outcomes, made_ready=None):
     """Record COMPLETED for several attempts in one statement a chunk.
 
-    :param outcomes: ``[(job_id, attempt, log_tail, progress)]``; a
-        `log_tail` or `progress` of None keeps the column as it is.
+    :param outcomes: ``[(job_id, attempt, log_tail, progress, result)]``;
+        a `log_tail`, `progress` or `result` of None keeps the column as
+        it is.
+    :param made_ready: see `record`.
     :return: how many were recorded; fewer than given means that some
-        rows moved on. Leaves the transaction to the caller.
+        rows moved on. Their dependents are settled. Leaves the
+        transaction to the caller.
     """
     recorded = 0
     now, now_parameters = now_sql(store)
@@ -67,7 +107,7 @@ def record_completed(store, outcomes):
         sets = ["status = %d" % JobStatus.COMPLETED.value,
                 "date_finished = %s" % now, "lease_expires = NULL"]
         parameters = list(now_parameters)
-        for index, column in ((2, "log"), (3, "progress")):
+        for index, column in ((2, "log"), (3, "progress"), (4, "result")):
             given = [(row[0], row[index]) for row in chunk
                      if row[index] is not None]
             if given:
@@ -77,9 +117,15 @@ def record_completed(store, outcomes):
                 parameters.extend(value for pair in given for value in pair)
         where, where_parameters = fenced(
             [(row[0], row[1]) for row in chunk])
-        result = store.execute("UPDATE job SET %s WHERE %s" % (
-            ", ".join(sets), where), parameters + where_parameters)
-        recorded += result.rowcount
+        updated, flagged = _recorded(
+            store, "UPDATE job SET %s WHERE %s" % (", ".join(sets), where),
+            parameters + where_parameters, [row[0] for row in chunk])
+        recorded += updated
+        if flagged:
+            ready = dependencies.settle(
+                store, [(job_id, JobStatus.COMPLETED) for job_id in flagged])
+            if made_ready is not None:
+                made_ready.extend(ready)
     return recorded
 
 
@@ -110,7 +156,7 @@ def renew(store, claims, lease_seconds=None):
         if dialect(store).row_locks:
             renewed.update(row[0] for row in store.execute(
                 "UPDATE job SET lease_expires = %s WHERE id IN (SELECT id"
-                " FROM job WHERE %s FOR UPDATE SKIP LOCKED) RETURNING id"
+                " FROM job WHERE %s FOR NO KEY UPDATE SKIP LOCKED) RETURNING id"
                 % (expires, where), parameters))
         else:
             store.execute("UPDATE job SET lease_expires = %s WHERE %s" % (
@@ -136,7 +182,7 @@ def progress_update(store, job_id, attempt, text):
     where, parameters = fenced([(job_id, attempt)])
     if dialect(store).row_locks:
         sql = ("UPDATE job SET progress = ? WHERE id IN (SELECT id FROM job"
-               " WHERE %s FOR UPDATE SKIP LOCKED)" % where)
+               " WHERE %s FOR NO KEY UPDATE SKIP LOCKED)" % where)
     else:
         sql = "UPDATE job SET progress = ? WHERE %s" % where
     return store.execute(sql, [text] + parameters).rowcount == 1

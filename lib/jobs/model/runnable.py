@@ -27,7 +27,7 @@ from jobs.database import UTCNow, get_store
 from jobs.errors import ConfigError, UnknownJobType
 from jobs.interfaces.job import IJob, IJobDispatcher, IRunnableJob
 from jobs.model.events import JobCreated
-from jobs.model import claims
+from jobs.model import claims, dependencies
 from jobs.model.job import Job, ready_condition
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
@@ -207,6 +207,14 @@ class BaseRunnableJob(BaseRunnableJobSource):
 
     def __hash__(self) -> int:
         return hash((type(self), self.job.id))
+
+    def dependency_results(self) -> dict[int, Any]:
+        """``{job id: result}`` of the jobs this one depends on (what
+        JobControl's ``!retval`` gives; a ``@task`` gets them as its
+        arguments through `jobs.result_of`), read in one query."""
+        store = get_store()
+        depends_on, _ = dependencies.dependency_ids(store, self.job_id)
+        return dependencies.results_of(store, depends_on)
 
     @property
     def job_id(self) -> int:

@@ -141,7 +141,8 @@ class FooJobDerived(DerivedJob):
 
     @classmethod
     def create(cls, foo, delay=None, scheduled_start=None, priority=None,
-               unique_key=None, **behaviour):
+               unique_key=None, depends_on=None, on_dependency_failure=None,
+               **behaviour):
         """Create a job of this type about `foo`.
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
@@ -156,17 +157,21 @@ class FooJobDerived(DerivedJob):
         ``getOopsVars``, and puts in its error's message: everything the
         redaction must hide), ``raise_`` (one of "retry", "user",
         "suspend", "error", "unprintable": an exception whose ``str()``
-        raises), ``return_`` (a value ``run()`` returns), ``retry_until``
+        raises), ``return_`` (a value ``run()`` returns; ``return_set``:
+        a set, which is not JSON), ``retry_until``
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`),
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
         every 20 ms), and what `jobs.testing.hostile.misbehave` does.
-        `delay`, `scheduled_start`, `priority` and `unique_key` are the
-        job's options (`jobs.model.options`), not behaviour.
+        `delay`, `scheduled_start`, `priority`, `unique_key`, `depends_on`
+        and `on_dependency_failure` are the job's options
+        (`jobs.model.options`), not behaviour.
         """
         return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
                            scheduled_start=scheduled_start,
-                           priority=priority, unique_key=unique_key)
+                           priority=priority, unique_key=unique_key,
+                           depends_on=depends_on,
+                           on_dependency_failure=on_dependency_failure)
 
     @classmethod
     def acquire(cls, foo):
@@ -268,6 +273,8 @@ class FooJobDerived(DerivedJob):
         if raise_ == "unprintable":
             raise UnprintableError()
         raise_as_asked(raise_)
+        if data.get("return_set"):
+            return {"not", "JSON"}
         return data.get("return_")
 
 

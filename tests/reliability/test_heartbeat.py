@@ -125,17 +125,18 @@ class TestRunnerDeath(HeartbeatTestCase):
         self.assertEqual("LogMessage", report["type"])
         self.assertIn("attempt 1 was fenced", report["value"])
 
-    def test_lease_renewed_while_the_job_references_its_own_row(self):
-        # The job's INSERT into job_execution (a foreign key to job) takes
-        # a KEY SHARE lock on its job row for the whole attempt: the
-        # heartbeat's lock (NO KEY UPDATE) must not conflict with it.
-        job_id = self.make_job(sleep=4 * LEASE)
+    def test_lease_renewed_while_the_job_holds_a_key_share_lock(self):
+        # A job whose transaction references its own job row (inserting a
+        # row with a foreign key to it, or as here, FOR KEY SHARE) holds a
+        # KEY SHARE lock on it for the whole attempt: the heartbeat's lock
+        # (NO KEY UPDATE) must not conflict with it.
+        foo = self.factory.makeFoo()
+        job_id = self.make_job(
+            foo=foo, sleep=4 * LEASE,
+            sql="SELECT id FROM job WHERE id = (SELECT job FROM foo_job"
+            " WHERE foo = %d) FOR KEY SHARE" % foo.id)
         self.runner(worker=True)
         self.wait_for_row(job_id, (JobStatus.RUNNING, 1))
-        wait_until(lambda: self.executions(job_id) == [] and self.read(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid ="
-            " l.relation WHERE c.relname = 'job_execution'", ())[0][0] > 0,
-                   60, "the job's INSERT", details=self.logs)
         for _ in range(3):
             time.sleep(LEASE)  # a lease, for the heartbeat to miss
             [(left,)] = self.read(

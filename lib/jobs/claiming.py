@@ -25,7 +25,7 @@ import logging
 import time
 
 from jobs.database import get_store
-from jobs.errors import JobLoadError, NotFoundError
+from jobs.errors import JobLoadError, NotFoundError, SectionError
 from jobs.model import claims
 from jobs.model.job import Job
 from jobs.model.runnable import LOAD_ERRORS, UnloadableJob
@@ -57,7 +57,8 @@ def claim_each(jobs, limit, lease_seconds, started=False):
     return taken
 
 
-def claim_ready(source, limit, lease_seconds, started=False, tally=None):
+def claim_ready(source, limit, lease_seconds, started=False, tally=None,
+                limits=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
@@ -66,39 +67,55 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None):
         `jobs.model.claims.claim`).
     :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
         how long the claim took.
+    :param limits: the section's `jobs.model.limits.Limits`, or None.
+    :raises SectionError: when the section sets limits and its source
+        cannot claim by SQL (``claimReady``).
     """
     began = time.perf_counter()
     try:
         claim = getattr(source, "claimReady", None)
         if claim is not None:
             try:
-                return _claim(claim, started, limit, lease_seconds)
+                return _claim(claim, started, limits, limit, lease_seconds)
             except NotImplementedError:
                 pass
+        _unlimited(source, limits)
         return claim_each(source.iterReady(), limit, lease_seconds, started)
     finally:
         if tally is not None:
             tally.claim(time.perf_counter() - began)
 
 
-def _claim(claim, started, *args):
-    """Call a source's `claim` method, with `started` only when set (a
-    source of an older interface takes no such argument)."""
+def _claim(claim, started, limits, *args):
+    """Call a source's `claim` method, with `started` and `limits` only
+    when set (a source of an older interface takes no such argument)."""
+    keywords = {}
     if started:
-        return claim(*args, started=True)
-    return claim(*args)
+        keywords["started"] = True
+    if limits is not None:
+        keywords["limits"] = limits
+    return claim(*args, **keywords)
 
 
-def claim_one(source, job_id, lease_seconds, started=False):
+def _unlimited(source, limits):
+    if limits is not None:
+        raise SectionError(
+            "Section %s sets limits (max_running, max_running_per_key or"
+            " rate_limit), which its source %r cannot keep: it has no"
+            " jobCondition to claim by." % (limits.section, source))
+
+
+def claim_one(source, job_id, lease_seconds, started=False, limits=None):
     """Claim job `job_id` if it is one of `source`'s ready jobs (what a
-    Celery message asks): its ``claimJob``, else `claim_each` over
-    ``iterReady``."""
+    Celery message asks) and `limits` allow: its ``claimJob``, else
+    `claim_each` over ``iterReady``."""
     claim = getattr(source, "claimJob", None)
     if claim is not None:
         try:
-            return _claim(claim, started, job_id, lease_seconds)
+            return _claim(claim, started, limits, job_id, lease_seconds)
         except NotImplementedError:
             pass
+    _unlimited(source, limits)
     return claim_each((job for job in source.iterReady()
                        if job.job_id == job_id), 1, lease_seconds, started)
 

@@ -32,6 +32,7 @@ from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
 from jobs.logtail import LogTail
 from jobs.model.jsondata import result_text
+from jobs.model.limits import Limits
 from jobs.metrics.tally import tally_for
 from jobs.model import claims, records
 from jobs.outcome import (
@@ -86,6 +87,8 @@ class Execution(OutcomeRecorder):
         # (a runner empties it): they are ready now.
         self.made_ready = []
         self.tally = tally_for(getattr(settings, "name", None))
+        # The section's concurrency and rate limits, which its claims keep.
+        self.claim_limits = Limits.of(settings)
         self.heartbeat = None
 
     def make_attempt(self, claimed, lease_seconds):

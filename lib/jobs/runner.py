@@ -155,9 +155,11 @@ class JobRunner(Execution):
                     batch, self._ahead = self._ahead, None
                     if batch is not None:
                         self._watch(batch)
-                    elif not full and not self.made_ready:
-                        # Drained (and no outcome made a dependent
-                        # ready): don't pay another claim.
+                    elif not (full or self.made_ready
+                              or self.claim_limits):
+                        # Drained (no outcome made a dependent ready, and
+                        # no limit held jobs back): don't pay another
+                        # claim.
                         break
         except StormDatabaseError as e:
             # The connection is gone: nothing can be given back now. The
@@ -190,7 +192,7 @@ class JobRunner(Execution):
         batch = [self.make_attempt(claimed, self.lease_seconds)
                  for claimed in claim_ready(self.source, limit,
                                             self.lease_seconds, started,
-                                            self.tally)]
+                                            self.tally, self.claim_limits)]
         if batch and not started:
             self._mark(batch[0])
         return batch

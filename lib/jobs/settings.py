@@ -55,6 +55,10 @@ class JobSection:
     celery_dispatch: bool
     task_queue: Optional[str]
     celery_sweep_grace: float
+    max_running: int
+    max_running_per_key: int
+    rate_limit: int
+    rate_period: float
 
     def __init__(self, config: JobsConfig, name: str):
         self.config = config
@@ -94,6 +98,11 @@ class JobSection:
         self.task_queue = section["task_queue"] or None
         self.celery_sweep_grace = self._number(
             section, "celery_sweep_grace", float, 0)
+        self.max_running = self._number(section, "max_running", int, 0)
+        self.max_running_per_key = self._number(
+            section, "max_running_per_key", int, 0)
+        self.rate_limit = self._number(section, "rate_limit", int, 0)
+        self.rate_period = self._number(section, "rate_period", float, 0.001)
         if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
             raise ConfigError(
                 "%s: [%s] runner_class: %r is not JobRunner or "

@@ -227,8 +227,8 @@ class Task(Generic[P, R]):
                     priority: Optional[int] = None,
                     unique_key: Optional[str] = None,
                     depends_on: Optional[Iterable[Any]] = None,
-                    on_dependency_failure: Optional[str] = None
-                    ) -> FunctionJob:
+                    on_dependency_failure: Optional[str] = None,
+                    concurrency_key: Optional[str] = None) -> FunctionJob:
         """`delay`, with options.
 
         :param delay: seconds (or a `timedelta`) before the job is ready,
@@ -245,6 +245,8 @@ class Task(Generic[P, R]):
         :param on_dependency_failure: ``"cancel"`` (default: when a job
             it depends on fails or is cancelled, so is this one) or
             ``"run"``.
+        :param concurrency_key: at most the section's
+            ``max_running_per_key`` jobs with this key run at once.
         :return: the new job, or the pending one holding `unique_key`.
         :raises InvalidJobOption: for a bad option, naming it.
         :raises InvalidJobData: see `delay`.
@@ -256,7 +258,8 @@ class Task(Generic[P, R]):
             delay, scheduled_start, priority, unique_key, self.priority,
             depends_on=list(job_ids(depends_on))
             + sorted(marked_ids(arguments, keywords)),
-            on_dependency_failure=on_dependency_failure)
+            on_dependency_failure=on_dependency_failure,
+            concurrency_key=concurrency_key)
         self._calls.encoded(arguments, keywords)
         job_class = self.job_class()
         store = get_store()
@@ -280,7 +283,8 @@ class Task(Generic[P, R]):
         :param calls: each the positional arguments (a tuple or list), or
             a mapping of `apply_async`'s arguments (``args``, ``kwargs``,
             ``delay``, ``scheduled_start``, ``priority``, ``unique_key``,
-            ``depends_on``, ``on_dependency_failure``).
+            ``depends_on``, ``on_dependency_failure``,
+            ``concurrency_key``).
         :param delay: and `scheduled_start`, `priority`: for every call
             that does not say.
         :return: the job ids, in order (for a taken unique key, the

@@ -107,10 +107,10 @@ class TestSchema(TestCase):
             schema.upgrade(store, target=1)
             error = self.assertRaises(SchemaError, schema.check, store)
             self.assertEqual(
-                "The database's jobs schema is older than the code: "
-                "migrations %s are not applied." % ", ".join(
-                    str(number) for _, number, _ in
-                    migration_files("jobs", schema)[1:]),
+                "The database's jobs schema is older than the code:"
+                " migrations %s are not applied (run `jobs db upgrade`)."
+                % ", ".join(str(number) for _, number, _ in
+                            migration_files("jobs", schema)[1:]),
                 str(error))
             schema.upgrade(store)
             schema.check(store)

@@ -309,7 +309,8 @@ CASES = [
     Case("schema_old", "a database whose schema is older than the code",
          old_schema, 2,
          "The database's jobs schema is older than the code: migrations"
-         " %s are not applied." % ", ".join(map(str, MIGRATIONS_AFTER_1))),
+         " %s are not applied (run `jobs db upgrade`)."
+         % ", ".join(map(str, MIGRATIONS_AFTER_1))),
     Case("role_missing", "dbuser names a role that does not exist",
          args("ghost"), 2,
          "Section ghost: cannot run as database role no_such_role_anywhere"

@@ -51,6 +51,7 @@ from jobs.database import UTCDateTime, UTCNow, connect, get_store, set_role
 from jobs.errors import DispatchError, SectionError
 from jobs.interfaces.job import JobStatus
 from jobs.model.job import Job, ready_condition
+from jobs.model.limits import Limits
 from jobs.claiming import claim_one, context_of, load_jobs
 from jobs.presence import Presence
 from jobs.registration import register_components
@@ -58,6 +59,8 @@ from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for, find_section
 
 logger = logging.getLogger(__name__)
+# Seconds before a job its section's limits held back is tried again.
+LIMITED_RETRY = 1.0
 
 
 class _OneJob:
@@ -68,8 +71,10 @@ class _OneJob:
         self.job_id = job_id
         self.lease_duration = getattr(source, "lease_duration", None)
 
-    def claimReady(self, limit, lease_duration=None, started=False):
-        return claim_one(self.source, self.job_id, lease_duration, started)
+    def claimReady(self, limit, lease_duration=None, started=False,
+                   limits=None):
+        return claim_one(self.source, self.job_id, lease_duration, started,
+                         limits)
 
     def getJobs(self, job_ids):
         return load_jobs(self.source, job_ids)
@@ -135,7 +140,9 @@ class TaskRunner:
         :return: what happened: ``"ran"`` (an outcome was recorded),
             ``"retry"`` (sent again with a countdown), ``"requeued"``
             (sent to the fallback queue), ``"not due"`` (sent again for
-            the rest of its wait) or ``"skipped"`` (no such job, or taken,
+            the rest of its wait), ``"limited"`` (ready, but its
+            section's limits held it back: sent again shortly) or
+            ``"skipped"`` (no such job, or taken,
             finished or cancelled: nothing to do).
         """
         runner = None
@@ -156,6 +163,15 @@ class TaskRunner:
         # A retry, or a message that came before its job was due: send it
         # again for the time left. Anything else has nothing to do.
         wait = self.seconds_until_due(job_id)
+        if runner is None and wait == 0 and any(
+                Limits.of(section.settings) for section in self.sections()):
+            # Ready, but its section's limits (max_running, per key,
+            # rate) held it back: ask again shortly.
+            self.logger.info(
+                "Job %d is ready but its section's limits hold it back:"
+                " sent to %s again in %s s.", job_id, queue, LIMITED_RETRY)
+            self._send(job_id, queue, countdown=LIMITED_RETRY)
+            return "limited"
         if wait is not None and (runner is not None or wait > 0):
             self.logger.info(
                 "Job %d is due in %.1f s: sent to %s again with that"

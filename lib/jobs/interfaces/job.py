@@ -146,6 +146,9 @@ class IJob(Interface):
     cancelled_by = Attribute(
         "The id of the dependency whose failure cancelled this job, or "
         "None; retrying that dependency makes this job pending again.")
+    concurrency_key = Attribute(
+        "Text, or None: at most the section's ``max_running_per_key`` "
+        "RUNNING jobs share a key.")
     unique_key = Attribute(
         "Text, or None: at most one pending job (WAITING, RUNNING, "
         "SUSPENDED, BLOCKED) has a given (`kind`, `unique_key`).")

@@ -18,6 +18,7 @@ ids, attempt numbers, statuses): the runner's `jobs.attempt.Attempt` and
 __all__ = [
     "Claimed",
     "claim",
+    "claim_rows",
     "lock",
     "mark_started",
     "release",
@@ -61,7 +62,7 @@ _claim_statements = {}
 
 
 def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
-          started=False):
+          started=False, limits=None):
     """Claim up to `limit` ready jobs matching `condition`, atomically.
 
     One statement moves them to RUNNING as a new attempt with a lease of
@@ -88,12 +89,17 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
     :param started: record every claimed job's start at once (jobs that
         start as soon as the claim commits: a claim of one job, a group,
         a process pool's dispatch).
+    :param limits: the section's `jobs.model.limits.Limits`, if any: the
+        claim then picks only what they allow.
     :return: a list of `Claimed`, in claiming order. The caller commits
         to publish the claim.
     """
     if isinstance(lease_seconds, timedelta):
         lease_seconds = lease_seconds.total_seconds()
-    if dialect(store).returning:
+    if limits is not None:
+        rows = limits.claim_rows(store, condition, tables, limit,
+                                 lease_seconds, started)
+    elif dialect(store).returning:
         rows = _claim_returning(store, condition, tables, limit,
                                 lease_seconds, cache_key, started)
     else:
@@ -197,6 +203,14 @@ def _claim_select_update(store, condition, tables, limit, lease_seconds,
         where=And(condition, Or(*ready_kinds())),
         tables=[Job] + list(tables),
         order_by=(Desc(Job.priority), Job.id), limit=limit)).get_all()
+    return claim_rows(store, rows, lease_seconds, started)
+
+
+def claim_rows(store, rows, lease_seconds, started):
+    """SQLite: claim the jobs of `rows` (``(id, attempt_count,
+    max_retries, cancel_requested, status, priority, date_started,
+    claimed_by)``, read under the write lock); return the rows of the
+    claim (as `_claim_returning` returns them)."""
     if not rows:
         return []
     sets, parameters = _claim_sets(store, lease_seconds, started)

@@ -85,6 +85,7 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
                 unique_key: Optional[str] = None,
                 depends_on: Optional[Iterable[Any]] = None,
                 on_dependency_failure: Optional[str] = None,
+                concurrency_key: Optional[str] = None,
                 **context_columns: Any) -> Any:
         """Create the job row and the context row; return the wrapper.
 
@@ -100,6 +101,8 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         :param depends_on: jobs (or job ids) to wait for: the job runs
             once each has COMPLETED (`jobs.model.dependencies`).
         :param on_dependency_failure: ``"cancel"`` (default) or ``"run"``.
+        :param concurrency_key: at most the section's
+            ``max_running_per_key`` jobs with this key run at once.
         :raises InvalidJobOption: for a bad option (naming it).
         :raises InvalidJobData: when ``json_data`` cannot be stored, or
             (`JobDataTooLarge`) is larger than `max_json_data_bytes`.
@@ -107,7 +110,8 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         options = enqueue_options(
             delay, scheduled_start, priority, unique_key,
             depends_on=depends_on,
-            on_dependency_failure=on_dependency_failure)
+            on_dependency_failure=on_dependency_failure,
+            concurrency_key=concurrency_key)
         if context_columns.get("json_data") is not None:
             check_json_data(context_columns["json_data"],
                             cls.max_json_data_bytes)
@@ -146,17 +150,19 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
                    scheduled_start: Optional[datetime] = None,
                    priority: Optional[int] = None,
                    depends_on: Optional[Iterable[Any]] = None,
-                   on_dependency_failure: Optional[str] = None
-                   ) -> list[int]:
+                   on_dependency_failure: Optional[str] = None,
+                   concurrency_key: Optional[str] = None) -> list[int]:
         """Create one job per entry of `rows`, in multi-row INSERTs.
 
         :param rows: dicts of context columns (as ``_create`` takes them;
             a reference such as ``foo`` may be given as the object, for
             its ``foo_id`` column), each of which may also hold
             ``delay``, ``scheduled_start``, ``priority``, ``unique_key``,
-            ``depends_on`` and ``on_dependency_failure`` for its own job.
+            ``depends_on``, ``on_dependency_failure`` and
+            ``concurrency_key`` for its own job.
         :param delay: and `scheduled_start`, `priority`, `depends_on`,
-            `on_dependency_failure`: for every row that does not say.
+            `on_dependency_failure`, `concurrency_key`: for every row
+            that does not say.
         :return: the job ids, in order (for a row whose unique key was
             taken, the pending job's). Jobs are not loaded; `get` loads
             one. Leaves the transaction to the caller.
@@ -166,7 +172,8 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         return bulk_create(cls, rows, dict(
             delay=delay, scheduled_start=scheduled_start, priority=priority,
             depends_on=depends_on,
-            on_dependency_failure=on_dependency_failure))
+            on_dependency_failure=on_dependency_failure,
+            concurrency_key=concurrency_key))
 
     @classmethod
     def _contexts(cls, *conditions: Any) -> Any:

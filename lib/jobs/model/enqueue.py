@@ -61,6 +61,7 @@ def create_job(store: Any, kind: str, options: EnqueueOptions,
                   base_json_data=base_json_data, kind=kind,
                   priority=options.priority)
         job.scheduled_start = options.start_value()
+        job.concurrency_key = options.concurrency_key
         store.add(job)
         store.flush()
         if options.depends_on:
@@ -118,10 +119,10 @@ def _allocate_ids(store: Any, count: int) -> list[int]:
     return list(range(last + 1, last + 1 + count))
 
 
-# The columns a new job row is given; the last four default to NULL.
+# The columns a new job row is given; the last five default to NULL.
 JOB_COLUMNS = ("id", "max_retries", "priority", "scheduled_start",
                "date_created", "kind", "unique_key", "base_job_type",
-               "base_json_data")
+               "base_json_data", "concurrency_key")
 
 
 def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
@@ -167,7 +168,8 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
                 base_data = Job.base_json_data.variable_factory(
                     value=base_data).get(to_db=True)
             rows.append((ids[index], max_retries, option.priority, start, now,
-                         kind, option.unique_key, base_type, base_data))
+                         kind, option.unique_key, base_type, base_data,
+                         option.concurrency_key))
         # Columns no row of the chunk sets are left to their default
         # (NULL): fewer parameters to send.
         keep = [column for column in range(len(JOB_COLUMNS))
@@ -271,7 +273,8 @@ def bulk_create(job_class: Any, rows: Iterable[dict[str, Any]],
                 merged.get("delay"), merged.get("scheduled_start"),
                 merged.get("priority"), merged.get("unique_key"),
                 default_priority, merged.get("depends_on"),
-                merged.get("on_dependency_failure")))
+                merged.get("on_dependency_failure"),
+                merged.get("concurrency_key")))
         else:
             options.append(common)
         if row.get("json_data") is not None:

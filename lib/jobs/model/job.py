@@ -81,6 +81,7 @@ class Job:
     has_dependents = Bool(allow_none=False, default=False)
     run_if_dependency_fails = Bool(allow_none=False, default=False)
     cancelled_by = Int()
+    concurrency_key = Unicode()
 
     def __init__(self, max_retries=0, scheduled_start=None,
                  base_job_type=None, base_json_data=None,

@@ -16,6 +16,8 @@ Options (`enqueue_options`):
 - ``on_dependency_failure``: ``"cancel"`` (the default: when a job it
   depends on FAILS or is CANCELLED, this one is CANCELLED too) or
   ``"run"`` (it runs all the same).
+- ``concurrency_key`` (text): the section's ``max_running_per_key`` jobs
+  with the same key run at once, at most (`jobs.model.limits`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from jobs.database import UTCNow
 from jobs.errors import InvalidJobOption
 
 OPTION_NAMES = ("delay", "scheduled_start", "priority", "unique_key",
-                "depends_on", "on_dependency_failure")
+                "depends_on", "on_dependency_failure", "concurrency_key")
 ON_DEPENDENCY_FAILURE = ("cancel", "run")
 # PostgreSQL's integer column.
 PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
@@ -47,6 +49,7 @@ class EnqueueOptions:
     :ivar unique_key: the key, or None.
     :ivar depends_on: the ids of the jobs it waits for (a tuple).
     :ivar run_if_dependency_fails: ``on_dependency_failure="run"``.
+    :ivar concurrency_key: the key, or None.
     """
 
     delay: Optional[float] = None
@@ -55,6 +58,7 @@ class EnqueueOptions:
     unique_key: Optional[str] = None
     depends_on: tuple[int, ...] = ()
     run_if_dependency_fails: bool = False
+    concurrency_key: Optional[str] = None
 
     def start_value(self) -> Any:
         """What ``job.scheduled_start`` is set to: None, a datetime, or
@@ -67,7 +71,8 @@ class EnqueueOptions:
 def enqueue_options(delay: Any = None, scheduled_start: Any = None,
                     priority: Any = None, unique_key: Any = None,
                     default_priority: int = 0, depends_on: Any = None,
-                    on_dependency_failure: Any = None) -> EnqueueOptions:
+                    on_dependency_failure: Any = None,
+                    concurrency_key: Any = None) -> EnqueueOptions:
     """Check the options of a new job.
 
     :param default_priority: the priority when `priority` is None.
@@ -123,16 +128,8 @@ def enqueue_options(delay: Any = None, scheduled_start: Any = None,
     if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
         raise InvalidJobOption(
             "priority: %d is outside %d..%d." % ((priority,) + PRIORITY_RANGE))
-    if unique_key is not None:
-        if not isinstance(unique_key, str):
-            raise InvalidJobOption(
-                "unique_key: %r is not text." % (unique_key,))
-        if not unique_key:
-            raise InvalidJobOption(
-                "unique_key: the empty string: give a key, or None for none.")
-        if "\x00" in unique_key:
-            raise InvalidJobOption(
-                "unique_key: %r holds a NUL character." % (unique_key,))
+    _check_key("unique_key", unique_key)
+    _check_key("concurrency_key", concurrency_key)
     if on_dependency_failure is None:
         on_dependency_failure = "cancel"
     if on_dependency_failure not in ON_DEPENDENCY_FAILURE:
@@ -142,7 +139,20 @@ def enqueue_options(delay: Any = None, scheduled_start: Any = None,
                     repr(value) for value in ON_DEPENDENCY_FAILURE)))
     return EnqueueOptions(seconds, start, priority, unique_key,
                           job_ids(depends_on),
-                          on_dependency_failure == "run")
+                          on_dependency_failure == "run", concurrency_key)
+
+
+def _check_key(name: str, key: Any) -> None:
+    """A key option (`unique_key`, `concurrency_key`): text, or None."""
+    if key is None:
+        return
+    if not isinstance(key, str):
+        raise InvalidJobOption("%s: %r is not text." % (name, key))
+    if not key:
+        raise InvalidJobOption(
+            "%s: the empty string: give a key, or None for none." % name)
+    if "\x00" in key:
+        raise InvalidJobOption("%s: %r holds a NUL character." % (name, key))
 
 
 def job_ids(jobs: Any) -> tuple[int, ...]:

@@ -97,22 +97,27 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit: int, lease_duration: Lease = None,
-                   started: bool = False) -> list[claims.Claimed]:
+                   started: bool = False,
+                   limits: Any = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
+        :param limits: the section's `jobs.model.limits.Limits`, if any.
         :raises NotImplementedError: the source has no `jobCondition`
             (`jobs.claiming.claim_ready` then claims through iterReady).
         """
         condition, tables = cls.jobCondition()
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
-                            cache_key=cls, started=started)
+                            cache_key=cls, started=started, limits=limits)
 
     @classmethod
     def claimJob(cls, job_id: int, lease_duration: Lease = None,
-                 started: bool = False) -> list[claims.Claimed]:
+                 started: bool = False,
+                 limits: Any = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
+        :param limits: as `claimReady`'s (the job is not claimed when
+            they do not allow it now).
         :raises NotImplementedError: as `claimReady`.
         """
         condition, tables = cls.jobCondition()
@@ -120,7 +125,7 @@ class BaseRunnableJobSource:
         return claims.claim(get_store(), (Job.id == job_id) & condition,
                             tables, 1,
                             _seconds(lease_duration or cls.lease_duration),
-                            started=started)
+                            started=started, limits=limits)
 
     @classmethod
     def after_create(cls, job: Any) -> None:

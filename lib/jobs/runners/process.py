@@ -152,7 +152,8 @@ class ProcessJobRunner(Execution):
         # Every claimed job goes to a child at once: its start is on record
         # with the claim.
         claimed = claim_ready(self.source, limit, self.lease_seconds,
-                              started=True, tally=self.tally)
+                              started=True, tally=self.tally,
+                              limits=self.claim_limits)
         transaction.commit()
         if not claimed:
             return True

@@ -160,10 +160,12 @@ def check(store, migrations=(FRAMEWORK,)):
                 "The database has no %s schema: run the schema upgrade "
                 "(jobs.schema.upgrade) first." % component.component)
         if missing:
+            which = ("migration %d is" % missing[0] if len(missing) == 1
+                     else "migrations %s are" % ", ".join(map(str, missing)))
             raise SchemaError(
-                "The database's %s schema is older than the code: "
-                "migrations %s are not applied."
-                % (component.component, ", ".join(map(str, missing))))
+                "The database's %s schema is older than the code: %s not"
+                " applied (run `jobs db upgrade`)."
+                % (component.component, which))
 
 
 def differences(store, migrations=(FRAMEWORK,)):

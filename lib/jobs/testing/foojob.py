@@ -38,6 +38,7 @@ from jobs.model.derived import DerivedJob
 from jobs.model.job import Job
 from jobs.schema import Migrations
 from jobs.testing.hostile import misbehave
+from jobs.testing.windows import running_window
 
 MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
 logger = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ class FooJobDerived(DerivedJob):
     user_error_types = (UserError,)
     # run() writes the foo's note and records executions.
     database_privileges = {"foo": ("SELECT", "UPDATE"),
-                           "job_execution": ("INSERT",)}
+                           "job_execution": ("INSERT",),
+                           "job_window": ("INSERT", "UPDATE", "SELECT")}
 
     def __repr__(self):
         return "<%s for foo %s; status=%s>" % (
@@ -142,7 +144,7 @@ class FooJobDerived(DerivedJob):
     @classmethod
     def create(cls, foo, delay=None, scheduled_start=None, priority=None,
                unique_key=None, depends_on=None, on_dependency_failure=None,
-               **behaviour):
+               concurrency_key=None, **behaviour):
         """Create a job of this type about `foo`.
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
@@ -162,16 +164,19 @@ class FooJobDerived(DerivedJob):
         (raise `RetryError` while the attempt is below it),
         ``retry_delay`` (seconds, instead of the class's `retry_delay`),
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
-        every 20 ms), and what `jobs.testing.hostile.misbehave` does.
-        `delay`, `scheduled_start`, `priority`, `unique_key`, `depends_on`
-        and `on_dependency_failure` are the job's options
+        every 20 ms), ``window`` (a key: record the job's running window
+        for ``window_seconds``, `jobs.testing.windows`), and what
+        `jobs.testing.hostile.misbehave` does.
+        `delay`, `scheduled_start`, `priority`, `unique_key`, `depends_on`,
+        `on_dependency_failure` and `concurrency_key` are the job's options
         (`jobs.model.options`), not behaviour.
         """
         return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
                            scheduled_start=scheduled_start,
                            priority=priority, unique_key=unique_key,
                            depends_on=depends_on,
-                           on_dependency_failure=on_dependency_failure)
+                           on_dependency_failure=on_dependency_failure,
+                           concurrency_key=concurrency_key)
 
     @classmethod
     def acquire(cls, foo):
@@ -247,6 +252,10 @@ class FooJobDerived(DerivedJob):
             # only text), decoded as a subprocess's output would be.
             logger.info("%s", bytes.fromhex(data["say_bytes"]).decode(
                 "utf-8", "surrogateescape"))
+        if data.get("window"):
+            # The key's running window, open for window_seconds.
+            with running_window(self.job_id, data["window"]):
+                time.sleep(data.get("window_seconds", 0.02))
         if data.get("sleep"):
             time.sleep(data["sleep"])  # a slow job, for timeout tests
         if data.get("until_cancelled"):

@@ -36,6 +36,7 @@ from jobs.errors import SuspendJobException
 from jobs.interfaces.job import IJobSource, IRunnableJob, JobStatus
 from jobs.model.derived import DerivedJob
 from jobs.model.job import Job
+from jobs.model.options import OPTION_NAMES
 from jobs.schema import Migrations
 from jobs.testing.hostile import misbehave
 from jobs.testing.windows import running_window
@@ -133,8 +134,9 @@ class FooJobDerived(DerivedJob):
     user_error_types = (UserError,)
     # run() writes the foo's note and records executions.
     database_privileges = {"foo": ("SELECT", "UPDATE"),
-                           "job_execution": ("INSERT",),
-                           "job_window": ("INSERT", "UPDATE", "SELECT")}
+                           "job_execution": ("INSERT",)}
+    # And the reliability tests' running windows (jobs.testing.windows).
+    database_privileges["job_window"] = ("INSERT", "UPDATE", "SELECT")
 
     def __repr__(self):
         return "<%s for foo %s; status=%s>" % (
@@ -142,9 +144,7 @@ class FooJobDerived(DerivedJob):
             self.job.status.title)
 
     @classmethod
-    def create(cls, foo, delay=None, scheduled_start=None, priority=None,
-               unique_key=None, depends_on=None, on_dependency_failure=None,
-               concurrency_key=None, **behaviour):
+    def create(cls, foo, **behaviour):
         """Create a job of this type about `foo`.
 
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
@@ -167,16 +167,13 @@ class FooJobDerived(DerivedJob):
         every 20 ms), ``window`` (a key: record the job's running window
         for ``window_seconds``, `jobs.testing.windows`), and what
         `jobs.testing.hostile.misbehave` does.
-        `delay`, `scheduled_start`, `priority`, `unique_key`, `depends_on`,
-        `on_dependency_failure` and `concurrency_key` are the job's options
-        (`jobs.model.options`), not behaviour.
+        The creation options (`jobs.model.options.OPTION_NAMES`: delay,
+        priority, unique_key, depends_on...) are the job's, not behaviour.
         """
-        return cls._create(foo=foo, json_data=dict(behaviour), delay=delay,
-                           scheduled_start=scheduled_start,
-                           priority=priority, unique_key=unique_key,
-                           depends_on=depends_on,
-                           on_dependency_failure=on_dependency_failure,
-                           concurrency_key=concurrency_key)
+        # Creation options (delay, priority, depends_on...) are the job's.
+        options = {name: behaviour.pop(name) for name in OPTION_NAMES
+                   if name in behaviour}
+        return cls._create(foo=foo, json_data=behaviour, **options)
 
     @classmethod
     def acquire(cls, foo):

@@ -25,22 +25,18 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Optional
 
 from storm.expr import Alias, Count, Select
 
 from jobs.database import database_now, dialect
-from jobs.database.columns import UTCDateTimeVariable
-from jobs.database.catalog import WORKER_TABLE, table_columns
 from jobs.interfaces.job import JobStatus
 from jobs.kinds import NO_SECTION, distinct_kinds, sections_of_kinds
+from jobs.model import workers
 from jobs.model.job import Job, ready_condition, ready_kinds
 
 EXACT_LIMIT = 10000
 CACHE_SECONDS = 5.0
-# A worker row without beat_seconds is lost when its last beat is older.
-WORKER_LOST_AFTER = timedelta(seconds=90)
 STATUSES = list(JobStatus.items)
 
 
@@ -55,8 +51,7 @@ class Snapshot:
     :ivar oldest_ready_age: seconds the oldest ready job has waited, or
         None when none is ready.
     :ivar oldest_ready_id: its id.
-    :ivar workers: ``{"live": n, "lost": n}``, or None without the
-        ``worker`` table.
+    :ivar workers: ``{"live": n, "lost": n}``.
     :ivar taken: the database's time of the snapshot.
     """
 
@@ -172,24 +167,13 @@ def _oldest_ready(store, snap):
 
 
 def _workers(store, config, now):
-    """Live and lost runners from the ``worker`` table, or None when the
-    table is not there: a row whose last beat is older than
-    ``lost_after_beats`` of its ``beat_seconds`` (``[workers]``, default
-    3) is a lost runner's; without those columns, older than
-    `WORKER_LOST_AFTER`."""
-    columns = table_columns(store, WORKER_TABLE)
-    if "last_beat" not in columns:
-        return None
-    beats = getattr(getattr(config, "workers", None), "lost_after_beats", 3)
-    select = "SELECT last_beat, %s FROM worker" % (
-        "beat_seconds" if "beat_seconds" in columns else "NULL")
+    """The number of live and lost runners in the ``worker`` table (a
+    stopping runner is live), by `jobs.model.workers.state`."""
+    beats = config.workers.lost_after_beats
     found = {"live": 0, "lost": 0}
-    for beat, seconds in store.execute(select):
-        beat = UTCDateTimeVariable(value=beat, from_db=True).get()
-        allowed = (timedelta(seconds=seconds * beats) if seconds
-                   else WORKER_LOST_AFTER)
-        live = beat is not None and now - beat <= allowed
-        found["live" if live else "lost"] += 1
+    for row in workers.find(store):
+        lost = workers.state(row, now, beats) == "lost"
+        found["lost" if lost else "live"] += 1
     return found
 
 

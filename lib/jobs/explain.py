@@ -9,8 +9,7 @@ reason that applies, each ``(code, sentence)``:
   when the ``worker`` table says); ``running``: it is running;
 - ``lease-expired``: RUNNING with an expired lease: its runner was lost,
   and the next claim takes it over;
-- ``dependency``: a job it depends on has not COMPLETED (when the
-  database has dependencies);
+- ``dependency``: a job it depends on has not COMPLETED;
 - ``limit``: its section is at its ``max_running`` (when sections have
   limits);
 - ``orphaned``: no configured section's source sees it (its context row
@@ -29,15 +28,10 @@ import fcntl
 import os
 
 from jobs.database import database_now, dialect
-from jobs.database.catalog import (
-    DEPENDENCY_COLUMNS,
-    DEPENDENCY_TABLE,
-    WORKER_TABLE,
-    table_columns,
-)
 from jobs.errors import JobsError
 from jobs.interfaces.job import JobStatus
 from jobs.kinds import NO_SECTION, sections_of_kinds
+from jobs.model import workers
 from jobs.model.job import Job
 
 FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -101,30 +95,19 @@ def _when(value):
 
 
 def _holder(store, job_id):
-    """", by the worker W on host H" when the ``worker`` table says
-    (its ``jobs``: a JSON list of ``[job, attempt]`` pairs)."""
-    import json
-    if not {"host", "pid", "jobs"} <= set(table_columns(store, WORKER_TABLE)):
-        return ""
-    for host, pid, held in store.execute("SELECT host, pid, jobs FROM worker"):
-        try:
-            pairs = json.loads(held or "[]")
-        except ValueError:
-            continue
-        if any(isinstance(pair, list) and pair and pair[0] == job_id
-               for pair in pairs):
-            return ", by the worker %s on host %s" % (pid, host)
+    """", by the worker W on host H" when a runner's row in the
+    ``worker`` table holds `job_id` (at its last beat)."""
+    for row in workers.find(store):
+        if any(held == job_id for held, _ in row.held):
+            return ", by the worker %s on host %s" % (row.pid, row.host)
     return ""
 
 
 def _dependencies(store, job):
-    mine, theirs = DEPENDENCY_COLUMNS
-    if not {mine, theirs} <= set(table_columns(store, DEPENDENCY_TABLE)):
-        return []
     rows = store.execute(
-        "SELECT d.%s, j.status FROM %s d JOIN job j ON j.id = d.%s"
-        " WHERE d.%s = ? AND j.status <> ?" % (
-            theirs, DEPENDENCY_TABLE, theirs, mine),
+        "SELECT d.depends_on, j.status FROM job_dependency d"
+        " JOIN job j ON j.id = d.depends_on"
+        " WHERE d.job = ? AND j.status <> ? ORDER BY d.depends_on",
         (job.id, JobStatus.COMPLETED.value))
     return [("dependency", "Job %d is waiting on dependency %d (%s)." % (
         job.id, other, JobStatus.items[status].title))
@@ -191,8 +174,6 @@ def _privileges(store, config, section):
 
 
 def _has(store, role, table, privilege, column):
-    if not table_columns(store, table):
-        return True  # no such table (yet): not the role's fault
     if column is None:
         return store.execute("SELECT has_table_privilege(?, ?, ?)",
                              (role, table, privilege)).get_one()[0]

@@ -21,6 +21,7 @@ from jobs.interfaces.job import JobStatus
 from jobs.log import DevNullLogger
 from jobs.metrics import tally
 from jobs.metrics.collector import registry
+from jobs.model import workers
 from jobs.runner import JobRunner
 from jobs.sections import find_section
 from jobs.testing.foojob import DoBarJob
@@ -120,35 +121,24 @@ class TestMetrics(DatabaseTestCase):
             ("outcome", "complete"), ("section", "do_foo"),
             ("type", "DoFooJob")))])
 
-    def test_workers_come_from_the_worker_table_when_there(self):
-        self.assertNotIn(("jobs_workers", (("state", "live"),)), scrape())
-        self.store.execute("CREATE TABLE worker (id integer PRIMARY KEY,"
-                           " host text, last_beat timestamp)")
-        self.addCleanup(self.drop_worker_table)
-        self.store.execute(
-            "INSERT INTO worker VALUES (1, 'a', ?), (2, 'b', ?)",
-            (_db_time(0), _db_time(-3600)))
+    def test_workers_are_counted_live_or_lost_from_the_worker_table(self):
+        got = scrape()
+        self.assertEqual((0, 0), (
+            got[("jobs_workers", (("state", "live"),))],
+            got[("jobs_workers", (("state", "lost"),))]))
+        # Three runners beating every 10 s; lost after 3 missed beats.
+        ids = [workers.register(self.store, "h", pid, "worker", ["do_foo"],
+                                10, 3600) for pid in (1, 2, 3)]
+        self.store.execute("UPDATE worker SET last_beat = ? WHERE id = ?",
+                           (_db_time(-15), ids[1]))
+        self.store.execute("UPDATE worker SET last_beat = ? WHERE id = ?",
+                           (_db_time(-60), ids[2]))
         transaction.commit()
         counts.forget()
         got = scrape()
-        self.assertEqual((1, 1), (
+        self.assertEqual((2, 1), (
             got[("jobs_workers", (("state", "live"),))],
             got[("jobs_workers", (("state", "lost"),))]))
-        # With issue 16's beat_seconds: lost after 3 of its own beats.
-        self.store.execute("ALTER TABLE worker ADD COLUMN beat_seconds"
-                           " float")
-        self.store.execute("UPDATE worker SET beat_seconds = 5000")
-        transaction.commit()
-        counts.forget()
-        got = scrape()
-        self.assertEqual((2, 0), (
-            got[("jobs_workers", (("state", "live"),))],
-            got[("jobs_workers", (("state", "lost"),))]))
-
-    def drop_worker_table(self):
-        transaction.abort()
-        self.store.execute("DROP TABLE worker")
-        transaction.commit()
 
 
 def _db_time(offset):

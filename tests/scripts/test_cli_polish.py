@@ -22,6 +22,7 @@ from jobs.cli import main
 from jobs.errorlog import fingerprint
 from jobs.interfaces.job import JobStatus
 from jobs.log import DevNullLogger
+from jobs.model import workers
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for
 from jobs.testing.foojob import DoBarJob
@@ -125,23 +126,15 @@ class TestBulkActions(CommandMixin, DatabaseTestCase):
         # A running job, held by a worker the worker table names.
         self.store.execute("UPDATE job SET lease_expires = ? WHERE id = ?",
                            ("2999-01-01 00:00:00", lost))
-        self.store.execute("CREATE TABLE worker (id integer PRIMARY KEY,"
-                           " host text, pid integer, jobs text)")
-        self.addCleanup(self.drop_worker)
-        self.store.execute("INSERT INTO worker VALUES (1, 'alpha', 4242, ?)",
-                           ("[[%d, 1], [%d, 3]]" % (lost + 1000, lost),))
+        worker = workers.register(self.store, "alpha", 4242, "worker",
+                                  ["do_foo"], 30, 3600)
+        workers.beat(self.store, worker, [(lost + 1000, 1), (lost, 3)])
         transaction.commit()
         code, out, _ = self.jobs("explain", str(lost))
         self.assertThat(out, Contains("is running (attempt 0), its lease"
                                       " held until 2999-01-01 00:00:00+00:00,"
                                       " by the worker 4242 on host alpha."))
         self.assertEqual(2, self.jobs("explain", "424242")[0])
-
-
-    def drop_worker(self):
-        transaction.abort()
-        self.store.execute("DROP TABLE worker")
-        transaction.commit()
 
 
 class TestExplainPostgreSQL(CommandMixin, DatabaseTestCase):

@@ -26,7 +26,9 @@ import urllib.request
 import fixtures
 import transaction
 
+from jobs.cli.schedules import schedule_rows
 from jobs.interfaces.job import JobStatus
+from jobs.model import workers
 from jobs.testing.script import ROOT
 from jobs.web.auth import hash_password
 from tests.web.test_views import DashboardTestCase
@@ -218,9 +220,22 @@ class TestDashboardInABrowser(DashboardTestCase):
         self.assertIn("Something broke (7).", self.text("#report"))
         self.shot("oops_report")
 
+        # Workers and schedules: one table row per runner, per schedule.
+        workers.register(self.store, "alpha", 4242, "worker", ["do_foo"],
+                         30, 3600)
+        transaction.commit()
+        expected = {"workers": len(workers.find(self.store)),
+                    "schedules": len(schedule_rows(self.config, self.store))}
+        transaction.abort()
         for name in ("workers", "schedules"):
             browser.get(server.url + "/" + name)
-            self.assertIn("Not available", self.text("#unavailable"))
+            rows = browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")
+            if expected[name]:
+                self.assertEqual(expected[name], len(rows))
+            else:
+                self.assertEqual("None.", rows[0].text)
+            if name == "workers":
+                self.assertIn("alpha", self.text("#rows"))
             self.shot(name)
 
         # With basic authentication configured, no credentials, no page.

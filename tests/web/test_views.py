@@ -15,6 +15,9 @@ from jobs import counts, kinds
 from jobs.interfaces.job import JobStatus
 from jobs.log import DevNullLogger
 from jobs.model.job import Job
+from jobs.model import workers
+from jobs.model.dependencies import add_dependencies
+from jobs.cli.schedules import schedule_rows
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for
 from jobs.testing.foojob import DoBarJob
@@ -143,8 +146,8 @@ class TestPages(DashboardTestCase):
         [oops] = self.oopses()
         self.assertThat(page.text, Contains(oops["id"]))
         self.assertThat(page.text, Contains('id="action-retry"'))
-        self.assertThat(page.text, Contains("Not available: this database"
-                                            " has no dependency table"))
+        self.assertThat(page.text, Contains(
+            "<h3>Waits for</h3><p>nothing</p>"))
         app.get("/jobs/999999", status=404)
 
     def test_retry_from_the_detail_page_makes_the_job_waiting(self):
@@ -206,48 +209,45 @@ class TestPages(DashboardTestCase):
         self.assertThat(page.text, Contains("is on host beta"))
         app.get("/oops/OOPS-nothing", status=404)
 
-    def test_workers_and_schedules_not_available_then_shown(self):
+    def test_workers_page_lists_the_runners_and_what_they_hold(self):
         app = self.app()
-        for path, table in (("/workers", "worker"),
-                            ("/schedules", "schedule_tick")):
-            page = app.get(path)
-            self.assertThat(page.text, Contains(
-                "Not available: this database has no <code>%s</code>"
-                % table))
-        # Fixture tables, as issue 16 describes them.
-        self.store.execute(
-            "CREATE TABLE worker (id integer PRIMARY KEY, host text,"
-            " pid integer, sections text, started timestamp,"
-            " last_beat timestamp)")
-        self.addCleanup(self.drop, "worker")
-        self.store.execute(
-            "INSERT INTO worker VALUES (1, 'alpha', 4242, 'do_foo',"
-            " '2026-11-01 10:00:00', '2026-11-01 10:05:00')")
+        self.assertThat(app.get("/workers").text, Contains("None."))
+        made = self.make_jobs()
+        worker = workers.register(self.store, "alpha", 4242, "worker",
+                                  ["do_foo"], 30, 3600)
+        workers.beat(self.store, worker, [(made["running"].job_id, 1)])
         transaction.commit()
         page = app.get("/workers")
         self.assertThat(page.text, Contains("<td>alpha</td>"))
         self.assertThat(page.text, Contains("<td>4242</td>"))
+        self.assertThat(page.text, Contains("<td>live</td>"))
+        self.assertThat(page.text, Contains(
+            "%d#1 running" % made["running"].job_id))
 
-    def test_dependency_tree_and_result_when_the_tables_have_them(self):
-        made = self.make_jobs()
-        self.store.execute("CREATE TABLE job_dependency (job integer,"
-                           " depends_on integer)")
-        self.addCleanup(self.drop, "job_dependency")
-        self.store.execute("ALTER TABLE job ADD COLUMN result text")
-        self.addCleanup(self.drop_column, "job", "result")
-        first, second, third = (made["completed"].job_id,
-                                made["waiting"].job_id,
-                                made["bar"].job_id)
-        self.store.execute("INSERT INTO job_dependency VALUES (?, ?), (?, ?)",
-                           (second, first, third, second))
+    def test_schedules_page_lists_the_configured_schedules(self):
+        page = self.app().get("/schedules")
+        rows = schedule_rows(self.config, self.store)
+        self.assertThat(page.text, Contains("<h1>Schedules</h1>"))
+        for row in rows:
+            self.assertThat(page.text, Contains("<td>%s</td>"
+                                                % row["schedule"]))
+        if not rows:
+            self.assertThat(page.text, Contains("None."))
+
+    def test_dependency_tree_and_result(self):
+        first, second, third = (self.factory.makeDoFooJob()
+                                for _ in range(3))
+        add_dependencies(self.store, second.job_id, [first.job_id])
+        add_dependencies(self.store, third.job_id, [second.job_id])
         self.store.execute("UPDATE job SET result = ? WHERE id = ?",
-                           (json.dumps({"answer": 42}), first))
+                           (json.dumps({"answer": 42}), first.job_id))
         transaction.commit()
-        page = self.app().get("/jobs/%d" % second)
+        page = self.app().get("/jobs/%d" % second.job_id)
         waits, waited = page.text.split("<h3>Waited for by</h3>")
-        self.assertThat(waits, Contains("job %d</a>" % first))
-        self.assertThat(waited, Contains("job %d</a>" % third))
-        page = self.app().get("/jobs/%d" % first)
+        self.assertThat(waits, Contains("job %d</a>" % first.job_id))
+        self.assertThat(waited, Contains("job %d</a>" % third.job_id))
+        self.assertThat(page.text, Contains('data-field="status">blocked'))
+        page = self.app().get("/jobs/%d" % first.job_id)
         self.assertThat(page.text, Contains('"answer": 42'))
 
     def drop(self, table):

@@ -2,7 +2,7 @@
 and what each holds (`jobs.presence`); ``jobs cancel --worker ID`` asks
 one to stop."""
 
-__all__ = ["add_commands", "cancel_workers", "worker_rows"]
+__all__ = ["COLUMNS", "add_commands", "cancel_workers", "jobs_text", "worker_rows"]
 
 from collections import OrderedDict
 
@@ -70,12 +70,9 @@ def worker_rows(config, store):
     rows = []
     for row in found:
         age = (now - row.last_beat).total_seconds()
-        if age > row.beat_seconds * settings.lost_after_beats:
-            state = "lost"
-        else:
-            state = "stopping" if row.stop_requested else "live"
         rows.append(OrderedDict(
-            id=row.id, state=state, kind=row.kind, host=row.host,
+            id=row.id,
+            state=workers.state(row, now, settings.lost_after_beats), kind=row.kind, host=row.host,
             pid=row.pid, sections=row.sections,
             started=row.started.strftime("%Y-%m-%d %H:%M:%S"),
             last_beat="%d s ago" % max(0, round(age)),
@@ -85,7 +82,7 @@ def worker_rows(config, store):
     return rows
 
 
-def _jobs_text(held):
+def jobs_text(held):
     return ", ".join("%d#%d %s" % (one["job"], one["attempt"], one["now"])
                      for one in held) or "-"
 
@@ -98,7 +95,7 @@ def cmd_workers(options):
     if options.format == "json":
         output(rows, options)
         return
-    output([dict(row, jobs=_jobs_text(row["jobs"])) for row in rows],
+    output([dict(row, jobs=jobs_text(row["jobs"])) for row in rows],
            options, COLUMNS)
 
 

@@ -110,15 +110,12 @@ def database_metrics(snap):
         "jobs_oldest_ready_age_seconds", "How long the oldest ready job"
         " has been ready (0 when none is).",
         value=snap.oldest_ready_age or 0.0)
-    families = [jobs, ready, age]
-    if snap.workers is not None:
-        workers = GaugeMetricFamily(
-            "jobs_workers", "Runners in the worker table: live (beating) or"
-            " lost.", labels=["state"])
-        for state, count in sorted(snap.workers.items()):
-            workers.add_metric([state], count)
-        families.append(workers)
-    return families
+    workers = GaugeMetricFamily(
+        "jobs_workers", "Runners in the worker table: live (beating) or"
+        " lost.", labels=["state"])
+    for state, count in sorted(snap.workers.items()):
+        workers.add_metric([state], count)
+    return [jobs, ready, age, workers]
 
 
 class JobsCollector:

@@ -17,6 +17,7 @@ __all__ = [
     "find",
     "register",
     "request_stop",
+    "state",
 ]
 
 import json
@@ -54,6 +55,16 @@ class WorkerRow:
     def held(self) -> list[tuple[int, int]]:
         """``[(job id, attempt)]`` it held at its last beat."""
         return [(job, attempt) for job, attempt in json.loads(self.jobs)]
+
+
+def state(row: WorkerRow, now: Any, lost_after_beats: int) -> str:
+    """``lost`` when `row`'s last beat is older than `lost_after_beats`
+    of its beats at `now` (the database's clock), ``stopping`` when it
+    was asked to stop, else ``live``."""
+    age = (now - row.last_beat).total_seconds()
+    if age > row.beat_seconds * lost_after_beats:
+        return "lost"
+    return "stopping" if row.stop_requested else "live"
 
 
 def _held(jobs: Iterable[tuple[int, int]]) -> str:

@@ -1,22 +1,18 @@
 """What the dashboard's pages read, beyond `jobs.counts` and
-`jobs.jobfilter`: throughput, one job's every detail, and the tables
-other parts of jobs add (workers, schedules, dependencies), which a page
-shows as "not available" while the database lacks them.
+`jobs.jobfilter`: throughput, one job's every detail (its context row and
+its dependency trees), and the live workers and schedules as their
+commands list them.
 """
 
 __all__ = [
-    "DEPENDENCY_TABLE",
-    "SCHEDULE_TABLE",
-    "WORKER_TABLE",
     "context_of",
     "dependency_tree",
-    "job_fields",
-    "optional_table",
     "row_values",
+    "schedules",
     "throughput",
+    "workers",
 ]
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -24,15 +20,9 @@ from datetime import timedelta
 from storm.info import get_cls_info
 
 from jobs.database import database_now
-from jobs.database.catalog import (
-    DEPENDENCY_COLUMNS,
-    DEPENDENCY_TABLE,
-    SCHEDULE_TABLE,
-    WORKER_TABLE,
-    table_columns,
-)
 from jobs.database.columns import UTCDateTimeVariable
 from jobs.interfaces.job import JobStatus
+from jobs.model import dependencies
 from jobs.model.job import Job
 
 THROUGHPUT_CACHE_SECONDS = 30.0
@@ -94,22 +84,6 @@ def row_values(obj):
             for column in info.columns]
 
 
-def job_fields(store, job):
-    """Every column of `job`'s row (and ``result`` once the table has
-    it), as ``[(name, value)]``."""
-    fields = row_values(job)
-    if "result" in table_columns(store, "job"):
-        value = store.execute("SELECT result FROM job WHERE id = ?",
-                              (job.id,)).get_one()[0]
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        fields.append(("result", value))
-    return fields
-
-
 def context_of(store, config, section, job_id):
     """``[(name, value)]`` of the job's context row (its arguments: the
     row the section's source joins, e.g. ``foo_job``'s json_data or
@@ -129,41 +103,37 @@ def context_of(store, config, section, job_id):
     return [] if row is None else row_values(row)
 
 
-def optional_table(store, table, order=None, limit=200):
-    """``(columns, rows)`` of `table`, or None when it does not exist."""
-    columns = table_columns(store, table)
-    if not columns:
-        return None
-    sql = "SELECT %s FROM %s" % (", ".join(columns), table)
-    if order and order in columns:
-        sql += " ORDER BY %s DESC" % order
-    rows = list(store.execute(sql + " LIMIT %d" % limit))
-    return columns, rows
+def workers(store, config):
+    """``(columns, rows)`` of the runners, as ``jobs workers`` lists
+    them."""
+    from jobs.cli.workers import COLUMNS, jobs_text, worker_rows
+    rows = worker_rows(config, store)
+    return list(COLUMNS), [
+        [jobs_text(row["jobs"]) if column == "jobs" else row[column]
+         for column in COLUMNS] for row in rows]
+
+
+def schedules(store, config):
+    """``(columns, rows)`` of the configured schedules, as
+    ``jobs schedules`` lists them."""
+    from jobs.cli.schedules import schedule_rows
+    rows = schedule_rows(config, store)
+    columns = list(rows[0]) if rows else ["schedule"]
+    return columns, [list(row.values()) for row in rows]
 
 
 def dependency_tree(store, job_id, depth=5):
     """``(upstream, downstream)`` trees of `job_id`: what it waits for and
-    what waits for it, each a list of ``(job id, status, [children])``;
-    None when the database has no dependency table."""
-    columns = table_columns(store, DEPENDENCY_TABLE)
-    if not all(column in columns for column in DEPENDENCY_COLUMNS):
-        return None
-    job, depends_on = DEPENDENCY_COLUMNS
+    what waits for it, each a list of ``(job id, status, [children])``,
+    at most `depth` levels deep."""
 
-    def walk(start, mine, theirs, level, seen):
+    def tree(edges, start, level, seen):
         if level >= depth:
             return []
-        rows = list(store.execute(
-            "SELECT d.%s, j.status FROM %s d JOIN job j ON j.id = d.%s"
-            " WHERE d.%s = ? ORDER BY d.%s" % (
-                theirs, DEPENDENCY_TABLE, theirs, mine, theirs), (start,)))
-        tree = []
-        for other, status in rows:
-            if other in seen:
-                continue
-            tree.append((other, JobStatus.items[status], walk(
-                other, mine, theirs, level + 1, seen | {other})))
-        return tree
+        return [(other, JobStatus.items[status],
+                 tree(edges, other, level + 1, seen | {other}))
+                for other, status, _ in edges.get(start, ())
+                if other not in seen]
 
-    return (walk(job_id, job, depends_on, 0, {job_id}),
-            walk(job_id, depends_on, job, 0, {job_id}))
+    return tuple(tree(dependencies.graph(store, job_id, upstream), job_id,
+                      0, {job_id}) for upstream in (True, False))

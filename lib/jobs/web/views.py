@@ -137,7 +137,7 @@ def job(request):
     hide = _hide(request)
     section = sections_of_kinds(store, config).get(row.kind, NO_SECTION)
     fields = [(name, hide.data(value) if name not in ("log", "progress")
-               else None) for name, value in queries.job_fields(store, row)]
+               else None) for name, value in queries.row_values(row)]
     fields = [(name, value) for name, value in fields
               if name not in ("log", "progress")]
     progress = None
@@ -188,11 +188,10 @@ def oops_report(request):
                 report=report, elsewhere=elsewhere)
 
 
-def optional_page(table, title, order):
+def listing_page(read, title):
     def view(request):
-        return page(request, title=title, table=table,
-                    found=queries.optional_table(request.store, table,
-                                                 order))
+        return page(request, title=title,
+                    found=read(request.store, _config(request)))
     return view
 
 
@@ -215,11 +214,9 @@ def add_views(pyramid):
             ("job", job, "job.jinja2"),
             ("oops", oops, "oops.jinja2"),
             ("oops_report", oops_report, "oops_report.jinja2"),
-            ("workers", optional_page(
-                queries.WORKER_TABLE, "Workers", "last_beat"),
+            ("workers", listing_page(queries.workers, "Workers"),
              "table.jinja2"),
-            ("schedules", optional_page(
-                queries.SCHEDULE_TABLE, "Schedules", "tick"),
+            ("schedules", listing_page(queries.schedules, "Schedules"),
              "table.jinja2")):
         pyramid.add_view(view, route_name=route, renderer=template,
                          request_method="GET")

@@ -42,10 +42,13 @@ from jobs.database import dialect, quote_identifier
 from jobs.errors import JobsError
 from jobs.sections import find_section_source
 
-# The job columns a runner updates (claim, outcome, retry, log, progress).
+# The job columns a runner updates (claim, outcome, retry, log, progress,
+# result; and, settling a finished job's dependents, their status,
+# waiting_on and cancelled_by).
 RUNNER_JOB_COLUMNS = (
     "status", "attempt_count", "scheduled_start", "lease_expires",
-    "date_started", "date_finished", "log", "progress", "claimed_by")
+    "date_started", "date_finished", "log", "progress", "claimed_by",
+    "result", "waiting_on", "cancelled_by")
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -55,9 +58,13 @@ class RoleError(JobsError):
 
 
 def _framework_privileges():
-    # oops_report: the runner indexes the OOPS reports it files.
+    # oops_report: the runner indexes the OOPS reports it files;
+    # job_dependency: it finds a finished job's dependents; job_rate: it
+    # counts the jobs started in a rate-limited section's window.
     return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)},
-            "oops_report": {"INSERT"}}
+            "oops_report": {"INSERT"},
+            "job_dependency": {"SELECT"},
+            "job_rate": {"SELECT", "INSERT", "UPDATE"}}
 
 
 def plan_roles(config):

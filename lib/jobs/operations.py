@@ -8,8 +8,11 @@ each batch is committed on its own, and jobs made WAITING are sent to
 Celery when their section dispatches to it.
 
 - retry: FAILED -> WAITING, now (attempts are kept: one more attempt);
-- cancel: WAITING or SUSPENDED -> CANCELLED; RUNNING: ask its runner to
-  stop it (``cancel_requested``; the runner records CANCELLED);
+  the jobs its failure cancelled are pending again;
+- cancel: WAITING, SUSPENDED or BLOCKED -> CANCELLED, and the jobs
+  waiting for it are cancelled as after a failure; RUNNING: ask its
+  runner to stop it (``cancel_requested``; the runner records
+  CANCELLED);
 - suspend: WAITING -> SUSPENDED;
 - resume: SUSPENDED -> WAITING.
 """
@@ -24,11 +27,12 @@ from storm.expr import And, Update
 from jobs.celery.dispatch import run_on_commit_if_celery
 from jobs.database import UTCNow
 from jobs.interfaces.job import JobStatus
+from jobs.model import dependencies
 from jobs.model.job import Job
 
-WAITING, RUNNING, FAILED, SUSPENDED, CANCELLED = (
+WAITING, RUNNING, FAILED, SUSPENDED, CANCELLED, BLOCKED = (
     JobStatus.WAITING, JobStatus.RUNNING, JobStatus.FAILED,
-    JobStatus.SUSPENDED, JobStatus.CANCELLED)
+    JobStatus.SUSPENDED, JobStatus.CANCELLED, JobStatus.BLOCKED)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class Action:
 
 ACTIONS = {action.name: action for action in (
     Action("retry", "retried", (FAILED,), WAITING),
-    Action("cancel", "cancelled", (WAITING, SUSPENDED), CANCELLED,
+    Action("cancel", "cancelled", (WAITING, SUSPENDED, BLOCKED), CANCELLED,
            requests=(RUNNING,)),
     Action("suspend", "suspended", (WAITING,), SUSPENDED),
     Action("resume", "resumed", (SUSPENDED,), WAITING),
@@ -98,11 +102,27 @@ def apply(store, action, ids):
         store.execute(Update(sets, where=And(
             Job.id.is_in(moved), Job.status.is_in(action.sources)),
             table=Job))
+        _dependents(store, action, moved)
     store.invalidate()
     if action.target is WAITING:
         for job_id in moved:
             run_on_commit_if_celery(job_id)
     return moved, requested
+
+
+def _dependents(store, action, moved):
+    """A cancelled job cancels the jobs waiting for it (as a failure
+    does); a retried one makes pending again those its failure
+    cancelled (`jobs.model.dependencies`)."""
+    parents = list(store.find(Job.id, Job.id.is_in(moved),
+                              Job.has_dependents == True))  # noqa: E712
+    if not parents:
+        return
+    if action.target is CANCELLED:
+        dependencies.settle(store, [(job_id, CANCELLED)
+                                    for job_id in parents])
+    elif FAILED in action.sources:
+        dependencies.reenable(store, parents)
 
 
 def apply_to_filter(store, config, action, job_filter, batch=1000,

@@ -10,7 +10,7 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs import result_of
+from jobs import operations, result_of
 from jobs.cli import main
 from jobs.database import get_store
 from jobs.errors import DependencyCycle, InvalidJobOption
@@ -122,7 +122,9 @@ class TestDependencies(DependencyTestCase):
         self.run_section()
         self.assertEqual([S.FAILED, S.CANCELLED, S.CANCELLED],
                          self.statuses(flaky, child, grandchild))
-        get_store().get(Job, flaky.job_id).queue()  # what jobs retry does
+        # What `jobs retry ID` and the dashboard's Retry do.
+        operations.apply(get_store(), operations.ACTIONS["retry"],
+                         [flaky.job_id])
         transaction.commit()
         self.assertEqual([S.WAITING, S.BLOCKED, S.BLOCKED],
                          self.statuses(flaky, child, grandchild))
@@ -142,6 +144,30 @@ class TestDependencies(DependencyTestCase):
         self.assertEqual([S.WAITING, S.CANCELLED, S.CANCELLED],
                          self.statuses(first, second, third))
         self.assertEqual(second.job_id, third.job.cancelled_by)
+
+    def test_an_operators_cancel_cancels_the_dependents(self):
+        first = self.make()
+        second = self.make(depends_on=[first])
+        third = self.make(depends_on=[second])
+        anyway = self.make(depends_on=[first], on_dependency_failure="run")
+        transaction.commit()
+        # What `jobs cancel ID` and the dashboard's Cancel do: a WAITING
+        # job, then a BLOCKED one.
+        operations.apply(get_store(), operations.ACTIONS["cancel"],
+                         [first.job_id])
+        transaction.commit()
+        self.assertEqual([S.CANCELLED, S.CANCELLED, S.CANCELLED, S.WAITING],
+                         self.statuses(first, second, third, anyway))
+        self.assertEqual([first.job_id, second.job_id],
+                         [second.job.cancelled_by, third.job.cancelled_by])
+        blocked = self.make(depends_on=[anyway])
+        transaction.commit()
+        moved, _ = operations.apply(get_store(),
+                                    operations.ACTIONS["cancel"],
+                                    [blocked.job_id])
+        transaction.commit()
+        self.assertEqual(([blocked.job_id], [S.CANCELLED]),
+                         (moved, self.statuses(blocked)))
 
     def test_dependencies_already_finished_at_creation(self):
         done = self.make()

@@ -168,9 +168,11 @@ def add_commands(commands, parser_class):
     prune.set_defaults(run=cmd_prune)
 
     for name, text in (
-            ("cancel", "WAITING/SUSPENDED -> CANCELLED; RUNNING: ask its"
+            ("cancel", "WAITING/SUSPENDED/BLOCKED -> CANCELLED (and the jobs"
+             " waiting for it); RUNNING: ask its"
              " runner to stop it"),
-            ("retry", "FAILED -> WAITING now (attempts kept)"),
+            ("retry", "FAILED -> WAITING now (attempts kept; the jobs its"
+             " failure cancelled are pending again)"),
             ("suspend", "WAITING -> SUSPENDED"),
             ("resume", "SUSPENDED -> WAITING")):
         command = commands.add_parser(

@@ -129,7 +129,8 @@ def in_process(batch_size, group_commit=0, logger=None):
     except ImportError:
         # The code before the runner-core redesign (issue 12), for runs
         # that compare before and after in one session.
-                if not batch_size:
+        from jobs.runners.batch import BatchRunner
+        if not batch_size:
             return lambda: JobRunner.fromReady(
                 DoFooJob, logger, keep_jobs=False).runAll()
         return lambda: BatchRunner(DoFooJob, logger, batch_size=batch_size,

@@ -25,6 +25,7 @@ __all__ = ["BaseRunnableJob", "JobCronScript", "JobRunner"]
 
 import importlib
 import logging
+from typing import Any, Callable, Iterable, Optional
 
 import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
@@ -86,10 +87,15 @@ class JobRunner(Execution):
         stays bounded.
     """
 
-    def __init__(self, jobs=None, logger=None, error_reporter=None,
-                 source=None, settings=None, should_stop=None,
-                 max_jobs=None, max_seconds=None, requeue_error_types=(),
-                 keep_jobs=None):
+    def __init__(self, jobs: Optional[Iterable[Any]] = None,
+                 logger: Optional[logging.Logger] = None,
+                 error_reporter: Any = None, source: Any = None,
+                 settings: Any = None,
+                 should_stop: Optional[Callable[[], bool]] = None,
+                 max_jobs: Optional[int] = None,
+                 max_seconds: Optional[float] = None,
+                 requeue_error_types: tuple[type[BaseException], ...] = (),
+                 keep_jobs: Optional[bool] = None) -> None:
         if source is None:
             source = _GivenJobs(jobs or ())
         self.source = source
@@ -115,14 +121,17 @@ class JobRunner(Execution):
         self._unstarted = None
 
     @classmethod
-    def fromReady(cls, source, logger=None, error_reporter=None, **kwargs):
+    def fromReady(cls, source: Any, logger: Optional[logging.Logger] = None,
+                  error_reporter: Any = None, **kwargs: Any) -> "JobRunner":
         """A runner over `source`'s ready jobs (the seed's API)."""
         return cls(logger=logger, error_reporter=error_reporter,
                    source=source, **kwargs)
 
     @classmethod
-    def runFromSource(cls, source, logger=None, error_reporter=None,
-                      **kwargs):
+    def runFromSource(cls, source: Any,
+                      logger: Optional[logging.Logger] = None,
+                      error_reporter: Any = None,
+                      **kwargs: Any) -> "JobRunner":
         """See `IJobRunner`."""
         runner = cls.fromReady(source, logger, error_reporter, **kwargs)
         with context_of(source):
@@ -130,11 +139,11 @@ class JobRunner(Execution):
         return runner
 
     @property
-    def budget_reached(self):
+    def budget_reached(self) -> bool:
         """True when the run stopped claiming because of its budget."""
         return self.budget.reached
 
-    def runAll(self):
+    def runAll(self) -> int:
         """See `IJobRunner`."""
         batch = None
         try:

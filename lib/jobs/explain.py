@@ -10,8 +10,8 @@ reason that applies, each ``(code, sentence)``:
 - ``lease-expired``: RUNNING with an expired lease: its runner was lost,
   and the next claim takes it over;
 - ``dependency``: a job it depends on has not COMPLETED;
-- ``limit``: its section is at its ``max_running`` (when sections have
-  limits);
+- ``limit``: its section is at its ``max_running``, its concurrency key
+  at ``max_running_per_key``, or the section's rate window is full;
 - ``orphaned``: no configured section's source sees it (its context row
   was deleted, or its section removed): no runner will take it;
 - ``privilege``: its section's database role lacks a privilege the
@@ -26,12 +26,15 @@ __all__ = ["explain"]
 
 import fcntl
 import os
+from datetime import timedelta
 
 from jobs.database import database_now, dialect
+from jobs.database.columns import UTCDateTimeVariable
 from jobs.errors import JobsError
 from jobs.interfaces.job import JobStatus
 from jobs.kinds import NO_SECTION, sections_of_kinds
 from jobs.model import workers
+from jobs.model.limits import Limits
 from jobs.model.job import Job
 
 FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -115,20 +118,48 @@ def _dependencies(store, job):
 
 
 def _limit(store, config, section, job):
+    """The section's limits (`jobs.model.limits`) that hold `job` back:
+    its RUNNING jobs (leases not expired) at ``max_running``, those of the
+    job's ``concurrency_key`` at ``max_running_per_key``, its rate window
+    full."""
     try:
-        limit = getattr(config.job_section(section), "max_running", None)
+        limits = Limits.of(config.job_section(section))
     except JobsError:
         return []
-    if not limit:
+    if limits is None:
         return []
+    now = database_now(store)
     kinds = [kind for kind, name in sections_of_kinds(store, config).items()
              if name == section]
     running = store.find(Job, Job.kind.is_in(kinds),
-                         Job.status == JobStatus.RUNNING).count()
-    if running < limit:
-        return []
-    return [("limit", "Section %s is at its concurrency limit: %d running,"
-             " max_running %d." % (section, running, limit))]
+                         Job.status == JobStatus.RUNNING,
+                         Job.lease_expires >= now)
+    reasons = []
+    if limits.max_running and running.count() >= limits.max_running:
+        reasons.append(("limit", "Section %s is at its concurrency limit:"
+                        " %d running, max_running %d." % (
+                            section, running.count(), limits.max_running)))
+    key = job.concurrency_key
+    if limits.max_running_per_key and key is not None:
+        same = running.find(Job.concurrency_key == key).count()
+        if same >= limits.max_running_per_key:
+            reasons.append(("limit", "Concurrency key %r is at its limit:"
+                            " %d running, max_running_per_key %d." % (
+                                key, same, limits.max_running_per_key)))
+    if limits.rate_limit:
+        window = store.execute(
+            "SELECT window_start, started FROM job_rate WHERE section = ?",
+            (section,)).get_one()
+        if window is not None:
+            start = UTCDateTimeVariable(value=window[0], from_db=True).get()
+            ends = start + timedelta(seconds=limits.rate_period)
+            if window[1] >= limits.rate_limit and ends > now:
+                reasons.append(("limit", "Section %s is at its rate limit:"
+                                " %d started since %s, rate_limit %d per"
+                                " %g s." % (section, window[1], _when(start),
+                                            limits.rate_limit,
+                                            limits.rate_period)))
+    return reasons
 
 
 def _seen(store, config, section, job_id):

@@ -141,3 +141,51 @@ class TestLimitSettings(TestCase):
             ConfigError, load(path).job_section, "do_foo_limited")
         self.assertEqual("%s: [do_foo_limited] max_running: -1 is below 0."
                          % path, str(error))
+
+
+@on_each_database
+class TestExplainLimits(DatabaseTestCase):
+    """`jobs explain` names the limit that holds a ready job back."""
+
+    config_extra = """
+[do_foo]
+max_running_per_key: 1
+rate_limit: 2
+rate_period: 60
+"""
+
+    def setUp(self):
+        super().setUp()
+        self.clock = self.useFixture(FrozenClockFixture()).clock
+
+    def reasons(self, job_id):
+        from jobs.explain import explain
+        get_store().invalidate()
+        return [text for code, text in explain(
+            get_store(), get_config(), get_store().get(Job, job_id))
+            if code == "limit"]
+
+    def test_the_key_and_the_rate_window_are_explained(self):
+        keyed = [self.factory.makeDoFooJob(concurrency_key="k").job_id
+                 for _ in range(2)]
+        free = self.factory.makeDoFooJob().job_id
+        other = self.factory.makeDoFooJob().job_id
+        transaction.commit()
+        limits = Limits.of(get_config().job_section("do_foo"))
+        self.assertEqual([], self.reasons(keyed[1]))
+        # The first keyed job and `free`: the window's 2 starts.
+        self.assertEqual([keyed[0], free], sorted(
+            claim.job_id
+            for claim in DoFooJob.claimReady(10, 600, limits=limits)))
+        transaction.commit()
+        window = "Section do_foo is at its rate limit: 2 started since"
+        [key, rate] = self.reasons(keyed[1])
+        self.assertEqual("Concurrency key 'k' is at its limit: 1 running,"
+                         " max_running_per_key 1.", key)
+        self.assertTrue(rate.startswith(window), rate)
+        [rate] = self.reasons(other)
+        self.assertTrue(rate.startswith(window), rate)
+        # A minute later the window is over; the key is still full.
+        self.clock.advance(timedelta(seconds=61))
+        self.assertEqual([], self.reasons(other))
+        self.assertEqual([key], self.reasons(keyed[1]))

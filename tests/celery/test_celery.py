@@ -208,11 +208,13 @@ class WorkerTests:
         [(attempt, pid)] = self.executions(job_id)
         self.assertEqual(1, attempt)
         self.assertNotEqual(os.getpid(), pid)
-        # The runner's own log lines.
+        # The runner's own log lines. Celery logs "succeeded in" once
+        # the task has returned, after the outcome's commit: wait for it.
         self.assertThat(self.worker.text(), Contains(
             "Running DoFooJob (ID %d), attempt 1" % job_id))
-        self.assertThat(self.worker.text(), Contains(
-            "succeeded in"))
+        self.assertTrue(wait_until(
+            lambda: "succeeded in" in self.worker.text(), 10),
+            self.worker.text())
 
     def test_results_and_dependencies_through_celery(self):
         # The dependent is sent when its dependency's outcome makes it

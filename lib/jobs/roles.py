@@ -43,9 +43,12 @@ from jobs.errors import JobsError
 from jobs.sections import find_section_source
 
 # The job columns a runner updates (claim, outcome, retry, log, progress).
+# The result goes with COMPLETED; waiting_on and cancelled_by are the
+# dependents' columns an outcome settles (`jobs.model.dependencies`).
 RUNNER_JOB_COLUMNS = (
     "status", "attempt_count", "scheduled_start", "lease_expires",
-    "date_started", "date_finished", "log", "progress", "claimed_by")
+    "date_started", "date_finished", "log", "progress", "claimed_by",
+    "result", "waiting_on", "cancelled_by")
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -55,9 +58,13 @@ class RoleError(JobsError):
 
 
 def _framework_privileges():
-    # oops_report: the runner indexes the OOPS reports it files.
+    # oops_report: the runner indexes the OOPS reports it files;
+    # job_dependency: an outcome settles the job's dependents; job_rate:
+    # a rate-limited section's claim counts its window there.
     return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)},
-            "oops_report": {"INSERT"}}
+            "oops_report": {"INSERT"},
+            "job_dependency": {"SELECT"},
+            "job_rate": {"SELECT", "INSERT", "UPDATE"}}
 
 
 def plan_roles(config):

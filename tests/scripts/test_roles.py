@@ -137,7 +137,7 @@ class TestRolesPostgreSQL(RolesTestCase):
         self.assertThat(out, Contains(
             '  GRANT SELECT, UPDATE (status, attempt_count, scheduled_start,'
             ' lease_expires, date_started, date_finished, log, progress,'
-            ' claimed_by)'
+            ' claimed_by, result, waiting_on, cancelled_by)'
             ' ON "job" TO "%s";' % FOO_ROLE))
         self.assertThat(out, Contains(
             '  GRANT SELECT, UPDATE ON "baz_job" TO "%s";' % BAZ_ROLE))

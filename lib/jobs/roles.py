@@ -34,7 +34,7 @@ __all__ = [
     "plan_roles",
 ]
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import transaction
 
@@ -52,6 +52,10 @@ RUNNER_JOB_COLUMNS = (
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
+# A role's plan: its sections' names, ``{table: set of privileges}``, and
+# the kinds of job (``job.kind`` LIKE patterns) whose rows are its own.
+RolePlan = namedtuple("RolePlan", "sections tables kinds")
+
 
 class RoleError(JobsError):
     """Roles cannot be planned or made (a section's source, SQLite)."""
@@ -68,13 +72,14 @@ def _framework_privileges():
 
 
 def plan_roles(config):
-    """Return ``{role: (section names, {table: set of privileges})}``.
+    """Return ``{role: RolePlan}``.
 
     Sections without a ``dbuser`` run as the login role and are left out;
     sections sharing one ``dbuser`` share its privileges.
 
     :raises RoleError: when a section's source cannot be found or does
-        not declare its privileges, or a privilege is not one of
+        not declare its privileges or its kinds of job
+        (``jobKindPatterns``), or a privilege is not one of
         SELECT, INSERT, UPDATE, DELETE.
     """
     plan = OrderedDict()
@@ -91,9 +96,15 @@ def plan_roles(config):
             raise RoleError(
                 "Section %s: its source %r does not say what it needs"
                 " (databasePrivileges)." % (name, source))
-        sections, tables = plan.setdefault(
-            section.dbuser, ([], _framework_privileges()))
+        kinds = getattr(source, "jobKindPatterns", None)
+        if kinds is None:
+            raise RoleError(
+                "Section %s: its source %r does not say which kinds of job"
+                " are its own (jobKindPatterns)." % (name, source))
+        sections, tables, own = plan.setdefault(
+            section.dbuser, RolePlan([], _framework_privileges(), set()))
         sections.append(name)
+        own.update(kinds())
         for table, privileges in declare().items():
             unknown = set(privileges) - set(PRIVILEGES)
             if unknown:
@@ -132,8 +143,14 @@ def _ordered(privileges):
     return sorted(privileges, key=lambda p: ("(" in p, p))
 
 
-def statements(store, role, tables):
-    """The SQL that gives `role` exactly `tables` (see `plan_roles`)."""
+def _literal(text):
+    """`text` as an SQL string literal (standard_conforming_strings)."""
+    return "'%s'" % text.replace("'", "''")
+
+
+def statements(store, role, tables, kinds=()):
+    """The SQL that gives `role` exactly `tables`, and the rows of `job`
+    whose ``kind`` matches one of `kinds` (see `plan_roles`)."""
     quoted = quote_identifier(role)
     schema = store.execute("SELECT current_schema()").get_one()[0]
     result = []
@@ -167,6 +184,14 @@ def statements(store, role, tables):
             for sequence in _sequences(store, table):
                 result.append("GRANT USAGE ON SEQUENCE %s TO %s"
                               % (sequence, quoted))
+    # Row security (migration 0014): the role's own kinds of job.
+    result.append("DELETE FROM job_role_kind WHERE role = %s"
+                  % _literal(role))
+    if kinds:
+        result.append(
+            "INSERT INTO job_role_kind (role, kind_pattern) VALUES %s"
+            % ", ".join("(%s, %s)" % (_literal(role), _literal(kind))
+                        for kind in sorted(kinds)))
     return result
 
 
@@ -183,8 +208,8 @@ def apply_roles(store, config, dry_run=False):
                         " where every section runs as the file's user.")
     done = []
     try:
-        for role, (sections, tables) in plan_roles(config).items():
-            sql = statements(store, role, tables)
+        for role, (sections, tables, kinds) in plan_roles(config).items():
+            sql = statements(store, role, tables, kinds)
             if not dry_run:
                 for statement in sql:
                     store.execute(statement)

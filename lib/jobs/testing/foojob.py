@@ -39,6 +39,7 @@ from jobs.model.job import Job
 from jobs.model.options import OPTION_NAMES
 from jobs.schema import Migrations
 from jobs.testing.hostile import misbehave
+from jobs.testing.reach import reach_for_login
 from jobs.testing.windows import running_window
 
 MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
@@ -166,7 +167,8 @@ class FooJobDerived(DerivedJob):
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
         every 20 ms), ``window`` (a key: record the job's running window
         for ``window_seconds``, `jobs.testing.windows`), and what
-        `jobs.testing.hostile.misbehave` does.
+        `jobs.testing.hostile.misbehave` does; ``reach_for_login``
+        (`jobs.testing.reach`).
         The creation options (`jobs.model.options.OPTION_NAMES`: delay,
         priority, unique_key, depends_on...) are the job's, not behaviour.
         """
@@ -266,6 +268,8 @@ class FooJobDerived(DerivedJob):
         if data.get("exit") is not None:
             os._exit(data["exit"])
         misbehave(self, data)
+        if data.get("reach_for_login"):
+            reach_for_login(self)
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -9,15 +9,22 @@ of:
 
 - the framework's needs: SELECT on ``job`` and UPDATE of the columns a
   runner writes (`RUNNER_JOB_COLUMNS`: status, attempt, lease, dates, log,
-  progress) — not ``max_retries``, ``priority``, the type or the data,
-  and no INSERT or DELETE — and INSERT on ``oops_report`` (the index of
-  the OOPS reports its runner files);
+  progress, result, dependency counters) — not ``max_retries``,
+  ``priority``, the type or the data, and no INSERT or DELETE — INSERT on
+  ``oops_report`` (the index of the OOPS reports its runner files),
+  SELECT on ``job_dependency`` and the rate windows of ``job_rate``;
 - what each source of the sections using that role declares with
   ``databasePrivileges()`` (`IJobSource`): its context tables (SELECT,
   UPDATE) and the tables its ``run()`` touches;
 - USAGE on the sequences of the tables it may INSERT into, and SELECT on
   their primary key's columns (``store.add()`` reads the new row's key
   back with ``INSERT ... RETURNING``).
+
+Which rows of ``job`` are the role's is row security's (migration 0014):
+the plan records the kinds of job its sections run (``job_role_kind``,
+LIKE patterns of ``job.kind`` from each source's ``jobKindPatterns``),
+and the policies show the role those jobs, their dependents and their
+dependencies only.
 
 Applying a plan first revokes everything the role holds on the schema's
 tables and sequences, so a job type that stops declaring a table loses

@@ -44,7 +44,7 @@ class TestSectionIsolation(RolesPostgreSQLTestCase):
     def others(self):
         """Another section's jobs (do_baz, do_tasks: other roles), and one
         of do_bar (the same role as do_foo: its own)."""
-        baz = DoBazJob.create(card="4111 1111 1111 1111")
+        baz = DoBazJob.create()
         task = tasks.behave.delay(return_="theirs")
         bar = self.factory.makeDoFooJob(job_class=DoBarJob)
         return baz, task, bar
@@ -61,7 +61,7 @@ class TestSectionIsolation(RolesPostgreSQLTestCase):
             code, log = self.run_sections(*argv + ("do_foo",))
             self.assertEqual(0, code, log)
             self.assertEqual(JobStatus.COMPLETED, nosy.status, mode)
-            # Only do_bar's job, the role's own: nothing of baz's card.
+            # Only do_bar's job, the role's own.
             self.assertEqual("foo_job:1 ", nosy.context.foo.note, mode)
             self.store.execute("DELETE FROM job")
             transaction.commit()

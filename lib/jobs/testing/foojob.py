@@ -39,6 +39,7 @@ from jobs.model.job import Job
 from jobs.model.options import OPTION_NAMES
 from jobs.schema import Migrations
 from jobs.testing.hostile import misbehave
+from jobs.testing.leaks import leak
 from jobs.testing.reach import reach_for_login
 from jobs.testing.windows import running_window
 
@@ -168,7 +169,8 @@ class FooJobDerived(DerivedJob):
         every 20 ms), ``window`` (a key: record the job's running window
         for ``window_seconds``, `jobs.testing.windows`), and what
         `jobs.testing.hostile.misbehave` does; ``reach_for_login``
-        (`jobs.testing.reach`).
+        (`jobs.testing.reach`); ``leak`` (a secret spilled in every look
+        the redaction must know, `jobs.testing.leaks`).
         The creation options (`jobs.model.options.OPTION_NAMES`: delay,
         priority, unique_key, depends_on...) are the job's, not behaviour.
         """
@@ -214,6 +216,8 @@ class FooJobDerived(DerivedJob):
         if isinstance(data, dict) and data.get("secret"):
             oops_vars += [("smtp_password", data["secret"]),
                           ("smtp_login", "mailer password=%s" % data["secret"])]
+        if isinstance(data, dict) and data.get("leak"):
+            oops_vars.append(("auth", data["leak"]))
         return oops_vars
 
     def getOperationDescription(self):
@@ -270,6 +274,8 @@ class FooJobDerived(DerivedJob):
         misbehave(self, data)
         if data.get("reach_for_login"):
             reach_for_login(self)
+        if data.get("leak"):
+            leak(data["leak"])
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -45,8 +45,9 @@ from collections import OrderedDict, namedtuple
 
 import transaction
 
+from jobs import schema
 from jobs.database import dialect, quote_identifier
-from jobs.errors import JobsError
+from jobs.errors import JobsError, SchemaError
 from jobs.sections import find_section_source
 
 # The job columns a runner updates (claim, outcome, retry, log, progress).
@@ -207,12 +208,19 @@ def apply_roles(store, config, dry_run=False):
 
     :param dry_run: only return the statements.
     :return: ``[(role, sections, statements)]``.
-    :raises RoleError: on SQLite (no roles), or see `plan_roles`.
+    :raises RoleError: on SQLite (no roles), when the schema is missing
+        or old, or see `plan_roles`.
     Aborts and re-raises when a statement fails.
     """
     if not dialect(store).roles:
         raise RoleError("Roles need PostgreSQL: the database is SQLite,"
                         " where every section runs as the file's user.")
+    try:
+        schema.check(store)  # row security's table and policies (0014)
+    except SchemaError as e:
+        raise RoleError(str(e)) from None
+    finally:
+        transaction.abort()
     done = []
     try:
         for role, (sections, tables, kinds) in plan_roles(config).items():

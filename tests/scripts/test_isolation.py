@@ -174,3 +174,22 @@ class TestSectionIsolation(RolesPostgreSQLTestCase):
         self.assertEqual([(3,)], self.rows_as(viewer,
                                               "SELECT count(*) FROM job"))
         self.assertEqual(3, len(jobs))
+
+    def test_roles_need_the_row_security_migration(self):
+        # A database not upgraded yet: one line naming the command to run,
+        # and the roles are left as they were.
+        self.store.execute("DELETE FROM schema_migration WHERE component ="
+                           " 'jobs' AND version = 14")
+        transaction.commit()
+        self.addCleanup(self.restore_ledger)
+        self.assertEqual(
+            (2, "", "jobs: The database's jobs schema is older than the"
+             " code: migration 14 is not applied (run `jobs db"
+             " upgrade`).\n"),
+            self.jobs("db", "roles"))
+
+    def restore_ledger(self):
+        transaction.abort()
+        self.store.execute("INSERT INTO schema_migration (component, version,"
+                           " name) VALUES ('jobs', 14, 'row_security')")
+        transaction.commit()

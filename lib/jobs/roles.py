@@ -45,9 +45,9 @@ from collections import OrderedDict, namedtuple
 
 import transaction
 
-from jobs import schema
 from jobs.database import dialect, quote_identifier
 from jobs.errors import JobsError, SchemaError
+from jobs.schema import check as check_schema
 from jobs.sections import find_section_source
 
 # The job columns a runner updates (claim, outcome, retry, log, progress).
@@ -216,7 +216,7 @@ def apply_roles(store, config, dry_run=False):
         raise RoleError("Roles need PostgreSQL: the database is SQLite,"
                         " where every section runs as the file's user.")
     try:
-        schema.check(store)  # row security's table and policies (0014)
+        check_schema(store)  # row security's table and policies (0014)
     except SchemaError as e:
         raise RoleError(str(e)) from None
     finally:

@@ -99,6 +99,7 @@ class ErrorReporter:
                 make_private_dir(self.error_dir)
                 self._repo = PrivateDateDirRepo(
                     self.error_dir, stash_path=True)
+                self._repo.remove_stale_temporaries()
             ids = self._repo.publish(report)
         except OSError as e:
             # The job's outcome must not depend on the report's: say it

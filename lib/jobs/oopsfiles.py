@@ -12,19 +12,27 @@ writes the same files, read back by the same code, but:
   exist yet (``O_EXCL | O_NOFOLLOW``), and is removed when anything
   fails or interrupts the write (an exception, SIGTERM's
   ``KeyboardInterrupt``): only whole reports are ever renamed into
-  place.
+  place. What a writer killed mid-write leaves (``kill -9``, a process
+  that exits at the end of its grace period) is removed by the next
+  reporter: `remove_stale_temporaries`.
 """
 
-__all__ = ["DIR_MODE", "FILE_MODE", "PrivateDateDirRepo", "make_private_dir"]
+__all__ = ["DIR_MODE", "FILE_MODE", "PrivateDateDirRepo", "STALE_SECONDS",
+           "make_private_dir"]
 
 import datetime
+import glob
 import hashlib
 import os
+import time
 
 from oops_datedir_repo import DateDirRepo, serializer_bson
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# A .tmp older than this was left by a writer that died: no write takes
+# that long.
+STALE_SECONDS = 3600.0
 
 
 def make_private_dir(path):
@@ -79,3 +87,18 @@ class PrivateDateDirRepo(DateDirRepo):
         if self.stash_path:
             original_report["datedir_repo_filepath"] = filename
         return [report["id"]]
+
+    def remove_stale_temporaries(self, now=None):
+        """Remove the ``.tmp`` files of the two latest date folders that
+        are older than `STALE_SECONDS`; return their paths."""
+        now = time.time() if now is None else now
+        removed = []
+        for folder in sorted(glob.glob(os.path.join(self.root, "2*")))[-2:]:
+            for path in glob.glob(os.path.join(folder, "OOPS-*.tmp")):
+                try:
+                    if now - os.lstat(path).st_mtime > STALE_SECONDS:
+                        os.unlink(path)
+                        removed.append(path)
+                except OSError:
+                    continue  # gone meanwhile: another reporter's sweep
+        return removed

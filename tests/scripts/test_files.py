@@ -102,6 +102,22 @@ class TestOopsFiles(TestCase):
         self.assertEqual([], glob.glob(os.path.join(self.error_dir, "*",
                                                     "*.tmp")))
 
+    def test_a_killed_writers_tmp_file_is_removed_by_the_next_reporter(
+            self):
+        # A writer killed mid-write (kill -9, os._exit at the end of a
+        # grace period) cannot clean up: the next reporter removes its
+        # .tmp once it is an hour old, and leaves a fresh one alone.
+        self.report()
+        [day] = glob.glob(os.path.join(self.error_dir, "2*"))
+        stale, fresh = (os.path.join(day, "OOPS-%s.tmp" % name)
+                        for name in ("stale", "fresh"))
+        for path in (stale, fresh):
+            open(path, "wb").close()
+        hours_ago = os.stat(fresh).st_mtime - 2 * 3600
+        os.utime(stale, (hours_ago, hours_ago))
+        self.report()
+        self.assertEqual([fresh], glob.glob(os.path.join(day, "*.tmp")))
+
     def test_a_tmp_path_that_is_a_symlink_is_not_followed(self):
         # A planted link where the next report's .tmp goes: refused
         # (O_EXCL | O_NOFOLLOW), logged; the link's target untouched.

@@ -193,3 +193,25 @@ class TestSectionIsolation(RolesPostgreSQLTestCase):
         self.store.execute("INSERT INTO schema_migration (component, version,"
                            " name) VALUES ('jobs', 14, 'row_security')")
         transaction.commit()
+
+    def test_explain_names_a_job_its_sections_role_cannot_see(self):
+        # A row whose kind is no job type's (made by hand, or by an older
+        # version): its section's source sees it (the context row), its
+        # role does not.
+        job = self.factory.makeDoFooJob()
+        seen = self.factory.makeDoFooJob()
+        self.store.execute("UPDATE job SET kind = 'foo_job:legacy' WHERE"
+                           " id = ?", (job.job_id,))
+        transaction.commit()
+        code, out, err = self.jobs("explain", str(job.job_id))
+        self.assertEqual(0, code, err)
+        self.assertIn(
+            "Job %d's kind (foo_job:legacy) is not one of role %s's kinds of"
+            " job: row"
+            " security hides it from section do_foo (jobs db roles records"
+            " them)." % (job.job_id, FOO_ROLE), out)
+        code, out, err = self.jobs("explain", str(seen.job_id))
+        self.assertNotIn("row security", out)
+        code, log = self.run_sections("do_foo")
+        self.assertEqual([JobStatus.WAITING, JobStatus.COMPLETED],
+                         [job.status, seen.status])

@@ -197,3 +197,28 @@ class TestLockFiles(DatabaseTestCase):
         self.assertEqual(JobStatus.COMPLETED, job.status)
         with open(path) as f:
             self.assertEqual("%d\n" % os.getpid(), f.read())
+
+
+class TestScriptLockFile(TestCase):
+    """The script base (custom cron scripts) refuses the same way."""
+
+    def test_a_scripts_lock_file_replaced_by_a_symlink_is_refused(self):
+        from tests.scripts.test_script_base import Chatty
+        lock_dir = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable("JOBS_LOCK_DIR",
+                                                     lock_dir))
+        target = os.path.join(lock_dir, "precious")
+        with open(target, "w") as f:
+            f.write("precious data")
+        path = os.path.join(lock_dir, "jobs-chatty.lock")
+        os.symlink(target, path)
+        script = Chatty(test_args=["--code", "0"])
+        script.logger = BufferLogger()
+        self.assertEqual(1, script.lock_and_run())
+        log = script.logger.getLogBuffer()
+        self.assertThat(log, Contains(
+            "ERROR   Cannot take the lock file %s: %s is a symbolic link, not"
+            " a lock file: refused (remove it).\n" % (path, path)))
+        self.assertThat(log, Not(Contains("Traceback")))
+        with open(target) as f:
+            self.assertEqual("precious data", f.read())

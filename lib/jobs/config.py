@@ -144,10 +144,23 @@ class JobsConfig:
             found[setting] = value
         return found
 
+    def confine_to(self, uri: str) -> None:
+        """From now on, `uri` is this configuration's database URI, and
+        nothing in it holds the configured one (a process child that runs
+        a role section's job code: `jobs.database.confine`)."""
+        self.lazr.push("confined", "[database]\nuri: %s\n" % uri)
+        for _, parser in self.chain:
+            if parser.has_option("database", "uri"):
+                parser.set("database", "uri", uri)
+        self._confined_uri = uri
+
     @property
     def database_uri(self) -> str:
         """The database URI, with relative SQLite paths made absolute
         (a ``JOBS_DATABASE_URI``'s against the current directory)."""
+        confined = getattr(self, "_confined_uri", None)
+        if confined is not None:
+            return confined
         from_environment = os.environ.get("JOBS_DATABASE_URI")
         uri = from_environment or self.lazr.database.uri
         if not isinstance(uri, str):

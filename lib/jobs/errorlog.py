@@ -5,12 +5,15 @@ A report is a dict built by the ``oops`` package: ``id``, ``type``,
 ``value``, ``tb_text``, ``time``, ``hostname``, ``reporter``, plus, for a
 job, ``req_vars`` (its ``getOopsVars()``), ``job_id``, ``job_type``,
 ``operation`` and ``locals`` (the failing frame's local variables, as
-truncated reprs). Values whose names contain a configured secret name
-(``[error_reports] redact``) are replaced by ``<redacted>``.
+truncated reprs). Secrets are hidden (`jobs.redaction`): values whose
+names contain a configured secret name (``[error_reports] redact``), and
+secrets found by their look.
 """
 
 __all__ = [
     "ErrorReporter",
+    "REDACTED",
+    "Redactor",
     "find_report",
     "fingerprint",
     "iter_reports",
@@ -27,15 +30,12 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 
 import oops
-import oops_datedir_repo
 from oops_datedir_repo import serializer
 
 from jobs.errors import NotFoundError
+from jobs.oopsfiles import PrivateDateDirRepo, make_private_dir
+from jobs.redaction import REDACTED, Redactor, safe_str
 
-REDACTED = "<redacted>"
-# scheme://user:password@ -- the password part.
-_URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@",
-                           re.IGNORECASE)
 LOCAL_REPR_LIMIT = 200
 # Log records carrying this attribute never become OOPS reports (they
 # are about failing to write one).
@@ -56,67 +56,6 @@ def _truncated_repr(value):
     if len(text) > LOCAL_REPR_LIMIT:
         text = text[:LOCAL_REPR_LIMIT] + "..."
     return text
-
-
-def _safe_str(value):
-    try:
-        return str(value)
-    except Exception as e:
-        return "<str() failed: %s>" % type(e).__name__
-
-
-class Redactor:
-    """Hides the values of secrets, found by the names they go under.
-
-    :param names: lower-case name fragments, e.g. ``("password",)``.
-    """
-
-    def __init__(self, names):
-        self.names = tuple(names)
-        if self.names:
-            fragment = "|".join(re.escape(name) for name in self.names)
-            # name = 'value', name: "value", 'name': value, name=value
-            self._pattern = re.compile(
-                r"""(?P<key>['"]?\w*(?:%s)\w*['"]?\s*[:=]\s*)"""
-                r"""(?P<value>'[^']*'|"[^"]*"|[^\s,;)}\]]+)""" % fragment,
-                re.IGNORECASE)
-        else:
-            self._pattern = None
-
-    def is_secret(self, name):
-        """True when `name` names a secret."""
-        name = str(name).lower()
-        return any(fragment in name for fragment in self.names)
-
-    def text(self, text):
-        """Return `text` with values assigned to secret names hidden, and
-        the passwords of URIs (``scheme://user:password@host``)."""
-        if self._pattern is None or not text:
-            return text
-        text = _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
-        return self._pattern.sub(
-            lambda m: m.group("key") + REDACTED, text)
-
-    def data(self, value):
-        """Return `value` (JSON-like: dicts, lists, text) with secrets
-        hidden: a scalar under a secret name, and secrets in any text."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {
-                key: REDACTED if self.is_secret(key) and not isinstance(
-                    item, (dict, list, tuple)) else self.data(item)
-                for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.data(item) for item in value)
-        return value
-
-    def pairs(self, pairs):
-        """Return {name: str(value)} with secrets hidden."""
-        return {
-            str(name): REDACTED if self.is_secret(name)
-            else self.text(_safe_str(value))
-            for name, value in pairs}
 
 
 def _innermost_locals(exc_info, redactor):
@@ -157,9 +96,10 @@ class ErrorReporter:
     def _publish(self, report):
         try:
             if self._repo is None:
-                os.makedirs(self.error_dir, exist_ok=True)
-                self._repo = oops_datedir_repo.DateDirRepo(
+                make_private_dir(self.error_dir)
+                self._repo = PrivateDateDirRepo(
                     self.error_dir, stash_path=True)
+                self._repo.remove_stale_temporaries()
             ids = self._repo.publish(report)
         except OSError as e:
             # The job's outcome must not depend on the report's: say it
@@ -202,7 +142,7 @@ class ErrorReporter:
         report = self.config.create(dict(exc_info=exc_info))
         # str() of some exceptions raises; the report must not.
         if report.get("value") is None or not isinstance(report["value"], str):
-            report["value"] = _safe_str(exc_info[1])
+            report["value"] = safe_str(exc_info[1])
         report["locals"] = _innermost_locals(exc_info, self.redactor)
         return self._finish(report, req_vars, extra)
 

@@ -84,7 +84,7 @@ def explain(store, config, job):
                         " deleted, or its section removed); no runner will"
                         " take it." % job.id))
     else:
-        reasons += _privileges(store, config, section)
+        reasons += _privileges(store, config, section, job)
         reasons += _section_lock(config, section)
     if not reasons:
         reasons.append(("ready", "Job %d is ready: a runner of section %s"
@@ -172,7 +172,7 @@ def _seen(store, config, section, job_id):
         Job.id, condition, Job.id == job_id).any() is not None
 
 
-def _privileges(store, config, section):
+def _privileges(store, config, section, job):
     if not dialect(store).roles:
         return []
     from jobs.roles import RoleError, plan_roles
@@ -198,10 +198,20 @@ def _privileges(store, config, section):
                 if not _has(store, dbuser, table, name, target):
                     missing.append("%s on %s%s" % (
                         name, table, "(%s)" % target if target else ""))
-    if not missing:
-        return []
-    return [("privilege", "Section %s's role %s lacks %s (jobs db roles"
-             " grants them)." % (section, dbuser, ", ".join(missing)))]
+    reasons = [("privilege", "Section %s's role %s lacks %s (jobs db roles"
+                " grants them)." % (section, dbuser, ", ".join(missing)))
+               ] if missing else []
+    # Row security (migration 0014): a section role (one with kinds
+    # recorded) sees those kinds only.
+    if not store.execute(
+            "SELECT job_role_kinds(?) IS NULL OR EXISTS (SELECT 1 FROM job"
+            " WHERE id = ? AND kind LIKE ANY (job_role_kinds(?)))",
+            (dbuser, job.id, dbuser)).get_one()[0]:
+        reasons.append(("privilege", "Job %d's kind (%s) is not one of role"
+                        " %s's kinds of job: row security hides it from"
+                        " section %s (jobs db roles records them)." % (
+                            job.id, job.kind, dbuser, section)))
+    return reasons
 
 
 def _has(store, role, table, privilege, column):

@@ -9,15 +9,22 @@ of:
 
 - the framework's needs: SELECT on ``job`` and UPDATE of the columns a
   runner writes (`RUNNER_JOB_COLUMNS`: status, attempt, lease, dates, log,
-  progress) — not ``max_retries``, ``priority``, the type or the data,
-  and no INSERT or DELETE — and INSERT on ``oops_report`` (the index of
-  the OOPS reports its runner files);
+  progress, result, dependency counters) — not ``max_retries``,
+  ``priority``, the type or the data, and no INSERT or DELETE — INSERT on
+  ``oops_report`` (the index of the OOPS reports its runner files),
+  SELECT on ``job_dependency`` and the rate windows of ``job_rate``;
 - what each source of the sections using that role declares with
   ``databasePrivileges()`` (`IJobSource`): its context tables (SELECT,
   UPDATE) and the tables its ``run()`` touches;
 - USAGE on the sequences of the tables it may INSERT into, and SELECT on
   their primary key's columns (``store.add()`` reads the new row's key
   back with ``INSERT ... RETURNING``).
+
+Which rows of ``job`` are the role's is row security's (migration 0014):
+the plan records the kinds of job its sections run (``job_role_kind``,
+LIKE patterns of ``job.kind`` from each source's ``jobKindPatterns``),
+and the policies show the role those jobs, their dependents and their
+dependencies only.
 
 Applying a plan first revokes everything the role holds on the schema's
 tables and sequences, so a job type that stops declaring a table loses
@@ -34,23 +41,28 @@ __all__ = [
     "plan_roles",
 ]
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import transaction
 
 from jobs.database import dialect, quote_identifier
-from jobs.errors import JobsError
+from jobs.errors import JobsError, SchemaError
+from jobs.schema import check as check_schema
 from jobs.sections import find_section_source
 
-# The job columns a runner updates (claim, outcome, retry, log, progress,
-# result; and, settling a finished job's dependents, their status,
-# waiting_on and cancelled_by).
+# The job columns a runner updates (claim, outcome, retry, log, progress).
+# The result goes with COMPLETED; waiting_on and cancelled_by are the
+# dependents' columns an outcome settles (`jobs.model.dependencies`).
 RUNNER_JOB_COLUMNS = (
     "status", "attempt_count", "scheduled_start", "lease_expires",
     "date_started", "date_finished", "log", "progress", "claimed_by",
     "result", "waiting_on", "cancelled_by")
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+# A role's plan: its sections' names, ``{table: set of privileges}``, and
+# the kinds of job (``job.kind`` LIKE patterns) whose rows are its own.
+RolePlan = namedtuple("RolePlan", "sections tables kinds")
 
 
 class RoleError(JobsError):
@@ -59,8 +71,8 @@ class RoleError(JobsError):
 
 def _framework_privileges():
     # oops_report: the runner indexes the OOPS reports it files;
-    # job_dependency: it finds a finished job's dependents; job_rate: it
-    # counts the jobs started in a rate-limited section's window.
+    # job_dependency: an outcome settles the job's dependents; job_rate:
+    # a rate-limited section's claim counts its window there.
     return {"job": {"SELECT", "UPDATE (%s)" % ", ".join(RUNNER_JOB_COLUMNS)},
             "oops_report": {"INSERT"},
             "job_dependency": {"SELECT"},
@@ -68,13 +80,14 @@ def _framework_privileges():
 
 
 def plan_roles(config):
-    """Return ``{role: (section names, {table: set of privileges})}``.
+    """Return ``{role: RolePlan}``.
 
     Sections without a ``dbuser`` run as the login role and are left out;
     sections sharing one ``dbuser`` share its privileges.
 
     :raises RoleError: when a section's source cannot be found or does
-        not declare its privileges, or a privilege is not one of
+        not declare its privileges or its kinds of job
+        (``jobKindPatterns``), or a privilege is not one of
         SELECT, INSERT, UPDATE, DELETE.
     """
     plan = OrderedDict()
@@ -91,9 +104,15 @@ def plan_roles(config):
             raise RoleError(
                 "Section %s: its source %r does not say what it needs"
                 " (databasePrivileges)." % (name, source))
-        sections, tables = plan.setdefault(
-            section.dbuser, ([], _framework_privileges()))
+        kinds = getattr(source, "jobKindPatterns", None)
+        if kinds is None:
+            raise RoleError(
+                "Section %s: its source %r does not say which kinds of job"
+                " are its own (jobKindPatterns)." % (name, source))
+        sections, tables, own = plan.setdefault(
+            section.dbuser, RolePlan([], _framework_privileges(), set()))
         sections.append(name)
+        own.update(kinds())
         for table, privileges in declare().items():
             unknown = set(privileges) - set(PRIVILEGES)
             if unknown:
@@ -132,8 +151,14 @@ def _ordered(privileges):
     return sorted(privileges, key=lambda p: ("(" in p, p))
 
 
-def statements(store, role, tables):
-    """The SQL that gives `role` exactly `tables` (see `plan_roles`)."""
+def _literal(text):
+    """`text` as an SQL string literal (standard_conforming_strings)."""
+    return "'%s'" % text.replace("'", "''")
+
+
+def statements(store, role, tables, kinds=()):
+    """The SQL that gives `role` exactly `tables`, and the rows of `job`
+    whose ``kind`` matches one of `kinds` (see `plan_roles`)."""
     quoted = quote_identifier(role)
     schema = store.execute("SELECT current_schema()").get_one()[0]
     result = []
@@ -167,6 +192,14 @@ def statements(store, role, tables):
             for sequence in _sequences(store, table):
                 result.append("GRANT USAGE ON SEQUENCE %s TO %s"
                               % (sequence, quoted))
+    # Row security (migration 0014): the role's own kinds of job.
+    result.append("DELETE FROM job_role_kind WHERE role = %s"
+                  % _literal(role))
+    if kinds:
+        result.append(
+            "INSERT INTO job_role_kind (role, kind_pattern) VALUES %s"
+            % ", ".join("(%s, %s)" % (_literal(role), _literal(kind))
+                        for kind in sorted(kinds)))
     return result
 
 
@@ -175,16 +208,23 @@ def apply_roles(store, config, dry_run=False):
 
     :param dry_run: only return the statements.
     :return: ``[(role, sections, statements)]``.
-    :raises RoleError: on SQLite (no roles), or see `plan_roles`.
+    :raises RoleError: on SQLite (no roles), when the schema is missing
+        or old, or see `plan_roles`.
     Aborts and re-raises when a statement fails.
     """
     if not dialect(store).roles:
         raise RoleError("Roles need PostgreSQL: the database is SQLite,"
                         " where every section runs as the file's user.")
+    try:
+        check_schema(store)  # row security's table and policies (0014)
+    except SchemaError as e:
+        raise RoleError(str(e)) from None
+    finally:
+        transaction.abort()
     done = []
     try:
-        for role, (sections, tables) in plan_roles(config).items():
-            sql = statements(store, role, tables)
+        for role, (sections, tables, kinds) in plan_roles(config).items():
+            sql = statements(store, role, tables, kinds)
             if not dry_run:
                 for statement in sql:
                     store.execute(statement)

@@ -81,10 +81,10 @@ class RolesTestCase(DatabaseTestCase):
         return code, out.getvalue(), err.getvalue()
 
 
-class TestRolesPostgreSQL(RolesTestCase):
+class RolesPostgreSQLTestCase(RolesTestCase):
+    """On PostgreSQL, with the roles made (`jobs db roles`)."""
 
     database_kind = "postgresql"
-    __test__ = True
 
     def setUp(self):
         super().setUp()
@@ -124,6 +124,11 @@ class TestRolesPostgreSQL(RolesTestCase):
         code = script.lock_and_run()
         self.store.invalidate()
         return code, script.logger.getLogBuffer()
+
+
+class TestRolesPostgreSQL(RolesPostgreSQLTestCase):
+
+    __test__ = True
 
     def test_the_command_names_each_role_and_what_it_gets(self):
         out = self.output

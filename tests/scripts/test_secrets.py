@@ -10,6 +10,7 @@ absence and for ``<redacted>`` where it stood, so a test that looked at
 the wrong text could not pass.
 """
 
+import base64
 import glob
 import io
 import json
@@ -126,3 +127,83 @@ class TestSecretsAreRedacted(DatabaseTestCase):
         self.assertRedacted(self.jobs("show", str(self.job_id)),
                             "token: <redacted> via postgres://app:<redacted>"
                             "@db/app")
+
+
+LEAKED = "Zx9-leaked-9xZ"
+BASIC = base64.b64encode(("api:%s" % LEAKED).encode()).decode()
+
+
+@on_each_database
+class TestSecretsFoundByTheirLook(DatabaseTestCase):
+    """Secrets that no configured ``name=`` gives away: Authorization
+    headers (bearer and basic), a URI's password, a PEM private key; and
+    the wider default names (``pwd``, ``private_key``, ``bearer``,
+    ``session``, ``cookie`` locals; an ``auth`` OOPS variable). The job
+    (DoFooJob with ``leak``, `jobs.testing.leaks`) logs each and fails."""
+
+    def setUp(self):
+        super().setUp()
+        self.job = self.factory.makeDoFooJob(leak=LEAKED)
+        transaction.commit()
+        log_file = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                "run.log")
+        code, _, self.stderr = run_script(
+            RUN_JOBS, ["--log-file", "INFO:%s" % log_file, "do_foo"])
+        self.assertEqual(0, code, self.stderr)
+        with open(log_file) as f:
+            self.log_file = f.read()
+        self.store.invalidate()
+        self.assertEqual("Failed", self.job.status.title)
+
+    jobs = TestSecretsAreRedacted.jobs
+
+    def assertHidden(self, text, *shown):
+        self.assertThat(text, Not(Contains(LEAKED)))
+        self.assertThat(text, Not(Contains(BASIC)))
+        for fragment in shown:
+            self.assertThat(text, Contains(fragment))
+
+    # What stands where the secrets were, in each outlet's text.
+    LINES = ("GET /v1/items with Authorization: <redacted>",
+             "Connecting to amqp://jobs:<redacted>@queue/jobs",
+             "-----BEGIN RSA PRIVATE KEY-----<redacted>-----END RSA"
+             " PRIVATE KEY-----")
+
+    def test_bearer_and_basic_headers_uri_passwords_and_pem_keys_in_logs(
+            self):
+        for text in (self.stderr, self.log_file, self.job.log):
+            self.assertHidden(text, *self.LINES)
+        self.assertEqual(2, self.job.log.count(
+            "with Authorization: <redacted>"))
+
+    def test_the_oops_file_hides_the_wider_names_and_the_headers(self):
+        [path] = glob.glob(os.path.join(self.config.error_dir, "*", "OOPS-*"))
+        with open(path, "rb") as f:
+            written = f.read()
+        self.assertNotIn(LEAKED.encode(), written)
+        self.assertNotIn(BASIC.encode(), written)
+        [oops] = self.oopses()
+        self.assertEqual(
+            ["<redacted>"] * 6,
+            [oops["locals"][name] for name in (
+                "pwd", "private_key", "bearer", "session", "cookie")]
+            + [oops["req_vars"]["auth"]])
+        self.assertEqual("The API refused Authorization: <redacted>",
+                         oops["value"])
+        self.assertHidden(oops["log_tail"], *self.LINES)
+
+    def test_jobs_show_and_jobs_oops_show(self):
+        self.assertHidden(self.jobs("show", str(self.job.job_id)),
+                          *self.LINES)
+        self.assertHidden(self.jobs("--format", "json", "show",
+                                    str(self.job.job_id)),
+                          "Authorization: <redacted>")
+        [oops] = self.oopses()
+        self.assertHidden(self.jobs("oops", "show", oops["id"]),
+                          "Authorization: <redacted>")
+        self.assertHidden(self.jobs("--format", "json", "oops", "show",
+                                    oops["id"]), "Authorization: <redacted>")
+
+    def test_the_default_names_are_the_schemas(self):
+        from jobs.redaction import DEFAULT_NAMES
+        self.assertEqual(DEFAULT_NAMES, self.config.redact)

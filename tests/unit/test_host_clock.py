@@ -29,6 +29,11 @@ ALLOWED = {
     ("oopsindex.py",
      'id=report["id"], reported=report_time(report) or clock.now(),'):
         "an OOPS report without a time: dated by its host, as reports are",
+    ("oopsfiles.py",
+     "now = (now or datetime.datetime.now(datetime.timezone.utc)"):
+        "an OOPS report's date folder: dated by its host, as reports are",
+    ("oopsfiles.py", "now = time.time() if now is None else now"):
+        "the age of a .tmp file: compared with its mtime, the host's",
     ("model/options.py",
      "datetime.now(timezone.utc) + timedelta(seconds=seconds)"):
         "a new job's delay checked against the year 9999, not a schedule",

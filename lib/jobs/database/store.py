@@ -22,6 +22,7 @@ __all__ = [
     "forget_store",
     "get_store",
     "get_zstorm",
+    "like_escape",
     "quote_identifier",
     "role_uri",
     "set_role",
@@ -69,6 +70,12 @@ _role_stores = {}
 def quote_identifier(name):
     """Quote `name` as a PostgreSQL identifier."""
     return '"%s"' % name.replace('"', '""')
+
+
+def like_escape(text):
+    """`text` as a LIKE pattern that matches it only (backslash escapes)."""
+    return (text.replace("\\", "\\\\").replace("%", "\\%")
+            .replace("_", "\\_"))
 
 
 def storm_uri(uri):

@@ -72,6 +72,11 @@ class IJobSource(Interface):
         and the tables its ``run()`` reads or writes. ``jobs db roles``
         grants exactly this (and the sequences of tables it may INSERT
         into) to the section's ``dbuser``. Touches no database.
+
+        A source used by a section with a ``dbuser`` also says which rows
+        of ``job`` are its own, for row security: a class method
+        ``jobKindPatterns()`` returning LIKE patterns of ``job.kind``
+        (`DerivedJob` and the ``@task`` sections' classes have it).
         """
 
 

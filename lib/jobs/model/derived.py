@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from storm.expr import And
 
-from jobs.database import get_store
+from jobs.database import get_store, like_escape
 from jobs.errors import NotFoundError
 from jobs.model.enqueue import bulk_create, create_job
 from jobs.model.options import enqueue_options
@@ -71,6 +71,16 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         if cls.class_job_type is None:
             return table
         return "%s:%d" % (table, cls.class_job_type.value)
+
+    @classmethod
+    def jobKindPatterns(cls) -> list[str]:
+        """The ``job.kind`` of this source's jobs, as LIKE patterns (row
+        security, `jobs.roles`): its job type's, or every job type's of
+        its context table."""
+        if cls.class_job_type is None:
+            table = like_escape(cls.context_class.__storm_table__)
+            return [table, table + ":%"]
+        return [like_escape(cls.job_kind())]
 
     @classmethod
     def _max_retries(cls) -> int:

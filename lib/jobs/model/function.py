@@ -29,7 +29,7 @@ from storm.expr import And, Func, Or
 from storm.locals import Int, Reference, Unicode
 from zope.interface import directlyProvides, implementer, provider
 
-from jobs.database import JSON, get_store
+from jobs.database import JSON, get_store, like_escape
 from jobs.errors import TaskNotAllowed
 from jobs.interfaces.job import IJobSource, IRunnableJob
 from jobs.model.derived import DerivedJob
@@ -112,6 +112,14 @@ class FunctionJob(DerivedJob):
     def job_kind(cls, name: Optional[str] = None) -> str:
         """``job.kind`` of the function job calling `name`."""
         return KIND_PREFIX + (name or "")
+
+    @classmethod
+    def jobKindPatterns(cls) -> list[str]:
+        """See `DerivedJob`: the kinds `kind_condition` matches."""
+        return [like_escape(KIND_PREFIX + pattern[:-1]) + "%"
+                if pattern == "*" or pattern.endswith(".*")
+                else like_escape(KIND_PREFIX + pattern)
+                for pattern in cls.patterns]
 
     @classmethod
     def jobCondition(cls) -> tuple[Any, list[Any]]:

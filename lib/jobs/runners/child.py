@@ -33,7 +33,7 @@ from storm.exceptions import DisconnectionError
 from jobs.attempt import Attempt
 from jobs.claiming import load_jobs
 from jobs.config import load, set_config
-from jobs.database import connect, set_role, statement_timeout
+from jobs.database import connect, statement_timeout
 from jobs.errorlog import Redactor
 from jobs.execution import Execution
 from jobs.registration import register_components
@@ -100,10 +100,12 @@ def child_main(connection, settings):
     config = load(settings["config_path"])
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter(Redactor(config.redact).text))
+    # The section's role only, from the start: no login store, URI or
+    # password for job code to find (jobs.database.confine).
+    config.confine_to(settings["database_uri"])
     set_config(config)
     register_components(config)
     connect(config.database_uri, config.session_settings)
-    set_role(settings["dbuser"])
     source = find_section(config, settings["section"],
                           settings["source_interface"]).source
     execution = ChildExecution(

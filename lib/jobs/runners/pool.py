@@ -11,6 +11,7 @@ __all__ = ["Child", "ChildPool"]
 
 import multiprocessing
 
+from jobs.database.confine import without_login_variables
 from jobs.runners.child import child_main
 
 
@@ -26,7 +27,8 @@ class Child:
         self.connection, child_end = multiprocessing.Pipe()
         self.process = context.Process(
             target=child_main, args=(child_end, settings), daemon=True)
-        self.process.start()
+        with without_login_variables(settings["dbuser"]):
+            self.process.start()
         child_end.close()
         self.attempt = None
         self.deadline = None

@@ -40,6 +40,7 @@ import transaction
 from zope.interface import implementer, providedBy
 
 from jobs.database import get_store
+from jobs.database.confine import child_uri
 from jobs.errors import ChildDied, JobCancelled, SectionError
 from jobs.execution import Execution, job_str
 from jobs.outcome import REQUEUE, decide_lost
@@ -80,6 +81,7 @@ class ProcessJobRunner(Execution):
             "config_path": config.path,
             "section": settings.name,
             "dbuser": settings.dbuser,
+            "database_uri": child_uri(config.database_uri, settings.dbuser),
             "source_interface": source_interface_name(source, settings),
             "memory_limit": (settings.memory_limit
                              if settings.memory_limit is not None

@@ -190,7 +190,13 @@ class Script:
         return self._run(self._locked_main)
 
     def _locked_main(self):
-        lock = self.lock(self.lock_path(self.default_lock_dir()))
+        path = self.lock_path(self.default_lock_dir())
+        try:
+            lock = self.lock(path)
+        except OSError as e:
+            self.logger.error("Cannot take the lock file %s: %s", path,
+                              e.strerror or e)
+            return EXIT_USAGE
         if lock is None:
             return EXIT_LOCKED
         try:

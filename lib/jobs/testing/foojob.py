@@ -39,6 +39,8 @@ from jobs.model.job import Job
 from jobs.model.options import OPTION_NAMES
 from jobs.schema import Migrations
 from jobs.testing.hostile import misbehave
+from jobs.testing.leaks import leak
+from jobs.testing.reach import reach_for_login
 from jobs.testing.windows import running_window
 
 MIGRATIONS = Migrations("jobs.testing", "jobs.testing")
@@ -166,7 +168,9 @@ class FooJobDerived(DerivedJob):
         ``until_cancelled`` (seconds to run, calling ``check_cancelled()``
         every 20 ms), ``window`` (a key: record the job's running window
         for ``window_seconds``, `jobs.testing.windows`), and what
-        `jobs.testing.hostile.misbehave` does.
+        `jobs.testing.hostile.misbehave` does; ``reach_for_login``
+        (`jobs.testing.reach`); ``leak`` (a secret spilled in every look
+        the redaction must know, `jobs.testing.leaks`).
         The creation options (`jobs.model.options.OPTION_NAMES`: delay,
         priority, unique_key, depends_on...) are the job's, not behaviour.
         """
@@ -212,6 +216,8 @@ class FooJobDerived(DerivedJob):
         if isinstance(data, dict) and data.get("secret"):
             oops_vars += [("smtp_password", data["secret"]),
                           ("smtp_login", "mailer password=%s" % data["secret"])]
+        if isinstance(data, dict) and data.get("leak"):
+            oops_vars.append(("auth", data["leak"]))
         return oops_vars
 
     def getOperationDescription(self):
@@ -266,6 +272,10 @@ class FooJobDerived(DerivedJob):
         if data.get("exit") is not None:
             os._exit(data["exit"])
         misbehave(self, data)
+        if data.get("reach_for_login"):
+            reach_for_login(self)
+        if data.get("leak"):
+            leak(data["leak"])
         if data.get("warn"):
             logger.warning("%s", data["warn"])
         raise_ = data.get("raise_")

@@ -33,8 +33,10 @@ class TestByLook(testtools.TestCase):
 
     def test_uri_passwords(self):
         self.check([
-            ("postgres://app:hunter2@db/app", "postgres://app:<redacted>@db/app"),
-            ("redis://:s3cret@cache:6379/0", "redis://:<redacted>@cache:6379/0"),
+            ("postgres://app:hunter2@db/app",
+             "postgres://app:<redacted>@db/app"),
+            ("redis://:s3cret@cache:6379/0",
+             "redis://:<redacted>@cache:6379/0"),
             ("http://example.com/a:b@c", "http://example.com/a:b@c"),
         ], names=())
 

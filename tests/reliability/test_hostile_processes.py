@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+import fixtures
 import transaction
 
 from jobs.interfaces.job import JobStatus
@@ -214,12 +215,15 @@ class TestPostgreSQLSessions(HostileTestCase):
 
     def test_a_frozen_database_session_does_not_keep_a_worker_from_stopping(
             self):
-        job_id = self.make_job(sleep=2, misbehave="query", max_retries=1)
+        gate = os.path.join(self.useFixture(fixtures.TempDir()).path, "go")
+        job_id = self.make_job(gate=gate, misbehave="query", max_retries=1)
         worker = self.runner(worker=True)
         self.wait_for_row(job_id, (S.RUNNING, 1))
-        # The job's next statement will wait for ever on its session.
-        self.freeze(self.backend_of(job_id))
         self.wait_for_line(worker, "Running DoFooJob (ID %d)" % job_id)
+        # The job's next statement, once through the gate, waits for ever
+        # on its session.
+        self.freeze(self.backend_of(job_id))
+        open(gate, "w").close()
         asked = time.monotonic()
         self.assertEqual(1, self.stop(worker, GRACE + 60), self.logs())
         self.assertLess(time.monotonic() - asked, GRACE + 5)

@@ -152,7 +152,8 @@ class FooJobDerived(DerivedJob):
         `behaviour` goes into ``json_data`` and steers ``run()``: ``note``
         (text written to the foo), ``sql`` (a statement to execute),
         ``progress`` (a list of ``[current, total, status, group...]``
-        reports, made first), ``sleep`` (seconds), ``allocate`` (bytes), ``exit`` (an exit status
+        reports, made first), ``sleep`` (seconds), ``gate`` (a path the
+        job waits for), ``allocate`` (bytes), ``exit`` (an exit status
         for ``os._exit``), ``say`` (a message logged at INFO),
         ``say_bytes`` (hex of bytes, not necessarily UTF-8, logged at
         INFO), ``warn`` (a message logged at WARNING), ``record`` (insert
@@ -261,6 +262,12 @@ class FooJobDerived(DerivedJob):
                 time.sleep(data.get("window_seconds", 0.02))
         if data.get("sleep"):
             time.sleep(data["sleep"])  # a slow job, for timeout tests
+        if data.get("gate"):
+            # Wait (up to a minute) until the test creates this file.
+            deadline = time.monotonic() + 60
+            while not os.path.exists(data["gate"]) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
         if data.get("until_cancelled"):
             # A long job that stops when asked to (up to this many s).
             deadline = time.monotonic() + data["until_cancelled"]

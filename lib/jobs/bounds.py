@@ -104,4 +104,5 @@ CONFIG_SECONDS = {
     "rate_period": Bound(0.001, YEAR),
     "celery_sweep_grace": Bound(0, YEAR),
     "beat_seconds": Bound(0.05, 24 * 3600),
+    "command_statement_timeout": Bound(0.001, YEAR),
 }

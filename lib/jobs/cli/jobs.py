@@ -6,7 +6,7 @@ __all__ = ["add_commands", "job_types", "orphaned_condition"]
 import json
 from collections import OrderedDict
 
-from storm.expr import And, Count, Desc, Exists, Func, Not, Or, Select, SQLRaw
+from storm.expr import And, Desc, Exists, Func, Not, Or, Select, SQLRaw
 
 from jobs.cli.formatting import (
     job_row,
@@ -24,7 +24,8 @@ from jobs.model import dependencies
 from jobs.model.oopsreport import list_reports
 from jobs.errors import CommandError
 from jobs.interfaces.job import PENDING_STATUSES, JobStatus
-from jobs.model.job import Job
+from jobs.database.stormext import compile_expr
+from jobs.model.job import Job, ready_kinds
 from jobs.progress import draw
 
 # Statuses a runner may still take a job out of.
@@ -69,15 +70,27 @@ def _seen_by(condition, tables):
                                tables=[Job] + list(tables)))
 
 
-def _seen(condition, tables):
-    """SQL: the outer query's job is one a source's `jobCondition`
-    matches — a correlated ``EXISTS`` over the source's own tables (an
-    anti-join once negated), or the condition itself when it names only
-    the job table."""
-    tables = [table for table in tables if table is not Job]
-    if not tables:
-        return Func("COALESCE", condition, False)
-    return Exists(Select(SQLRaw("1"), where=condition, tables=tables))
+def _seen(types):
+    """SQL, one expression per context table: the outer query's job is
+    one that a source of `types` (their ``(condition, tables)``) sees.
+
+    The sources that join the same tables share one correlated
+    ``EXISTS`` (an anti-join once negated: PostgreSQL takes the join
+    column, common to every branch of the OR, out of it); a condition
+    that names only the job table is tested on the row itself.
+    """
+    by_tables = OrderedDict()
+    for condition, tables in types:
+        tables = tuple(table for table in tables if table is not Job)
+        by_tables.setdefault(tables, []).append(condition)
+    seen = []
+    for tables, conditions in by_tables.items():
+        if tables:
+            seen.append(Exists(Select(SQLRaw("1"), where=Or(*conditions),
+                                      tables=list(tables))))
+        else:
+            seen.append(Func("COALESCE", Or(*conditions), False))
+    return seen
 
 
 def orphaned_condition(types=None):
@@ -86,9 +99,9 @@ def orphaned_condition(types=None):
     will ever take them. None when no section's source can say which
     jobs are its own.
 
-    ``NOT EXISTS`` per source, not ``NOT (id IN (...) OR id IN (...))``:
-    PostgreSQL runs the latter as a sub-plan per row once the ids do not
-    fit in work_mem (over 300 s at a million waiting jobs).
+    ``NOT EXISTS`` per context table, not ``NOT (id IN (...) OR id IN
+    (...))``: PostgreSQL runs the latter as a sub-plan per row once the
+    ids do not fit in work_mem (over 300 s at a million waiting jobs).
 
     :param types: `job_types()`, if the caller has it already.
     """
@@ -96,8 +109,48 @@ def orphaned_condition(types=None):
         types = job_types()
     if not types:
         return None
+    # NOT (a OR b) as NOT a AND NOT b: a NOT EXISTS among ANDs is what
+    # PostgreSQL turns into an anti-join.
     return And(Job.status.is_in(UNFINISHED),
-               Not(Or(*[_seen(*type_) for type_ in types.values()])))
+               *[Not(seen) for seen in _seen(types.values())])
+
+
+def counts_by_type(store, types):
+    """``{section name: {JobStatus: count}}``: one pass per context table
+    (the sources that join the same tables share it, each counted by a
+    ``CASE`` of its own condition), not one join per source."""
+    groups = OrderedDict()
+    for name, (condition, tables) in types.items():
+        tables = tuple(table for table in tables if table is not Job)
+        groups.setdefault(tables, []).append((name, condition))
+    counts = OrderedDict((name, {}) for name in types)
+    for tables, members in groups.items():
+        columns, parameters = [], []
+        for _, condition in members:
+            sql, condition_parameters = compile_expr(store, condition)
+            columns.append("SUM(CASE WHEN %s THEN 1 ELSE 0 END)" % sql)
+            parameters += condition_parameters
+        where, where_parameters = compile_expr(
+            store, Or(*[condition for _, condition in members]))
+        names = ", ".join(["job"] + [compile_expr(store, table)[0]
+                                      for table in tables])
+        rows = store.execute(
+            "SELECT job.status, %s FROM %s WHERE %s GROUP BY job.status"
+            % (", ".join(columns), names, where),
+            parameters + where_parameters)
+        for row in rows:
+            status = JobStatus.items[row[0]]
+            for (name, _), count in zip(members, row[1:]):
+                counts[name][status] = count or 0
+    return counts
+
+
+def oldest_ready(store):
+    """The creation date of the oldest ready WAITING job (the lowest id:
+    ids grow with creation), or None; read in the order of an index
+    rather than by taking the minimum over every ready job."""
+    waiting, _ = ready_kinds()
+    return store.find(Job.date_created, waiting).order_by(Job.id).first()
 
 
 def cmd_status(options):
@@ -108,14 +161,11 @@ def cmd_status(options):
             for item in JobStatus.items]
     by_type = []
     types = job_types()
-    for name, (condition, tables) in types.items():
-        per_status = dict(store.using(Job, *tables).find(
-            (Job.status, Count()), condition).group_by(Job.status))
+    for name, per_status in counts_by_type(store, types).items():
         by_type.append(OrderedDict(
             [("type", name)] + [(item.title.lower(), per_status.get(item, 0))
                                 for item in JobStatus.items]))
-    oldest = store.find(Job.date_created, Job.id.is_in(Job.ready_jobs),
-                        Job.status == JobStatus.WAITING).min(Job.date_created)
+    oldest = oldest_ready(store)
     lost = store.find(Job, Job.status == JobStatus.RUNNING,
                       Job.lease_expires < UTCNow()).count()
     failed = store.find(Job, Job.status == JobStatus.FAILED,

@@ -83,8 +83,11 @@ def main(argv=None):
             set_config(load(options.config))
         if run_argv is not None:
             return run.run_jobs(run_argv)
-        register_components(get_config())
-        connect(get_config().database_uri)
+        config = get_config()
+        register_components(config)
+        # A Celery worker runs jobs: its connections are the runners'.
+        connect(config.database_uri, None if options.command ==
+                "celery-worker" else config.command_session_settings)
         code = options.run(options)
         transaction.abort()
         return code or 0

@@ -232,6 +232,24 @@ class EndlessJob(DoFooJob):
     max_retries = 10 ** 6
 
 
+class IHastyJobSource(IJobSource):
+    """The source of `HastyJob`."""
+
+
+class HastyJob(DoFooJob):
+    """A job class whose lease is a millisecond: two runners would run
+    its jobs at once."""
+
+    lease_duration = timedelta(milliseconds=1)
+
+
+def hasty_section(test):
+    manager = getGlobalSiteManager()
+    manager.registerUtility(HastyJob, IHastyJobSource)
+    test.addCleanup(manager.unregisterUtility, HastyJob, IHastyJobSource)
+    return ["hasty"]
+
+
 def create_of(job_class, **behaviour):
     def prepare(test):
         return lambda: job_class.create(test.factory.makeFoo(), **behaviour)
@@ -365,6 +383,12 @@ CASES = [
     Case("rate_period_zero", "a rate_period of 0", args("do_foo"), 2,
          "{bad}: [do_foo] rate_period: 0 is outside its range: 0.001 to "
          + RANGE_YEAR + ".", config=section("rate_period: 0")),
+    Case("lease_duration_tiny", "a job class whose lease_duration is a"
+         " millisecond (the section sets no lease_seconds)", hasty_section,
+         2, "Section hasty: HastyJob lease_duration: 0.001 seconds is outside"
+         " its range: 1 to " + RANGE_YEAR + ".",
+         config="[hasty]\nsource_interface:"
+         " tests.scripts.test_bad_input.IHastyJobSource\n"),
     Case("lease_seconds_nan", "a lease that is not a number (nan)",
          args("do_foo"), 2,
          "{bad}: [do_foo] lease_seconds: nan is outside its range: 1 to "

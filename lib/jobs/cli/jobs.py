@@ -70,26 +70,34 @@ def _seen_by(condition, tables):
                                tables=[Job] + list(tables)))
 
 
+def _by_tables(types):
+    """``{tables: [(section name, condition)]}`` of `types` (`job_types`):
+    the sources that join the same tables (the job table left out), which
+    one pass over their join serves."""
+    groups = OrderedDict()
+    for name, (condition, tables) in types.items():
+        tables = tuple(table for table in tables if table is not Job)
+        groups.setdefault(tables, []).append((name, condition))
+    return groups
+
+
 def _seen(types):
     """SQL, one expression per context table: the outer query's job is
-    one that a source of `types` (their ``(condition, tables)``) sees.
+    one that a source of `types` (`job_types`) sees.
 
     The sources that join the same tables share one correlated
     ``EXISTS`` (an anti-join once negated: PostgreSQL takes the join
     column, common to every branch of the OR, out of it); a condition
     that names only the job table is tested on the row itself.
     """
-    by_tables = OrderedDict()
-    for condition, tables in types:
-        tables = tuple(table for table in tables if table is not Job)
-        by_tables.setdefault(tables, []).append(condition)
     seen = []
-    for tables, conditions in by_tables.items():
+    for tables, members in _by_tables(types).items():
+        either = Or(*[condition for _, condition in members])
         if tables:
-            seen.append(Exists(Select(SQLRaw("1"), where=Or(*conditions),
+            seen.append(Exists(Select(SQLRaw("1"), where=either,
                                       tables=list(tables))))
         else:
-            seen.append(Func("COALESCE", Or(*conditions), False))
+            seen.append(Func("COALESCE", either, False))
     return seen
 
 
@@ -112,19 +120,15 @@ def orphaned_condition(types=None):
     # NOT (a OR b) as NOT a AND NOT b: a NOT EXISTS among ANDs is what
     # PostgreSQL turns into an anti-join.
     return And(Job.status.is_in(UNFINISHED),
-               *[Not(seen) for seen in _seen(types.values())])
+               *[Not(seen) for seen in _seen(types)])
 
 
 def counts_by_type(store, types):
     """``{section name: {JobStatus: count}}``: one pass per context table
     (the sources that join the same tables share it, each counted by a
     ``CASE`` of its own condition), not one join per source."""
-    groups = OrderedDict()
-    for name, (condition, tables) in types.items():
-        tables = tuple(table for table in tables if table is not Job)
-        groups.setdefault(tables, []).append((name, condition))
     counts = OrderedDict((name, {}) for name in types)
-    for tables, members in groups.items():
+    for tables, members in _by_tables(types).items():
         columns, parameters = [], []
         for _, condition in members:
             sql, condition_parameters = compile_expr(store, condition)

@@ -123,30 +123,42 @@ def orphaned_condition(types=None):
                *[Not(seen) for seen in _seen(types)])
 
 
-def counts_by_type(store, types):
-    """``{section name: {JobStatus: count}}``: one pass per context table
-    (the sources that join the same tables share it, each counted by a
-    ``CASE`` of its own condition), not one join per source."""
-    counts = OrderedDict((name, {}) for name in types)
-    for tables, members in _by_tables(types).items():
-        columns, parameters = [], []
+def status_counts(store, types):
+    """``({JobStatus: jobs}, {section name: {JobStatus: jobs}})``: every
+    job's, and each source's of `types` (`job_types`).
+
+    One pass per context table (the sources that join the same tables
+    share it, each counted by a ``CASE`` of its own condition), not one
+    join per source; the sources whose condition names only the job
+    table are counted in the pass over the job table that counts all.
+    """
+    groups = _by_tables(types)
+    groups.setdefault((), [])
+    overall, counts = {}, OrderedDict((name, {}) for name in types)
+    for tables, members in groups.items():
+        columns, parameters = ["COUNT(*)"], []
         for _, condition in members:
             sql, condition_parameters = compile_expr(store, condition)
             columns.append("SUM(CASE WHEN %s THEN 1 ELSE 0 END)" % sql)
             parameters += condition_parameters
-        where, where_parameters = compile_expr(
-            store, Or(*[condition for _, condition in members]))
+        where = ""
+        if tables:
+            sql, where_parameters = compile_expr(
+                store, Or(*[condition for _, condition in members]))
+            where = " WHERE " + sql
+            parameters += where_parameters
         names = ", ".join(["job"] + [compile_expr(store, table)[0]
                                       for table in tables])
         rows = store.execute(
-            "SELECT job.status, %s FROM %s WHERE %s GROUP BY job.status"
-            % (", ".join(columns), names, where),
-            parameters + where_parameters)
+            "SELECT job.status, %s FROM %s%s GROUP BY job.status"
+            % (", ".join(columns), names, where), parameters)
         for row in rows:
             status = JobStatus.items[row[0]]
-            for (name, _), count in zip(members, row[1:]):
+            if not tables:
+                overall[status] = row[1]
+            for (name, _), count in zip(members, row[2:]):
                 counts[name][status] = count or 0
-    return counts
+    return overall, counts
 
 
 def oldest_ready(store):
@@ -159,13 +171,12 @@ def oldest_ready(store):
 
 def cmd_status(options):
     store = get_store()
-    counts = dict(store.execute(
-        "SELECT status, count(*) FROM job GROUP BY status"))
-    rows = [OrderedDict(status=item.title, jobs=counts.get(item.value, 0))
+    types = job_types()
+    counts, per_type = status_counts(store, types)
+    rows = [OrderedDict(status=item.title, jobs=counts.get(item, 0))
             for item in JobStatus.items]
     by_type = []
-    types = job_types()
-    for name, per_status in counts_by_type(store, types).items():
+    for name, per_status in per_type.items():
         by_type.append(OrderedDict(
             [("type", name)] + [(item.title.lower(), per_status.get(item, 0))
                                 for item in JobStatus.items]))

@@ -615,6 +615,16 @@ CASES = [
          cli("list", "--since", "999999999d"), 2,
          "jobs: Bad date '999999999d': that age reaches back before the year"
          " 1.", via="cli", databases=BOTH),
+    Case("cli_date_before_year_1_in_utc", "jobs list --since a date before"
+         " the year 1 once in UTC",
+         cli("list", "--since", "0001-01-01T00:00+05:00"), 2,
+         "jobs: Bad date '0001-01-01T00:00+05:00': it is outside the years 1"
+         " to 9999 in UTC.", via="cli", databases=BOTH),
+    Case("cli_date_past_9999_in_utc", "jobs prune --older-than a date past"
+         " 9999 once in UTC",
+         cli("prune", "--older-than", "9999-12-31T23:00-05:00"), 2,
+         "jobs: Bad date '9999-12-31T23:00-05:00': it is outside the years 1"
+         " to 9999 in UTC.", via="cli", databases=BOTH),
     Case("cli_bad_date", "jobs list --since 2026-13-45",
          cli("list", "--since", "2026-13-45"), 2,
          "jobs: Bad date '2026-13-45': use YYYY-MM-DD[THH:MM[:SS]] or an age"

@@ -73,7 +73,11 @@ def parse_date(text, now=None):
             "12h." % text) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise CommandError("Bad date %r: it is outside the years 1 to 9999"
+                           " in UTC." % text) from None
 
 
 def parse_id(text, what="job"):

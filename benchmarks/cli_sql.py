@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run one `jobs` command in-process and print how long its SQL took:
-the command as installed (the ``jobs`` console script's entry point),
+the command as installed (the ``main`` of the ``jobs`` console script's
+module),
 with a Storm tracer timing each statement from its execute to its
 result (the rows included, as psycopg2 fetches them with the execute).
 
@@ -51,8 +52,13 @@ class StatementTimer:
 
 
 def main(argv):
+    # The console script (`console`) exits the process; the command is
+    # its module's `main`.
     command = entry_points(group="console_scripts", name="jobs")
-    main_function = next(iter(command)).load()
+    module = next(iter(command)).module
+    main_function = sys.modules.get(module) or __import__(
+        module, fromlist=["main"])
+    main_function = main_function.main
     timer = StatementTimer()
     install_tracer(timer)
     with contextlib.redirect_stdout(io.StringIO()), \

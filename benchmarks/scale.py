@@ -12,6 +12,9 @@ Scenarios (--scenarios; default all), each loaded with bulk SQL
   big-finished    1,000 ready jobs among --big finished ones
   big-waiting     --big ready (WAITING) jobs
   big-future      --big jobs scheduled a day ahead plus --ready ready ones
+  idle-worker     an idle ``--worker`` over an empty queue (the baseline)
+  idle-processes  an idle ``--worker --processes N`` (--processes, 4),
+                  after running 2N jobs during its warm-up
 
 Figures, each printed beside its bound and the load average:
 
@@ -26,6 +29,12 @@ Figures, each printed beside its bound and the load average:
   claim in big-future: under 5 ms; the ready query and the claim must stay
   within 1.5x from small-finished to big-finished.
 
+- idle workers (issue 14 item 2): the CPU time (user + system, from
+  /proc) of the worker and every process below it, live or reaped, over
+  --idle-seconds (60) after a --warm-up (10 s) that leaves its start-up
+  out, and its RSS (with its children's) at the end. Bound for
+  ``--processes``: under 0.5 s of CPU a minute.
+
 Every timed command or query gets --timeout seconds. A command still
 running then is killed, and its backends are cancelled on the server
 (``pg_cancel_backend``, then ``pg_terminate_backend``), found by the
@@ -36,6 +45,7 @@ application name the benchmark gives them; an in-process query runs under
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,7 +58,9 @@ from jobs.testing.foojob import DoFooJob
 CLI_BOUND_S = 1.0
 CLAIM_BOUND_MS = 5.0
 FLAT_RATIO = 1.5
-SCENARIOS = ("small-finished", "big-finished", "big-waiting", "big-future")
+IDLE_CPU_BOUND_S = 0.5
+SCENARIOS = ("small-finished", "big-finished", "big-waiting", "big-future",
+             "idle-worker", "idle-processes")
 
 
 class TimedOut(Exception):
@@ -184,6 +196,84 @@ def median_ms(function, timeout, runs=50):
         set_statement_timeout("DEFAULT")
 
 
+# Idle workers: CPU and memory of a process tree, from /proc.
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    """``(ppid, own CPU s, reaped children's CPU s, rss KiB)`` of `pid`,
+    or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/%d/status" % pid) as f:
+            rss = next((int(line.split()[1]) for line in f
+                        if line.startswith("VmRSS:")), 0)
+    except (OSError, StopIteration):
+        return None
+    # Fields after the name: state ppid ... utime(12) stime(13)
+    # cutime(14) cstime(15), counted from 0 after ")".
+    ppid = int(fields[1])
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    return ppid, own, reaped, rss
+
+
+def tree_usage(root):
+    """``(CPU seconds, RSS MiB, processes)`` of `root` and every live
+    process below it; the CPU includes the children they have reaped."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _stat(int(name))
+            if stat is not None:
+                stats[int(name)] = stat
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, stat in stats.items():
+            if stat[0] == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    members &= set(stats)
+    cpu = sum(stats[pid][1] + stats[pid][2] for pid in members)
+    rss = sum(stats[pid][3] for pid in members) / 1024
+    return cpu, rss, len(members)
+
+
+def idle_worker(options, processes):
+    """``(CPU s per minute, RSS MiB, processes)`` of an idle worker."""
+    argv = ["--worker", "-q"]
+    if processes:
+        argv += ["--processes", str(processes)]
+    worker = subprocess.Popen(harness.run_jobs_command(*argv, "bench"),
+                              env=dict(os.environ),
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(options.warm_up)
+        before, _, _ = tree_usage(worker.pid)
+        time.sleep(options.idle_seconds)
+        after, rss, count = tree_usage(worker.pid)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    return (after - before) * 60 / options.idle_seconds, rss, count
+
+
+def run_idle(scenario, options):
+    processes = options.processes if scenario == "idle-processes" else 0
+    # A few jobs first, run during the warm-up: the pool's children are
+    # then started, and the worker idles with them.
+    harness.bulk_load([(2 * processes, "waiting")] if processes else [])
+    cpu, rss, count = idle_worker(options, processes)
+    bound = IDLE_CPU_BOUND_S if processes else None
+    return [figure(scenario, "CPU a minute (%d processes)" % count, cpu, "s",
+                   bound, idle_seconds=options.idle_seconds),
+            figure(scenario, "RSS of the worker and its children", rss,
+                   "MiB")]
+
+
 # Scenarios.
 
 def load(scenario, options):
@@ -202,6 +292,8 @@ def figure(scenario, what, value, unit, bound=None, timeout=None, **extra):
         text = "over %s s" % timeout
     elif unit == "s":
         text = "%.3f s" % value
+    elif unit == "MiB":
+        text = "%.1f MiB" % value
     else:
         text = "%.3f ms" % value
     met = None if bound is None else (value is not None and value < bound)
@@ -213,6 +305,8 @@ def figure(scenario, what, value, unit, bound=None, timeout=None, **extra):
 
 
 def run_scenario(scenario, options):
+    if scenario.startswith("idle-"):
+        return run_idle(scenario, options)
     rows = []
     load(scenario, options)
     if scenario in ("big-finished", "big-waiting"):
@@ -271,6 +365,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--warm-up", type=float, default=10)
     options = parser.parse_args()
     scenarios = options.scenarios.split(",")
     unknown = set(scenarios) - set(SCENARIOS)

@@ -43,6 +43,7 @@ from lazr.config import ImplicitTypeSchema
 from lazr.config import Config as LazrConfig
 from lazr.config.interfaces import ConfigErrors
 
+from jobs.bounds import CONFIG_SECONDS, problem
 from jobs.errors import ConfigError
 from jobs.instances import (
     PACKAGED_CONFIGS,
@@ -153,6 +154,26 @@ class JobsConfig:
             if parser.has_option("database", "uri"):
                 parser.set("database", "uri", uri)
         self._confined_uri = uri
+
+    @property
+    def command_session_settings(self) -> dict[str, Any]:
+        """`session_settings`, and for the `jobs` command's own queries
+        ``[database] command_statement_timeout``, a check every second
+        that the client is still there, and no JIT compilation (which
+        costs more than it saves on an operator's one-off counts)."""
+        value = self.lazr["database"]["command_statement_timeout"]
+        if isinstance(value, str):  # lazr.config types only whole numbers
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        wrong = None if value is None else problem(
+            CONFIG_SECONDS["command_statement_timeout"], value)
+        if wrong is not None:
+            raise ConfigError("%s: [database] command_statement_timeout: %s"
+                              % (self.path, wrong))
+        return dict(self.session_settings, statement_timeout=value,
+                    client_connection_check_interval=1, jit="off")
 
     @property
     def database_uri(self) -> str:

@@ -77,7 +77,11 @@ class Execution(OutcomeRecorder):
         self.incomplete = Counter()
         self.completed_jobs = []
         self.incomplete_jobs = []
+        # The ids of the last `KEEP_OOPS_IDS` OOPS reports filed, and how
+        # many were filed: a worker that runs for months keeps counters,
+        # not a record per job.
         self.oops_ids = []
+        self.oops_filed = 0
         # Job ids given back to the queue by a requeue outcome.
         self.requeued = []
         # Group commit: the COMPLETED outcomes (`jobs.recording.Deferred`)
@@ -109,9 +113,9 @@ class Execution(OutcomeRecorder):
     def runJobHandleError(self, job):
         """`runJob`, returning the OOPS report filed, or None (the API of
         Launchpad's runner)."""
-        filed = len(self.oops_ids)
+        filed = self.oops_filed
         self.runJob(job)
-        if len(self.oops_ids) > filed:
+        if self.oops_filed > filed:
             return self._last_report
         return None
 

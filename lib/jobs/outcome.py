@@ -11,6 +11,8 @@ what happened                              status      job's changes  OOPS
 run() returned                             COMPLETED   committed      no
 a retry error, attempts left               WAITING     committed      no
 a retry error, no attempts left            FAILED      rolled back    yes
+a retry error, its retry_delay out of      FAILED      rolled back    yes
+  range (`jobs.bounds`)
 a deadlock or serialization failure        WAITING     rolled back    no
   (transient), attempts left: soon again
 the same, no attempts left                 FAILED      rolled back    yes
@@ -49,9 +51,11 @@ __all__ = [
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Optional
+from typing import Any, Optional
 
-from jobs.errors import JobCancelled, LostRunner, StaleJob, SuspendJobException
+from jobs.bounds import RETRY_DELAY, problem
+from jobs.errors import (
+    InvalidJobOption, JobCancelled, LostRunner, StaleJob, SuspendJobException)
 from jobs.interfaces.job import JobStatus
 
 
@@ -174,15 +178,35 @@ def decide(error: Optional[BaseException], attempt: int, max_retries: int,
         return REQUEUE.because(error)
     if isinstance(error, policy.retry_error_types):
         if attempts_left(attempt, max_retries):
-            return RETRY.because(error, policy.retry_delay)
+            return _retry(RETRY, error, "retry_delay", policy.retry_delay)
         return FAIL.because(error)
     if is_transient(error):
         if attempts_left(attempt, max_retries):
-            return TRANSIENT.because(error, policy.transient_retry_delay)
+            return _retry(TRANSIENT, error, "transient_retry_delay",
+                          policy.transient_retry_delay)
         return FAIL.because(error)
     if isinstance(error, policy.user_error_types):
         return USER_ERROR.because(error)
     return FAIL.because(error)
+
+
+def _retry(outcome: Outcome, error: BaseException, name: str,
+           delay: Any) -> Outcome:
+    """`outcome` after `delay`; FAIL, naming the policy, when the job's
+    delay is out of `jobs.bounds.RETRY_DELAY` (a negative one would retry
+    at once in a loop, a huge one write a date past the year 9999)."""
+    wrong = problem(RETRY_DELAY, delay)
+    if wrong is not None:
+        return FAIL.because(InvalidJobOption(
+            "%s: %s (the job raised %s)" % (name, wrong, _describe(error))))
+    return outcome.because(error, delay)
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        return "%s: %s" % (type(error).__name__, error)
+    except Exception:
+        return type(error).__name__
 
 
 def decide_lost(lost_attempt: int, max_retries: int) -> Optional[Outcome]:

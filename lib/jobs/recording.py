@@ -29,6 +29,8 @@ Deferred = namedtuple(
 
 # What a notification may raise that is the job's, not the runner's.
 JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
+# How many OOPS ids a runner keeps (`OutcomeRecorder.filed_oops`).
+KEEP_OOPS_IDS = 1000
 
 
 def job_str(job):
@@ -185,7 +187,15 @@ class OutcomeRecorder:
         self._last_report = report
         if report.get("id"):
             self.logger.info("Job resulted in OOPS: %s", report["id"])
-            self.oops_ids.append(report["id"])
+            self.filed_oops(report["id"])
+
+    def filed_oops(self, oops_id):
+        """Count the OOPS report `oops_id`, and keep its id among the last
+        `KEEP_OOPS_IDS` (a long-running worker's memory stays bounded)."""
+        self.oops_filed += 1
+        self.oops_ids.append(oops_id)
+        if len(self.oops_ids) > KEEP_OOPS_IDS:
+            del self.oops_ids[:-KEEP_OOPS_IDS]
 
     def _notify(self, job, notify, argument):
         """Call `notify` in a savepoint of the outcome's transaction; if

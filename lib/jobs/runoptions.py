@@ -2,7 +2,11 @@
 usage, help text and options (`jobs.cronscript.JobCronScript` reads
 them)."""
 
-__all__ = ["DESCRIPTION", "EPILOG", "USAGE", "add_run_options"]
+__all__ = ["DESCRIPTION", "EPILOG", "USAGE", "add_run_options",
+           "at_least_one", "positive_seconds"]
+
+import argparse
+import math
 
 USAGE = ("%(prog)s [options] SECTION [SECTION ...]\n"
          "       %(prog)s [options] --schedules [SECTION ...]")
@@ -15,9 +19,9 @@ DESCRIPTION = (
     "schedules (with no SECTION: only that); workers do it at each pass.")
 EPILOG = (
     "Exit status: 0 when every section ran (a job's failure is an OOPS\n"
-    "report, not an exit status); 1 for a usage error or when a\n"
-    "section's lock file is held by another run; 2 when a section is\n"
-    "unknown, its source_interface cannot be imported, no utility\n"
+    "report, not an exit status); 1 when a section's lock file is\n"
+    "held by another run; 2 for a usage error (one line), or when a\n"
+    "section is unknown, its source_interface cannot be imported, no utility\n"
     "provides it, or the database connection was lost during its run\n"
     "(the other sections still run). A worker exits 0 after SIGTERM or\n"
     "SIGINT once its running job has finished.\n\n"
@@ -26,6 +30,31 @@ EPILOG = (
     "SIGTERM, a cron run once its running job has finished.\n\n"
     "Configuration: JOBS_CONFIG names the instance (default\n"
     "development); JOBS_DATABASE_URI overrides [database] uri.")
+
+
+def at_least_one(text):
+    """An argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "%r is not a whole number." % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("%d is below 1." % value)
+    return value
+
+
+def positive_seconds(text):
+    """An argparse type: a finite number of seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "%r is not a number of seconds." % text) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            "%r is not more than 0 seconds." % text)
+    return value
 
 
 def add_run_options(parser, commandline_config):
@@ -42,13 +71,13 @@ def add_run_options(parser, commandline_config):
         "--worker", action="store_true",
         help="Keep running: serve the sections until SIGTERM/SIGINT.")
     parser.add_argument(
-        "--max-jobs", type=int, metavar="N",
+        "--max-jobs", type=at_least_one, metavar="N",
         help="Stop claiming after N jobs per section (cron mode).")
     parser.add_argument(
-        "--max-seconds", type=float, metavar="T",
+        "--max-seconds", type=positive_seconds, metavar="T",
         help="Stop claiming after T seconds per section (cron mode).")
     parser.add_argument(
-        "--batch-size", type=int, metavar="N",
+        "--batch-size", type=at_least_one, metavar="N",
         help="Claim up to N jobs per statement (default: the section's"
              " batch_size).")
     parser.add_argument(
@@ -63,6 +92,6 @@ def add_run_options(parser, commandline_config):
              " it (with no SECTION: only that). Workers do it at each"
              " pass.")
     parser.add_argument(
-        "--processes", type=int, metavar="N",
+        "--processes", type=at_least_one, metavar="N",
         help="Run each job in a pool of N child processes"
              " (ProcessJobRunner).")

@@ -28,6 +28,7 @@ from zope.component import queryUtility
 from zope.dottedname.resolve import resolve
 from zope.interface.interface import InterfaceClass
 
+from jobs.bounds import LEASE_SECONDS, problem, seconds_of
 from jobs.config import get_config
 from jobs.errorlog import ErrorReporter
 from jobs.errors import ConfigError, SectionError
@@ -143,9 +144,12 @@ def lease_seconds(settings, source):
         return float(settings.lease_seconds)
     duration = getattr(source, "lease_duration", None) or timedelta(
         seconds=60)
-    if isinstance(duration, timedelta):
-        return duration.total_seconds()
-    return float(duration)
+    wrong = problem(LEASE_SECONDS, duration)
+    if wrong is not None:
+        raise SectionError("Section %s: %s lease_duration: %s" % (
+            getattr(settings, "name", "?"), getattr(
+                source, "__name__", type(source).__name__), wrong))
+    return seconds_of(duration)
 
 
 def error_reporter_for(section=None, config=None):

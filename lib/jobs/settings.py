@@ -11,8 +11,9 @@ __all__ = ["CelerySettings", "JobSection", "WebSettings", "WorkerSettings",
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
+from jobs.bounds import CONFIG_SECONDS, Bound, problem
 from jobs.errors import ConfigError, ScheduleError
 from jobs.schedule import Cron, Schedule
 
@@ -74,8 +75,8 @@ class JobSection:
         self.runner_class = section["runner_class"]
         self.batch_size = self._number(section, "batch_size", int, 0)
         self.group_commit = self._number(section, "group_commit", int, 0)
-        self.poll_interval = self._number(section, "poll_interval", float, 0.01)
-        self.grace_period = self._number(section, "grace_period", float, 0)
+        self.poll_interval = self._seconds(section, "poll_interval")
+        self.grace_period = self._seconds(section, "grace_period")
         self.processes = self._number(section, "processes", int, 1)
         self.log_tail_chars = self._number(section, "log_tail_chars", int, 100)
         level = logging.getLevelName(str(section["log_level"]).upper())
@@ -83,10 +84,9 @@ class JobSection:
             raise ConfigError("%s: [%s] log_level: %r is not a log level." % (
                 config.path, name, section["log_level"]))
         self.log_level = level
-        self.lease_seconds = self._optional(section, "lease_seconds", 1)
-        self.max_runtime = self._optional(section, "max_runtime", 1)
-        self.statement_timeout = self._optional(
-            section, "statement_timeout", 0.001)
+        self.lease_seconds = self._optional(section, "lease_seconds")
+        self.max_runtime = self._optional(section, "max_runtime")
+        self.statement_timeout = self._optional(section, "statement_timeout")
         memory_limit = section["memory_limit"]
         self.memory_limit = (None if memory_limit is None else
                              self._number(section, "memory_limit", int, 1))
@@ -96,13 +96,12 @@ class JobSection:
                               " false." % (config.path, name, dispatch))
         self.celery_dispatch = dispatch
         self.task_queue = section["task_queue"] or None
-        self.celery_sweep_grace = self._number(
-            section, "celery_sweep_grace", float, 0)
+        self.celery_sweep_grace = self._seconds(section, "celery_sweep_grace")
         self.max_running = self._number(section, "max_running", int, 0)
         self.max_running_per_key = self._number(
             section, "max_running_per_key", int, 0)
         self.rate_limit = self._number(section, "rate_limit", int, 0)
-        self.rate_period = self._number(section, "rate_period", float, 0.001)
+        self.rate_period = self._seconds(section, "rate_period")
         if self.runner_class not in ("JobRunner", "ProcessJobRunner"):
             raise ConfigError(
                 "%s: [%s] runner_class: %r is not JobRunner or "
@@ -123,12 +122,16 @@ class JobSection:
                     "%s: [%s] %s: %r is not a name."
                     % (config.path, name, key, value))
 
-    def _optional(self, section: Any, key: str,
-                  minimum: float) -> Optional[float]:
+    def _optional(self, section: Any, key: str) -> Optional[float]:
         """A number of seconds, or None when the key says ``none``."""
         if section[key] is None:
             return None
-        return self._number(section, key, float, minimum)
+        return self._seconds(section, key)
+
+    def _seconds(self, section: Any, key: str) -> float:
+        """A number of seconds, in its range (`jobs.bounds`)."""
+        return _number(self.config, self.name, key, float,
+                       CONFIG_SECONDS[key])
 
     def _number(self, section: Any, key: str, kind: type,
                 minimum: float) -> Any:
@@ -136,9 +139,9 @@ class JobSection:
 
 
 def _number(config: JobsConfig, name: str, key: str, kind: type,
-            minimum: float) -> Any:
+            minimum: Union[float, Bound]) -> Any:
     """Section `name`'s `key` as a `kind` (int or float) of at least
-    `minimum`.
+    `minimum`, or in the range of a `Bound`.
 
     :raises ConfigError: naming the file, section and key.
     """
@@ -151,7 +154,12 @@ def _number(config: JobsConfig, name: str, key: str, kind: type,
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError("%s: [%s] %s: %r is not a number." % (
             config.path, name, key, value))
-    if value < minimum:
+    if isinstance(minimum, Bound):
+        wrong = problem(minimum, value)
+        if wrong is not None:
+            raise ConfigError("%s: [%s] %s: %s" % (
+                config.path, name, key, wrong))
+    elif value < minimum:
         raise ConfigError("%s: [%s] %s: %r is below %s." % (
             config.path, name, key, value, minimum))
     return kind(value)
@@ -169,7 +177,7 @@ class WorkerSettings:
 
     def __init__(self, config: JobsConfig):
         self.beat_seconds = _number(config, "workers", "beat_seconds",
-                                    float, 0.05)
+                                    float, CONFIG_SECONDS["beat_seconds"])
         self.lost_after_beats = _number(config, "workers",
                                         "lost_after_beats", int, 1)
         self.keep_lost_seconds = _number(

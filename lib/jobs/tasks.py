@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 import functools
-import math
 import weakref
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -64,6 +63,8 @@ from typing import (
     overload,
 )
 
+from jobs.bounds import (
+    LEASE_SECONDS, MAX_RETRIES, RETRY_DELAY, Bound, problem, seconds_of)
 from jobs.config import JobSection, JobsConfig, get_config
 from jobs.database import get_store
 from jobs.errors import (
@@ -99,17 +100,20 @@ def registered_tasks() -> Mapping[str, "Task[Any, Any]"]:
     return MappingProxyType(_registry)
 
 
-def _seconds(name: str, value: Seconds) -> float:
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError("@task %s: %r is not seconds or a timedelta."
-                        % (name, value))
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError("@task %s: %r is not 0 seconds or more."
-                         % (name, value))
+def _checked(name: str, key: str, value: Any, bound: Bound) -> float:
+    """`value` (seconds or a timedelta, or a count) in `bound`'s range.
+
+    :raises TypeError: it is not a number (or a timedelta).
+    :raises ValueError: it is out of range; both name the task and key.
+    """
+    seconds = seconds_of(value)
+    if seconds is None or (not bound.unit and not isinstance(value, int)):
+        raise TypeError("@task %s: %s: %r is not %s." % (
+            name, key, value,
+            "seconds or a timedelta" if bound.unit else "a whole number"))
+    wrong = problem(bound, value)
+    if wrong is not None:
+        raise ValueError("@task %s: %s: %s" % (name, key, wrong))
     return seconds
 
 
@@ -159,16 +163,13 @@ class Task(Generic[P, R]):
             raise TypeError("@task %s: section %r is not a section name."
                             % (self.name, section))
         self.section = section
-        if isinstance(max_retries, bool) or not isinstance(
-                max_retries, int) or max_retries < 0:
-            raise ValueError("@task %s: max_retries %r is not a count."
-                             % (self.name, max_retries))
+        _checked(self.name, "max_retries", max_retries, MAX_RETRIES)
         self.max_retries = max_retries
-        self.retry_delay = timedelta(
-            seconds=_seconds(self.name, retry_delay))
+        self.retry_delay = timedelta(seconds=_checked(
+            self.name, "retry_delay", retry_delay, RETRY_DELAY))
         self.priority = enqueue_options(priority=priority).priority
-        self.lease_seconds = (None if lease_seconds is None
-                              else _seconds(self.name, lease_seconds) or None)
+        self.lease_seconds = (None if lease_seconds is None else _checked(
+            self.name, "lease_seconds", lease_seconds, LEASE_SECONDS))
         self.retry_error_types = tuple(retry_error_types)
         self.user_error_types = tuple(user_error_types)
         self.database_privileges = {

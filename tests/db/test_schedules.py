@@ -180,7 +180,7 @@ class TestEnqueue(ScheduleTestCase):
         script.logger = BufferLogger()
         err = io.StringIO()
         self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
-        self.assertEqual(1, script.lock_and_run())
+        self.assertEqual(2, script.lock_and_run())
         self.assertThat(err.getvalue(), Contains(
             "error: name at least one SECTION (or --schedules)"))
 

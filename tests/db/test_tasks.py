@@ -300,10 +300,17 @@ class TestTaskDefinition(TaskTestCase):
 
     def test_bad_settings_fail_at_decoration(self):
         for settings, error_type, message in [
-                ({"max_retries": -1}, ValueError, "max_retries -1 is not a"
-                 " count."),
-                ({"retry_delay": "soon"}, TypeError, "'soon' is not seconds"
-                 " or a timedelta."),
+                ({"max_retries": -1}, ValueError, "max_retries: -1 is"
+                 " outside its range: 0 to 1,000."),
+                ({"max_retries": 1.5}, TypeError, "max_retries: 1.5 is not"
+                 " a whole number."),
+                ({"retry_delay": "soon"}, TypeError, "retry_delay: 'soon' is"
+                 " not seconds or a timedelta."),
+                ({"retry_delay": -1}, ValueError, "retry_delay: -1 is outside"
+                 " its range: more than 0 and at most 31,536,000 seconds"
+                 " (a year)."),
+                ({"lease_seconds": 0.001}, ValueError, "lease_seconds: 0.001"
+                 " is outside its range: 1 to 31,536,000 seconds (a year)."),
                 ({"section": 3}, TypeError, "section 3 is not a section"
                  " name.")]:
             error = self.assertRaises(error_type, task(**settings),

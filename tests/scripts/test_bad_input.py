@@ -26,6 +26,7 @@ import io
 import os
 import re
 import sys
+from datetime import datetime, timedelta, timezone
 
 import fixtures
 from storm.uri import URI
@@ -36,15 +37,23 @@ from zope.component import getGlobalSiteManager
 from jobs import config as jobs_config
 from jobs import schema
 from jobs.database import connect, disconnect, get_store
-from jobs.errors import InvalidJobData
+from jobs.bounds import YEAR
+from jobs.cli.main import build_parser, main as jobs_command
+from jobs.errors import InvalidJobData, InvalidJobOption
 from jobs.interfaces.job import IJobSource, JobStatus
 from jobs.log import BufferLogger
 from jobs.runner import JobCronScript
-from jobs.testing.foojob import FooJobDerived
+from jobs.tasks import task
+from jobs.testing.foojob import DoFooJob, FooJobDerived
 from jobs.testing.script import run_script
+from jobs.testing.tasks import not_a_task
 from jobs.testing.testcase import DatabaseTestCase
 
 RUN_JOBS = "cronscripts/run_jobs.py"
+# The jobs command's commands, as argparse lists them.
+COMMANDS = ", ".join(
+    "'%s'" % name for name in build_parser()._subparsers._group_actions[
+        0].choices)
 BOTH = ("postgresql", "sqlite")
 SQLITE = ("sqlite",)
 
@@ -200,6 +209,70 @@ def create(**behaviour):
     return prepare
 
 
+def job_with_retries(**behaviour):
+    """`job(**behaviour)` whose row allows 3 retries."""
+    def prepare(test):
+        made = test.factory.makeDoFooJob(**behaviour)
+        test.store.execute("UPDATE job SET max_retries = 3 WHERE id = ?",
+                           (made.job_id,))
+        transaction.commit()
+        return ["do_foo"], made.job
+    return prepare
+
+
+class GreedyJob(DoFooJob):
+    """A job class whose retry policy is nonsense."""
+
+    max_retries = -1
+
+
+class EndlessJob(DoFooJob):
+    """A job class whose retry policy is beyond the bound."""
+
+    max_retries = 10 ** 6
+
+
+class IHastyJobSource(IJobSource):
+    """The source of `HastyJob`."""
+
+
+class HastyJob(DoFooJob):
+    """A job class whose lease is a millisecond: two runners would run
+    its jobs at once."""
+
+    lease_duration = timedelta(milliseconds=1)
+
+
+def hasty_section(test):
+    manager = getGlobalSiteManager()
+    manager.registerUtility(HastyJob, IHastyJobSource)
+    test.addCleanup(manager.unregisterUtility, HastyJob, IHastyJobSource)
+    return ["hasty"]
+
+
+def create_of(job_class, **behaviour):
+    def prepare(test):
+        return lambda: job_class.create(test.factory.makeFoo(), **behaviour)
+    return prepare
+
+
+def decorate(**settings):
+    """``@task(**settings)`` on a plain function: it must raise."""
+    return lambda test: lambda: task(**settings)(not_a_task)
+
+
+def cli(*argv):
+    """The `jobs` command's arguments."""
+    return lambda test: list(argv)
+
+
+def section(body):
+    return "[do_foo]\n%s\n" % body
+
+
+RANGE_YEAR = "31,536,000 seconds (a year)"
+
+
 FAMILY_SECTION = """
 [foo_family]
 source_interface: tests.scripts.test_bad_input.IFooFamilySource
@@ -209,14 +282,15 @@ UNREACHABLE = "postgres://127.0.0.1:1/nowhere"
 
 CASES = [
     # -- the command line and the sections -----------------------------------
-    Case("no_section", "no section on the command line", args(), 1,
+    Case("no_section", "no section on the command line", args(), 2,
          "run_jobs: error: name at least one SECTION (or --schedules)"),
     Case("bad_option_value", "an option's value of the wrong type",
-         args("--batch-size", "many", "do_foo"), 1,
-         "run_jobs: error: argument --batch-size: invalid int value: 'many'"),
+         args("--batch-size", "many", "do_foo"), 2,
+         "run_jobs: error: argument --batch-size: 'many' is not a whole"
+         " number."),
     Case("unwritable_log_file", "--log-file in a folder that cannot exist",
          lambda test: file_as_parent(
-             test, "--log-file", "INFO:{tmp}/file/run.log", "do_foo"), 1,
+             test, "--log-file", "INFO:{tmp}/file/run.log", "do_foo"), 2,
          "run_jobs.py: error: argument --log-file: cannot append to"
          " {tmp}/file/run.log: Not a directory", via="subprocess"),
     Case("unknown_section", "a section the configuration lacks",
@@ -256,6 +330,72 @@ CASES = [
          "{bad}: [components] register: cannot import no.such.register:"
          " No module named 'no'",
          config="[components]\nregister: no.such.register\n"),
+    # -- numbers of the run's command line (`jobs.runoptions`) --------------
+    Case("max_jobs_negative", "--max-jobs below 1",
+         args("--max-jobs", "-1", "do_foo"), 2,
+         "run_jobs: error: argument --max-jobs: -1 is below 1."),
+    Case("max_jobs_zero", "--max-jobs 0", args("--max-jobs", "0", "do_foo"),
+         2, "run_jobs: error: argument --max-jobs: 0 is below 1."),
+    Case("batch_size_zero", "--batch-size 0",
+         args("--batch-size", "0", "do_foo"), 2,
+         "run_jobs: error: argument --batch-size: 0 is below 1."),
+    Case("processes_negative", "--processes below 1",
+         args("--processes", "-2", "do_foo"), 2,
+         "run_jobs: error: argument --processes: -2 is below 1."),
+    Case("max_seconds_negative", "--max-seconds below 0",
+         args("--max-seconds", "-5", "do_foo"), 2,
+         "run_jobs: error: argument --max-seconds: '-5' is not more than 0"
+         " seconds."),
+    Case("max_seconds_nan", "--max-seconds that is not a number",
+         args("--max-seconds", "nan", "do_foo"), 2,
+         "run_jobs: error: argument --max-seconds: 'nan' is not more than 0"
+         " seconds."),
+    Case("unknown_option", "an option run_jobs.py does not have",
+         args("--bogus", "do_foo"), 2,
+         "run_jobs: error: unrecognized arguments: --bogus"),
+    # -- seconds in the configuration (`jobs.bounds`) -------------------------
+    Case("lease_seconds_tiny", "a lease below 1 s (two runners would run the"
+         " job)", args("do_foo"), 2,
+         "{bad}: [do_foo] lease_seconds: 0.001 is outside its range: 1 to "
+         + RANGE_YEAR + ".", config=section("lease_seconds: 0.001")),
+    Case("lease_seconds_huge", "a lease beyond a year", args("do_foo"), 2,
+         "{bad}: [do_foo] lease_seconds: 1000000000000.0 is outside its"
+         " range: 1 to " + RANGE_YEAR + ".",
+         config=section("lease_seconds: 1e12")),
+    Case("lease_seconds_negative", "a negative lease", args("do_foo"), 2,
+         "{bad}: [do_foo] lease_seconds: -60 is outside its range: 1 to "
+         + RANGE_YEAR + ".", config=section("lease_seconds: -60")),
+    Case("max_runtime_zero", "a max_runtime of 0", args("do_foo"), 2,
+         "{bad}: [do_foo] max_runtime: 0 is outside its range: 1 to "
+         + RANGE_YEAR + ".", config=section("max_runtime: 0")),
+    Case("statement_timeout_negative", "a negative statement_timeout",
+         args("do_foo"), 2,
+         "{bad}: [do_foo] statement_timeout: -1 is outside its range:"
+         " 0.001 to " + RANGE_YEAR + ".",
+         config=section("statement_timeout: -1")),
+    Case("poll_interval_huge", "a poll_interval beyond a day",
+         args("do_foo"), 2,
+         "{bad}: [do_foo] poll_interval: 1000000.0 is outside its range:"
+         " 0.01 to 86,400 seconds.", config=section("poll_interval: 1e6")),
+    Case("grace_period_negative", "a negative grace_period", args("do_foo"),
+         2, "{bad}: [do_foo] grace_period: -1 is outside its range: 0 to"
+         " 86,400 seconds.", config=section("grace_period: -1")),
+    Case("rate_period_zero", "a rate_period of 0", args("do_foo"), 2,
+         "{bad}: [do_foo] rate_period: 0 is outside its range: 0.001 to "
+         + RANGE_YEAR + ".", config=section("rate_period: 0")),
+    Case("lease_duration_tiny", "a job class whose lease_duration is a"
+         " millisecond (the section sets no lease_seconds)", hasty_section,
+         2, "Section hasty: HastyJob lease_duration: 0.001 seconds is outside"
+         " its range: 1 to " + RANGE_YEAR + ".",
+         config="[hasty]\nsource_interface:"
+         " tests.scripts.test_bad_input.IHastyJobSource\n"),
+    Case("lease_seconds_nan", "a lease that is not a number (nan)",
+         args("do_foo"), 2,
+         "{bad}: [do_foo] lease_seconds: nan is outside its range: 1 to "
+         + RANGE_YEAR + ".", config=section("lease_seconds: nan")),
+    Case("lease_seconds_infinite", "an infinite lease", args("do_foo"), 2,
+         "{bad}: [do_foo] lease_seconds: inf is outside its range: 1 to "
+         + RANGE_YEAR + ".", config=section("lease_seconds: inf")),
     # -- the configuration file ----------------------------------------------
     Case("config_missing", "JOBS_CONFIG names a file that does not exist",
          args("do_foo"), 2, "Config file not found: {tmp}/missing.conf",
@@ -281,7 +421,8 @@ CASES = [
          "{bad}: [do_foo] batch_size: 'lots' is not a number.",
          config="[do_foo]\nbatch_size: lots\n"),
     Case("wrong_type_range", "a number out of range", args("do_foo"), 2,
-         "{bad}: [do_foo] poll_interval: 0 is below 0.01.",
+         "{bad}: [do_foo] poll_interval: 0 is outside its range: 0.01 to"
+         " 86,400 seconds.",
          config="[do_foo]\npoll_interval: 0\n"),
     Case("wrong_type_level", "a log level that is not one", args("do_foo"), 2,
          "{bad}: [do_foo] log_level: 'LOUD' is not a log level.",
@@ -387,6 +528,136 @@ CASES = [
          create(note="a\x00b"), None,
          "InvalidJobData: json_data holds a NUL character (\\u0000), which"
          " PostgreSQL's jsonb cannot store.", via="create", databases=BOTH),
+    # -- a job's creation options and retry policy (`jobs.bounds`) -----------
+    Case("delay_negative", "a negative delay", create(delay=-1), None,
+         "InvalidJobOption: delay: -1 is negative: a job cannot start in the"
+         " past.", via="create", databases=BOTH),
+    Case("delay_past_9999", "a delay that reaches past the year 9999",
+         create(delay=timedelta(days=9500 * 365)), None,
+         "InvalidJobOption: delay: datetime.timedelta(days=3467500) puts the"
+         " job's start past the year 9999.", via="create", databases=BOTH),
+    Case("delay_not_a_number", "a delay that is text", create(delay="soon"),
+         None, "InvalidJobOption: delay: 'soon' is not a number of seconds or"
+         " a timedelta.", via="create", databases=BOTH),
+    Case("scheduled_start_naive", "a scheduled_start without a time zone",
+         create(scheduled_start=datetime(2030, 1, 1)), None,
+         "InvalidJobOption: scheduled_start: 2030-01-01T00:00:00 has no time"
+         " zone: give an aware datetime (tzinfo=timezone.utc).",
+         via="create", databases=BOTH),
+    Case("scheduled_start_past_9999", "a scheduled_start past the year 9999"
+         " in UTC", create(scheduled_start=datetime(
+             9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))), None,
+         "InvalidJobOption: scheduled_start: 9999-12-31T23:00:00-05:00 is"
+         " past the year 9999 in UTC.", via="create", databases=BOTH),
+    Case("priority_too_large", "a priority beyond PostgreSQL's integer",
+         create(priority=2 ** 40), None,
+         "InvalidJobOption: priority: 1099511627776 is outside"
+         " -2147483648..2147483647.", via="create", databases=BOTH),
+    Case("unique_key_empty", "an empty unique_key", create(unique_key=""),
+         None, "InvalidJobOption: unique_key: the empty string: give a key,"
+         " or None for none.", via="create", databases=BOTH),
+    Case("on_dependency_failure_unknown", "an on_dependency_failure that is"
+         " not one", create(on_dependency_failure="ignore"), None,
+         "InvalidJobOption: on_dependency_failure: 'ignore' is not 'cancel'"
+         " or 'run'.", via="create", databases=BOTH),
+    Case("max_retries_negative", "a job class whose max_retries is -1",
+         create_of(GreedyJob), None,
+         "InvalidJobOption: max_retries: -1 is outside its range: 0 to"
+         " 1,000.", via="create", databases=BOTH),
+    Case("max_retries_huge", "a job class whose max_retries is a million",
+         create_of(EndlessJob), None,
+         "InvalidJobOption: max_retries: 1000000 is outside its range: 0 to"
+         " 1,000.", via="create", databases=BOTH),
+    Case("retry_delay_negative", "a retry_delay below 0 when the job asks"
+         " to be retried (it would retry at once, in a loop)",
+         job_with_retries(raise_="retry", retry_delay=-5), 0,
+         "Failed; OOPS InvalidJobOption: retry_delay: -5 seconds is"
+         " outside its range: more than 0 and at most " + RANGE_YEAR
+         + ". (the job raised RetryError: Try again later.)",
+         via="outcome", databases=BOTH),
+    Case("retry_delay_9500_years", "a retry_delay of 9,500 years (it stored"
+         " the year 11533)",
+         job_with_retries(raise_="retry", retry_delay=9500 * YEAR), 0,
+         "Failed; OOPS InvalidJobOption: retry_delay: 299,592,000,000"
+         " seconds is outside its range: more than 0 and at most "
+         + RANGE_YEAR + ". (the job raised RetryError: Try again later.)",
+         via="outcome", databases=BOTH),
+    Case("task_retry_delay_negative", "@task(retry_delay=-1)",
+         decorate(retry_delay=-1), None,
+         "ValueError: @task jobs.testing.tasks.not_a_task: retry_delay: -1 is"
+         " outside its range: more than 0 and at most " + RANGE_YEAR + ".",
+         via="decorate", databases=SQLITE),
+    Case("task_retry_delay_zero", "@task(retry_delay=0)",
+         decorate(retry_delay=0), None,
+         "ValueError: @task jobs.testing.tasks.not_a_task: retry_delay: 0 is"
+         " outside its range: more than 0 and at most " + RANGE_YEAR + ".",
+         via="decorate", databases=SQLITE),
+    Case("task_lease_seconds_tiny", "@task(lease_seconds=0.001)",
+         decorate(lease_seconds=0.001), None,
+         "ValueError: @task jobs.testing.tasks.not_a_task: lease_seconds:"
+         " 0.001 is outside its range: 1 to " + RANGE_YEAR + ".",
+         via="decorate", databases=SQLITE),
+    Case("task_max_retries_negative", "@task(max_retries=-1)",
+         decorate(max_retries=-1), None,
+         "ValueError: @task jobs.testing.tasks.not_a_task: max_retries: -1 is"
+         " outside its range: 0 to 1,000.", via="decorate",
+         databases=SQLITE),
+    Case("task_max_retries_not_whole", "@task(max_retries=1.5)",
+         decorate(max_retries=1.5), None,
+         "TypeError: @task jobs.testing.tasks.not_a_task: max_retries: 1.5 is"
+         " not a whole number.", via="decorate", databases=SQLITE),
+    # -- the jobs command's arguments -----------------------------------------
+    Case("cli_oops_show_dotdot", "jobs oops show ..",
+         cli("oops", "show", ".."), 2,
+         "jobs: No OOPS report .. in the index or in {error_dir}.",
+         via="cli", databases=BOTH),
+    Case("cli_since_too_old", "jobs list --since 999999999d",
+         cli("list", "--since", "999999999d"), 2,
+         "jobs: Bad date '999999999d': that age reaches back before the year"
+         " 1.", via="cli", databases=BOTH),
+    Case("cli_date_before_year_1_in_utc", "jobs list --since a date before"
+         " the year 1 once in UTC",
+         cli("list", "--since", "0001-01-01T00:00+05:00"), 2,
+         "jobs: Bad date '0001-01-01T00:00+05:00': it is outside the years 1"
+         " to 9999 in UTC.", via="cli", databases=BOTH),
+    Case("cli_date_past_9999_in_utc", "jobs prune --older-than a date past"
+         " 9999 once in UTC",
+         cli("prune", "--older-than", "9999-12-31T23:00-05:00"), 2,
+         "jobs: Bad date '9999-12-31T23:00-05:00': it is outside the years 1"
+         " to 9999 in UTC.", via="cli", databases=BOTH),
+    Case("cli_bad_date", "jobs list --since 2026-13-45",
+         cli("list", "--since", "2026-13-45"), 2,
+         "jobs: Bad date '2026-13-45': use YYYY-MM-DD[THH:MM[:SS]] or an age"
+         " like 30d, 12h.", via="cli"),
+    Case("cli_prune_batch_size_zero", "jobs prune --batch-size 0",
+         cli("prune", "--older-than", "30d", "--batch-size", "0"), 2,
+         "jobs: --batch-size must be at least 1.", via="cli"),
+    Case("cli_id_too_large", "jobs show with an id beyond the id column",
+         cli("show", "99999999999999999999"), 2,
+         "jobs: Bad job id '99999999999999999999': the largest id is"
+         " 2,147,483,647.", via="cli", databases=BOTH),
+    Case("cli_id_not_a_number", "jobs cancel with an id that is not one",
+         cli("cancel", "-5"), 2,
+         "jobs: Bad job id '-5': ids are whole numbers.", via="cli"),
+    Case("cli_limit_zero", "jobs list --limit 0", cli("list", "--limit", "0"),
+         2, "jobs: --limit must be at least 1.", via="cli"),
+    Case("cli_oops_limit_zero", "jobs oops list --limit 0",
+         cli("oops", "list", "--limit", "0"), 2,
+         "jobs: argument --limit: 0 is below 1.", via="cli"),
+    Case("cli_unknown_status", "jobs list --status nope",
+         cli("list", "--status", "nope"), 2,
+         "jobs: Unknown status 'nope' (one of: waiting, running, completed,"
+         " failed, suspended, cancelled, blocked).", via="cli"),
+    Case("cli_unknown_command", "a command jobs does not have",
+         cli("frobnicate"), 2,
+         "jobs: argument command: invalid choice: 'frobnicate' (choose from"
+         " {commands})", via="cli"),
+    Case("cli_run_max_jobs_negative", "jobs run --max-jobs -1",
+         cli("run", "--max-jobs", "-1", "do_foo"), 2,
+         "jobs run: error: argument --max-jobs: -1 is below 1.", via="cli"),
+    Case("cli_run_batch_size_zero", "jobs run --batch-size 0",
+         cli("run", "--batch-size", "0", "do_foo"), 2,
+         "jobs run: error: argument --batch-size: 0 is below 1.", via="cli"),
 ]
 
 
@@ -402,6 +673,7 @@ class BadInputTestCase(DatabaseTestCase):
     def values(self, bad=None):
         address = URI(self.db.uri.replace("sqlite:", "sqlite:///", 1))
         return dict(config=self.config.path, bad=bad, tmp=self.tmp,
+                    commands=COMMANDS,
                     lock_dir=self.config.lock_dir,
                     error_dir=self.config.error_dir, host=address.host,
                     port=address.port, database=address.database)
@@ -510,9 +782,25 @@ class BadInputTestCase(DatabaseTestCase):
         return self.observe_outcome(prepared, subprocess=True)
 
     def observe_create(self, make):
-        error = self.assertRaises(InvalidJobData, make)
+        error = self.assertRaises((InvalidJobData, InvalidJobOption), make)
         transaction.abort()
         return None, "%s: %s" % (type(error).__name__, error)
+
+    def observe_decorate(self, make):
+        error = self.assertRaises((TypeError, ValueError), make)
+        return None, "%s: %s" % (type(error).__name__, error)
+
+    def observe_cli(self, argv):
+        out, err = io.StringIO(), io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch("sys.stdout", out))
+        self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
+        code = jobs_command(argv)
+        transaction.abort()
+        self.assertThat(err.getvalue(), Not(Contains("Traceback")))
+        lines = err.getvalue().splitlines()
+        # Every argument error is one line.
+        self.assertEqual(1, len(lines), err.getvalue())
+        return code, lines[0]
 
 
 def _make_test(case):

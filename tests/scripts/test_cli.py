@@ -203,7 +203,7 @@ class TestJobsCommand(DatabaseTestCase):
             self.assertThat(out, Contains(option))
         self.assertThat(out, Contains("Exit status: 0 when every section"))
         code, out, err = self.jobs("run")
-        self.assertEqual((1, ""), (code, out))
+        self.assertEqual((2, ""), (code, out))
         self.assertThat(err, Contains(
             "jobs run: error: name at least one SECTION (or --schedules)"))
         code, out, err = self.jobs("run", "nosuchsection")

@@ -164,10 +164,10 @@ class TestJobCronScriptInProcess(DatabaseTestCase):
         self.assertThat(log, Contains("INFO    Budget reached: stopped claiming."))
         self.assertThat(log, Contains("INFO    Ran 2 DoFooJob jobs."))
 
-    def test_usage_error_exits_1(self):
+    def test_usage_error_exits_2(self):
         script = JobCronScript(test_args=[], commandline_config=True)
         script.logger = BufferLogger()
-        self.assertEqual(1, script.lock_and_run())
+        self.assertEqual(2, script.lock_and_run())
 
     def test_database_role(self):
         job = self.factory.makeDoFooJob()
@@ -280,8 +280,10 @@ class TestRunJobsSubprocess(DatabaseTestCase):
 
     def test_usage(self):
         code, out, err = run_script(RUN_JOBS, [])
-        self.assertEqual(1, code)
-        self.assertThat(err, Contains("usage: run_jobs.py"))
+        self.assertEqual(2, code)
+        # One line: the error, naming the program.
+        self.assertEqual(["run_jobs.py: error: name at least one SECTION (or"
+                          " --schedules)"], err.splitlines())
         code, out, err = run_script(RUN_JOBS, ["--help"])
         self.assertEqual(0, code)
         self.assertThat(out, Contains("Exit status: 0 when every section ran"))

@@ -67,16 +67,16 @@ class TestScript(TestCase):
     def test_bad_log_file_is_a_usage_error(self):
         code, err = self.run_captured(
             Chatty(test_args=["--log-file", "LOUD:/tmp/x.log"]))
-        self.assertEqual(1, code)
+        self.assertEqual(2, code)
         self.assertThat(err, Contains("unknown log level 'LOUD'"))
         code, err = self.run_captured(
             Chatty(test_args=["--log-file", "INFO:/nonexistent/dir/x.log"]))
-        self.assertEqual(1, code)
+        self.assertEqual(2, code)
         self.assertThat(err, Contains("cannot append to /nonexistent/dir/x.log"))
 
     def test_unknown_option_is_a_usage_error(self):
         code, err = self.run_captured(Chatty(test_args=["--bogus"]))
-        self.assertEqual(1, code)
+        self.assertEqual(2, code)
         self.assertThat(err, Contains("unrecognized arguments: --bogus"))
 
     def test_unhandled_exception_is_logged_and_exits_1(self):

@@ -23,6 +23,8 @@ from jobs.errorlog import Redactor
 from jobs.errors import CommandError
 from jobs.interfaces.job import JobStatus
 
+# The largest id (the id columns are PostgreSQL's serial, an integer).
+MAX_ID = 2 ** 31 - 1
 FIELDS = ("id", "status", "attempt_count", "max_retries", "priority",
           "scheduled_start", "lease_expires", "date_created", "date_started",
           "date_finished")
@@ -57,7 +59,12 @@ def parse_date(text, now=None):
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
         if now is None:
             now = database_now(get_store())
-        return now - timedelta(**{unit[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{unit[match[2]]: int(match[1])})
+        except OverflowError:
+            raise CommandError(
+                "Bad date %r: that age reaches back before the year 1."
+                % text) from None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
@@ -66,7 +73,11 @@ def parse_date(text, now=None):
             "12h." % text) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise CommandError("Bad date %r: it is outside the years 1 to 9999"
+                           " in UTC." % text) from None
 
 
 def parse_id(text, what="job"):
@@ -77,6 +88,9 @@ def parse_id(text, what="job"):
     if not re.fullmatch(r"\d+", text):
         raise CommandError("Bad %s id %r: ids are whole numbers."
                            % (what, text))
+    if int(text) > MAX_ID:
+        raise CommandError("Bad %s id %r: the largest id is {:,}.".format(
+            MAX_ID) % (what, text))
     return int(text)
 
 

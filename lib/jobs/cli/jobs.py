@@ -6,7 +6,7 @@ __all__ = ["add_commands", "job_types", "orphaned_condition"]
 import json
 from collections import OrderedDict
 
-from storm.expr import And, Count, Desc, Not, Or, Select
+from storm.expr import And, Desc, Exists, Func, Not, Or, Select, SQLRaw
 
 from jobs.cli.formatting import (
     job_row,
@@ -24,7 +24,8 @@ from jobs.model import dependencies
 from jobs.model.oopsreport import list_reports
 from jobs.errors import CommandError
 from jobs.interfaces.job import PENDING_STATUSES, JobStatus
-from jobs.model.job import Job
+from jobs.database.stormext import compile_expr
+from jobs.model.job import Job, ready_kinds
 from jobs.progress import draw
 
 # Statuses a runner may still take a job out of.
@@ -69,11 +70,46 @@ def _seen_by(condition, tables):
                                tables=[Job] + list(tables)))
 
 
+def _by_tables(types):
+    """``{tables: [(section name, condition)]}`` of `types` (`job_types`):
+    the sources that join the same tables (the job table left out), which
+    one pass over their join serves."""
+    groups = OrderedDict()
+    for name, (condition, tables) in types.items():
+        tables = tuple(table for table in tables if table is not Job)
+        groups.setdefault(tables, []).append((name, condition))
+    return groups
+
+
+def _seen(types):
+    """SQL, one expression per context table: the outer query's job is
+    one that a source of `types` (`job_types`) sees.
+
+    The sources that join the same tables share one correlated
+    ``EXISTS`` (an anti-join once negated: PostgreSQL takes the join
+    column, common to every branch of the OR, out of it); a condition
+    that names only the job table is tested on the row itself.
+    """
+    seen = []
+    for tables, members in _by_tables(types).items():
+        either = Or(*[condition for _, condition in members])
+        if tables:
+            seen.append(Exists(Select(SQLRaw("1"), where=either,
+                                      tables=list(tables))))
+        else:
+            seen.append(Func("COALESCE", either, False))
+    return seen
+
+
 def orphaned_condition(types=None):
     """SQL for unfinished jobs that no configured section's source sees —
     their context row was deleted, or their section removed: no runner
     will ever take them. None when no section's source can say which
     jobs are its own.
+
+    ``NOT EXISTS`` per context table, not ``NOT (id IN (...) OR id IN
+    (...))``: PostgreSQL runs the latter as a sub-plan per row once the
+    ids do not fit in work_mem (over 300 s at a million waiting jobs).
 
     :param types: `job_types()`, if the caller has it already.
     """
@@ -81,26 +117,70 @@ def orphaned_condition(types=None):
         types = job_types()
     if not types:
         return None
+    # NOT (a OR b) as NOT a AND NOT b: a NOT EXISTS among ANDs is what
+    # PostgreSQL turns into an anti-join.
     return And(Job.status.is_in(UNFINISHED),
-               Not(Or(*[_seen_by(*type_) for type_ in types.values()])))
+               *[Not(seen) for seen in _seen(types)])
+
+
+def status_counts(store, types):
+    """``({JobStatus: jobs}, {section name: {JobStatus: jobs}})``: every
+    job's, and each source's of `types` (`job_types`).
+
+    One pass per context table (the sources that join the same tables
+    share it, each counted by a ``CASE`` of its own condition), not one
+    join per source; the sources whose condition names only the job
+    table are counted in the pass over the job table that counts all.
+    """
+    groups = _by_tables(types)
+    groups.setdefault((), [])
+    overall, counts = {}, OrderedDict((name, {}) for name in types)
+    for tables, members in groups.items():
+        columns, parameters = ["COUNT(*)"], []
+        for _, condition in members:
+            sql, condition_parameters = compile_expr(store, condition)
+            columns.append("SUM(CASE WHEN %s THEN 1 ELSE 0 END)" % sql)
+            parameters += condition_parameters
+        where = ""
+        if tables:
+            sql, where_parameters = compile_expr(
+                store, Or(*[condition for _, condition in members]))
+            where = " WHERE " + sql
+            parameters += where_parameters
+        names = ", ".join(["job"] + [compile_expr(store, table)[0]
+                                      for table in tables])
+        rows = store.execute(
+            "SELECT job.status, %s FROM %s%s GROUP BY job.status"
+            % (", ".join(columns), names, where), parameters)
+        for row in rows:
+            status = JobStatus.items[row[0]]
+            if not tables:
+                overall[status] = row[1]
+            for (name, _), count in zip(members, row[2:]):
+                counts[name][status] = count or 0
+    return overall, counts
+
+
+def oldest_ready(store):
+    """The creation date of the oldest ready WAITING job (the lowest id:
+    ids grow with creation), or None; read in the order of an index
+    rather than by taking the minimum over every ready job."""
+    waiting, _ = ready_kinds()
+    return store.find(Job.date_created, waiting).order_by(Job.id).first()
 
 
 def cmd_status(options):
     store = get_store()
-    counts = dict(store.execute(
-        "SELECT status, count(*) FROM job GROUP BY status"))
-    rows = [OrderedDict(status=item.title, jobs=counts.get(item.value, 0))
+    types = job_types()
+    counts, per_type = status_counts(store, types)
+    rows = [OrderedDict(status=item.title, jobs=counts.get(item, 0))
             for item in JobStatus.items]
     by_type = []
-    types = job_types()
-    for name, (condition, tables) in types.items():
-        per_status = dict(store.using(Job, *tables).find(
-            (Job.status, Count()), condition).group_by(Job.status))
+    for name, per_status in per_type.items():
         by_type.append(OrderedDict(
             [("type", name)] + [(item.title.lower(), per_status.get(item, 0))
                                 for item in JobStatus.items]))
-    oldest = store.find(Job.date_created, Job.id.is_in(Job.ready_jobs),
-                        Job.status == JobStatus.WAITING).min(Job.date_created)
+    oldest = oldest_ready(store)
     lost = store.find(Job, Job.status == JobStatus.RUNNING,
                       Job.lease_expires < UTCNow()).count()
     failed = store.find(Job, Job.status == JobStatus.FAILED,

@@ -31,6 +31,8 @@ from jobs.stopping import exit_process
 EXIT_ERROR = 2
 # What a program killed by SIGPIPE exits with (128 + 13).
 EXIT_BROKEN_PIPE = 141
+# Commands whose statements have no command_statement_timeout.
+UNBOUNDED = ("celery-worker", "db")
 # Options of `jobs` itself that take a value (before the command).
 VALUE_OPTIONS = ("--config", "--format")
 
@@ -83,8 +85,12 @@ def main(argv=None):
             set_config(load(options.config))
         if run_argv is not None:
             return run.run_jobs(run_argv)
-        register_components(get_config())
-        connect(get_config().database_uri)
+        config = get_config()
+        register_components(config)
+        # A Celery worker runs jobs: its connections are the runners'. A
+        # migration may build an index for longer than any query should.
+        connect(config.database_uri, None if options.command in UNBOUNDED
+                else config.command_session_settings)
         code = options.run(options)
         transaction.abort()
         return code or 0

@@ -20,6 +20,7 @@ from jobs.oopsindex import (
     reindex,
     remove_day_folders,
 )
+from jobs.runoptions import at_least_one
 
 
 def reports_since(options):
@@ -103,7 +104,7 @@ def add_commands(commands, parser_class):
     oops_list.add_argument("--since", help="a date or an age (12h, 30d)")
     oops_list.add_argument("--fingerprint",
                            help="only the reports of this fingerprint")
-    oops_list.add_argument("--limit", type=int, default=None,
+    oops_list.add_argument("--limit", type=at_least_one, default=None,
                            help="only the newest N")
     oops_list.set_defaults(run=cmd_oops_list)
     oops_show = oops_commands.add_parser(

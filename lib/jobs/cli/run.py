@@ -7,6 +7,7 @@ import argparse
 
 from jobs.config import get_config
 from jobs.errors import CommandError
+from jobs.runoptions import at_least_one
 from jobs.runner import JobCronScript
 
 
@@ -62,7 +63,7 @@ def add_commands(commands, parser_class):
     worker.add_argument("-Q", "--queues", action="append", metavar="QUEUE",
                         help="a queue (repeatable, or comma-separated;"
                         " default: [celery] default_queue)")
-    worker.add_argument("-c", "--concurrency", type=int, default=1,
+    worker.add_argument("-c", "--concurrency", type=at_least_one, default=1,
                         help="worker processes (default 1)")
     worker.add_argument("-l", "--loglevel", default="INFO")
     worker.add_argument("-n", "--hostname", help="the worker's node name")

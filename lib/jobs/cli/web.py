@@ -9,6 +9,7 @@ import re
 import sys
 
 from jobs.config import get_config
+from jobs.runoptions import at_least_one
 from jobs.errors import CommandError
 
 
@@ -81,7 +82,7 @@ def add_commands(commands, parser_class):
         " listen, authentication)")
     web.add_argument("--listen", metavar="HOST:PORT",
                      help="instead of [web] listen")
-    web.add_argument("--threads", type=int, default=4,
+    web.add_argument("--threads", type=at_least_one, default=4,
                      help="waitress worker threads (default 4)")
     web.add_argument("--hash-password", action="store_true",
                      help="print the [web] password_hash of a password"

@@ -2,13 +2,41 @@
 
 __all__ = ["DBEnum", "JSON", "UTCDateTime", "UTCDateTimeVariable"]
 
-from datetime import timezone
+from datetime import datetime, timezone
 
+import psycopg2.extensions
 from storm.databases.postgres import JSON
 from storm.properties import SimpleProperty
 from storm.variables import DateTimeVariable, Variable
 
 UTC = timezone.utc
+
+
+def beyond_datetime(text):
+    """What a stored date that Python's datetime cannot hold (the year
+    11533, written before `jobs.bounds` refused it, or a BC date) reads
+    as: `datetime.max`, or `datetime.min` for a BC date — as psycopg2
+    reads PostgreSQL's infinity. Such a row can still be listed, shown,
+    cancelled and pruned."""
+    return datetime.min if str(text).rstrip().endswith("BC") else datetime.max
+
+
+def _lenient(default):
+    def cast(value, cursor):
+        try:
+            return default(value, cursor)
+        except ValueError:
+            return beyond_datetime(value)
+    return cast
+
+
+# PostgreSQL's timestamp and timestamptz, read leniently by every
+# connection of this process (psycopg2 raises "year 11533 is out of
+# range" otherwise, for the whole row and its query).
+for _default in (psycopg2.extensions.PYDATETIME,
+                 psycopg2.extensions.PYDATETIMETZ):
+    psycopg2.extensions.register_type(psycopg2.extensions.new_type(
+        _default.values, _default.name + "_LENIENT", _lenient(_default)))
 
 
 class UTCDateTimeVariable(DateTimeVariable):
@@ -24,6 +52,15 @@ class UTCDateTimeVariable(DateTimeVariable):
     def __init__(self, *args, **kwargs):
         kwargs["tzinfo"] = UTC
         super().__init__(*args, **kwargs)
+
+    def parse_set(self, value, from_db):
+        try:
+            return super().parse_set(value, from_db)
+        except ValueError:
+            # SQLite's text past the year 9999 (see `beyond_datetime`).
+            if not from_db or not isinstance(value, str):
+                raise
+            return beyond_datetime(value).replace(tzinfo=UTC)
 
     def parse_get(self, value, to_db):
         if to_db and value is not None:

@@ -154,7 +154,8 @@ class JobsPostgresConnection(SavepointsOnDemand, PostgresConnection):
 
 
 # Session settings of every new PostgreSQL connection ({setting: seconds
-# or None}), from the configuration (`jobs.database.store.connect`).
+# or None, or the text of a setting that is not a duration}), from the
+# configuration (`jobs.database.store.connect`).
 SESSION_SETTINGS = {}
 
 # TCP keepalives: a peer gone without a word (a cut cable, a dead host) is
@@ -186,6 +187,9 @@ class JobsPostgres(Postgres):
         cursor = raw_connection.cursor()
         cursor.execute("SET TIME ZONE 'UTC'")
         for setting, seconds in SESSION_SETTINGS.items():
+            if isinstance(seconds, str):  # not a duration: jit = off
+                cursor.execute("SET %s = %s" % (setting, seconds))
+                continue
             cursor.execute("SET %s = %d" % (
                 setting, 0 if seconds is None else max(1, seconds * 1000)))
         cursor.execute(

@@ -27,7 +27,9 @@ class IJobRunner(Interface):
     incomplete_jobs = Attribute(
         "List of the jobs that did not complete, when the runner keeps its "
         "jobs; else empty.")
-    oops_ids = Attribute("List of the ids (str) of the OOPS reports filed.")
+    oops_ids = Attribute(
+        "List of the ids (str) of the OOPS reports filed, the last 1,000 of"
+        " them (a worker that runs for months keeps counters, not records).")
     started = Attribute("How many attempts this runner started (int).")
 
     def runFromSource(source, logger=None, error_reporter=None, **options):

@@ -27,7 +27,8 @@ from jobs.model.dependencies import attach
 from jobs.model.events import creation_watched
 from jobs.model.job import Job
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES, check_json_data, json_text
-from jobs.model.options import OPTION_NAMES, EnqueueOptions, enqueue_options
+from jobs.model.options import (
+    OPTION_NAMES, EnqueueOptions, check_max_retries, enqueue_options)
 from jobs.model.rows import Encoded, Expression, column_writer, insert_rows
 
 # The statuses of a pending job: the partial unique index's predicate.
@@ -56,6 +57,7 @@ def create_job(store: Any, kind: str, options: EnqueueOptions,
     """
     if base_json_data is not None:
         check_json_data(base_json_data, max_json_data_bytes)
+    check_max_retries(max_retries)
     if options.unique_key is None:
         job = Job(max_retries=max_retries, base_job_type=base_job_type,
                   base_json_data=base_json_data, kind=kind,
@@ -144,6 +146,7 @@ def create_jobs(store: Any, kind: str, options: Sequence[EnqueueOptions],
     """
     if not options:
         return []
+    check_max_retries(max_retries)
     store.flush()
     ids = _allocate_ids(store, len(options))
     now = Expression(*compiled(store, UTCNow()))

@@ -22,13 +22,15 @@ Options (`enqueue_options`):
 
 from __future__ import annotations
 
-__all__ = ["OPTION_NAMES", "EnqueueOptions", "enqueue_options"]
+__all__ = ["OPTION_NAMES", "EnqueueOptions", "check_max_retries",
+           "enqueue_options"]
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
+from jobs.bounds import MAX_RETRIES, problem
 from jobs.database import UTCNow
 from jobs.errors import InvalidJobOption
 
@@ -140,6 +142,20 @@ def enqueue_options(delay: Any = None, scheduled_start: Any = None,
     return EnqueueOptions(seconds, start, priority, unique_key,
                           job_ids(depends_on),
                           on_dependency_failure == "run", concurrency_key)
+
+
+def check_max_retries(max_retries: Any) -> None:
+    """A job's ``max_retries`` (its class's policy, or what creation
+    gives): a whole number in `jobs.bounds.MAX_RETRIES`.
+
+    :raises InvalidJobOption: naming it and its range.
+    """
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise InvalidJobOption(
+            "max_retries: %r is not a whole number." % (max_retries,))
+    wrong = problem(MAX_RETRIES, max_retries)
+    if wrong is not None:
+        raise InvalidJobOption("max_retries: %s" % wrong)
 
 
 def _check_key(name: str, key: Any) -> None:

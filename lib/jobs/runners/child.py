@@ -146,7 +146,7 @@ def _serve(connection, source, execution, running):
             continue
         job = jobs[0]
         job_type = type(job).__name__
-        filed = len(execution.oops_ids)
+        filed = execution.oops_filed
         running.append(attempt)
         try:
             outcome = execution.runAttempt(job, attempt).name
@@ -156,6 +156,6 @@ def _serve(connection, source, execution, running):
         finally:
             running.remove(attempt)
         oops_id = (execution.oops_ids[-1]
-                   if len(execution.oops_ids) > filed else None)
+                   if execution.oops_filed > filed else None)
         connection.send((job_type, outcome, oops_id))
         del job, jobs

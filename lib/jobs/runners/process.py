@@ -236,7 +236,7 @@ class ProcessJobRunner(Execution):
          else self.incomplete)[job_type] += 1
         self.tally.outcome(job_type, outcome, attempt.seconds(), attempt.lost)
         if oops_id:
-            self.oops_ids.append(oops_id)
+            self.filed_oops(oops_id)
         child.done()
 
     def _lost(self, attempt):

@@ -19,7 +19,7 @@ from jobs.scripts.lock import LockFile
 from jobs.scripts.logger import OopsHandler, configure_logging, level_from_options
 
 EXIT_OK = 0
-EXIT_USAGE = 1
+EXIT_USAGE = 2
 EXIT_LOCKED = 1
 
 
@@ -141,7 +141,6 @@ class Script:
         self._handlers = []
 
     def _usage(self):
-        self.parser.print_usage(sys.stderr)
         print("%s: error: %s" % (self.parser.prog, self.usage_error),
               file=sys.stderr)
         return EXIT_USAGE
@@ -149,7 +148,7 @@ class Script:
     def run(self):
         """Run `main` with logging set up; return the exit code.
 
-        A usage error gives 1. An unexpected exception is logged (and so
+        A usage error gives 2 and one line on stderr. An unexpected exception is logged (and so
         reported as an OOPS) and gives 1; KeyboardInterrupt and
         SystemExit propagate.
         """

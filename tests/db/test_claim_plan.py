@@ -1,0 +1,104 @@
+"""The claim's plan with many jobs scheduled for later (issue 14 item 6):
+it reads the ready jobs through indexes, never walking past the jobs that
+are not due. A structural test (the rows PostgreSQL reads), not a timed
+one: benchmarks/scale.py times it at a million jobs."""
+
+import json
+
+import transaction
+from storm.tracer import install_tracer, remove_tracer_type
+
+from jobs.interfaces.job import JobStatus
+from jobs.testing.foojob import DoFooJob
+from jobs.testing.testcase import DatabaseTestCase
+
+FUTURE = 5000
+READY = 30
+
+
+class ClaimStatement:
+    """A Storm tracer keeping the last claim statement and its
+    parameters."""
+
+    statement = parameters = None
+
+    def connection_raw_execute(self, connection, raw_cursor, statement,
+                               params):
+        if statement.startswith("UPDATE job SET"):
+            self.statement = statement
+            self.parameters = [
+                param.get(to_db=True) if hasattr(param, "get") else param
+                for param in params]
+
+
+def rows_read(plan):
+    """The rows every node of an EXPLAIN ANALYZE plan produced or
+    filtered out, summed."""
+    total = plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
+    total += plan.get("Rows Removed by Filter", 0)
+    return total + sum(rows_read(child) for child in plan.get("Plans", []))
+
+
+class TestClaimPlan(DatabaseTestCase):
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def load(self, future, ready):
+        """`future` DoFooJob jobs scheduled a day ahead (created first, so
+        an index in id order meets them first), then `ready` ready ones."""
+        foo = self.factory.makeFoo()
+        transaction.commit()
+        for count, start in ((future, "(CURRENT_TIMESTAMP AT TIME ZONE"
+                                      " 'UTC') + interval '1 day'"),
+                             (ready, "NULL")):
+            self.store.execute(
+                "INSERT INTO job (status, scheduled_start, kind) SELECT 0, %s,"
+                " ? FROM generate_series(1, ?)" % start,
+                (DoFooJob.job_kind(), count))
+            self.store.execute(
+                "INSERT INTO foo_job (job, foo, job_type, json_data) SELECT"
+                " id, ?, ?, '{}' FROM job WHERE id NOT IN (SELECT job FROM"
+                " foo_job)", (foo.id, DoFooJob.class_job_type.value))
+        transaction.commit()
+        self.store.execute("ANALYZE job")
+        self.store.execute("ANALYZE foo_job")
+        transaction.commit()
+
+    def claim_plan(self, limit):
+        tracer = ClaimStatement()
+        install_tracer(tracer)
+        self.addCleanup(remove_tracer_type, ClaimStatement)
+        claimed = DoFooJob.claimReady(limit)
+        transaction.abort()
+        [plan] = self.store.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + tracer.statement.replace(
+                "%s", "?"), tracer.parameters).get_one()[0]
+        transaction.abort()
+        return claimed, plan["Plan"]
+
+    def test_a_claim_does_not_walk_past_jobs_scheduled_for_later(self):
+        self.load(FUTURE, READY)
+        claimed, plan = self.claim_plan(1)
+        self.assertEqual(1, len(claimed))
+        # Before: the waiting jobs' (priority, id) index was walked past
+        # every job scheduled for tomorrow (5,000 rows filtered out).
+        self.assertLess(rows_read(plan), 10 * READY, json.dumps(plan))
+
+    def test_due_jobs_are_claimed_in_priority_order(self):
+        self.load(0, 0)
+        late = self.factory.makeDoFooJob(priority=1, delay=0.001)
+        now = self.factory.makeDoFooJob(priority=0)
+        urgent = self.factory.makeDoFooJob(priority=5)
+        transaction.commit()
+        self.store.execute(
+            "UPDATE job SET scheduled_start = scheduled_start - interval"
+            " '1 minute' WHERE id = ?", (late.job_id,))
+        transaction.commit()
+        claimed = DoFooJob.claimReady(3)
+        self.assertEqual([urgent.job_id, late.job_id, now.job_id],
+                         [job.job_id for job in claimed])
+        transaction.commit()
+        self.assertEqual({JobStatus.RUNNING.value}, {
+            status for status, in self.store.execute(
+                "SELECT status FROM job").get_all()})

@@ -74,13 +74,17 @@ class TestMisbehavingJobsInAWorkersBatch(HostileTestCase):
     exit, commit, roll back and close the store: each of those fails
     with its OOPS, the innocents run once, and the worker goes on."""
 
-    BAD = ("sys.exit", "COMMIT", "store.rollback", "store.close")
+    # (what the job does, the type of its OOPS)
+    BAD = (({"misbehave": "sys.exit"}, "SystemExit"),
+           ({"misbehave": "COMMIT"}, "TransactionMisuse"),
+           ({"misbehave": "store.rollback"}, "TransactionMisuse"),
+           ({"misbehave": "store.close"}, "TransactionMisuse"))
 
     def run_batch(self, *args):
         job_ids = []
-        for how in self.BAD:
+        for behaviour, _ in self.BAD:
             job_ids.append(self.make_job())
-            job_ids.append(self.make_job(misbehave=how))
+            job_ids.append(self.make_job(**behaviour))
         job_ids.append(self.make_job())
         innocent, bad = job_ids[0::2], job_ids[1::2]
         worker = self.runner("--batch-size", "10", *args, worker=True)
@@ -90,7 +94,7 @@ class TestMisbehavingJobsInAWorkersBatch(HostileTestCase):
             self.wait_for_row(job_id, (S.COMPLETED, 1))
         self.assertRanOnce(innocent)
         self.assertEqual(
-            sorted(zip(bad, ["SystemExit"] + ["TransactionMisuse"] * 3)),
+            sorted(zip(bad, [error for _, error in self.BAD])),
             self.oops_types())
         # The worker still serves the section.
         later = self.make_job()

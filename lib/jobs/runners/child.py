@@ -38,6 +38,7 @@ from jobs.errorlog import Redactor
 from jobs.execution import Execution
 from jobs.registration import register_components
 from jobs.scripts.logger import formatter
+from jobs.stopping import exit_process
 from jobs.sections import RunSettings, error_reporter_for, find_section
 
 # What the child answers when its database connection was lost mid-job.
@@ -123,6 +124,10 @@ def child_main(connection, settings):
     signal.signal(signal.SIGUSR1, cancelled)
     with statement_timeout(settings["statement_timeout"]):
         _serve(connection, source, execution, running)
+    # Not the interpreter's exit, which waits for ever on any non-daemon
+    # thread job code left behind (and the parent, stopping, would wait
+    # on this child until its pool's patience runs out).
+    exit_process(0, settings["grace_period"], logger)
 
 
 def _serve(connection, source, execution, running):

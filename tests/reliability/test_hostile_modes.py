@@ -7,6 +7,7 @@ connections that run job code.
 """
 
 import json
+import os
 import signal
 import time
 
@@ -15,7 +16,8 @@ import transaction
 from jobs.testing.testcase import on_each_database
 from tests.reliability.fleet import sections, wait_until
 from tests.reliability.test_hostile_processes import (
-    GRACE, SETTINGS, HostileTestCase, S, TestMisbehavingJobsInAWorkersBatch)
+    GRACE, SETTINGS, HostileTestCase, S, TestMisbehavingJobsInAWorkersBatch,
+    thaw)
 
 
 @on_each_database
@@ -164,3 +166,53 @@ class TestRunnerSessionSettings(HostileTestCase):
     def test_a_child_process(self):
         self.assertEqual(self.EXPECTED,
                          self.session_of_a_job("--processes", "1"))
+
+
+def children_of(pid):
+    """The pids of `pid`'s child processes (Linux)."""
+    found = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as file:
+            found.extend(int(child) for child in file.read().split())
+    return found
+
+
+class TestFrozenProcessRunner(HostileTestCase):
+    """A ``--processes`` runner frozen whole (parent and child, as a
+    frozen host would be) while its child's job holds a row lock: the
+    runner that takes the job over is not blocked by that lock."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_the_taker_ends_the_frozen_childs_session(self):
+        self.check(worker=True)
+
+    def test_a_process_runner_taker_ends_it_too(self):
+        self.check("--processes", "1", worker=True)
+
+    def check(self, *taker_args, worker):
+        foo = self.factory.makeFoo()
+        transaction.commit()
+        job_id = self.make_job(
+            sql="UPDATE foo SET note = 'mine' WHERE id = %d" % foo.id,
+            sleep=2, max_retries=1)
+        frozen = self.runner("--processes", "1", worker=True)
+        self.wait_for_row(job_id, (S.RUNNING, 1))
+        self.wait_for_line(frozen, "Running DoFooJob (ID %d)" % job_id)
+        pids = [frozen.process.pid] + children_of(frozen.process.pid)
+        self.assertGreaterEqual(len(pids), 2)  # (and a resource tracker)
+        for pid in pids:
+            self.freeze(pid)
+        taker = self.runner(*taker_args, worker=worker)
+        # Attempt 2 needs the row lock the frozen child's session holds:
+        # it gets it at once, not after lock_timeout (60 s).
+        started = time.monotonic()
+        self.wait_for_row(job_id, (S.COMPLETED, 2), timeout=90)
+        self.assertLess(time.monotonic() - started, 30, self.logs())
+        self.assertIn("Ended the database session of the lost runner",
+                      taker.log_text())
+        for pid in pids:
+            thaw(pid)
+        self.assertEqual([2], self.executions(job_id))
+        self.assertEqual(0, self.stop(frozen), self.logs())

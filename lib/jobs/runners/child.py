@@ -33,13 +33,14 @@ from storm.exceptions import DisconnectionError
 from jobs.attempt import Attempt
 from jobs.claiming import load_jobs
 from jobs.config import load, set_config
-from jobs.database import connect, statement_timeout
+from jobs.database import connect, get_store, statement_timeout
 from jobs.errorlog import Redactor
 from jobs.execution import Execution
+from jobs.model import claims
 from jobs.registration import register_components
 from jobs.scripts.logger import formatter
-from jobs.stopping import exit_process
 from jobs.sections import RunSettings, error_reporter_for, find_section
+from jobs.stopping import exit_process
 
 # What the child answers when its database connection was lost mid-job.
 LOST = "lost"
@@ -60,6 +61,15 @@ class ChildExecution(Execution):
         self.memory_limit = memory_limit
         signal.signal(signal.SIGALRM, _too_long)
         signal.signal(signal.SIGXCPU, _too_long)
+
+    def _before_start(self, job, attempt):
+        """Also make the job's claim name this child's session, which is
+        about to hold the job's locks (committed before the job runs)."""
+        outcome = super()._before_start(job, attempt)
+        if outcome is None and claims.hold_on_session(
+                get_store(), attempt.job_id, attempt.number):
+            transaction.commit()
+        return outcome
 
     @contextlib.contextmanager
     def limits(self, attempt):
@@ -138,7 +148,8 @@ def _serve(connection, source, execution, running):
             return
         if message is None:
             return
-        attempt = Attempt(*message)
+        attempt = Attempt(*message[:-1])
+        attempt.lost_runner = message[-1]
         # A malformed row comes back as an UnloadableJob, which fails.
         try:
             jobs = load_jobs(source, [attempt.job_id])

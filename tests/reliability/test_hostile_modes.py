@@ -216,3 +216,27 @@ class TestFrozenProcessRunner(HostileTestCase):
             thaw(pid)
         self.assertEqual([2], self.executions(job_id))
         self.assertEqual(0, self.stop(frozen), self.logs())
+
+
+class TestFrozenSessionOfAChild(HostileTestCase):
+    """A ``--processes`` worker whose child hangs on a frozen database
+    session (the backend SIGSTOPped, as a network hang) still stops
+    within its grace period on SIGTERM, and the job is not lost."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_the_worker_stops_within_its_grace_period(self):
+        job_id = self.make_job(sleep=2, misbehave="query", max_retries=1)
+        worker = self.runner("--processes", "1", worker=True)
+        self.wait_for_line(worker, "Running DoFooJob (ID %d)" % job_id)
+        # The child's session (its claim names it once the job starts).
+        backend = self.backend_of(job_id)
+        self.freeze(backend)
+        asked = time.monotonic()
+        self.assertIn(self.stop(worker, GRACE + 60), (0, 1), self.logs())
+        self.assertLess(time.monotonic() - asked, GRACE + 5, self.logs())
+        thaw(backend)
+        self.runner(worker=True)
+        self.wait_for_row(job_id, (S.COMPLETED, 2))
+        self.assertEqual([2], self.executions(job_id))

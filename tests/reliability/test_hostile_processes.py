@@ -62,6 +62,14 @@ class HostileTestCase(RunnerTestCase):
         os.kill(pid, signal.SIGSTOP)
         self.addCleanup(thaw, pid)
 
+    def backend_of(self, job_id):
+        """The PostgreSQL backend that runs `job_id`: its
+        claimer's, or its process runner child's (``job.claimed_by`` is
+        ``host:pid/backend/start``)."""
+        [(claimed_by,)] = self.read(
+            "SELECT claimed_by FROM job WHERE id = ?", (job_id,))
+        return int(claimed_by.split("/")[1])
+
     def stop(self, runner, timeout=60):
         """SIGTERM `runner`; return its exit status."""
         runner.process.send_signal(signal.SIGTERM)
@@ -208,13 +216,6 @@ class TestPostgreSQLSessions(HostileTestCase):
         self.assertEqual((S.COMPLETED, 2), self.job_row(job_id))
         self.assertEqual([2], self.executions(job_id))
         self.assertEqual([], self.oopses())
-
-    def backend_of(self, job_id):
-        """The PostgreSQL backend of the runner that claimed `job_id`
-        (``job.claimed_by`` is ``host:pid/backend``)."""
-        [(claimed_by,)] = self.read(
-            "SELECT claimed_by FROM job WHERE id = ?", (job_id,))
-        return int(claimed_by.split("/")[1])
 
     def test_a_frozen_database_session_does_not_keep_a_worker_from_stopping(
             self):

@@ -11,7 +11,9 @@ The child enforces its job's limits itself, so that a parent that is
 frozen or dead does not extend them: ``max_runtime`` as a wall-clock alarm
 and a CPU-time limit (the job then raises ``TimeoutError("Job ran too
 long.")``, an OOPS), ``memory_limit`` as RLIMIT_AS. The parent kills a
-child whose job does not stop a few seconds later.
+child whose job does not stop a few seconds later. A child dies with its
+parent (``PR_SET_PDEATHSIG``): a parent that exits at the end of its grace
+period, or is killed, leaves no child running a job on a dead lease.
 
 SIGUSR1 from the parent means "an operator cancelled the running job":
 the attempt's flag is set, so the job's ``check_cancelled()`` raises. A
@@ -22,7 +24,10 @@ lost attempt (retried while attempts are left).
 __all__ = ["LOST", "TIMEOUT_MESSAGE", "child_main"]
 
 import contextlib
+import ctypes
 import logging
+import multiprocessing
+import os
 import resource
 import signal
 import sys
@@ -45,6 +50,7 @@ from jobs.stopping import exit_process
 # What the child answers when its database connection was lost mid-job.
 LOST = "lost"
 TIMEOUT_MESSAGE = "Job ran too long."
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _too_long(signum, frame):
@@ -99,9 +105,25 @@ class ChildExecution(Execution):
                 resource.setrlimit(resource.RLIMIT_AS, previous_as)
 
 
+def _die_with_parent():
+    """Be killed when the parent dies (Linux): a parent that exits at
+    the end of its grace period, or is killed, takes its children's
+    attempts with it, as an in-process runner takes its job — a child
+    left behind would run on, unwatched, on a lease no one renews."""
+    parent = multiprocessing.parent_process()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the parent kills its children when it can
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # the parent died before the line above
+
+
 def child_main(connection, settings):
     """Set up, then run the attempts the parent sends until told to stop
     (None) or the pipe closes."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings["log_level"], stream=sys.stderr)

@@ -168,6 +168,22 @@ class TestRunnerSessionSettings(HostileTestCase):
                          self.session_of_a_job("--processes", "1"))
 
 
+class TestRunnerSessionDefaults(HostileTestCase):
+    """A section that sets no statement_timeout: its runner's connection
+    has none (``0``); the other settings as ever."""
+
+    database_kind = "postgresql"
+    __test__ = True
+    config_extra = sections([SETTINGS])
+
+    session_of_a_job = TestRunnerSessionSettings.session_of_a_job
+
+    def test_no_statement_timeout_by_default(self):
+        self.assertEqual(
+            dict(TestRunnerSessionSettings.EXPECTED, statement_timeout="0"),
+            self.session_of_a_job(worker=True))
+
+
 def children_of(pid):
     """The pids of `pid`'s child processes (Linux)."""
     found = []

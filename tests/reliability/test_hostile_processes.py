@@ -63,6 +63,14 @@ class HostileTestCase(RunnerTestCase):
         os.kill(pid, signal.SIGSTOP)
         self.addCleanup(thaw, pid)
 
+    def backend_of(self, job_id):
+        """The PostgreSQL backend that runs `job_id`: its
+        claimer's, or its process runner child's (``job.claimed_by`` is
+        ``host:pid/backend/start``)."""
+        [(claimed_by,)] = self.read(
+            "SELECT claimed_by FROM job WHERE id = ?", (job_id,))
+        return int(claimed_by.split("/")[1])
+
     def stop(self, runner, timeout=60):
         """SIGTERM `runner`; return its exit status."""
         runner.process.send_signal(signal.SIGTERM)
@@ -75,13 +83,17 @@ class TestMisbehavingJobsInAWorkersBatch(HostileTestCase):
     exit, commit, roll back and close the store: each of those fails
     with its OOPS, the innocents run once, and the worker goes on."""
 
-    BAD = ("sys.exit", "COMMIT", "store.rollback", "store.close")
+    # (what the job does, the type of its OOPS)
+    BAD = (({"misbehave": "sys.exit"}, "SystemExit"),
+           ({"misbehave": "COMMIT"}, "TransactionMisuse"),
+           ({"misbehave": "store.rollback"}, "TransactionMisuse"),
+           ({"misbehave": "store.close"}, "TransactionMisuse"))
 
     def run_batch(self, *args):
         job_ids = []
-        for how in self.BAD:
+        for behaviour, _ in self.BAD:
             job_ids.append(self.make_job())
-            job_ids.append(self.make_job(misbehave=how))
+            job_ids.append(self.make_job(**behaviour))
         job_ids.append(self.make_job())
         innocent, bad = job_ids[0::2], job_ids[1::2]
         worker = self.runner("--batch-size", "10", *args, worker=True)
@@ -91,7 +103,7 @@ class TestMisbehavingJobsInAWorkersBatch(HostileTestCase):
             self.wait_for_row(job_id, (S.COMPLETED, 1))
         self.assertRanOnce(innocent)
         self.assertEqual(
-            sorted(zip(bad, ["SystemExit"] + ["TransactionMisuse"] * 3)),
+            sorted(zip(bad, [error for _, error in self.BAD])),
             self.oops_types())
         # The worker still serves the section.
         later = self.make_job()
@@ -205,13 +217,6 @@ class TestPostgreSQLSessions(HostileTestCase):
         self.assertEqual((S.COMPLETED, 2), self.job_row(job_id))
         self.assertEqual([2], self.executions(job_id))
         self.assertEqual([], self.oopses())
-
-    def backend_of(self, job_id):
-        """The PostgreSQL backend of the runner that claimed `job_id`
-        (``job.claimed_by`` is ``host:pid/backend``)."""
-        [(claimed_by,)] = self.read(
-            "SELECT claimed_by FROM job WHERE id = ?", (job_id,))
-        return int(claimed_by.split("/")[1])
 
     def test_a_frozen_database_session_does_not_keep_a_worker_from_stopping(
             self):

@@ -254,6 +254,27 @@ def mark_started(store, job_id, attempt):
         % (now, where), parameters + where_parameters).rowcount == 1
 
 
+def hold_on_session(store, job_id, attempt):
+    """Make attempt `attempt` of job `job_id`'s ``claimed_by`` name the
+    session of `store` (same host and runner process): a process
+    runner's child runs the job, and holds its locks, on a session of its
+    own, not the parent's that claimed it; a runner that takes the job
+    over from a frozen runner ends that session
+    (`records.end_lost_session`).
+
+    :return: True if the row was updated (PostgreSQL, still in the
+        attempt). Leaves the transaction to the caller, who commits
+        before the job runs.
+    """
+    session = session_of(store)
+    if not session:
+        return False  # SQLite: one writer at a time, no session to end
+    where, parameters = fenced([(job_id, attempt)])
+    return store.execute(
+        "UPDATE job SET claimed_by = split_part(claimed_by, '/', 1) || '/'"
+        " || ? WHERE %s" % where, [session] + parameters).rowcount == 1
+
+
 def lock(store, claims):
     """Lock the rows of `claims` (``[(job_id, attempt)]``) until the
     transaction ends: on PostgreSQL ``SELECT ... FOR NO KEY UPDATE`` (a

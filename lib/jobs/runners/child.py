@@ -11,7 +11,9 @@ The child enforces its job's limits itself, so that a parent that is
 frozen or dead does not extend them: ``max_runtime`` as a wall-clock alarm
 and a CPU-time limit (the job then raises ``TimeoutError("Job ran too
 long.")``, an OOPS), ``memory_limit`` as RLIMIT_AS. The parent kills a
-child whose job does not stop a few seconds later.
+child whose job does not stop a few seconds later. A child dies with its
+parent (``PR_SET_PDEATHSIG``): a parent that exits at the end of its grace
+period, or is killed, leaves no child running a job on a dead lease.
 
 SIGUSR1 from the parent means "an operator cancelled the running job":
 the attempt's flag is set, so the job's ``check_cancelled()`` raises. A
@@ -22,7 +24,10 @@ lost attempt (retried while attempts are left).
 __all__ = ["LOST", "TIMEOUT_MESSAGE", "child_main"]
 
 import contextlib
+import ctypes
 import logging
+import multiprocessing
+import os
 import resource
 import signal
 import sys
@@ -33,16 +38,19 @@ from storm.exceptions import DisconnectionError
 from jobs.attempt import Attempt
 from jobs.claiming import load_jobs
 from jobs.config import load, set_config
-from jobs.database import connect, statement_timeout
+from jobs.database import connect, get_store, statement_timeout
 from jobs.errorlog import Redactor
 from jobs.execution import Execution
+from jobs.model import claims
 from jobs.registration import register_components
 from jobs.scripts.logger import formatter
 from jobs.sections import RunSettings, error_reporter_for, find_section
+from jobs.stopping import exit_process
 
 # What the child answers when its database connection was lost mid-job.
 LOST = "lost"
 TIMEOUT_MESSAGE = "Job ran too long."
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _too_long(signum, frame):
@@ -59,6 +67,15 @@ class ChildExecution(Execution):
         self.memory_limit = memory_limit
         signal.signal(signal.SIGALRM, _too_long)
         signal.signal(signal.SIGXCPU, _too_long)
+
+    def _before_start(self, job, attempt):
+        """Also make the job's claim name this child's session, which is
+        about to hold the job's locks (committed before the job runs)."""
+        outcome = super()._before_start(job, attempt)
+        if outcome is None and claims.hold_on_session(
+                get_store(), attempt.job_id, attempt.number):
+            transaction.commit()
+        return outcome
 
     @contextlib.contextmanager
     def limits(self, attempt):
@@ -88,9 +105,25 @@ class ChildExecution(Execution):
                 resource.setrlimit(resource.RLIMIT_AS, previous_as)
 
 
+def _die_with_parent():
+    """Be killed when the parent dies (Linux): a parent that exits at
+    the end of its grace period, or is killed, takes its children's
+    attempts with it, as an in-process runner takes its job — a child
+    left behind would run on, unwatched, on a lease no one renews."""
+    parent = multiprocessing.parent_process()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the parent kills its children when it can
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # the parent died before the line above
+
+
 def child_main(connection, settings):
     """Set up, then run the attempts the parent sends until told to stop
     (None) or the pipe closes."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings["log_level"], stream=sys.stderr)
@@ -123,6 +156,10 @@ def child_main(connection, settings):
     signal.signal(signal.SIGUSR1, cancelled)
     with statement_timeout(settings["statement_timeout"]):
         _serve(connection, source, execution, running)
+    # Not the interpreter's exit, which waits for ever on any non-daemon
+    # thread job code left behind (and the parent, stopping, would wait
+    # on this child until its pool's patience runs out).
+    exit_process(0, settings["grace_period"], logger)
 
 
 def _serve(connection, source, execution, running):
@@ -133,7 +170,8 @@ def _serve(connection, source, execution, running):
             return
         if message is None:
             return
-        attempt = Attempt(*message)
+        attempt = Attempt(*message[:-1])
+        attempt.lost_runner = message[-1]
         # A malformed row comes back as an UnloadableJob, which fails.
         try:
             jobs = load_jobs(source, [attempt.job_id])

@@ -44,7 +44,7 @@ class Child:
         self.connection.send((attempt.job_id, attempt.number,
                               attempt.max_retries, attempt.lease_seconds,
                               attempt.cancel_requested, attempt.lost,
-                              attempt.start_marked))
+                              attempt.start_marked, attempt.lost_runner))
 
     def done(self):
         self.attempt = self.deadline = self.cancel_noticed = None

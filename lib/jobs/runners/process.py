@@ -91,6 +91,7 @@ class ProcessJobRunner(Execution):
             "log_tail_chars": settings.log_tail_chars,
             "max_runtime": settings.max_runtime,
             "statement_timeout": settings.statement_timeout,
+            "grace_period": settings.grace_period,
         }
         self.processes = max(1, processes)
         # A worker keeps the section's pool between its passes.

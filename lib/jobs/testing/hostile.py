@@ -4,7 +4,10 @@ harms no other job (`DoFooJob` does it when its ``json_data`` says
 
 __all__ = ["MISBEHAVIOURS", "misbehave"]
 
+import json
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -38,6 +41,27 @@ def _ignore_alarm(job):
     time.sleep(60)
 
 
+def _report_session(job):
+    """Write what the job's own connection is set to, as JSON, in its
+    foo's note: the PostgreSQL timeouts (``SHOW``), and the TCP
+    keepalive options of its socket (read from the socket itself, not
+    from the connection string)."""
+    store = get_store()
+    found = {setting: store.execute("SHOW %s" % setting).get_one()[0]
+             for setting in ("statement_timeout", "lock_timeout",
+                             "idle_in_transaction_session_timeout")}
+    raw = store._connection._raw_connection
+    sock = socket.socket(fileno=os.dup(raw.fileno()))
+    try:
+        found["keepalive"] = sock.getsockopt(socket.SOL_SOCKET,
+                                             socket.SO_KEEPALIVE)
+        found["keepalive_idle"] = sock.getsockopt(socket.IPPROTO_TCP,
+                                                  socket.TCP_KEEPIDLE)
+    finally:
+        sock.close()
+    job.context.foo.note = json.dumps(found, sort_keys=True)
+
+
 MISBEHAVIOURS = {
     "sys.exit": lambda job: sys.exit(3),
     "KeyboardInterrupt": lambda job: _raise(KeyboardInterrupt()),
@@ -53,6 +77,7 @@ MISBEHAVIOURS = {
     "thread": lambda job: _thread(),
     "own_row_progress": _own_row_progress,
     "ignore_alarm": _ignore_alarm,
+    "report_session": _report_session,
     # A statement (after the job's ``sleep``: a test may freeze the
     # database session meanwhile).
     "query": lambda job: get_store().execute("SELECT 1").get_one(),

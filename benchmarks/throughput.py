@@ -63,6 +63,7 @@ import transaction
 from jobs.log import DevNullLogger
 from jobs.runner import JobRunner
 from jobs.scripts.logger import formatter
+from jobs.sections import RunSettings
 from jobs.testing.foojob import DoFooJob, Foo
 
 
@@ -124,16 +125,6 @@ def in_process(batch_size, group_commit=0, logger=None):
     """A function that drains the queue in this process: `batch_size`
     jobs claimed per statement, `group_commit` outcomes per commit."""
     logger = logger or DevNullLogger()
-    try:
-        from jobs.sections import RunSettings
-    except ImportError:
-        # The code before the runner-core redesign (issue 12), for runs
-        # that compare before and after in one session.
-                if not batch_size:
-            return lambda: JobRunner.fromReady(
-                DoFooJob, logger, keep_jobs=False).runAll()
-        return lambda: BatchRunner(DoFooJob, logger, batch_size=batch_size,
-                                   group_commit=group_commit).run()
     settings = RunSettings(batch_size=batch_size or 10,
                            group_commit=group_commit)
     return lambda: JobRunner(logger=logger, source=DoFooJob,

@@ -44,6 +44,7 @@ from zope.component import getGlobalSiteManager, queryUtility
 
 from jobs.database.dialect import POSTGRESQL, SQLITE
 from jobs.database.dialect import dialect as _dialect_of
+from jobs.database import prepared
 from jobs.database.stormext import SESSION_SETTINGS, dsn_of
 from jobs.errors import DatabaseError
 
@@ -93,7 +94,7 @@ def get_zstorm():
     return zstorm
 
 
-def connect(uri, session=None):
+def connect(uri, session=None, prepared_statements=None):
     """Make `uri` the database of the ``main`` store.
 
     Closes this thread's ``main`` store if it pointed elsewhere.
@@ -103,8 +104,12 @@ def connect(uri, session=None):
         on, ``{setting: seconds or None}`` (``lock_timeout``,
         ``idle_in_transaction_session_timeout``; see the configuration's
         ``session_settings``).
+    :param prepared_statements: send the runners' hot statements as
+        prepared statements (`jobs.database.prepared`); None: as before.
     :raises DatabaseError: for an unsupported URI.
     """
+    if prepared_statements is not None:
+        prepared.set_enabled(prepared_statements)
     if session is not None:
         SESSION_SETTINGS.clear()
         SESSION_SETTINGS.update(session)

@@ -21,6 +21,7 @@ __all__ = [
     "dsn_of",
     "forget_dead_objects",
     "forget_object",
+    "raw_session_state",
     "reload_columns",
     "session_of",
     "transaction_ends",
@@ -46,6 +47,7 @@ PRIVATE_NAMES = (
     ("storm.database.Connection", "compile"),
     ("storm.database.Connection", "_raw_connection"),
     ("storm.database.Connection", "_closed"),
+    ("storm.database.Connection", "_ensure_connected"),
     ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
     ("storm.databases.postgres.Postgres", "_dsn"),
     ("storm.databases.postgres.Postgres", "_raw_connect"),
@@ -301,6 +303,19 @@ def session_of(store):
         store.execute("SELECT 1")
     return getattr(connection._raw_connection, "__dict__", {}).get(
         "session", "")
+
+
+def raw_session_state(store):
+    """A dict that lives as long as `store`'s current database session
+    (connecting first if need be), or None when that is not PostgreSQL:
+    what the session holds that a new session does not (its prepared
+    statements, `jobs.database.prepared`). A reconnect starts a new one.
+    """
+    connection = store._connection
+    if not isinstance(connection, JobsPostgresConnection):
+        return None
+    connection._ensure_connected()
+    return connection._raw_connection.__dict__.setdefault("jobs_state", {})
 
 
 def dsn_of(database):

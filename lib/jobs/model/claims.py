@@ -31,10 +31,10 @@ from datetime import timedelta
 
 from storm.expr import And, Desc, Or, Select
 
-from jobs.database import clock, dialect
+from jobs.database import clock, dialect, prepared
 from jobs.database.stormext import compile_expr, session_of
 from jobs.interfaces.job import JobStatus
-from jobs.model.fencing import chunks, fenced
+from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
 from jobs.model.job import Job, ready_kinds
 from jobs.model.locking import LockingSelect
@@ -164,7 +164,8 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
         if key is not None:
             _claim_statements[key] = statement
     sql, parameters = statement
-    return store.execute(sql, [claimer(store)] + parameters).get_all()
+    return prepared.execute(
+        store, sql, [claimer(store)] + parameters).get_all()
 
 
 def _candidates(store, condition, tables, limit):
@@ -242,9 +243,10 @@ def mark_started(store, job_id, attempt):
     """
     now, parameters = now_sql(store)
     where, where_parameters = fenced([(job_id, attempt)])
-    return store.execute(
-        "UPDATE job SET date_started = %s WHERE %s AND date_started IS NULL"
-        % (now, where), parameters + where_parameters).rowcount == 1
+    return prepared.execute(
+        store, "UPDATE job SET date_started = %s WHERE %s AND date_started"
+        " IS NULL" % (now, where), parameters + where_parameters
+    ).rowcount == 1
 
 
 def lock(store, claims):
@@ -260,14 +262,17 @@ def lock(store, claims):
     """
     if not claims:
         return [], []
-    columns = (Job.id, Job.status, Job.attempt_count, Job.cancel_requested)
-    where = Job.id.is_in([job_id for job_id, _ in claims])
-    if dialect(store).row_locks:
-        select = LockingSelect(columns, where=where, tables=Job,
-                               lock="FOR NO KEY UPDATE")
+    ids = [job_id for job_id, _ in claims]
+    select = "SELECT id, status, attempt_count, cancel_requested FROM job"
+    if dialect(store).arrays:
+        # One prepared statement for any group size.
+        result = prepared.execute(
+            store, select + " WHERE id = ANY(?::integer[]) FOR NO KEY UPDATE",
+            [ids])
     else:
-        select = Select(columns, where=where, tables=Job)
-    rows = {row[0]: row[1:] for row in store.execute(select)}
+        result = store.execute(select + " WHERE id IN (%s)" % ", ".join(
+            ["?"] * len(ids)), ids)
+    rows = {row[0]: row[1:] for row in result}
     mine, lost = [], []
     for job_id, attempt in claims:
         status, current, cancel = rows.get(job_id, (None, None, None))
@@ -290,10 +295,10 @@ def release(store, claims):
         caller.
     """
     released = 0
-    for chunk in chunks(claims):
-        where, parameters = fenced(chunk)
-        result = store.execute(
-            "UPDATE job SET status = %d, lease_expires = NULL,"
+    for chunk in ([claims] if dialect(store).arrays else chunks(claims)):
+        where, parameters = fenced_any(store, chunk)
+        result = prepared.execute(
+            store, "UPDATE job SET status = %d, lease_expires = NULL,"
             " date_started = NULL, attempt_count = attempt_count - 1"
             " WHERE %s" % (WAITING.value, where), parameters)
         released += result.rowcount

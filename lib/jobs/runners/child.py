@@ -102,7 +102,8 @@ def child_main(connection, settings):
         handler.setFormatter(formatter(Redactor(config.redact).text))
     set_config(config)
     register_components(config)
-    connect(config.database_uri, config.session_settings)
+    connect(config.database_uri, config.session_settings,
+        config.prepared_statements)
     set_role(settings["dbuser"])
     source = find_section(config, settings["section"],
                           settings["source_interface"]).source

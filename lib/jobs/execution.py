@@ -34,7 +34,7 @@ from jobs.logtail import LogTail
 from jobs.model.jsondata import result_text
 from jobs.model.limits import Limits
 from jobs.metrics.tally import tally_for
-from jobs.model import claims, records
+from jobs.model import claims, lean, records
 from jobs.outcome import (
     CANCEL,
     FAIL,
@@ -246,6 +246,7 @@ class Execution(OutcomeRecorder):
                     if guard.intact():
                         # The job's pending ORM changes are its work: a
                         # failure to write them is the job's failure.
+                        lean.settle(getattr(job, "context", None))
                         store.flush()
                     attempt.result = result_text(job, value)
             except DisconnectionError:
@@ -339,7 +340,7 @@ class Execution(OutcomeRecorder):
         changes: in a group of N jobs that is N^2 work.
         """
         store = get_store()
-        for obj in (getattr(job, "context", None),
+        for obj in (lean.storm_object(getattr(job, "context", None)),
                     job.__dict__.get("_job_row")):
             if obj is not None and Store.of(obj) is store:
                 forget_object(store, obj)

@@ -21,8 +21,10 @@ __all__ = [
     "dsn_of",
     "forget_dead_objects",
     "forget_object",
+    "load_object",
     "raw_session_state",
     "reload_columns",
+    "result_class",
     "session_of",
     "transaction_ends",
 ]
@@ -34,7 +36,7 @@ from storm.databases.postgres import Postgres, PostgresConnection
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.exceptions import wrap_exceptions
 from storm.expr import State
-from storm.info import get_obj_info
+from storm.info import get_cls_info, get_obj_info
 from storm.store import AutoReload
 
 # (owner, attribute) of every private name this module relies on; the
@@ -44,6 +46,7 @@ PRIVATE_NAMES = (
     ("storm.store.Store", "_cache"),
     ("storm.store.Store", "_alive"),
     ("storm.store.Store", "_dirty"),
+    ("storm.store.Store", "_load_object"),
     ("storm.database.Connection", "compile"),
     ("storm.database.Connection", "_raw_connection"),
     ("storm.database.Connection", "_closed"),
@@ -321,6 +324,22 @@ def raw_session_state(store):
 def dsn_of(database):
     """The libpq connection string of a Storm `Postgres` database."""
     return database._dsn
+
+
+def result_class(store):
+    """The class of `store`'s results: its ``set_variable(variable,
+    value)`` converts a value read from the database as Storm does."""
+    return store._connection.result_factory
+
+
+def load_object(store, cls, values):
+    """The Storm object of class `cls` for a row already read
+    (`values`, in the order of the class's columns, as
+    ``storm.info.get_cls_info(cls).columns``), without a query: what
+    ``store.find`` does with each row (the object alive in the store, if
+    any, is returned)."""
+    return store._load_object(get_cls_info(cls), result_class(store),
+                              values)
 
 
 def forget_object(store, obj):

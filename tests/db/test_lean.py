@@ -1,0 +1,108 @@
+"""Lean context rows (`jobs.model.lean`): read in one statement, the
+ORM only when the job's code needs it, ``self.context.foo`` unchanged."""
+
+import transaction
+from storm.store import Store
+from storm.tracer import install_tracer, remove_tracer
+
+from jobs.database import get_store, prepared
+from jobs.model.lean import LeanContext, settle, storm_object
+from jobs.testing.foojob import DoFooJob, FooJob
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+class Statements:
+
+    def __init__(self):
+        self.sent = []
+
+    def connection_raw_execute(self, connection, raw_cursor, statement,
+                               params):
+        self.sent.append(prepared.sql_of(statement))
+
+
+@on_each_database
+class TestLeanContexts(DatabaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.statements = Statements()
+
+    def trace(self):
+        install_tracer(self.statements)
+        self.addCleanup(remove_tracer, self.statements)
+
+    def make_jobs(self, count, **behaviour):
+        job_ids = [self.factory.makeDoFooJob(**behaviour).job_id
+                   for _ in range(count)]
+        transaction.commit()
+        return job_ids
+
+    def load(self, job_ids):
+        jobs = DoFooJob.getJobs(job_ids)
+        self.assertEqual(job_ids, [job.job_id for job in jobs])
+        return jobs
+
+    def test_a_group_is_read_in_one_statement_without_storm_objects(self):
+        job_ids = self.make_jobs(3, note="x")
+        self.trace()
+        jobs = self.load(job_ids)
+        for job in jobs:
+            self.assertIsInstance(job.context, LeanContext)
+            self.assertEqual({"note": "x"}, job.context.json_data)
+            self.assertIsInstance(job.context.foo_id, int)
+            self.assertIsNone(storm_object(job.context))
+            self.assertIsNone(Store.of(job.context))
+        sent = [statement for statement in self.statements.sent
+                if not statement.startswith("PREPARE")]
+        self.assertEqual(1, len(sent), sent)
+        self.assertIn("FROM foo_job", sent[0])
+
+    def test_the_orm_is_built_from_the_row_read_when_code_needs_it(self):
+        [job_id] = self.make_jobs(1)
+        [job] = self.load([job_id])
+        self.trace()
+        foo_job = job.context.storm_object()
+        self.assertEqual([], [s for s in self.statements.sent
+                              if "FROM foo_job" in s])
+        self.assertIsInstance(foo_job, FooJob)
+        self.assertIs(get_store(), Store.of(foo_job))
+        self.assertIs(foo_job, storm_object(job.context))
+        # A reference goes through the Storm object, as before.
+        self.assertEqual(foo_job.foo_id, job.context.foo.id)
+        self.assertIs(foo_job, get_store().get(FooJob, foo_job.id))
+
+    def test_writes_go_through_the_orm(self):
+        [job_id] = self.make_jobs(1)
+        [job] = self.load([job_id])
+        job.context.json_data = {"written": True}
+        transaction.commit()
+        self.assertEqual({"written": True},
+                         DoFooJob.get(job_id).context.json_data)
+
+    def test_a_json_value_changed_in_place_is_written_when_settled(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        job.context.json_data["changed"] = 1
+        self.assertIsNone(storm_object(job.context))
+        settle(job.context)
+        transaction.commit()
+        self.assertEqual({"note": "x", "changed": 1},
+                         DoFooJob.get(job_id).context.json_data)
+
+    def test_an_unchanged_json_value_settles_without_the_orm(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        self.assertEqual("x", job.context.json_data["note"])
+        settle(job.context)
+        self.assertIsNone(storm_object(job.context))
+
+    def test_a_change_in_place_is_carried_over_to_the_orm(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        job.context.json_data["changed"] = 2
+        foo_job = job.context.storm_object()
+        self.assertEqual({"note": "x", "changed": 2}, foo_job.json_data)
+        transaction.commit()
+        self.assertEqual({"note": "x", "changed": 2},
+                         DoFooJob.get(job_id).context.json_data)

@@ -30,6 +30,7 @@ from jobs.database.stormext import forget_object
 from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
+from jobs.log import emits
 from jobs.logtail import LogTail
 from jobs.model.jsondata import result_text
 from jobs.model.limits import Limits
@@ -90,6 +91,15 @@ class Execution(OutcomeRecorder):
         # The section's concurrency and rate limits, which its claims keep.
         self.claim_limits = Limits.of(settings)
         self.heartbeat = None
+        self.listen()
+
+    def listen(self):
+        """Learn whether the per-job lines (INFO, DEBUG) would be written
+        anywhere but the log tail: when they would not, they are never
+        built (`jobs.log.emits`). Called again by a run, once its
+        handlers are in place."""
+        self.says_info = emits(self.logger, logging.INFO, (self.tail,))
+        self.says_debug = emits(self.logger, logging.DEBUG, (self.tail,))
 
     def make_attempt(self, claimed, lease_seconds):
         """The `Attempt` of a `jobs.model.claims.Claimed`."""
@@ -229,8 +239,9 @@ class Execution(OutcomeRecorder):
 
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""
-        self.logger.info("Running %s, attempt %d", job_str(job),
-                         attempt.number)
+        if self.says_info:
+            self.logger.info("Running %s, attempt %d", job_str(job),
+                             attempt.number)
         store = get_store()
         savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint

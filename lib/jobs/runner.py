@@ -139,6 +139,7 @@ class JobRunner(Execution):
         batch = None
         try:
             with self.tail:
+                self.listen()
                 while not self.should_stop():
                     if batch is None:
                         batch = self._claim()

@@ -30,7 +30,12 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 from zope.interface import implementer
 
-from jobs.database import collect_garbage, dialect, get_store
+from jobs.database import (
+    collect_garbage,
+    dialect,
+    freeze_long_lived,
+    get_store,
+)
 from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
@@ -137,6 +142,7 @@ class JobRunner(Execution):
     def runAll(self):
         """See `IJobRunner`."""
         batch = None
+        freeze_long_lived()
         try:
             with self.tail:
                 self.listen()

@@ -1,6 +1,8 @@
 """Lean context rows (`jobs.model.lean`): read in one statement, the
 ORM only when the job's code needs it, ``self.context.foo`` unchanged."""
 
+import gc
+
 import transaction
 from storm.store import Store
 from storm.tracer import install_tracer, remove_tracer
@@ -106,3 +108,17 @@ class TestLeanContexts(DatabaseTestCase):
         transaction.commit()
         self.assertEqual({"note": "x", "changed": 2},
                          DoFooJob.get(job_id).context.json_data)
+
+
+@on_each_database
+class TestLongLivedHeap(DatabaseTestCase):
+
+    def test_a_run_freezes_what_lives_as_long_as_the_process(self):
+        # The collector's full collections then skip the start-up heap
+        # (modules, registry); collection itself stays on.
+        from jobs.runner import JobRunner
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        JobRunner.fromReady(DoFooJob).runAll()
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertTrue(gc.isenabled())

@@ -20,6 +20,7 @@ __all__ = [
     "disconnect",
     "dsn",
     "forget_store",
+    "freeze_long_lived",
     "get_store",
     "get_zstorm",
     "quote_identifier",
@@ -240,6 +241,23 @@ def collect_garbage():
     call this every batch so that commits stay cheap.
     """
     gc.collect(1)
+
+
+_frozen = []
+
+
+def freeze_long_lived():
+    """Once per process, before its first run: collect all garbage, then
+    move every object alive now (modules, configuration, the component
+    registry: what lives as long as the process) to the collector's
+    permanent generation (`gc.freeze`), so that its full collections no
+    longer walk them. Measured (issue 15): in a group commit the three
+    full collections of 5,000 jobs took 9% of the time; frozen, 0%.
+    Collection itself stays on."""
+    if not _frozen:
+        _frozen.append(True)
+        gc.collect()
+        gc.freeze()
 
 
 @contextlib.contextmanager

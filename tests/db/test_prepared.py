@@ -142,3 +142,48 @@ class TestPrepared(DatabaseTestCase):
         self.assertFalse(self.useFixture(ConfigFixture(
             "[database]\nprepared_statements: false\n")
         ).config.prepared_statements)
+
+
+class TestBeginWithFirstStatement(DatabaseTestCase):
+    """psycopg2's BEGIN rides on the transaction's first statement
+    (`jobs.database.stormext.BeginWithFirstStatement`): one round trip
+    less a transaction, the same transactions."""
+
+    __test__ = True
+    database_kind = "postgresql"
+
+    def raw(self):
+        store = get_store()
+        store.execute("SELECT 1")
+        return store._connection._raw_connection._connection
+
+    def test_the_first_statement_opens_the_transaction(self):
+        import psycopg2.extensions as ext
+        raw = self.raw()
+        transaction.abort()
+        self.assertEqual(ext.TRANSACTION_STATUS_IDLE,
+                         raw.info.transaction_status)
+        # psycopg2 itself sends nothing before the statement ...
+        self.assertTrue(raw.autocommit)
+        get_store().execute("SELECT 1")
+        # ... which left the session in a transaction.
+        self.assertEqual(ext.TRANSACTION_STATUS_INTRANS,
+                         raw.info.transaction_status)
+        transaction.commit()
+        self.assertEqual(ext.TRANSACTION_STATUS_IDLE,
+                         raw.info.transaction_status)
+
+    def test_abort_undoes_and_commit_keeps(self):
+        foo = self.factory.makeFoo()
+        transaction.commit()
+        get_store().execute("UPDATE foo SET note = 'rolled back' WHERE id = ?",
+                            (foo.id,))
+        transaction.abort()
+        self.assertIsNone(get_store().execute(
+            "SELECT note FROM foo WHERE id = ?", (foo.id,)).get_one()[0])
+        get_store().execute("UPDATE foo SET note = 'kept' WHERE id = ?",
+                            (foo.id,))
+        transaction.commit()
+        transaction.abort()
+        self.assertEqual("kept", get_store().execute(
+            "SELECT note FROM foo WHERE id = ?", (foo.id,)).get_one()[0])

@@ -122,3 +122,36 @@ class TestLongLivedHeap(DatabaseTestCase):
         JobRunner.fromReady(DoFooJob).runAll()
         self.assertGreater(gc.get_freeze_count(), 0)
         self.assertTrue(gc.isenabled())
+
+
+class TestClaimReadsTheContexts(DatabaseTestCase):
+    """PostgreSQL: the claim statement returns the claimed jobs' context
+    rows (`jobs.model.lean.ContextJoin`)."""
+
+    __test__ = True
+    database_kind = "postgresql"
+
+    def test_claimed_jobs_come_loaded(self):
+        jobs = [self.factory.makeDoFooJob(note="x") for _ in range(3)]
+        transaction.commit()
+        claimed = DoFooJob.claimReady(2)
+        self.assertEqual([job.job_id for job in jobs[:2]],
+                         [one.job.job_id for one in claimed])
+        self.assertIsInstance(claimed[0].job.context, LeanContext)
+        self.assertEqual({"note": "x"}, claimed[0].job.context.json_data)
+
+    def test_a_run_of_jobs_committed_one_by_one_sends_no_context_select(self):
+        from jobs.runner import JobRunner
+        from jobs.sections import RunSettings
+        for _ in range(3):
+            self.factory.makeDoFooJob()
+        transaction.commit()
+        statements = Statements()
+        install_tracer(statements)
+        self.addCleanup(remove_tracer, statements)
+        JobRunner(source=DoFooJob,
+                  settings=RunSettings(batch_size=1)).runAll()
+        self.assertEqual([], [s for s in statements.sent
+                              if s.startswith("SELECT foo_job")])
+        self.assertEqual(3, self.store.execute(
+            "SELECT count(*) FROM job WHERE status = 2").get_one()[0])

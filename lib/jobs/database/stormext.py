@@ -29,7 +29,7 @@ __all__ = [
     "transaction_ends",
 ]
 
-from functools import partial
+from functools import partial, partialmethod
 
 from storm.database import ConnectionWrapper, CursorWrapper, register_scheme
 from storm.databases.postgres import Postgres, PostgresConnection
@@ -90,8 +90,7 @@ class QuickCursorWrapper(CursorWrapper):
 
 
 class QuickConnectionWrapper(ConnectionWrapper):
-    """Storm's connection wrapper without its per-call price (as
-    `QuickCursorWrapper`)."""
+    """Storm's connection wrapper without its per-call price."""
 
     def __getattr__(self, name):
         return _wrapped_attribute(self._database, self._connection, name)
@@ -103,55 +102,38 @@ class QuickConnectionWrapper(ConnectionWrapper):
 
 
 class BeginWithFirstStatement(QuickConnectionWrapper):
-    """A psycopg2 connection whose transactions begin with their first
-    statement, in its round trip: ``BEGIN; <statement>``.
-
-    psycopg2 sends its implicit ``BEGIN`` on a round trip of its own: a
-    job committed on its own paid one round trip in five for it (issue
-    15). This connection runs psycopg2 in autocommit mode and sends
-    ``BEGIN``, ``COMMIT`` and ``ROLLBACK`` itself; Storm and the
-    transaction package see the same connection API.
-    """
+    """A psycopg2 connection whose transactions send ``BEGIN`` with their
+    first statement, in its round trip (psycopg2's own takes a round
+    trip: one in five of a job committed on its own, issue 15). psycopg2
+    runs in autocommit mode; this sends BEGIN, COMMIT and ROLLBACK."""
 
     def __init__(self, connection, database):
         super().__init__(connection, database)
         self.__dict__["in_transaction"] = False
 
     def cursor(self):
-        return _BeginningCursor(
+        cursor = QuickCursorWrapper(
             _call_wrapped(self._database, self._connection.cursor),
-            self._database, self)
+            self._database)
+        cursor.__dict__["execute"] = partial(self._execute, cursor._cursor)
+        return cursor
+
+    def _execute(self, cursor, statement, params=None):
+        if not self.__dict__["in_transaction"]:
+            # Whatever happens next, a COMMIT or ROLLBACK ends it.
+            self.__dict__["in_transaction"] = True
+            statement = "BEGIN; " + statement
+        return _call_wrapped(self._database, cursor.execute, statement,
+                             params)
 
     def _end(self, statement):
         if self.__dict__["in_transaction"]:
             self.__dict__["in_transaction"] = False
-            cursor = self._connection.cursor()
-            try:
+            with self._connection.cursor() as cursor:
                 _call_wrapped(self._database, cursor.execute, statement)
-            finally:
-                cursor.close()
 
-    def commit(self):
-        self._end("COMMIT")
-
-    def rollback(self):
-        self._end("ROLLBACK")
-
-
-class _BeginningCursor(QuickCursorWrapper):
-
-    def __init__(self, cursor, database, owner):
-        super().__init__(cursor, database)
-        self.__dict__["_owner"] = owner
-
-    def execute(self, statement, params=None):
-        owner = self.__dict__["_owner"]
-        if not owner.__dict__["in_transaction"]:
-            # Whatever happens next, a COMMIT or ROLLBACK ends it.
-            owner.__dict__["in_transaction"] = True
-            statement = "BEGIN; " + statement
-        return _call_wrapped(self._database, self._cursor.execute,
-                             statement, params)
+    commit = partialmethod(_end, "COMMIT")
+    rollback = partialmethod(_end, "ROLLBACK")
 
 
 # Statements that end a transaction when sent as SQL (ROLLBACK TO
@@ -224,7 +206,7 @@ class JobsPostgres(Postgres):
     """PostgreSQL, READ COMMITTED, in UTC, with TCP keepalives and the
     session settings of `SESSION_SETTINGS`.
 
-    :ivar autocommit: each statement commits by itself (`autocommit_twin`).
+    :ivar autocommit: each statement commits by itself (`jobs.heartbeat.autocommit_twin`).
     """
 
     connection_factory = JobsPostgresConnection
@@ -261,24 +243,6 @@ class JobsPostgres(Postgres):
         begins = BeginWithFirstStatement(raw_connection._connection, self)
         begins.__dict__["session"] = raw_connection.__dict__["session"]
         return begins
-
-
-def autocommit_twin(database):
-    """A database like `database` whose connections commit each statement
-    by itself (PostgreSQL; SQLite's `database` is returned as it is).
-
-    A runner's side connection uses it: a row lock its lease renewal takes
-    then lasts one statement on the server, even if the runner is frozen
-    (SIGSTOP, a swapped-out host) between two of its statements — a lock
-    held across a freeze would hide the frozen runner's job from the
-    runner that should take it over (claims skip locked rows).
-    """
-    if not isinstance(database, JobsPostgres):
-        return database
-    twin = type(database).__new__(type(database))
-    twin.__dict__.update(database.__dict__)
-    twin.autocommit = True
-    return twin
 
 
 class ImmediateSQLiteConnection(SQLiteConnection):
@@ -364,11 +328,9 @@ def session_of(store):
 
 
 def raw_session_state(store):
-    """A dict that lives as long as `store`'s current database session
-    (connecting first if need be), or None when that is not PostgreSQL:
-    what the session holds that a new session does not (its prepared
-    statements, `jobs.database.prepared`). A reconnect starts a new one.
-    """
+    """A dict living as long as `store`'s PostgreSQL session (connecting
+    if need be; None on SQLite): its prepared statements
+    (`jobs.database.prepared`). A reconnect starts a new one."""
     connection = store._connection
     if not isinstance(connection, JobsPostgresConnection):
         return None
@@ -388,11 +350,9 @@ def result_class(store):
 
 
 def load_object(store, cls, values):
-    """The Storm object of class `cls` for a row already read
-    (`values`, in the order of the class's columns, as
-    ``storm.info.get_cls_info(cls).columns``), without a query: what
-    ``store.find`` does with each row (the object alive in the store, if
-    any, is returned)."""
+    """The Storm object of `cls` for a row already read (`values`, in the
+    order of ``get_cls_info(cls).columns``), without a query, as
+    ``store.find`` makes it (or the one alive in the store)."""
     return store._load_object(get_cls_info(cls), result_class(store),
                               values)
 

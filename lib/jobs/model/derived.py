@@ -29,7 +29,7 @@ from jobs.model.options import enqueue_options
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
 from jobs.model.job import Job
 from jobs.model.jsondata import check_json_data
-from jobs.model.lean import load_contexts
+from jobs.model.lean import ContextJoin, load_contexts
 from jobs.model.runnable import BaseRunnableJob
 
 
@@ -208,6 +208,12 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
         by_id = load_contexts(cls.context_class, job_ids)
         return [cls.makeSubclass(by_id[job_id]) for job_id in job_ids
                 if job_id in by_id]
+
+    @classmethod
+    def claimLoad(cls) -> Any:
+        """See `BaseRunnableJob`: the claimed jobs' context rows, as
+        lean contexts (`jobs.model.lean.ContextJoin`)."""
+        return ContextJoin(cls.context_class, cls.makeSubclass)
 
     @classmethod
     def get(cls, job_id: int) -> Any:

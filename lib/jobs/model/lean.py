@@ -19,13 +19,15 @@ changed in place without it is written when the job returns
 (`settle`), as Storm would write it at the flush that follows.
 """
 
-__all__ = ["LeanContext", "load_contexts", "settle", "storm_object"]
+__all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
+           "storm_object"]
 
 from storm.info import get_cls_info
 from storm.variables import MutableValueVariable
 
 from jobs.database import dialect, get_store, prepared
 from jobs.database.stormext import load_object, result_class
+from jobs.model.runnable import LOAD_ERRORS
 
 
 class _Loader:
@@ -44,11 +46,12 @@ class _Loader:
                           if hasattr(column.variable_factory, "func")
                           else column.variable_factory,
                           MutableValueVariable)}
-        table = info.table.name
+        table = self.table = info.table.name
+        self.job_column = cls.job_id.name
+        self.column_list = ", ".join('%s."%s"' % (table, column.name)
+                                     for column in self.columns)
         self.select = "SELECT %s FROM %s WHERE %s.%s" % (
-            ", ".join('%s."%s"' % (table, column.name)
-                      for column in self.columns),
-            table, table, cls.job_id.name)
+            self.column_list, table, table, self.job_column)
         self.job_position = self.positions["job_id"]
 
     def rows(self, store, job_ids):
@@ -67,12 +70,71 @@ class _Loader:
 _loaders = {}
 
 
-def load_contexts(context_class, job_ids):
-    """``{job_id: LeanContext}`` of the rows of `context_class` (a Storm
-    class with a ``job_id`` column) for `job_ids`, in one statement."""
+def _loader(context_class):
     loader = _loaders.get(context_class)
     if loader is None:
         loader = _loaders[context_class] = _Loader(context_class)
+    return loader
+
+
+class ContextJoin:
+    """The context rows of a claim's jobs, read by the claim statement
+    itself (`jobs.model.claims.claim`'s `load`): a job committed on its
+    own then costs no round trip for its context row.
+
+    :param context_class: the Storm class of the context rows.
+    :param make: makes a runnable job of a `LeanContext`
+        (``makeSubclass``).
+    """
+
+    def __init__(self, context_class, make):
+        self.context_class = context_class
+        self.make = make
+
+    def __eq__(self, other):
+        # The claim's statement cache holds one statement per source.
+        return (isinstance(other, ContextJoin)
+                and other.context_class is self.context_class)
+
+    def __hash__(self):
+        return hash(self.context_class)
+
+    def joined(self, claim_sql):
+        """`claim_sql` (an ``UPDATE ... RETURNING`` of a claim's eight
+        columns, the first the job id) followed by the context row's
+        columns (NULLs when the job has none)."""
+        loader = _loader(self.context_class)
+        return ("WITH claimed_rows AS (%s) SELECT claimed_rows.*, %s FROM"
+                " claimed_rows LEFT JOIN %s ON %s.%s = claimed_rows.id"
+                % (claim_sql, loader.column_list, loader.table, loader.table,
+                   loader.job_column))
+
+    def jobs(self, rows):
+        """``{job_id: runnable job}`` of the context `rows` (the columns
+        `joined` adds); a job without a context row is left out (the
+        runner loads it again, and finds it gone). A row that cannot be
+        made a job (an unknown job type) is left out too: the runner's
+        load turns it into an `UnloadableJob`."""
+        loader = _loader(self.context_class)
+        store = get_store()
+        convert = result_class(store).set_variable
+        position = loader.job_position
+        jobs = {}
+        for row in rows:
+            if row[position] is None:
+                continue
+            try:
+                job = self.make(LeanContext(loader, store, row, convert))
+            except LOAD_ERRORS:
+                continue
+            jobs[row[position]] = job
+        return jobs
+
+
+def load_contexts(context_class, job_ids):
+    """``{job_id: LeanContext}`` of the rows of `context_class` (a Storm
+    class with a ``job_id`` column) for `job_ids`, in one statement."""
+    loader = _loader(context_class)
     store = get_store()
     convert = result_class(store).set_variable
     position = loader.job_position

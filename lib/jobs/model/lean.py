@@ -124,7 +124,7 @@ class ContextJoin:
             if row[position] is None:
                 continue
             try:
-                job = self.make(LeanContext(loader, store, row, convert))
+                job = self.make(LeanContext(loader, row, convert))
             except LOAD_ERRORS:
                 continue
             jobs[row[position]] = job
@@ -138,7 +138,7 @@ def load_contexts(context_class, job_ids):
     store = get_store()
     convert = result_class(store).set_variable
     position = loader.job_position
-    return {row[position]: LeanContext(loader, store, row, convert)
+    return {row[position]: LeanContext(loader, row, convert)
             for row in loader.rows(store, job_ids)}
 
 
@@ -147,13 +147,12 @@ class LeanContext:
     Storm object of the row once anything else is asked of it (see the
     module's docstring)."""
 
-    __slots__ = ("_loader", "_store", "_row", "_convert", "_values",
-                 "_handed", "_orm")
+    __slots__ = ("_loader", "_row", "_convert", "_values", "_handed",
+                 "_orm")
 
-    def __init__(self, loader, store, row, convert):
+    def __init__(self, loader, row, convert):
         setter = object.__setattr__
         setter(self, "_loader", loader)
-        setter(self, "_store", store)
         setter(self, "_row", row)
         setter(self, "_convert", convert)
         setter(self, "_values", {})
@@ -226,7 +225,9 @@ class LeanContext:
                 positions = self._loader.positions
                 for name, (_, read) in self._handed.items():
                     row[positions[name]] = read
-            orm = load_object(self._store, self._loader.cls, row)
+            # In the store of now: a job's code that closed the store it
+            # was claimed in leaves the next jobs a new one.
+            orm = load_object(get_store(), self._loader.cls, row)
             object.__setattr__(self, "_orm", orm)
             for name, value in self._changed():
                 setattr(orm, name, value)

@@ -93,9 +93,16 @@ class Redactor:
         the passwords of URIs (``scheme://user:password@host``)."""
         if self._pattern is None or not text:
             return text
-        text = _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
-        return self._pattern.sub(
-            lambda m: m.group("key") + REDACTED, text)
+        # Each pattern only where it can match: a worker's log lines hold
+        # neither, and the patterns cost more than the rest of a line.
+        if "://" in text:
+            text = _URI_PASSWORD.sub(
+                lambda m: m.group(1) + REDACTED + "@", text)
+        lowered = text.lower()
+        if any(name in lowered for name in self.names):
+            text = self._pattern.sub(
+                lambda m: m.group("key") + REDACTED, text)
+        return text
 
     def data(self, value):
         """Return `value` (JSON-like: dicts, lists, text) with secrets

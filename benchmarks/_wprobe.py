@@ -4,7 +4,7 @@ from jobs.runners.worker import Worker
 from jobs.cronscript import JobCronScript
 harness.fresh_database(); harness.configure()
 section = sys.argv[1]
-harness.load_jobs(3000)
+harness.load_jobs(int(sys.argv[2]))
 Worker._wait = lambda self: self.request_stop()
 script = JobCronScript(test_args=["--worker", "-q", section], commandline_config=True)
 p = cProfile.Profile()
@@ -13,4 +13,4 @@ p.enable()
 code = script.run()
 p.disable()
 print("code", code, "seconds", time.perf_counter() - t, harness.load_average())
-s = pstats.Stats(p); s.sort_stats("cumtime").print_stats(45)
+s = pstats.Stats(p); s.sort_stats("tottime").print_stats(30)

@@ -40,7 +40,7 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.uri import URI
 from storm.zope.interfaces import IZStorm
-from storm.zope.zstorm import ZStorm
+from storm.zope.zstorm import ZStorm, ZStormError
 from zope.component import getGlobalSiteManager, queryUtility
 
 from jobs.database.dialect import POSTGRESQL, SQLITE
@@ -159,14 +159,25 @@ def get_store():
         database cannot be reached as that role.
     """
     zstorm = get_zstorm()
-    uris = zstorm.get_default_uris()
+    name = STORE_NAME
+    role = getattr(_session, "role", None)
+    uris = None
+    if role is None:
+        # The runner's hot path (several calls a job): no copy of the
+        # default URIs when the store is there or can be made.
+        try:
+            return zstorm.get(name)
+        except ZStormError:
+            uris = {}
+        except StormDatabaseError as e:
+            raise _unreachable(zstorm, name, e) from None
+    if uris is None:
+        uris = zstorm.get_default_uris()
     if STORE_NAME not in uris:
         raise DatabaseError(
             "No database configured: call jobs.database.connect(uri) first"
             " (run_jobs.py and the jobs command connect to the configured"
             " [database] uri themselves).")
-    name = STORE_NAME
-    role = getattr(_session, "role", None)
     if role is not None:
         # The runner's hot path: no URI parsing per call.
         key = (uris[STORE_NAME], role)
@@ -180,10 +191,14 @@ def get_store():
     try:
         return zstorm.get(name)
     except StormDatabaseError as e:
-        # libpq's messages span lines; an operator's log wants one.
-        raise DatabaseError("Cannot connect to the database %s: %s" % (
-            uri_without_password(zstorm.get_default_uris()[name]),
-            " ".join(str(e).split()))) from None
+        raise _unreachable(zstorm, name, e) from None
+
+
+def _unreachable(zstorm, name, error):
+    # libpq's messages span lines; an operator's log wants one.
+    return DatabaseError("Cannot connect to the database %s: %s" % (
+        uri_without_password(zstorm.get_default_uris()[name]),
+        " ".join(str(error).split())))
 
 
 def role_uri(uri, role):

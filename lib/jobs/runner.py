@@ -142,7 +142,6 @@ class JobRunner(Execution):
     def runAll(self):
         """See `IJobRunner`."""
         batch = None
-        freeze_long_lived()
         try:
             with self.tail:
                 self.listen()
@@ -152,6 +151,8 @@ class JobRunner(Execution):
                         if not batch:
                             transaction.abort()  # nothing was claimed
                             break
+                        # (Not on an empty queue: a cron run's start-up.)
+                        freeze_long_lived()
                         # The claim's commit: leases, RUNNING, attempts.
                         transaction.commit()
                         self._watch(batch)

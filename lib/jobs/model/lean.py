@@ -158,6 +158,10 @@ class LeanContext:
         setter(self, "_values", {})
         setter(self, "_handed", None)
         setter(self, "_orm", None)
+        # JSON is read now, as Storm reads it: a value that is not JSON
+        # makes the job unloadable (a JobLoadError), not a failing run.
+        for name in loader.mutable:
+            self._read(name, loader.positions[name])
 
     def __getattr__(self, name):
         if name.startswith("__"):

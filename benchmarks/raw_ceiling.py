@@ -12,21 +12,20 @@ database (``throughput.py`` loads them) and prints one JSON line:
 starts once every process is connected and has prepared its statements
 (as the peers' harness does), and stops when the last one has drained.
 
-The statements are the ones a runner sent in a trace of
-`jobs.runners.batch.BatchRunner` (Storm tracer, 2026-11-25), made
-`PREPARE`d (``$n`` parameters; the id lists become arrays):
+The statements are the ones a runner sends (Storm tracer, 2026-11-30,
+after issue 15), already prepared there too (``$n`` parameters, id lists
+as arrays), and each transaction's ``BEGIN`` goes with its first
+statement (psycopg2 in autocommit mode, ``BEGIN; EXECUTE ...`` in one
+round trip) as the framework sends it:
 
 ``claim``   the fenced claim: ``UPDATE job SET status = RUNNING,
             attempt_count + 1, lease, date_started WHERE id IN (the best
             LIMIT of two ``FOR UPDATE OF job SKIP LOCKED`` sub-selects:
             waiting jobs, and orphans with attempts left) RETURNING id,
-            attempt_count, priority``; LIMIT 1 or 200, written in.
+            attempt_count, priority``, in a WITH whose SELECT joins each
+            claimed job's context row (``foo_job``); LIMIT 1 or 200.
 ``lock``    (group only) ``SELECT id, status, attempt_count,
             cancel_requested FROM job WHERE id = ANY($1) FOR UPDATE``.
-``context`` the context rows and each job's ``cancel_requested``:
-            ``SELECT foo_job.foo, foo_job.id, foo_job.job,
-            foo_job.job_type, foo_job.json_data, job.cancel_requested FROM
-            foo_job, job WHERE foo_job.job = job.id AND job.id = ANY($1)``.
 ``done``    the outcome, fenced on RUNNING and the attempt: ``UPDATE job
             SET status = COMPLETED, date_finished WHERE status = RUNNING
             AND id = ANY($1) AND (id, attempt_count) IN (unnest($1,
@@ -35,11 +34,11 @@ The statements are the ones a runner sent in a trace of
 Shapes (the transactions the framework makes):
 
 ``per-job`` (``batch_size: 1``): ``claim(1); COMMIT`` once, then per job
-    ``claim(1)`` of the next job (it rides on this job's commit) +
-    ``context`` + ``done`` + ``COMMIT``: with psycopg2's ``BEGIN``, five
-    round trips and one commit a job.
+    ``BEGIN; done`` + ``claim(1)`` of the next job with its context row
+    (it rides on this job's commit) + ``COMMIT``: three round trips and
+    one commit a job.
 ``group`` (``batch_size: 200``, ``group_commit: 200``): per 200 jobs
-    ``claim(200); COMMIT``, then ``lock`` + ``context`` + ``done`` +
+    ``BEGIN; claim(200); COMMIT``, then ``BEGIN; lock`` + ``done`` +
     ``COMMIT``.
 """
 
@@ -81,16 +80,16 @@ WHERE job.id IN (
     ) AS ready ORDER BY ready.priority DESC, ready.id LIMIT {limit})
 RETURNING job.id, job.attempt_count, job.priority
 """
+# The claim's rows with each job's context row, as the framework reads them.
+CLAIM = CLAIM.replace("AS\nUPDATE", "AS\nWITH claimed AS (UPDATE").rstrip() + """)
+SELECT claimed.*, foo_job.foo, foo_job.id, foo_job.job, foo_job.job_type,
+       foo_job.json_data
+FROM claimed LEFT JOIN foo_job ON foo_job.job = claimed.id
+"""
 LOCK = """
 PREPARE lock(integer[]) AS
 SELECT id, status, attempt_count, cancel_requested FROM job
 WHERE id = ANY($1) FOR UPDATE
-"""
-CONTEXT = """
-PREPARE context(integer[]) AS
-SELECT foo_job.foo, foo_job.id, foo_job.job, foo_job.job_type,
-       foo_job.json_data, job.cancel_requested
-FROM foo_job, job WHERE foo_job.job = job.id AND job.id = ANY($1)
 """
 DONE = """
 PREPARE done(integer[], integer[]) AS
@@ -109,38 +108,37 @@ def prepare(connection, limit):
     names = dict(running=RUNNING, waiting=WAITING, completed=COMPLETED,
                  now=NOW, limit=limit)
     with connection.cursor() as cursor:
-        for statement in (CLAIM, LOCK, CONTEXT, DONE):
+        for statement in (CLAIM, LOCK, DONE):
             cursor.execute(statement.format(**names))
     connection.commit()
+    connection.autocommit = True  # BEGIN goes with the first statement
 
 
-def claim(cursor):
-    cursor.execute("EXECUTE claim(%s, %s)", (DO_FOO, LEASE_SECONDS))
+def claim(cursor, begin=""):
+    cursor.execute(begin + "EXECUTE claim(%s, %s)", (DO_FOO, LEASE_SECONDS))
     rows = cursor.fetchall()
     rows.sort(key=lambda row: (-row[2], row[0]))
-    return [(job_id, attempt) for job_id, attempt, _ in rows]
+    return rows
 
 
-def run_job(context_row):
+def run_job(row):
     # What DoFooJob.run() does with no behaviour asked: read json_data.
-    data = context_row[4]
+    data = row[7]
     return data.get("return_") if isinstance(data, dict) else None
 
 
 def drain_per_job(connection):
     done = 0
     cursor = connection.cursor()
-    claimed = claim(cursor)
-    connection.commit()
+    claimed = claim(cursor, "BEGIN; ")
+    cursor.execute("COMMIT")
     while claimed:
-        (job_id, attempt), = claimed
-        claimed = claim(cursor)  # the next job, on this job's commit
-        cursor.execute("EXECUTE context(%s)", ([job_id],))
-        for row in cursor.fetchall():
-            run_job(row)
-        cursor.execute("EXECUTE done(%s, %s)", ([job_id], [attempt]))
+        row, = claimed
+        run_job(row)
+        cursor.execute("BEGIN; EXECUTE done(%s, %s)", ([row[0]], [row[1]]))
         done += cursor.rowcount
-        connection.commit()
+        claimed = claim(cursor)  # the next job, on this job's commit
+        cursor.execute("COMMIT")
     return done
 
 
@@ -149,20 +147,19 @@ def drain_group(connection):
     cursor = connection.cursor()
     limit = LIMITS["group"]
     while True:
-        claimed = claim(cursor)
-        connection.commit()
+        claimed = claim(cursor, "BEGIN; ")
+        cursor.execute("COMMIT")
         if not claimed:
             break
-        ids = [job_id for job_id, _ in claimed]
-        cursor.execute("EXECUTE lock(%s)", (ids,))
+        ids = [row[0] for row in claimed]
+        cursor.execute("BEGIN; EXECUTE lock(%s)", (ids,))
         cursor.fetchall()
-        cursor.execute("EXECUTE context(%s)", (ids,))
-        for row in cursor.fetchall():
+        for row in claimed:
             run_job(row)
         cursor.execute("EXECUTE done(%s, %s)",
-                       (ids, [attempt for _, attempt in claimed]))
+                       (ids, [row[1] for row in claimed]))
         done += cursor.rowcount
-        connection.commit()
+        cursor.execute("COMMIT")
         if len(claimed) < limit:
             break
     return done

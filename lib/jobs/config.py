@@ -176,6 +176,17 @@ class JobsConfig:
                     client_connection_check_interval=1, jit="off")
 
     @property
+    def prepared_statements(self) -> bool:
+        """Whether runners send their hot statements prepared
+        (``[database] prepared_statements``; `jobs.database.prepared`)."""
+        value = self.lazr["database"]["prepared_statements"]
+        if not isinstance(value, bool):
+            raise ConfigError(
+                "%s: [database] prepared_statements: %r is not true or"
+                " false." % (self.path, value))
+        return value
+
+    @property
     def database_uri(self) -> str:
         """The database URI, with relative SQLite paths made absolute
         (a ``JOBS_DATABASE_URI``'s against the current directory)."""

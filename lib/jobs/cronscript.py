@@ -120,7 +120,8 @@ class JobCronScript(Script):
         try:
             config = self.config = get_config()
             register_components(config)
-            connect(config.database_uri, config.session_settings)
+            connect(config.database_uri, config.session_settings,
+            config.prepared_statements)
             self.check_schema(get_store())
         except (ConfigError, DatabaseError, SchemaError) as e:
             self.logger.error("%s", e)

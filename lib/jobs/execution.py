@@ -30,11 +30,12 @@ from jobs.database.stormext import forget_object
 from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
+from jobs.log import emits
 from jobs.logtail import LogTail
 from jobs.model.jsondata import result_text
 from jobs.model.limits import Limits
 from jobs.metrics.tally import tally_for
-from jobs.model import claims, records
+from jobs.model import claims, lean, records
 from jobs.outcome import (
     CANCEL,
     FAIL,
@@ -94,6 +95,15 @@ class Execution(OutcomeRecorder):
         # The section's concurrency and rate limits, which its claims keep.
         self.claim_limits = Limits.of(settings)
         self.heartbeat = None
+        self.listen()
+
+    def listen(self):
+        """Learn whether the per-job lines (INFO, DEBUG) would be written
+        anywhere but the log tail: when they would not, they are never
+        built (`jobs.log.emits`). Called again by a run, once its
+        handlers are in place."""
+        self.says_info = emits(self.logger, logging.INFO, (self.tail,))
+        self.says_debug = emits(self.logger, logging.DEBUG, (self.tail,))
 
     def make_attempt(self, claimed, lease_seconds):
         """The `Attempt` of a `jobs.model.claims.Claimed`."""
@@ -233,8 +243,9 @@ class Execution(OutcomeRecorder):
 
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""
-        self.logger.info("Running %s, attempt %d", job_str(job),
-                         attempt.number)
+        if self.says_info:
+            self.logger.info("Running %s, attempt %d", job_str(job),
+                             attempt.number)
         store = get_store()
         savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint
@@ -250,6 +261,7 @@ class Execution(OutcomeRecorder):
                     if guard.intact():
                         # The job's pending ORM changes are its work: a
                         # failure to write them is the job's failure.
+                        lean.settle(getattr(job, "context", None))
                         store.flush()
                     attempt.result = result_text(job, value)
             except DisconnectionError:
@@ -343,7 +355,7 @@ class Execution(OutcomeRecorder):
         changes: in a group of N jobs that is N^2 work.
         """
         store = get_store()
-        for obj in (getattr(job, "context", None),
+        for obj in (lean.storm_object(getattr(job, "context", None)),
                     job.__dict__.get("_job_row")):
             if obj is not None and Store.of(obj) is store:
                 forget_object(store, obj)

@@ -24,7 +24,8 @@ which no other runner can take a job from; the runner checks each claimed
 job's lease itself when the job starts.
 """
 
-__all__ = ["Heartbeat", "SideConnection", "held_attempts"]
+__all__ = ["Heartbeat", "SideConnection", "autocommit_twin",
+           "held_attempts"]
 
 import logging
 import threading
@@ -34,7 +35,7 @@ import weakref
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.store import Store
 
-from jobs.database.stormext import autocommit_twin
+from jobs.database.stormext import JobsPostgres
 from jobs.model import records
 
 # The heartbeats of this process: the attempts they watch are the jobs
@@ -54,12 +55,30 @@ def held_attempts():
                    if not attempt.recorded and not attempt.fenced})
 
 
+def autocommit_twin(database):
+    """A database like `database` whose connections commit each statement
+    by itself (PostgreSQL; SQLite's `database` is returned as it is).
+
+    A runner's side connection uses it: a row lock its lease renewal takes
+    then lasts one statement on the server, even if the runner is frozen
+    (SIGSTOP, a swapped-out host) between two of its statements — a lock
+    held across a freeze would hide the frozen runner's job from the
+    runner that should take it over (claims skip locked rows).
+    """
+    if not isinstance(database, JobsPostgres):
+        return database
+    twin = type(database).__new__(type(database))
+    twin.__dict__.update(database.__dict__)
+    twin.autocommit = True
+    return twin
+
+
 class SideConnection:
     """A store of the runner's own beside the one its jobs use, on the
     same database and role: lease renewals and progress reports are
     committed at once, whatever the job's own transaction does. On
     PostgreSQL each statement commits by itself
-    (`jobs.database.stormext.autocommit_twin`).
+    (`autocommit_twin`).
 
     Used from the heartbeat thread and the runner's thread, one call at a
     time. One per database per process (`of`).

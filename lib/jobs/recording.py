@@ -113,7 +113,8 @@ class OutcomeRecorder:
     def _log_outcome(self, job, attempt, outcome, report):
         error = outcome.error
         if outcome is COMPLETE:
-            self.logger.debug("Completed %s.", job_str(job))
+            if self.says_debug:
+                self.logger.debug("Completed %s.", job_str(job))
         elif outcome.name == "retry":
             self.logger.info("Scheduling retry due to %s: %s.",
                              type(error).__name__, error)

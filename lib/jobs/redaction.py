@@ -24,23 +24,29 @@ DEFAULT_NAMES = ("password", "passwd", "pwd", "secret", "token", "api_key",
                  "credential", "auth", "bearer", "private_key", "cookie",
                  "session")
 
-# (pattern, replacement), applied in order before the names.
+# (guard, pattern, replacement), applied in order before the names; a
+# pattern is tried only when its guard is in the lower-cased text (a
+# worker's log lines hold none, and the patterns cost more than the rest
+# of a line).
 _VALUE_RULES = (
     # A PEM private key, to its END line or to the end of a cut text.
-    (re.compile(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)(.*?)"
-                r"(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.DOTALL),
+    ("private key", re.compile(
+        r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)(.*?)"
+        r"(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.DOTALL),
      r"\1" + REDACTED + r"\3"),
     # Authorization: <scheme> <credentials> (a header, or as a key):
     # both hidden.
-    (re.compile(r"""(\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)"""
-                r"""(?:[a-z][\w-]*\s+(?=[^\s'"]))?[^\s'",;)}\]]+""",
-                re.IGNORECASE),
+    ("authorization", re.compile(
+        r"""(\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)"""
+        r"""(?:[a-z][\w-]*\s+(?=[^\s'"]))?[^\s'",;)}\]]+""",
+        re.IGNORECASE),
      r"\1" + REDACTED),
     # Bearer <token> anywhere (tokens are long; "bearer of" is not one).
-    (re.compile(r"\b(bearer\s+)[\w\-.~+/]{8,}=*", re.IGNORECASE),
+    ("bearer", re.compile(r"\b(bearer\s+)[\w\-.~+/]{8,}=*", re.IGNORECASE),
      r"\1" + REDACTED),
     # scheme://user:password@ -- the password part.
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE),
+    ("://", re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@",
+                       re.IGNORECASE),
      r"\1" + REDACTED + "@"),
 )
 
@@ -73,9 +79,12 @@ class Redactor:
         names, and the secrets found by their look (see the module)."""
         if not text:
             return text
-        for pattern, replacement in _VALUE_RULES:
-            text = pattern.sub(replacement, text)
-        if self._pattern is None:
+        lowered = text.lower()
+        for guard, pattern, replacement in _VALUE_RULES:
+            if guard in lowered:
+                text = pattern.sub(replacement, text)
+        if self._pattern is None or not any(
+                name in lowered for name in self.names):
             return text
         return self._pattern.sub(self._by_name, text)
 

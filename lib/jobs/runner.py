@@ -31,7 +31,12 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 from zope.interface import implementer
 
-from jobs.database import collect_garbage, dialect, get_store
+from jobs.database import (
+    collect_garbage,
+    dialect,
+    freeze_long_lived,
+    get_store,
+)
 from jobs.execution import Execution
 from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
@@ -148,12 +153,15 @@ class JobRunner(Execution):
         batch = None
         try:
             with self.tail:
+                self.listen()
                 while not self.should_stop():
                     if batch is None:
                         batch = self._claim()
                         if not batch:
                             transaction.abort()  # nothing was claimed
                             break
+                        # (Not on an empty queue: a cron run's start-up.)
+                        freeze_long_lived()
                         # The claim's commit: leases, RUNNING, attempts.
                         transaction.commit()
                         self._watch(batch)

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import transaction
 from storm.tracer import install_tracer, remove_tracer
-from jobs.database import disconnect, get_store
+from jobs.database import disconnect, get_store, prepared
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.model import claims
@@ -247,7 +247,7 @@ class TestBatches(DatabaseTestCase):
         class Recorder:
             def connection_raw_execute(self, connection, raw_cursor,
                                        statement, params):
-                statements.append(statement)
+                statements.append(prepared.sql_of(statement))
 
         recorder = Recorder()
         install_tracer(recorder)

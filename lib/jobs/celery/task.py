@@ -250,7 +250,8 @@ def init_process(**ignored):
     set_config(None)
     config = get_config()
     register_components(config)
-    connect(config.database_uri, config.session_settings)
+    connect(config.database_uri, config.session_settings,
+        config.prepared_statements)
     _runner = TaskRunner(config, logging.getLogger(__name__))
     _presence = Presence("celery", config.job_section_names, config.workers,
                          logger, _warm_shutdown).start()

@@ -20,6 +20,7 @@ __all__ = [
     "disconnect",
     "dsn",
     "forget_store",
+    "freeze_long_lived",
     "get_store",
     "get_zstorm",
     "like_escape",
@@ -40,11 +41,12 @@ import transaction
 from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.uri import URI
 from storm.zope.interfaces import IZStorm
-from storm.zope.zstorm import ZStorm
+from storm.zope.zstorm import ZStorm, ZStormError
 from zope.component import getGlobalSiteManager, queryUtility
 
 from jobs.database.dialect import POSTGRESQL, SQLITE
 from jobs.database.dialect import dialect as _dialect_of
+from jobs.database import prepared
 from jobs.database.stormext import SESSION_SETTINGS, dsn_of
 from jobs.errors import DatabaseError
 
@@ -100,7 +102,7 @@ def get_zstorm():
     return zstorm
 
 
-def connect(uri, session=None):
+def connect(uri, session=None, prepared_statements=None):
     """Make `uri` the database of the ``main`` store.
 
     Closes this thread's ``main`` store if it pointed elsewhere.
@@ -110,8 +112,12 @@ def connect(uri, session=None):
         on, ``{setting: seconds or None}`` (``lock_timeout``,
         ``idle_in_transaction_session_timeout``; see the configuration's
         ``session_settings``).
+    :param prepared_statements: send the runners' hot statements as
+        prepared statements (`jobs.database.prepared`); None: as before.
     :raises DatabaseError: for an unsupported URI.
     """
+    if prepared_statements is not None:
+        prepared.set_enabled(prepared_statements)
     if session is not None:
         SESSION_SETTINGS.clear()
         SESSION_SETTINGS.update(session)
@@ -160,14 +166,25 @@ def get_store():
         database cannot be reached as that role.
     """
     zstorm = get_zstorm()
-    uris = zstorm.get_default_uris()
+    name = STORE_NAME
+    role = getattr(_session, "role", None)
+    uris = None
+    if role is None:
+        # The runner's hot path (several calls a job): no copy of the
+        # default URIs when the store is there or can be made.
+        try:
+            return zstorm.get(name)
+        except ZStormError:
+            uris = {}
+        except StormDatabaseError as e:
+            raise _unreachable(zstorm, name, e) from None
+    if uris is None:
+        uris = zstorm.get_default_uris()
     if STORE_NAME not in uris:
         raise DatabaseError(
             "No database configured: call jobs.database.connect(uri) first"
             " (run_jobs.py and the jobs command connect to the configured"
             " [database] uri themselves).")
-    name = STORE_NAME
-    role = getattr(_session, "role", None)
     if role is not None:
         # The runner's hot path: no URI parsing per call.
         key = (uris[STORE_NAME], role)
@@ -181,10 +198,14 @@ def get_store():
     try:
         return zstorm.get(name)
     except StormDatabaseError as e:
-        # libpq's messages span lines; an operator's log wants one.
-        raise DatabaseError("Cannot connect to the database %s: %s" % (
-            uri_without_password(zstorm.get_default_uris()[name]),
-            " ".join(str(e).split()))) from None
+        raise _unreachable(zstorm, name, e) from None
+
+
+def _unreachable(zstorm, name, error):
+    # libpq's messages span lines; an operator's log wants one.
+    return DatabaseError("Cannot connect to the database %s: %s" % (
+        uri_without_password(zstorm.get_default_uris()[name]),
+        " ".join(str(error).split())))
 
 
 def role_uri(uri, role):
@@ -242,6 +263,23 @@ def collect_garbage():
     call this every batch so that commits stay cheap.
     """
     gc.collect(1)
+
+
+_frozen = []
+
+
+def freeze_long_lived():
+    """Once per process, before its first run: collect all garbage, then
+    move every object alive now (modules, configuration, the component
+    registry: what lives as long as the process) to the collector's
+    permanent generation (`gc.freeze`), so that its full collections no
+    longer walk them. Measured (issue 15): in a group commit the three
+    full collections of 5,000 jobs took 9% of the time; frozen, 0%.
+    Collection itself stays on."""
+    if not _frozen:
+        _frozen.append(True)
+        gc.collect()
+        gc.freeze()
 
 
 @contextlib.contextmanager

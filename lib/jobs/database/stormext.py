@@ -21,19 +21,22 @@ __all__ = [
     "dsn_of",
     "forget_dead_objects",
     "forget_object",
+    "load_object",
+    "raw_session_state",
     "reload_columns",
+    "result_class",
     "session_of",
     "transaction_ends",
 ]
 
-from functools import partial
+from functools import partial, partialmethod
 
 from storm.database import ConnectionWrapper, CursorWrapper, register_scheme
 from storm.databases.postgres import Postgres, PostgresConnection
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.exceptions import wrap_exceptions
 from storm.expr import State
-from storm.info import get_obj_info
+from storm.info import get_cls_info, get_obj_info
 from storm.store import AutoReload
 
 # (owner, attribute) of every private name this module relies on; the
@@ -43,9 +46,11 @@ PRIVATE_NAMES = (
     ("storm.store.Store", "_cache"),
     ("storm.store.Store", "_alive"),
     ("storm.store.Store", "_dirty"),
+    ("storm.store.Store", "_load_object"),
     ("storm.database.Connection", "compile"),
     ("storm.database.Connection", "_raw_connection"),
     ("storm.database.Connection", "_closed"),
+    ("storm.database.Connection", "_ensure_connected"),
     ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
     ("storm.databases.postgres.Postgres", "_dsn"),
     ("storm.databases.postgres.Postgres", "_raw_connect"),
@@ -85,8 +90,7 @@ class QuickCursorWrapper(CursorWrapper):
 
 
 class QuickConnectionWrapper(ConnectionWrapper):
-    """Storm's connection wrapper without its per-call price (as
-    `QuickCursorWrapper`)."""
+    """Storm's connection wrapper without its per-call price."""
 
     def __getattr__(self, name):
         return _wrapped_attribute(self._database, self._connection, name)
@@ -95,6 +99,41 @@ class QuickConnectionWrapper(ConnectionWrapper):
         return QuickCursorWrapper(
             _call_wrapped(self._database, self._connection.cursor),
             self._database)
+
+
+class BeginWithFirstStatement(QuickConnectionWrapper):
+    """A psycopg2 connection whose transactions send ``BEGIN`` with their
+    first statement, in its round trip (psycopg2's own takes a round
+    trip: one in five of a job committed on its own, issue 15). psycopg2
+    runs in autocommit mode; this sends BEGIN, COMMIT and ROLLBACK."""
+
+    def __init__(self, connection, database):
+        super().__init__(connection, database)
+        self.__dict__["in_transaction"] = False
+
+    def cursor(self):
+        cursor = QuickCursorWrapper(
+            _call_wrapped(self._database, self._connection.cursor),
+            self._database)
+        cursor.__dict__["execute"] = partial(self._execute, cursor._cursor)
+        return cursor
+
+    def _execute(self, cursor, statement, params=None):
+        if not self.__dict__["in_transaction"]:
+            # Whatever happens next, a COMMIT or ROLLBACK ends it.
+            self.__dict__["in_transaction"] = True
+            statement = "BEGIN; " + statement
+        return _call_wrapped(self._database, cursor.execute, statement,
+                             params)
+
+    def _end(self, statement):
+        if self.__dict__["in_transaction"]:
+            self.__dict__["in_transaction"] = False
+            with self._connection.cursor() as cursor:
+                _call_wrapped(self._database, cursor.execute, statement)
+
+    commit = partialmethod(_end, "COMMIT")
+    rollback = partialmethod(_end, "ROLLBACK")
 
 
 # Statements that end a transaction when sent as SQL (ROLLBACK TO
@@ -168,7 +207,7 @@ class JobsPostgres(Postgres):
     """PostgreSQL, READ COMMITTED, in UTC, with TCP keepalives and the
     session settings of `SESSION_SETTINGS`.
 
-    :ivar autocommit: each statement commits by itself (`autocommit_twin`).
+    :ivar autocommit: each statement commits by itself (`jobs.heartbeat.autocommit_twin`).
     """
 
     connection_factory = JobsPostgresConnection
@@ -202,27 +241,12 @@ class JobsPostgres(Postgres):
             "%d/%.6f" % row if row else "")
         # A SET inside a transaction that is later rolled back is undone.
         raw_connection.commit()
+        raw_connection._connection.autocommit = True
         if self.autocommit:
-            raw_connection._connection.autocommit = True
-        return raw_connection
-
-
-def autocommit_twin(database):
-    """A database like `database` whose connections commit each statement
-    by itself (PostgreSQL; SQLite's `database` is returned as it is).
-
-    A runner's side connection uses it: a row lock its lease renewal takes
-    then lasts one statement on the server, even if the runner is frozen
-    (SIGSTOP, a swapped-out host) between two of its statements — a lock
-    held across a freeze would hide the frozen runner's job from the
-    runner that should take it over (claims skip locked rows).
-    """
-    if not isinstance(database, JobsPostgres):
-        return database
-    twin = type(database).__new__(type(database))
-    twin.__dict__.update(database.__dict__)
-    twin.autocommit = True
-    return twin
+            return raw_connection
+        begins = BeginWithFirstStatement(raw_connection._connection, self)
+        begins.__dict__["session"] = raw_connection.__dict__["session"]
+        return begins
 
 
 class ImmediateSQLiteConnection(SQLiteConnection):
@@ -307,9 +331,34 @@ def session_of(store):
         "session", "")
 
 
+def raw_session_state(store):
+    """A dict living as long as `store`'s PostgreSQL session (connecting
+    if need be; None on SQLite): its prepared statements
+    (`jobs.database.prepared`). A reconnect starts a new one."""
+    connection = store._connection
+    if not isinstance(connection, JobsPostgresConnection):
+        return None
+    connection._ensure_connected()
+    return connection._raw_connection.__dict__.setdefault("jobs_state", {})
+
+
 def dsn_of(database):
     """The libpq connection string of a Storm `Postgres` database."""
     return database._dsn
+
+
+def result_class(store):
+    """The class of `store`'s results: its ``set_variable(variable,
+    value)`` converts a value read from the database as Storm does."""
+    return store._connection.result_factory
+
+
+def load_object(store, cls, values):
+    """The Storm object of `cls` for a row already read (`values`, in the
+    order of ``get_cls_info(cls).columns``), without a query, as
+    ``store.find`` makes it (or the one alive in the store)."""
+    return store._load_object(get_cls_info(cls), result_class(store),
+                              values)
 
 
 def forget_object(store, obj):

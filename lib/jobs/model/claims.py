@@ -31,10 +31,10 @@ from datetime import timedelta
 
 from storm.expr import And, Desc, Or, Select
 
-from jobs.database import clock, dialect
+from jobs.database import clock, dialect, prepared
 from jobs.database.stormext import compile_expr, session_of
 from jobs.interfaces.job import JobStatus
-from jobs.model.fencing import chunks, fenced
+from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
 from jobs.model.job import Job, ready_kinds, waiting_parts
 from jobs.model.locking import LockingSelect
@@ -62,7 +62,7 @@ _claim_statements = {}
 
 
 def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
-          started=False, limits=None):
+          started=False, limits=None, load=None):
     """Claim up to `limit` ready jobs matching `condition`, atomically.
 
     One statement moves them to RUNNING as a new attempt with a lease of
@@ -91,6 +91,10 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         a process pool's dispatch).
     :param limits: the section's `jobs.model.limits.Limits`, if any: the
         claim then picks only what they allow.
+    :param load: a `jobs.model.lean.ContextJoin`: where the database can
+        (``UPDATE ... RETURNING`` in a WITH), the claimed jobs' context
+        rows come back with the claim, in its round trip, and each
+        `Claimed` carries its loaded job.
     :return: a list of `Claimed`, in claiming order. The caller commits
         to publish the claim.
     """
@@ -101,20 +105,29 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
                                  lease_seconds, started)
     elif dialect(store).returning:
         rows = _claim_returning(store, condition, tables, limit,
-                                lease_seconds, cache_key, started)
+                                lease_seconds, cache_key, started, load)
     else:
         rows = _claim_select_update(store, condition, tables, limit,
                                     lease_seconds, started)
     # Objects cached before the UPDATE are stale now.
     store.invalidate()
     rows.sort(key=lambda row: (-row[5], row[0]))
+    jobs = {}
+    if rows and len(rows[0]) > _CLAIMED_WIDTH:
+        jobs = load.jobs([row[_CLAIMED_WIDTH:] for row in rows])
     claimed = []
-    for (job_id, attempt, max_retries, cancel, previous, _, had_started,
-         holder) in rows:
+    for row in rows:
+        (job_id, attempt, max_retries, cancel, previous, _, had_started,
+         holder) = row[:_CLAIMED_WIDTH]
         lost = previous == RUNNING.value and had_started
         claimed.append(Claimed(job_id, attempt, max_retries, bool(cancel),
-                               lost, started, holder if lost else None))
+                               lost, started, holder if lost else None,
+                               jobs.get(job_id)))
     return claimed
+
+
+# The columns of a claim's rows (a context row may follow).
+_CLAIMED_WIDTH = 8
 
 
 def claimer(store):
@@ -146,25 +159,29 @@ def _claim_sets(store, lease_seconds, started):
 
 
 def _claim_returning(store, condition, tables, limit, lease_seconds,
-                     cache_key, started):
+                     cache_key, started, load):
     key = None
     if cache_key is not None and clock.frozen_at is None:
-        key = (cache_key, limit, lease_seconds, started)
+        key = (cache_key, limit, lease_seconds, started, load)
     statement = _claim_statements.get(key) if key else None
     if statement is None:
         candidates, parameters = _candidates(store, condition, tables, limit)
         sets, set_parameters = _claim_sets(store, lease_seconds, started)
-        statement = (
+        update = (
             "UPDATE job SET %s FROM (%s) AS claimed WHERE job.id = claimed.id"
             " RETURNING job.id, job.attempt_count, job.max_retries,"
-            " job.cancel_requested, claimed.status, job.priority,"
-            " claimed.date_started IS NOT NULL, claimed.claimed_by"
-            % (", ".join("%s = %s" % pair for pair in sets), candidates),
-            set_parameters + parameters)
+            " job.cancel_requested, claimed.status AS previous,"
+            " job.priority, claimed.date_started IS NOT NULL AS had_started,"
+            " claimed.claimed_by AS holder"
+            % (", ".join("%s = %s" % pair for pair in sets), candidates))
+        if load is not None:
+            update = load.joined(update)
+        statement = (update, set_parameters + parameters)
         if key is not None:
             _claim_statements[key] = statement
     sql, parameters = statement
-    return store.execute(sql, [claimer(store)] + parameters).get_all()
+    return prepared.execute(
+        store, sql, [claimer(store)] + parameters).get_all()
 
 
 def _candidates(store, condition, tables, limit):
@@ -249,9 +266,10 @@ def mark_started(store, job_id, attempt):
     """
     now, parameters = now_sql(store)
     where, where_parameters = fenced([(job_id, attempt)])
-    return store.execute(
-        "UPDATE job SET date_started = %s WHERE %s AND date_started IS NULL"
-        % (now, where), parameters + where_parameters).rowcount == 1
+    return prepared.execute(
+        store, "UPDATE job SET date_started = %s WHERE %s AND date_started"
+        " IS NULL" % (now, where), parameters + where_parameters
+    ).rowcount == 1
 
 
 def hold_on_session(store, job_id, attempt):
@@ -288,14 +306,17 @@ def lock(store, claims):
     """
     if not claims:
         return [], []
-    columns = (Job.id, Job.status, Job.attempt_count, Job.cancel_requested)
-    where = Job.id.is_in([job_id for job_id, _ in claims])
-    if dialect(store).row_locks:
-        select = LockingSelect(columns, where=where, tables=Job,
-                               lock="FOR NO KEY UPDATE")
+    ids = [job_id for job_id, _ in claims]
+    select = "SELECT id, status, attempt_count, cancel_requested FROM job"
+    if dialect(store).arrays:
+        # One prepared statement for any group size.
+        result = prepared.execute(
+            store, select + " WHERE id = ANY(?::integer[]) FOR NO KEY UPDATE",
+            [ids])
     else:
-        select = Select(columns, where=where, tables=Job)
-    rows = {row[0]: row[1:] for row in store.execute(select)}
+        result = store.execute(select + " WHERE id IN (%s)" % ", ".join(
+            ["?"] * len(ids)), ids)
+    rows = {row[0]: row[1:] for row in result}
     mine, lost = [], []
     for job_id, attempt in claims:
         status, current, cancel = rows.get(job_id, (None, None, None))
@@ -318,10 +339,10 @@ def release(store, claims):
         caller.
     """
     released = 0
-    for chunk in chunks(claims):
-        where, parameters = fenced(chunk)
-        result = store.execute(
-            "UPDATE job SET status = %d, lease_expires = NULL,"
+    for chunk in ([claims] if dialect(store).arrays else chunks(claims)):
+        where, parameters = fenced_any(store, chunk)
+        result = prepared.execute(
+            store, "UPDATE job SET status = %d, lease_expires = NULL,"
             " date_started = NULL, attempt_count = attempt_count - 1"
             " WHERE %s" % (WAITING.value, where), parameters)
         released += result.rowcount

@@ -29,6 +29,7 @@ from jobs.model.options import enqueue_options
 from jobs.model.enumeratedsubclass import EnumeratedSubclass
 from jobs.model.job import Job
 from jobs.model.jsondata import check_json_data
+from jobs.model.lean import ContextJoin, load_contexts
 from jobs.model.runnable import BaseRunnableJob
 
 
@@ -206,17 +207,23 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
     def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:
         """See `BaseRunnableJobSource`.
 
-        Loads the context rows in one query; each job row is loaded only
-        if something asks for ``job`` (it costs more to load than the
-        whole run of a short job).
+        Loads the context rows in one query, as lean contexts
+        (`jobs.model.lean`): a context becomes a Storm object only when
+        the job's code needs the ORM; each job row is loaded only if
+        something asks for ``job`` (it costs more to load than the whole
+        run of a short job).
         """
         if not job_ids:
             return []
-        contexts = get_store().find(
-            cls.context_class, cls.context_class.job_id.is_in(job_ids))
-        by_id = {context.job_id: cls.makeSubclass(context)
-                 for context in contexts}
-        return [by_id[job_id] for job_id in job_ids if job_id in by_id]
+        by_id = load_contexts(cls.context_class, job_ids)
+        return [cls.makeSubclass(by_id[job_id]) for job_id in job_ids
+                if job_id in by_id]
+
+    @classmethod
+    def claimLoad(cls) -> Any:
+        """See `BaseRunnableJob`: the claimed jobs' context rows, as
+        lean contexts (`jobs.model.lean.ContextJoin`)."""
+        return ContextJoin(cls.context_class, cls.makeSubclass)
 
     @classmethod
     def get(cls, job_id: int) -> Any:

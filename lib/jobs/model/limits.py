@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from storm.expr import And, Desc, Or, Select
 
-from jobs.database import UTCNow, dialect
+from jobs.database import UTCNow, dialect, prepared
 from jobs.database.stormext import compile_expr
 from jobs.interfaces.job import JobStatus
 from jobs.model import claims
@@ -81,7 +81,8 @@ class Limits:
             sets, set_parameters = claims._claim_sets(
                 store, lease_seconds, started)
             ready, ready_parameters = compile_expr(store, Or(*ready_kinds()))
-            rows = store.execute(
+            rows = prepared.execute(
+                store,
                 "WITH %s UPDATE job SET %s FROM picked AS claimed WHERE"
                 " job.id = claimed.id AND %s RETURNING job.id,"
                 " job.attempt_count, job.max_retries, job.cancel_requested,"

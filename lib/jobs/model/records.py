@@ -9,10 +9,10 @@ changes nothing, and learns it from the row count.
 __all__ = ["end_lost_session", "progress_update", "record",
            "record_completed", "renew"]
 
-from jobs.database import dialect
+from jobs.database import dialect, prepared
 from jobs.interfaces.job import JobStatus
 from jobs.model import dependencies
-from jobs.model.fencing import chunks, fenced
+from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
 
 RUNNING = JobStatus.RUNNING
@@ -28,9 +28,9 @@ def _recorded(store, sql, parameters, expected):
     so the flag is current); SQLite, whose one writer is this transaction,
     reads it after."""
     if dialect(store).returning:
-        rows = store.execute(
-            sql + " RETURNING CASE WHEN has_dependents THEN id END",
-            parameters).get_all()
+        rows = prepared.execute(
+            store, sql + " RETURNING CASE WHEN job.has_dependents THEN"
+            " job.id END", parameters).get_all()
         return len(rows), [row[0] for row in rows if row[0] is not None]
     updated = store.execute(sql, parameters).rowcount
     ids = expected
@@ -80,7 +80,8 @@ def record(store, job_id, attempt, status, retry_delay=None, log=None,
     where, where_parameters = fenced([(job_id, attempt)])
     sql = "UPDATE job SET %s WHERE %s" % (", ".join(sets), where)
     if status not in FINISHED:
-        return store.execute(sql, parameters + where_parameters).rowcount == 1
+        return prepared.execute(
+            store, sql, parameters + where_parameters).rowcount == 1
     updated, flagged = _recorded(store, sql, parameters + where_parameters,
                                  [job_id])
     if updated == 1 and flagged:
@@ -101,6 +102,8 @@ def record_completed(store, outcomes, made_ready=None):
         rows moved on. Their dependents are settled. Leaves the
         transaction to the caller.
     """
+    if dialect(store).arrays:
+        return _record_completed_arrays(store, outcomes, made_ready)
     recorded = 0
     now, now_parameters = now_sql(store)
     for chunk in chunks(outcomes):
@@ -120,13 +123,40 @@ def record_completed(store, outcomes, made_ready=None):
         updated, flagged = _recorded(
             store, "UPDATE job SET %s WHERE %s" % (", ".join(sets), where),
             parameters + where_parameters, [row[0] for row in chunk])
-        recorded += updated
-        if flagged:
-            ready = dependencies.settle(
-                store, [(job_id, JobStatus.COMPLETED) for job_id in flagged])
-            if made_ready is not None:
-                made_ready.extend(ready)
+        recorded += _settled(store, updated, flagged, made_ready)
     return recorded
+
+
+def _settled(store, updated, flagged, made_ready):
+    """Settle the dependents of the COMPLETED jobs `flagged`; return
+    `updated`."""
+    if flagged:
+        ready = dependencies.settle(
+            store, [(job_id, JobStatus.COMPLETED) for job_id in flagged])
+        if made_ready is not None:
+            made_ready.extend(ready)
+    return updated
+
+
+def _record_completed_arrays(store, outcomes, made_ready):
+    """`record_completed` in one statement of one form, whatever the
+    number of outcomes (PostgreSQL: arrays, a prepared statement)."""
+    if not outcomes:
+        return 0
+    now, parameters = now_sql(store)
+    columns = list(zip(*outcomes))
+    parameters = list(parameters) + [list(values) for values in columns[:5]]
+    updated, flagged = _recorded(store, (
+        "UPDATE job SET status = %d, date_finished = %s, lease_expires ="
+        " NULL, log = coalesce(given.log_tail, job.log), progress ="
+        " coalesce(given.progress_tree, job.progress), result ="
+        " coalesce(given.returned, job.result) FROM unnest(?::integer[],"
+        " ?::integer[], ?::text[], ?::text[], ?::text[]) AS given(job_id,"
+        " attempt, log_tail, progress_tree, returned) WHERE job.id ="
+        " given.job_id AND job.attempt_count = given.attempt AND"
+        " job.status = %d" % (JobStatus.COMPLETED.value, now,
+                              RUNNING.value)), parameters, None)
+    return _settled(store, updated, flagged, made_ready)
 
 
 def renew(store, claims, lease_seconds=None):
@@ -147,26 +177,32 @@ def renew(store, claims, lease_seconds=None):
     if not claims:
         return {}
     ids = [job_id for job_id, _ in claims]
-    marks = ", ".join(["?"] * len(ids))
     renewed = set()
+    arrays = dialect(store).arrays
     if lease_seconds is not None:
         expires, parameters = now_sql(store, lease_seconds)
-        where, where_parameters = fenced(claims)
+        where, where_parameters = fenced_any(store, claims)
         parameters += where_parameters
         if dialect(store).row_locks:
-            renewed.update(row[0] for row in store.execute(
-                "UPDATE job SET lease_expires = %s WHERE id IN (SELECT id"
-                " FROM job WHERE %s FOR NO KEY UPDATE SKIP LOCKED) RETURNING id"
-                % (expires, where), parameters))
+            renewed.update(row[0] for row in prepared.execute(
+                store, "UPDATE job SET lease_expires = %s WHERE id IN"
+                " (SELECT id FROM job WHERE %s FOR NO KEY UPDATE SKIP"
+                " LOCKED) RETURNING id" % (expires, where), parameters))
         else:
             store.execute("UPDATE job SET lease_expires = %s WHERE %s" % (
                 expires, where), parameters)
             renewed.update(ids)
     attempts = dict(claims)
     found = {}
-    for job_id, status, current, cancel in store.execute(
+    if arrays:
+        rows = prepared.execute(
+            store, "SELECT id, status, attempt_count, cancel_requested"
+            " FROM job WHERE id = ANY(?::integer[])", [ids])
+    else:
+        rows = store.execute(
             "SELECT id, status, attempt_count, cancel_requested FROM job"
-            " WHERE id IN (%s)" % marks, ids):
+            " WHERE id IN (%s)" % ", ".join(["?"] * len(ids)), ids)
+    for job_id, status, current, cancel in rows:
         mine = status == RUNNING.value and current == attempts[job_id]
         found[job_id] = (mine and job_id in renewed, mine, bool(cancel))
     return found
@@ -185,7 +221,7 @@ def progress_update(store, job_id, attempt, text):
                " WHERE %s FOR NO KEY UPDATE SKIP LOCKED)" % where)
     else:
         sql = "UPDATE job SET progress = ? WHERE %s" % where
-    return store.execute(sql, [text] + parameters).rowcount == 1
+    return prepared.execute(store, sql, [text] + parameters).rowcount == 1
 
 
 def end_lost_session(store, claimed_by):

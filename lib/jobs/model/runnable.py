@@ -108,7 +108,15 @@ class BaseRunnableJobSource:
         condition, tables = cls.jobCondition()
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
-                            cache_key=cls, started=started, limits=limits)
+                            cache_key=cls, started=started, limits=limits,
+                            load=cls.claimLoad())
+
+    @classmethod
+    def claimLoad(cls) -> Any:
+        """What a claim of this source's jobs reads with them (see
+        `jobs.model.claims.claim`'s `load`); None: nothing, the runner
+        loads them with `getJobs`."""
+        return None
 
     @classmethod
     def claimJob(cls, job_id: int, lease_duration: Lease = None,

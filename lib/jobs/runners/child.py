@@ -138,7 +138,8 @@ def child_main(connection, settings):
     config.confine_to(settings["database_uri"])
     set_config(config)
     register_components(config)
-    connect(config.database_uri, config.session_settings)
+    connect(config.database_uri, config.session_settings,
+            config.prepared_statements)
     source = find_section(config, settings["section"],
                           settings["source_interface"]).source
     execution = ChildExecution(

@@ -50,6 +50,17 @@ class ScriptFormatter(logging.Formatter):
     def __init__(self, redact=None):
         super().__init__(LINE_FORMAT, DATE_FORMAT)
         self.redact = redact
+        # (second, its time stamp): a worker writes many lines a second,
+        # and strftime costs more than the rest of a line.
+        self._stamp = (None, None)
+
+    def formatTime(self, record, datefmt=None):
+        second = int(record.created)
+        cached, stamp = self._stamp
+        if cached != second:
+            stamp = super().formatTime(record, datefmt)
+            self._stamp = (second, stamp)
+        return stamp
 
     def format(self, record):
         text = printable(super().format(record))

@@ -1,0 +1,256 @@
+"""Lean context rows: the context rows of claimed jobs read with one
+statement into plain objects, made Storm objects only when a job's code
+needs the ORM.
+
+A Storm object costs more to load than a short job costs to run, and
+while it lives every flush of the transaction re-serializes each of its
+JSON values to look for changes: a group of N jobs loaded at once paid
+that N² times (issue 15's profile: 37% of a group commit). A
+`LeanContext` holds the row as read and converts a column only when it
+is read, with Storm's own column types (``self.context.json_data`` is
+the same value as through the ORM).
+
+Anything else — a reference (``self.context.foo``), a write
+(``self.context.note = ...``), a method of the context class — turns it
+into the Storm object of that row, built from the values already read
+(no query), and from then on the context delegates everything to it.
+A JSON value the job changed in place before that is carried over; one
+changed in place without it is written when the job returns
+(`settle`), as Storm would write it at the flush that follows.
+"""
+
+__all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
+           "storm_object"]
+
+from storm.info import get_cls_info
+from storm.variables import MutableValueVariable
+
+from jobs.database import dialect, get_store, prepared
+from jobs.database.stormext import load_object, result_class
+from jobs.model.runnable import LOAD_ERRORS
+
+
+class _Loader:
+    """How to read and convert the rows of one context class."""
+
+    def __init__(self, cls):
+        info = get_cls_info(cls)
+        self.cls = cls
+        self.columns = info.columns
+        names = {id(column): attr for attr, column in info.attributes.items()}
+        self.positions = {names[id(column)]: index
+                          for index, column in enumerate(self.columns)}
+        self.mutable = {
+            names[id(column)] for column in self.columns
+            if issubclass(column.variable_factory.func
+                          if hasattr(column.variable_factory, "func")
+                          else column.variable_factory,
+                          MutableValueVariable)}
+        table = self.table = info.table.name
+        self.job_column = cls.job_id.name
+        self.column_list = ", ".join('%s."%s"' % (table, column.name)
+                                     for column in self.columns)
+        self.select = "SELECT %s FROM %s WHERE %s.%s" % (
+            self.column_list, table, table, self.job_column)
+        self.job_position = self.positions["job_id"]
+
+    def rows(self, store, job_ids):
+        if dialect(store).arrays:
+            return prepared.execute(
+                store, self.select + " = ANY(?::integer[])",
+                [list(job_ids)]).get_all()
+        rows = []
+        for first in range(0, len(job_ids), 500):
+            chunk = list(job_ids[first:first + 500])
+            rows += store.execute(self.select + " IN (%s)" % ", ".join(
+                ["?"] * len(chunk)), chunk).get_all()
+        return rows
+
+
+_loaders = {}
+
+
+def _loader(context_class):
+    loader = _loaders.get(context_class)
+    if loader is None:
+        loader = _loaders[context_class] = _Loader(context_class)
+    return loader
+
+
+class ContextJoin:
+    """The context rows of a claim's jobs, read by the claim statement
+    itself (`jobs.model.claims.claim`'s `load`): a job committed on its
+    own then costs no round trip for its context row.
+
+    :param context_class: the Storm class of the context rows.
+    :param make: makes a runnable job of a `LeanContext`
+        (``makeSubclass``).
+    """
+
+    def __init__(self, context_class, make):
+        self.context_class = context_class
+        self.make = make
+
+    def __eq__(self, other):
+        # The claim's statement cache holds one statement per source.
+        return (isinstance(other, ContextJoin)
+                and other.context_class is self.context_class)
+
+    def __hash__(self):
+        return hash(self.context_class)
+
+    def joined(self, claim_sql):
+        """`claim_sql` (an ``UPDATE ... RETURNING`` of a claim's eight
+        columns, the first the job id) followed by the context row's
+        columns (NULLs when the job has none)."""
+        loader = _loader(self.context_class)
+        return ("WITH claimed_rows AS (%s) SELECT claimed_rows.*, %s FROM"
+                " claimed_rows LEFT JOIN %s ON %s.%s = claimed_rows.id"
+                % (claim_sql, loader.column_list, loader.table, loader.table,
+                   loader.job_column))
+
+    def jobs(self, rows):
+        """``{job_id: runnable job}`` of the context `rows` (the columns
+        `joined` adds); a job without a context row is left out (the
+        runner loads it again, and finds it gone). A row that cannot be
+        made a job (an unknown job type) is left out too: the runner's
+        load turns it into an `UnloadableJob`."""
+        loader = _loader(self.context_class)
+        store = get_store()
+        convert = result_class(store).set_variable
+        position = loader.job_position
+        jobs = {}
+        for row in rows:
+            if row[position] is None:
+                continue
+            try:
+                job = self.make(LeanContext(loader, row, convert))
+            except LOAD_ERRORS:
+                continue
+            jobs[row[position]] = job
+        return jobs
+
+
+def load_contexts(context_class, job_ids):
+    """``{job_id: LeanContext}`` of the rows of `context_class` (a Storm
+    class with a ``job_id`` column) for `job_ids`, in one statement."""
+    loader = _loader(context_class)
+    store = get_store()
+    convert = result_class(store).set_variable
+    position = loader.job_position
+    return {row[position]: LeanContext(loader, row, convert)
+            for row in loader.rows(store, job_ids)}
+
+
+class LeanContext:
+    """A context row as read, its columns converted when first read; the
+    Storm object of the row once anything else is asked of it (see the
+    module's docstring)."""
+
+    __slots__ = ("_loader", "_row", "_convert", "_values", "_handed",
+                 "_orm")
+
+    def __init__(self, loader, row, convert):
+        setter = object.__setattr__
+        setter(self, "_loader", loader)
+        setter(self, "_row", row)
+        setter(self, "_convert", convert)
+        setter(self, "_values", {})
+        setter(self, "_handed", None)
+        setter(self, "_orm", None)
+        # JSON is read now, as Storm reads it: a value that is not JSON
+        # makes the job unloadable (a JobLoadError), not a failing run.
+        for name in loader.mutable:
+            self._read(name, loader.positions[name])
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            # Storm's and copy's probes: not a context attribute.
+            raise AttributeError(name)
+        orm = self._orm
+        if orm is None:
+            values = self._values
+            if name in values:
+                return values[name]
+            position = self._loader.positions.get(name)
+            if position is not None:
+                return self._read(name, position)
+            orm = self.storm_object()
+        return getattr(orm, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.storm_object(), name, value)
+
+    def __delattr__(self, name):
+        delattr(self.storm_object(), name)
+
+    def __repr__(self):
+        if self._orm is not None:
+            return repr(self._orm)
+        return "<%s row for job %s (not loaded)>" % (
+            self._loader.cls.__name__, self._row[self._loader.job_position])
+
+    def _read(self, name, position):
+        column = self._loader.columns[position]
+        variable = column.variable_factory(column=column)
+        raw = self._row[position]
+        if raw is None:
+            variable.set(None, from_db=True)
+        else:
+            self._convert(variable, raw)
+        value = variable.get()
+        self._values[name] = value
+        if name in self._loader.mutable:
+            # Changed in place later? `settle` compares with this.
+            if self._handed is None:
+                object.__setattr__(self, "_handed", {})
+            self._handed[name] = (variable, variable.get(to_db=True))
+        return value
+
+    def _changed(self):
+        """``[(name, value)]`` of the JSON (mutable) values handed out and
+        changed in place since."""
+        if not self._handed:
+            return []
+        return [(name, variable.get())
+                for name, (variable, read) in self._handed.items()
+                if variable.get(to_db=True) != read]
+
+    def storm_object(self):
+        """The Storm object of this row (built from the row already read,
+        no query), carrying over values changed in place."""
+        orm = self._orm
+        if orm is None:
+            row = self._row
+            if self._handed:
+                # The row as read: psycopg2 hands a jsonb value over as the
+                # very object the job may have changed since.
+                row = list(row)
+                positions = self._loader.positions
+                for name, (_, read) in self._handed.items():
+                    row[positions[name]] = read
+            # In the store of now: a job's code that closed the store it
+            # was claimed in leaves the next jobs a new one.
+            orm = load_object(get_store(), self._loader.cls, row)
+            object.__setattr__(self, "_orm", orm)
+            for name, value in self._changed():
+                setattr(orm, name, value)
+            object.__setattr__(self, "_handed", None)
+        return orm
+
+
+def storm_object(context):
+    """`context`'s Storm object if it has one now (a `LeanContext` not
+    yet turned into one has none), else None; `context` itself if it is
+    not lean."""
+    if isinstance(context, LeanContext):
+        return object.__getattribute__(context, "_orm")
+    return context
+
+
+def settle(context):
+    """Write what the job changed in place in a lean `context`'s JSON
+    values (through its Storm object, flushed with the job's work)."""
+    if isinstance(context, LeanContext) and context._orm is None \
+            and context._handed and context._changed():
+        context.storm_object()

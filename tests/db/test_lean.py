@@ -1,0 +1,157 @@
+"""Lean context rows (`jobs.model.lean`): read in one statement, the
+ORM only when the job's code needs it, ``self.context.foo`` unchanged."""
+
+import gc
+
+import transaction
+from storm.store import Store
+from storm.tracer import install_tracer, remove_tracer
+
+from jobs.database import get_store, prepared
+from jobs.model.lean import LeanContext, settle, storm_object
+from jobs.testing.foojob import DoFooJob, FooJob
+from jobs.testing.testcase import DatabaseTestCase, on_each_database
+
+
+class Statements:
+
+    def __init__(self):
+        self.sent = []
+
+    def connection_raw_execute(self, connection, raw_cursor, statement,
+                               params):
+        self.sent.append(prepared.sql_of(statement))
+
+
+@on_each_database
+class TestLeanContexts(DatabaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.statements = Statements()
+
+    def trace(self):
+        install_tracer(self.statements)
+        self.addCleanup(remove_tracer, self.statements)
+
+    def make_jobs(self, count, **behaviour):
+        job_ids = [self.factory.makeDoFooJob(**behaviour).job_id
+                   for _ in range(count)]
+        transaction.commit()
+        return job_ids
+
+    def load(self, job_ids):
+        jobs = DoFooJob.getJobs(job_ids)
+        self.assertEqual(job_ids, [job.job_id for job in jobs])
+        return jobs
+
+    def test_a_group_is_read_in_one_statement_without_storm_objects(self):
+        job_ids = self.make_jobs(3, note="x")
+        self.trace()
+        jobs = self.load(job_ids)
+        for job in jobs:
+            self.assertIsInstance(job.context, LeanContext)
+            self.assertEqual({"note": "x"}, job.context.json_data)
+            self.assertIsInstance(job.context.foo_id, int)
+            self.assertIsNone(storm_object(job.context))
+            self.assertIsNone(Store.of(job.context))
+        sent = [statement for statement in self.statements.sent
+                if not statement.startswith("PREPARE")]
+        self.assertEqual(1, len(sent), sent)
+        self.assertIn("FROM foo_job", sent[0])
+
+    def test_the_orm_is_built_from_the_row_read_when_code_needs_it(self):
+        [job_id] = self.make_jobs(1)
+        [job] = self.load([job_id])
+        self.trace()
+        foo_job = job.context.storm_object()
+        self.assertEqual([], [s for s in self.statements.sent
+                              if "FROM foo_job" in s])
+        self.assertIsInstance(foo_job, FooJob)
+        self.assertIs(get_store(), Store.of(foo_job))
+        self.assertIs(foo_job, storm_object(job.context))
+        # A reference goes through the Storm object, as before.
+        self.assertEqual(foo_job.foo_id, job.context.foo.id)
+        self.assertIs(foo_job, get_store().get(FooJob, foo_job.id))
+
+    def test_writes_go_through_the_orm(self):
+        [job_id] = self.make_jobs(1)
+        [job] = self.load([job_id])
+        job.context.json_data = {"written": True}
+        transaction.commit()
+        self.assertEqual({"written": True},
+                         DoFooJob.get(job_id).context.json_data)
+
+    def test_a_json_value_changed_in_place_is_written_when_settled(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        job.context.json_data["changed"] = 1
+        self.assertIsNone(storm_object(job.context))
+        settle(job.context)
+        transaction.commit()
+        self.assertEqual({"note": "x", "changed": 1},
+                         DoFooJob.get(job_id).context.json_data)
+
+    def test_an_unchanged_json_value_settles_without_the_orm(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        self.assertEqual("x", job.context.json_data["note"])
+        settle(job.context)
+        self.assertIsNone(storm_object(job.context))
+
+    def test_a_change_in_place_is_carried_over_to_the_orm(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        job.context.json_data["changed"] = 2
+        foo_job = job.context.storm_object()
+        self.assertEqual({"note": "x", "changed": 2}, foo_job.json_data)
+        transaction.commit()
+        self.assertEqual({"note": "x", "changed": 2},
+                         DoFooJob.get(job_id).context.json_data)
+
+
+@on_each_database
+class TestLongLivedHeap(DatabaseTestCase):
+
+    def test_a_run_freezes_what_lives_as_long_as_the_process(self):
+        # The collector's full collections then skip the start-up heap
+        # (modules, registry); collection itself stays on.
+        from jobs.runner import JobRunner
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        JobRunner.fromReady(DoFooJob).runAll()
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertTrue(gc.isenabled())
+
+
+class TestClaimReadsTheContexts(DatabaseTestCase):
+    """PostgreSQL: the claim statement returns the claimed jobs' context
+    rows (`jobs.model.lean.ContextJoin`)."""
+
+    __test__ = True
+    database_kind = "postgresql"
+
+    def test_claimed_jobs_come_loaded(self):
+        jobs = [self.factory.makeDoFooJob(note="x") for _ in range(3)]
+        transaction.commit()
+        claimed = DoFooJob.claimReady(2)
+        self.assertEqual([job.job_id for job in jobs[:2]],
+                         [one.job.job_id for one in claimed])
+        self.assertIsInstance(claimed[0].job.context, LeanContext)
+        self.assertEqual({"note": "x"}, claimed[0].job.context.json_data)
+
+    def test_a_run_of_jobs_committed_one_by_one_sends_no_context_select(self):
+        from jobs.runner import JobRunner
+        from jobs.sections import RunSettings
+        for _ in range(3):
+            self.factory.makeDoFooJob()
+        transaction.commit()
+        statements = Statements()
+        install_tracer(statements)
+        self.addCleanup(remove_tracer, statements)
+        JobRunner(source=DoFooJob,
+                  settings=RunSettings(batch_size=1)).runAll()
+        self.assertEqual([], [s for s in statements.sent
+                              if s.startswith("SELECT foo_job")])
+        self.assertEqual(3, self.store.execute(
+            "SELECT count(*) FROM job WHERE status = 2").get_one()[0])

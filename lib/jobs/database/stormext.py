@@ -11,22 +11,11 @@ name used below against the installed Storm).
 """
 
 __all__ = [
-    "JobsPostgres",
-    "JobsSQLite",
-    "SESSION_SETTINGS",
-    "PRIVATE_NAMES",
-    "compile_expr",
-    "connection_of",
-    "discard_object_changes",
-    "dsn_of",
-    "forget_dead_objects",
-    "forget_object",
-    "load_object",
-    "raw_session_state",
-    "reload_columns",
-    "result_class",
-    "session_of",
-    "transaction_ends",
+    "JobsPostgres", "JobsSQLite", "SESSION_SETTINGS", "PRIVATE_NAMES",
+    "compile_expr", "connection_of", "discard_object_changes", "dsn_of",
+    "forget_dead_objects", "forget_object", "load_object",
+    "raw_session_state", "reload_columns", "result_class", "session_of",
+    "socket_fileno", "transaction_ends",
 ]
 
 from functools import partial, partialmethod
@@ -340,6 +329,13 @@ def raw_session_state(store):
         return None
     connection._ensure_connected()
     return connection._raw_connection.__dict__.setdefault("jobs_state", {})
+
+
+def socket_fileno(store):
+    """The file descriptor of `store`'s PostgreSQL socket (connecting if
+    need be): to read its TCP options."""
+    store._connection._ensure_connected()
+    return store._connection._raw_connection.fileno()
 
 
 def dsn_of(database):

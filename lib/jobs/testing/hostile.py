@@ -15,6 +15,7 @@ import time
 import transaction
 
 from jobs.database import get_store
+from jobs.database.stormext import socket_fileno
 
 
 def _thread():
@@ -50,8 +51,7 @@ def _report_session(job):
     found = {setting: store.execute("SHOW %s" % setting).get_one()[0]
              for setting in ("statement_timeout", "lock_timeout",
                              "idle_in_transaction_session_timeout")}
-    raw = store._connection._raw_connection
-    sock = socket.socket(fileno=os.dup(raw.fileno()))
+    sock = socket.socket(fileno=os.dup(socket_fileno(store)))
     try:
         found["keepalive"] = sock.getsockopt(socket.SOL_SOCKET,
                                              socket.SO_KEEPALIVE)

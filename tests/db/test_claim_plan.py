@@ -8,6 +8,7 @@ import json
 import transaction
 from storm.tracer import install_tracer, remove_tracer_type
 
+from jobs.database import prepared
 from jobs.interfaces.job import JobStatus
 from jobs.testing.foojob import DoFooJob
 from jobs.testing.testcase import DatabaseTestCase
@@ -24,7 +25,9 @@ class ClaimStatement:
 
     def connection_raw_execute(self, connection, raw_cursor, statement,
                                params):
-        if statement.startswith("UPDATE job SET"):
+        # A prepared claim is seen as its EXECUTE: the SQL it stands for.
+        statement = prepared.sql_of(statement)
+        if "UPDATE job SET" in statement and "SKIP LOCKED" in statement:
             self.statement = statement
             self.parameters = [
                 param.get(to_db=True) if hasattr(param, "get") else param

@@ -214,7 +214,7 @@ class TestScriptLockFile(TestCase):
         os.symlink(target, path)
         script = Chatty(test_args=["--code", "0"])
         script.logger = BufferLogger()
-        self.assertEqual(1, script.lock_and_run())
+        self.assertEqual(2, script.lock_and_run())
         log = script.logger.getLogBuffer()
         self.assertThat(log, Contains(
             "ERROR   Cannot take the lock file %s: %s is a symbolic link, not"

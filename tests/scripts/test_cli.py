@@ -376,10 +376,31 @@ lease_seconds: 3
     jobs = TestJobsCommand.jobs
 
     def test_process_runner_stops_a_cancelled_job(self):
+        job = self.factory.makeDoFooJob(sleep=600)
+        stderr = self.cancel_while_running(job)
+        self.assertThat(stderr, Contains("Cancelled DoFooJob (ID %d)."
+                                         % job.job_id))
+
+    def test_a_child_killed_by_the_cancel_signal_is_cancelled(self):
+        # A child dies of SIGUSR1 while it is still setting up (or when
+        # its job reset the signal): the cancel is still the outcome.
+        import fixtures
+        reset = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                             "reset")
+        job = self.factory.makeDoFooJob(misbehave="usr1_default",
+                                        then_touch=reset)
+        stderr = self.cancel_while_running(job, lambda: os.path.exists(reset))
+        self.assertThat(stderr, Contains(
+            "Job %d was cancelled while running; its process was killed by"
+            " signal SIGUSR1." % job.job_id))
+
+    def cancel_while_running(self, job, started=lambda: True):
+        """Run `job` in a --processes run, cancel it once RUNNING and
+        `started()`; check it ends CANCELLED without an OOPS; return the
+        run's stderr."""
         import subprocess
         import time
         from jobs.testing.script import ROOT
-        job = self.factory.makeDoFooJob(sleep=600)
         transaction.commit()
         runner = subprocess.Popen(
             [sys.executable, ROOT + "/cronscripts/run_jobs.py",
@@ -388,7 +409,7 @@ lease_seconds: 3
         deadline = time.monotonic() + 60
         while True:
             self.store.invalidate()
-            if job.status is JobStatus.RUNNING:
+            if job.status is JobStatus.RUNNING and started():
                 break
             transaction.abort()
             self.assertLess(time.monotonic(), deadline)
@@ -402,5 +423,5 @@ lease_seconds: 3
         self.store.invalidate()
         self.assertEqual(JobStatus.CANCELLED, job.status)
         self.assertEqual([], self.oopses())
-        self.assertThat(stderr, Contains("Cancelled DoFooJob (ID %d)."
-                                         % job.job_id))
+        return stderr
+

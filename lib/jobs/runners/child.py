@@ -123,6 +123,14 @@ def _die_with_parent():
 def child_main(connection, settings):
     """Set up, then run the attempts the parent sends until told to stop
     (None) or the pipe closes."""
+    running = []
+
+    def cancelled(signum, frame):
+        for attempt in running:
+            attempt.cancel_requested = True
+
+    # First: SIGUSR1's default action would kill a child still setting up.
+    signal.signal(signal.SIGUSR1, cancelled)
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -148,13 +156,6 @@ def child_main(connection, settings):
                     log_tail_chars=settings["log_tail_chars"]),
         settings["max_runtime"], settings["memory_limit"])
     execution.source = source
-    running = []
-
-    def cancelled(signum, frame):
-        for attempt in running:
-            attempt.cancel_requested = True
-
-    signal.signal(signal.SIGUSR1, cancelled)
     with statement_timeout(settings["statement_timeout"]):
         _serve(connection, source, execution, running)
     # Not the interpreter's exit, which waits for ever on any non-daemon

@@ -260,6 +260,13 @@ class ProcessJobRunner(Execution):
             cause = "was killed by signal %s" % signal.Signals(-code).name
         else:
             cause = "exited with status %s" % code
+        if child.cancel_noticed is not None:
+            # Asked to stop: the operator's cancel is the outcome (a
+            # child still starting up dies of the SIGUSR1 it was sent).
+            self._end(child, JobCancelled(
+                "Job %d was cancelled while running; its process %s."
+                % (child.attempt.job_id, cause)))
+            return
         self._end(child, ChildDied(
             "The child process running the job %s." % cause))
 

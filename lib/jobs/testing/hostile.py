@@ -62,8 +62,18 @@ def _report_session(job):
     job.context.foo.note = json.dumps(found, sort_keys=True)
 
 
+def _usr1_default(job):
+    # SIGUSR1's default action (death), then a long run: a cancel's
+    # signal kills the process, as it would a child still setting up.
+    # The file json_data's "then_touch" names says it is done.
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    open(job.context.json_data["then_touch"], "w").close()
+    time.sleep(600)
+
+
 MISBEHAVIOURS = {
     "sys.exit": lambda job: sys.exit(3),
+    "usr1_default": _usr1_default,
     "KeyboardInterrupt": lambda job: _raise(KeyboardInterrupt()),
     "GeneratorExit": lambda job: _raise(GeneratorExit()),
     "BaseException": lambda job: _raise(BaseException("bare")),

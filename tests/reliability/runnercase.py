@@ -70,6 +70,10 @@ class RunnerTestCase(DatabaseTestCase):
         wait_until(lambda: self.job_row(job_id) == expected, timeout,
                    "job %d to be %s" % (job_id, expected), details=self.logs)
 
+    def wait_for_line(self, runner, text, timeout=60):
+        wait_until(lambda: text in runner.log_text(), timeout,
+                   "the line %r" % text, details=self.logs)
+
     def executions(self, job_id):
         return sorted(attempt for attempt, in self.read(
             "SELECT attempt FROM job_execution WHERE job = ?", (job_id,)))

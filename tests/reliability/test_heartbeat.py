@@ -91,7 +91,10 @@ class TestRunnerDeath(HeartbeatTestCase):
         job_id = self.make_job(sleep=3.5 * LEASE, max_retries=1)
         first = self.runner(worker=True)
         self.wait_for_row(job_id, (JobStatus.RUNNING, 1))
-        self.runner(worker=True)
+        second = self.runner(worker=True)
+        # The clock starts once the second runner polls (its start-up
+        # took 7 s on a loaded machine).
+        self.wait_for_line(second, "Listening for new jobs")
         first.process.kill()
         killed = time.monotonic()
         self.wait_for_row(job_id, (JobStatus.RUNNING, 2))

@@ -53,10 +53,6 @@ class HostileTestCase(RunnerTestCase):
         return sorted((report["job_id"], report["type"])
                       for report in self.oopses())
 
-    def wait_for_line(self, runner, text, timeout=60):
-        wait_until(lambda: text in runner.log_text(), timeout,
-                   "the line %r" % text, details=self.logs)
-
     def freeze(self, pid):
         """SIGSTOP `pid` (a runner, a database backend) until the test
         sends SIGCONT, or its end does."""

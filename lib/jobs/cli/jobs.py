@@ -19,8 +19,7 @@ from jobs.cli.formatting import (
 from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
 from jobs.counts import count_pairs
-from jobs.kinds import distinct_kinds, section_conditions, \
-    sections_seeing_kinds
+from jobs.kinds import section_conditions, sections_seeing_kinds
 from jobs.model import dependencies
 from jobs.model.oopsreport import list_reports
 from jobs.errors import CommandError
@@ -125,10 +124,11 @@ def status_counts(store, types):
     migration 0006), found through the same index, are tested against
     each source's condition (`_joined_counts`).
     """
-    # Found now: a one-shot command has no use for a kept mapping.
+    # Found now (every kind in the table): a one-shot command has no use
+    # for a kept mapping.
     seeing = sections_seeing_kinds(store, get_config(), max_age=0)
     overall, counts = {}, OrderedDict((name, {}) for name in types)
-    pairs = count_pairs(store, distinct_kinds(store) + [None], None)
+    pairs = count_pairs(store, list(seeing) + [None], None)
     for (kind, status), count in pairs.items():
         overall[status] = overall.get(status, 0) + count
         for name in seeing.get(kind, ()):

@@ -9,6 +9,7 @@ import transaction
 from storm.tracer import install_tracer, remove_tracer_type
 
 from jobs.interfaces.job import JobStatus
+from jobs.model.limits import SCAN, Limits
 from jobs.testing.foojob import DoFooJob
 from jobs.testing.testcase import DatabaseTestCase
 
@@ -24,7 +25,9 @@ class ClaimStatement:
 
     def connection_raw_execute(self, connection, raw_cursor, statement,
                                params):
-        if statement.startswith("UPDATE job SET"):
+        # The plain claim's UPDATE, or a limited claim's WITH ... UPDATE.
+        if statement.startswith(("UPDATE job SET", "WITH ")) \
+                and "UPDATE job SET" in statement:
             self.statement = statement
             self.parameters = [
                 param.get(to_db=True) if hasattr(param, "get") else param
@@ -65,11 +68,11 @@ class TestClaimPlan(DatabaseTestCase):
         self.store.execute("ANALYZE foo_job")
         transaction.commit()
 
-    def claim_plan(self, limit):
+    def claim_plan(self, limit, limits=None):
         tracer = ClaimStatement()
         install_tracer(tracer)
         self.addCleanup(remove_tracer_type, ClaimStatement)
-        claimed = DoFooJob.claimReady(limit)
+        claimed = DoFooJob.claimReady(limit, limits=limits)
         transaction.abort()
         [plan] = self.store.execute(
             "EXPLAIN (ANALYZE, FORMAT JSON) " + tracer.statement.replace(
@@ -84,6 +87,18 @@ class TestClaimPlan(DatabaseTestCase):
         # Before: the waiting jobs' (priority, id) index was walked past
         # every job scheduled for tomorrow (5,000 rows filtered out).
         self.assertLess(rows_read(plan), 10 * READY, json.dumps(plan))
+
+    def test_a_limited_claim_reads_a_scan_not_every_ready_job(self):
+        # A section with limits (jobs.model.limits) reads at most SCAN
+        # candidates; with one condition over every kind of ready job,
+        # PostgreSQL joined all of them with their context rows to sort
+        # them (0.9 s a claim at a million ready jobs).
+        many = 20 * SCAN
+        self.load(FUTURE, many)
+        claimed, plan = self.claim_plan(
+            1, Limits("do_foo", max_running=10, max_running_per_key=2))
+        self.assertEqual(1, len(claimed))
+        self.assertLess(rows_read(plan), many, json.dumps(plan))
 
     def test_due_jobs_are_claimed_in_priority_order(self):
         self.load(0, 0)

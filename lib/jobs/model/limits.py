@@ -30,7 +30,7 @@ from jobs.database import UTCNow, dialect
 from jobs.database.stormext import compile_expr
 from jobs.interfaces.job import JobStatus
 from jobs.model import claims
-from jobs.model.job import Job, ready_kinds
+from jobs.model.job import Job, ready_kinds, waiting_parts
 
 RUNNING = JobStatus.RUNNING
 # How many ready jobs a limited claim reads, at most.
@@ -111,24 +111,33 @@ class Limits:
                 condition, Job.status == RUNNING, Job.lease_expires >= UTCNow()),
             tables=[Job] + list(tables)))
         ctes = ["running AS (%s)" % running]
-        where = [condition, Or(*ready_kinds())]
         per_key = self.max_running_per_key
         if per_key:
             ctes.append(
                 "saturated AS (SELECT concurrency_key FROM running WHERE"
                 " concurrency_key IS NOT NULL GROUP BY concurrency_key"
                 " HAVING count(*) >= %d)" % per_key)
-        candidates, candidate_parameters = compile_expr(store, Select(
-            CLAIMED_COLUMNS, where=And(*where), tables=[Job] + list(tables),
-            order_by=(Desc(Job.priority), Job.id), limit=SCAN))
-        if per_key:
-            # Not the jobs of a key that is full already.
-            candidates = candidates.replace(
-                " ORDER BY ", " AND (job.concurrency_key IS NULL OR"
-                " job.concurrency_key NOT IN (SELECT concurrency_key FROM"
-                " saturated)) ORDER BY ", 1)
-        ctes.append("candidates AS (%s)" % candidates)
-        parameters += candidate_parameters
+        # Each kind of ready job read apart, in its index's order, as the
+        # plain claim reads them (`claims`): one condition over them all
+        # joined a million ready jobs with their context rows to sort
+        # them (0.9 s a claim).
+        parts = []
+        for kind in waiting_parts() + ready_kinds()[1:]:
+            part, part_parameters = compile_expr(store, Select(
+                CLAIMED_COLUMNS, where=And(condition, kind),
+                tables=[Job] + list(tables),
+                order_by=(Desc(Job.priority), Job.id), limit=SCAN))
+            if per_key:
+                # Not the jobs of a key that is full already.
+                part = part.replace(
+                    " ORDER BY ", " AND (job.concurrency_key IS NULL OR"
+                    " job.concurrency_key NOT IN (SELECT concurrency_key"
+                    " FROM saturated)) ORDER BY ", 1)
+            parts.append("SELECT * FROM (%s) AS kind%d" % (part, len(parts)))
+            parameters += part_parameters
+        ctes.append("candidates AS (SELECT * FROM (%s) AS ready ORDER BY"
+                    " ready.priority DESC, ready.id LIMIT %d)"
+                    % (" UNION ALL ".join(parts), SCAN))
         room = [str(int(limit))]
         if self.max_running:
             room.append("%d - (SELECT count(*) FROM running)"

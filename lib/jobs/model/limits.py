@@ -24,13 +24,13 @@ __all__ = ["Limits", "SCAN"]
 
 from dataclasses import dataclass
 
-from storm.expr import And, Desc, Or, Select
+from storm.expr import And, Or, Select, SQLRaw
 
 from jobs.database import UTCNow, dialect
 from jobs.database.stormext import compile_expr
 from jobs.interfaces.job import JobStatus
 from jobs.model import claims
-from jobs.model.job import Job, ready_kinds, waiting_parts
+from jobs.model.job import Job, first_ready, ready_kinds
 
 RUNNING = JobStatus.RUNNING
 # How many ready jobs a limited claim reads, at most.
@@ -117,27 +117,16 @@ class Limits:
                 "saturated AS (SELECT concurrency_key FROM running WHERE"
                 " concurrency_key IS NOT NULL GROUP BY concurrency_key"
                 " HAVING count(*) >= %d)" % per_key)
-        # Each kind of ready job read apart, in its index's order, as the
-        # plain claim reads them (`claims`): one condition over them all
-        # joined a million ready jobs with their context rows to sort
-        # them (0.9 s a claim).
-        parts = []
-        for kind in waiting_parts() + ready_kinds()[1:]:
-            part, part_parameters = compile_expr(store, Select(
-                CLAIMED_COLUMNS, where=And(condition, kind),
-                tables=[Job] + list(tables),
-                order_by=(Desc(Job.priority), Job.id), limit=SCAN))
-            if per_key:
-                # Not the jobs of a key that is full already.
-                part = part.replace(
-                    " ORDER BY ", " AND (job.concurrency_key IS NULL OR"
-                    " job.concurrency_key NOT IN (SELECT concurrency_key"
-                    " FROM saturated)) ORDER BY ", 1)
-            parts.append("SELECT * FROM (%s) AS kind%d" % (part, len(parts)))
-            parameters += part_parameters
-        ctes.append("candidates AS (SELECT * FROM (%s) AS ready ORDER BY"
-                    " ready.priority DESC, ready.id LIMIT %d)"
-                    % (" UNION ALL ".join(parts), SCAN))
+        where = condition
+        if per_key:
+            # Not the jobs of a key that is full already.
+            where = And(condition, SQLRaw(
+                "(job.concurrency_key IS NULL OR job.concurrency_key NOT IN"
+                " (SELECT concurrency_key FROM saturated))"))
+        candidates, candidate_parameters = first_ready(
+            store, CLAIMED_COLUMNS, where, tables, SCAN)
+        ctes.append("candidates AS (%s)" % candidates)
+        parameters += candidate_parameters
         room = [str(int(limit))]
         if self.max_running:
             room.append("%d - (SELECT count(*) FROM running)"

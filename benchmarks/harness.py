@@ -134,11 +134,14 @@ def bulk_load(parts):
             status, columns, values = BULK_KINDS[kind]
             cursor.execute("SELECT coalesce(max(id), 0) FROM job")
             before = cursor.fetchone()[0]
+            # Each row's kind as DoFooJob.create sets it: what the counts
+            # by kind read (`jobs.kinds`).
             cursor.execute(
-                "INSERT INTO job (status%s) SELECT %d%s FROM"
+                "INSERT INTO job (status, kind%s) SELECT %d, %%s%s FROM"
                 " generate_series(1, %%s)" % (
                     ", " + columns if columns else "", status,
-                    ", " + values if values else ""), (count,))
+                    ", " + values if values else ""),
+                (DoFooJob.job_kind(), count))
             cursor.execute(
                 "INSERT INTO foo_job (job, foo, job_type, json_data)"
                 " SELECT id, %s, %s, '{}' FROM job WHERE id > %s",

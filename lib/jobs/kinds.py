@@ -10,7 +10,8 @@ index.
 """
 
 __all__ = ["NO_SECTION", "distinct_kinds", "forget", "kinds_of_sections",
-           "sections_of_kinds"]
+           "section_conditions", "sections_of_kinds",
+           "sections_seeing_kinds"]
 
 import time
 
@@ -39,10 +40,16 @@ def distinct_kinds(store):
     return [row[0] for row in store.execute(_DISTINCT_KINDS)]
 
 
-def _types(config):
+def section_conditions(config):
+    """``{section name: (condition, tables)}`` of the configured job
+    sections whose source says which jobs are its own (`jobCondition`),
+    in the configuration's order; a seed-style source (iterReady only)
+    cannot say and is left out."""
+    from collections import OrderedDict
+
     from jobs.errors import SectionError
     from jobs.sections import find_section_source
-    types = {}
+    types = OrderedDict()
     for name in config.job_section_names:
         try:
             source = find_section_source(config, name)
@@ -52,18 +59,23 @@ def _types(config):
     return types
 
 
-def sections_of_kinds(store, config, now=None):
-    """``{kind: section name}`` for every kind in the table (a kind no
-    section matches maps to `NO_SECTION`); cached for `CACHE_SECONDS`."""
+def sections_seeing_kinds(store, config, now=None, max_age=CACHE_SECONDS):
+    """``{kind: [section name, ...]}`` for every kind in the table: the
+    sections whose source sees a job of that kind (several sections may
+    share one source), in the configuration's order; ``[]`` when none
+    does. Cached for `max_age` seconds (0: found now)."""
     now = time.monotonic() if now is None else now
     key = (id(config), str(store.get_database()))
     cached = _cache.get(key)
-    if cached is not None and now - cached[0] < CACHE_SECONDS:
+    # The cache keeps the config itself: another config cannot take its
+    # id while it is kept.
+    if cached is not None and cached[2] is config \
+            and now - cached[0] < max_age:
         return cached[1]
-    types = _types(config)
+    types = section_conditions(config)
     found = {}
     for kind in distinct_kinds(store):
-        found[kind] = NO_SECTION
+        found[kind] = []
         sample = list(store.find(Job.id, Job.kind == kind).order_by(
             Job.id)[:1])
         if not sample:
@@ -71,10 +83,16 @@ def sections_of_kinds(store, config, now=None):
         for name, (condition, tables) in types.items():
             if store.using(Job, *tables).find(
                     Job.id, condition, Job.id == sample[0]).any() is not None:
-                found[kind] = name
-                break
-    _cache[key] = (now, found)
+                found[kind].append(name)
+    _cache[key] = (now, found, config)
     return found
+
+
+def sections_of_kinds(store, config, now=None):
+    """``{kind: section name}`` for every kind in the table: the first
+    section that sees it (`sections_seeing_kinds`), or `NO_SECTION`."""
+    return {kind: names[0] if names else NO_SECTION for kind, names in
+            sections_seeing_kinds(store, config, now).items()}
 
 
 def kinds_of_sections(store, config, sections):

@@ -138,6 +138,24 @@ class TestJobsCommand(DatabaseTestCase):
                              for row in status["statuses"]}["Waiting"])
         self.assertEqual(0, status["running_with_expired_lease"])
 
+    def test_status_counts_rows_without_a_kind_by_their_source(self):
+        # Rows made by hand or before job.kind: no kind to count by, so
+        # each source's condition says whose they are.
+        from jobs.testing.foojob import DoBarJob
+        foo = self.factory.makeDoFooJob()
+        self.factory.makeDoFooJob(job_class=DoBarJob)
+        self.factory.makeDoFooJob(job_class=DoBarJob)
+        transaction.commit()
+        self.store.execute("UPDATE job SET kind = NULL WHERE id = ?",
+                           (foo.job_id,))
+        transaction.commit()
+        code, out, _ = self.jobs("--format", "json", "status")
+        status = json.loads(out)
+        types = {row["type"]: row["waiting"] for row in status["types"]}
+        self.assertEqual((1, 2), (types["do_foo"], types["do_bar"]))
+        self.assertEqual(3, {row["status"]: row["jobs"]
+                             for row in status["statuses"]}["Waiting"])
+
     def test_jobs_whose_context_row_went_are_orphans(self):
         # A waiting job that keeps its context, one that loses it, and a
         # finished one that loses it (finished: not an orphan).
@@ -425,3 +443,23 @@ lease_seconds: 3
         self.assertEqual([], self.oopses())
         return stderr
 
+
+@on_each_database
+class TestStatusSharedSource(DatabaseTestCase):
+    """Two sections over one source: each counts the source's jobs."""
+
+    config_extra = """
+[do_foo_again]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+"""
+
+    jobs = TestJobsCommand.jobs
+
+    def test_status_counts_a_kind_under_each_section_that_sees_it(self):
+        self.factory.makeDoFooJob()
+        transaction.commit()
+        code, out, _ = self.jobs("--format", "json", "status")
+        types = {row["type"]: row["waiting"]
+                 for row in json.loads(out)["types"]}
+        self.assertEqual((1, 1, 0), (types["do_foo"], types["do_foo_again"],
+                                     types["do_bar"]))

@@ -18,8 +18,8 @@ from jobs.cli.formatting import (
 )
 from jobs.config import get_config
 from jobs.database import UTCNow, database_now, get_store
-from jobs.errors import SectionError
-from jobs.sections import find_section_source
+from jobs.counts import count_pairs
+from jobs.kinds import section_conditions, sections_seeing_kinds
 from jobs.model import dependencies
 from jobs.model.oopsreport import list_reports
 from jobs.errors import CommandError
@@ -41,19 +41,8 @@ def get_job(job_id):
 
 def job_types():
     """{section name: (condition, tables)} for the configured job sections
-    whose source says which jobs are its own."""
-    config = get_config()
-    types = OrderedDict()
-    for name in config.job_section_names:
-        try:
-            source = find_section_source(config, name)
-        except SectionError:
-            continue
-        try:
-            types[name] = source.jobCondition()
-        except (AttributeError, NotImplementedError):
-            continue  # a seed-style source (iterReady only) cannot say
-    return types
+    whose source says which jobs are its own (`jobs.kinds`)."""
+    return section_conditions(get_config())
 
 
 def type_condition(name):
@@ -125,40 +114,63 @@ def orphaned_condition(types=None):
 
 def status_counts(store, types):
     """``({JobStatus: jobs}, {section name: {JobStatus: jobs}})``: every
-    job's, and each source's of `types` (`job_types`).
+    job's, and each section's of `types` (`job_types`).
+
+    Counted by kind through the ``(kind, status)`` index
+    (`jobs.counts.count_pairs`, exact), each kind under every section
+    whose source sees its jobs (`jobs.kinds.sections_seeing_kinds`), as
+    the metrics and the dashboard count; no join with the context
+    tables. Only the rows without a kind (made by hand, or before
+    migration 0006), found through the same index, are tested against
+    each source's condition (`_joined_counts`).
+    """
+    # Found now (every kind in the table): a one-shot command has no use
+    # for a kept mapping.
+    seeing = sections_seeing_kinds(store, get_config(), max_age=0)
+    overall, counts = {}, OrderedDict((name, {}) for name in types)
+    pairs = count_pairs(store, list(seeing) + [None], None)
+    for (kind, status), count in pairs.items():
+        overall[status] = overall.get(status, 0) + count
+        for name in seeing.get(kind, ()):
+            if name in counts:
+                counts[name][status] = counts[name].get(status, 0) + count
+    if any(kind is None for kind, _ in pairs):
+        for name, per_status in _joined_counts(
+                store, types, Job.kind == None).items():  # noqa: E711
+            for status, count in per_status.items():
+                counts[name][status] = counts[name].get(status, 0) + count
+    return overall, counts
+
+
+def _joined_counts(store, types, where):
+    """``{section name: {JobStatus: jobs}}``: the jobs matching `where`
+    that each source of `types` sees, by its condition.
 
     One pass per context table (the sources that join the same tables
     share it, each counted by a ``CASE`` of its own condition), not one
-    join per source; the sources whose condition names only the job
-    table are counted in the pass over the job table that counts all.
+    join per source.
     """
-    groups = _by_tables(types)
-    groups.setdefault((), [])
-    overall, counts = {}, OrderedDict((name, {}) for name in types)
-    for tables, members in groups.items():
-        columns, parameters = ["COUNT(*)"], []
+    counts = OrderedDict((name, {}) for name in types)
+    for tables, members in _by_tables(types).items():
+        columns, parameters = [], []
         for _, condition in members:
             sql, condition_parameters = compile_expr(store, condition)
             columns.append("SUM(CASE WHEN %s THEN 1 ELSE 0 END)" % sql)
             parameters += condition_parameters
-        where = ""
-        if tables:
-            sql, where_parameters = compile_expr(
-                store, Or(*[condition for _, condition in members]))
-            where = " WHERE " + sql
-            parameters += where_parameters
+        sql, where_parameters = compile_expr(
+            store, And(where, Or(*[condition for _, condition in members])))
+        parameters += where_parameters
         names = ", ".join(["job"] + [compile_expr(store, table)[0]
                                       for table in tables])
         rows = store.execute(
-            "SELECT job.status, %s FROM %s%s GROUP BY job.status"
-            % (", ".join(columns), names, where), parameters)
+            "SELECT job.status, %s FROM %s WHERE %s GROUP BY job.status"
+            % (", ".join(columns), names, sql), parameters)
         for row in rows:
             status = JobStatus.items[row[0]]
-            if not tables:
-                overall[status] = row[1]
-            for (name, _), count in zip(members, row[2:]):
-                counts[name][status] = count or 0
-    return overall, counts
+            for (name, _), count in zip(members, row[1:]):
+                if count:
+                    counts[name][status] = count
+    return counts
 
 
 def oldest_ready(store):

@@ -8,20 +8,22 @@ import argparse
 from jobs.config import get_config
 from jobs.errors import CommandError
 from jobs.runoptions import at_least_one
-from jobs.runner import JobCronScript
-
-
-class RunJobs(JobCronScript):
-    """``jobs run``: `JobCronScript` with the sections from the command
-    line, as ``cronscripts/run_jobs.py`` runs it; only its help names it
-    ``jobs run``."""
-
-    prog = "jobs run"
 
 
 def run_jobs(argv):
     """Run ``run_jobs.py`` with `argv` (its options and sections); return
     its exit status."""
+    # Imported here: the runner (and the execution and process runner it
+    # brings) is no part of the other commands' start-up (`jobs status`).
+    from jobs.runner import JobCronScript
+
+    class RunJobs(JobCronScript):
+        """``jobs run``: `JobCronScript` with the sections from the
+        command line, as ``cronscripts/run_jobs.py`` runs it; only its
+        help names it ``jobs run``."""
+
+        prog = "jobs run"
+
     try:
         script = RunJobs(test_args=list(argv), commandline_config=True,
                          name="run_jobs")

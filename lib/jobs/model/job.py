@@ -15,12 +15,13 @@ __all__ = ["Job", "VALID_TRANSITIONS", "ready_condition", "ready_kinds",
 from datetime import timedelta
 
 import transaction
-from storm.expr import And, Or, Select, Update
+from storm.expr import And, Desc, Or, Select, Update
 from storm.locals import Bool, Int, Unicode
 from storm.store import Store
 from zope.interface import implementer
 
 from jobs.database import JSON, DBEnum, UTCDateTime, UTCNow, dialect
+from jobs.database.stormext import compile_expr
 from jobs.errors import InvalidTransition, LeaseHeld, StaleJob
 from jobs.interfaces.job import IJob, JobStatus, PENDING_STATUSES
 from jobs.model import dependencies
@@ -349,6 +350,30 @@ def waiting_parts():
     return (And(Job.status == WAITING, free,
                 Job.scheduled_start == None),  # noqa: E711
             And(Job.status == WAITING, free, Job.scheduled_start <= now))
+
+
+def first_ready(store, columns, condition, tables, limit):
+    """``(SQL, parameters)``: `columns` of the first `limit` ready jobs
+    matching `condition` (over the job table and `tables`), highest
+    priority first, then oldest. `columns` name ``job.id`` and
+    ``job.priority`` (the result's columns are their names).
+
+    Each kind of ready job (`waiting_parts`, then the orphaned kind of
+    `ready_kinds`) is read apart in its index's order and limited, then
+    the parts are merged: one condition over them all made PostgreSQL
+    join every ready job with its context row to sort them (0.8-1.4 s at
+    a million ready jobs), or walk past the jobs scheduled for later.
+    """
+    parts, parameters = [], []
+    for kind in waiting_parts() + ready_kinds()[1:]:
+        sql, part_parameters = compile_expr(store, Select(
+            columns, where=And(condition, kind), tables=[Job] + list(tables),
+            order_by=(Desc(Job.priority), Job.id), limit=limit))
+        parts.append("SELECT * FROM (%s) AS kind%d" % (sql, len(parts)))
+        parameters += part_parameters
+    return ("SELECT * FROM (%s) AS ready ORDER BY ready.priority DESC,"
+            " ready.id LIMIT %d" % (" UNION ALL ".join(parts), limit),
+            parameters)
 
 
 def ready_condition():

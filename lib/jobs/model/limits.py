@@ -24,13 +24,13 @@ __all__ = ["Limits", "SCAN"]
 
 from dataclasses import dataclass
 
-from storm.expr import And, Desc, Or, Select
+from storm.expr import And, Or, Select, SQLRaw
 
 from jobs.database import UTCNow, dialect, prepared
 from jobs.database.stormext import compile_expr
 from jobs.interfaces.job import JobStatus
 from jobs.model import claims
-from jobs.model.job import Job, ready_kinds
+from jobs.model.job import Job, first_ready, ready_kinds
 
 RUNNING = JobStatus.RUNNING
 # How many ready jobs a limited claim reads, at most.
@@ -112,22 +112,20 @@ class Limits:
                 condition, Job.status == RUNNING, Job.lease_expires >= UTCNow()),
             tables=[Job] + list(tables)))
         ctes = ["running AS (%s)" % running]
-        where = [condition, Or(*ready_kinds())]
         per_key = self.max_running_per_key
         if per_key:
             ctes.append(
                 "saturated AS (SELECT concurrency_key FROM running WHERE"
                 " concurrency_key IS NOT NULL GROUP BY concurrency_key"
                 " HAVING count(*) >= %d)" % per_key)
-        candidates, candidate_parameters = compile_expr(store, Select(
-            CLAIMED_COLUMNS, where=And(*where), tables=[Job] + list(tables),
-            order_by=(Desc(Job.priority), Job.id), limit=SCAN))
+        where = condition
         if per_key:
             # Not the jobs of a key that is full already.
-            candidates = candidates.replace(
-                " ORDER BY ", " AND (job.concurrency_key IS NULL OR"
-                " job.concurrency_key NOT IN (SELECT concurrency_key FROM"
-                " saturated)) ORDER BY ", 1)
+            where = And(condition, SQLRaw(
+                "(job.concurrency_key IS NULL OR job.concurrency_key NOT IN"
+                " (SELECT concurrency_key FROM saturated))"))
+        candidates, candidate_parameters = first_ready(
+            store, CLAIMED_COLUMNS, where, tables, SCAN)
         ctes.append("candidates AS (%s)" % candidates)
         parameters += candidate_parameters
         room = [str(int(limit))]

@@ -28,7 +28,7 @@ from jobs.errors import ConfigError, UnknownJobType
 from jobs.interfaces.job import IJob, IJobDispatcher, IRunnableJob
 from jobs.model.events import JobCreated
 from jobs.model import claims, dependencies
-from jobs.model.job import Job, ready_condition
+from jobs.model.job import Job, first_ready, ready_condition
 from jobs.model.jsondata import MAX_JSON_DATA_BYTES
 
 logger = logging.getLogger(__name__)
@@ -161,10 +161,15 @@ class BaseRunnableJobSource:
     def readyJobIds(cls, limit: Optional[int] = None) -> list[int]:
         """The ids of this source's ready jobs, highest priority first."""
         condition, tables = cls.jobCondition()
-        ids = get_store().using(Job, *tables).find(
+        store = get_store()
+        if limit is not None:
+            sql, parameters = first_ready(
+                store, (Job.id, Job.priority), condition, tables, limit)
+            return [row[0] for row in store.execute(sql, parameters)]
+        ids = store.using(Job, *tables).find(
             Job.id, condition, ready_condition()).order_by(
                 Desc(Job.priority), Job.id)
-        return list(ids if limit is None else ids[:limit])
+        return list(ids)
 
     @staticmethod
     @contextlib.contextmanager

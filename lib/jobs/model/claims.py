@@ -36,8 +36,7 @@ from jobs.database.stormext import compile_expr, session_of
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
-from jobs.model.job import Job, ready_kinds, waiting_parts
-from jobs.model.locking import LockingSelect
+from jobs.model.job import Job, first_ready, ready_kinds
 
 RUNNING = JobStatus.RUNNING
 WAITING = JobStatus.WAITING
@@ -187,9 +186,9 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
 def _candidates(store, condition, tables, limit):
     """SQL selecting ``(id, status, date_started)`` of the jobs to claim.
 
-    Ready jobs are read by three locking sub-selects, each in the order of
-    its index and stopping after `limit` rows; the best `limit` of them
-    are claimed. One condition with an OR between the kinds makes the
+    Ready jobs are read by `jobs.model.job.first_ready`'s sub-selects,
+    each locking, in the order of its index and stopping after `limit`
+    rows; the best `limit` of them are claimed. One condition with an OR between the kinds makes the
     planner read, join and sort every waiting job at each claim
     (BENCHMARKS.md, "scale"). The waiting jobs are split in two:
 
@@ -200,21 +199,12 @@ def _candidates(store, condition, tables, limit):
       for tomorrow are not walked past at every claim (110 ms a claim
       with one index over all waiting jobs).
     """
-    kinds = waiting_parts() + ready_kinds()[1:]
-    selects, parameters = [], []
-    for kind in kinds:
-        sql, select_parameters = compile_expr(store, LockingSelect(
-            (Job.id, Job.priority, Job.status, Job.date_started,
-             Job.claimed_by),
-            where=And(condition, kind), tables=[Job] + list(tables),
-            order_by=(Desc(Job.priority), Job.id), limit=limit,
-            lock="FOR NO KEY UPDATE OF job SKIP LOCKED"))
-        selects.append("SELECT * FROM (%s) AS kind%d" % (sql, len(selects)))
-        parameters.extend(select_parameters)
+    sql, parameters = first_ready(
+        store, (Job.id, Job.priority, Job.status, Job.date_started,
+                Job.claimed_by), condition, tables, limit,
+        lock="FOR NO KEY UPDATE OF job SKIP LOCKED")
     return ("SELECT ready.id, ready.status, ready.date_started,"
-            " ready.claimed_by FROM (%s) AS ready ORDER BY ready.priority"
-            " DESC, ready.id LIMIT %d" % (" UNION ALL ".join(selects),
-                                          limit)), parameters
+            " ready.claimed_by FROM (%s) AS ready" % sql), parameters
 
 
 def _claim_select_update(store, condition, tables, limit, lease_seconds,

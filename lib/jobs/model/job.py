@@ -352,11 +352,13 @@ def waiting_parts():
             And(Job.status == WAITING, free, Job.scheduled_start <= now))
 
 
-def first_ready(store, columns, condition, tables, limit):
+def first_ready(store, columns, condition, tables, limit, lock=None):
     """``(SQL, parameters)``: `columns` of the first `limit` ready jobs
     matching `condition` (over the job table and `tables`), highest
     priority first, then oldest. `columns` name ``job.id`` and
-    ``job.priority`` (the result's columns are their names).
+    ``job.priority`` (the result's columns are their names). `lock`: a
+    row-locking clause for each part (the claim's ``FOR NO KEY UPDATE OF
+    job SKIP LOCKED``).
 
     Each kind of ready job (`waiting_parts`, then the orphaned kind of
     `ready_kinds`) is read apart in its index's order and limited, then
@@ -366,9 +368,11 @@ def first_ready(store, columns, condition, tables, limit):
     """
     parts, parameters = [], []
     for kind in waiting_parts() + ready_kinds()[1:]:
-        sql, part_parameters = compile_expr(store, Select(
-            columns, where=And(condition, kind), tables=[Job] + list(tables),
-            order_by=(Desc(Job.priority), Job.id), limit=limit))
+        select = dict(where=And(condition, kind), tables=[Job] + list(tables),
+                      order_by=(Desc(Job.priority), Job.id), limit=limit)
+        sql, part_parameters = compile_expr(store, LockingSelect(
+            columns, lock=lock, **select) if lock else Select(
+                columns, **select))
         parts.append("SELECT * FROM (%s) AS kind%d" % (sql, len(parts)))
         parameters += part_parameters
     return ("SELECT * FROM (%s) AS ready ORDER BY ready.priority DESC,"

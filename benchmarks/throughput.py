@@ -63,7 +63,6 @@ import transaction
 from jobs.log import DevNullLogger
 from jobs.runner import JobRunner
 from jobs.scripts.logger import formatter
-from jobs.sections import RunSettings
 from jobs.testing.foojob import DoFooJob, Foo
 
 

@@ -3,16 +3,14 @@ or by a version that did not check `jobs.bounds`) can still be listed,
 shown, cancelled and pruned: Python's datetime cannot hold it, and the
 `jobs` command must not die with a traceback on it."""
 
-import io
 import json
 
-import fixtures
 import transaction
 from testtools.matchers import Contains, Not
 
-from jobs.cli import main
 from jobs.interfaces.job import JobStatus
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
+from tests.scripts import test_cli
 
 # The date an absurd retry_delay (about 9,500 years) once stored.
 FAR = "11533-06-01 00:00:00"
@@ -24,13 +22,9 @@ SHOWN = "9999-12-31 23:59:59"
 class TestPathologicalDates(DatabaseTestCase):
 
     def jobs(self, *argv):
-        out, err = io.StringIO(), io.StringIO()
-        self.useFixture(fixtures.MonkeyPatch("sys.stdout", out))
-        self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
-        code = main(list(argv))
-        self.store.invalidate()
-        self.assertThat(err.getvalue(), Not(Contains("Traceback")))
-        return code, out.getvalue(), err.getvalue()
+        code, out, err = test_cli.TestJobsCommand.jobs(self, *argv)
+        self.assertThat(err, Not(Contains("Traceback")))
+        return code, out, err
 
     def far_date(self, column, status=None):
         """A job whose `column` holds the year 11533 (and `status`)."""

@@ -36,6 +36,11 @@ class TestSecretsAreRedacted(DatabaseTestCase):
         super().setUp()
         self.job = self.factory.makeDoFooJob(secret=SECRET, raise_="error")
         self.job_id = self.job.job_id
+        self.run_section()
+
+    def run_section(self):
+        """Commit, run do_foo with run_jobs.py and a --log-file: keep its
+        stderr and log file."""
         transaction.commit()
         log_file = os.path.join(self.useFixture(fixtures.TempDir()).path,
                                 "run.log")
@@ -144,17 +149,10 @@ class TestSecretsFoundByTheirLook(DatabaseTestCase):
     def setUp(self):
         super().setUp()
         self.job = self.factory.makeDoFooJob(leak=LEAKED)
-        transaction.commit()
-        log_file = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                                "run.log")
-        code, _, self.stderr = run_script(
-            RUN_JOBS, ["--log-file", "INFO:%s" % log_file, "do_foo"])
-        self.assertEqual(0, code, self.stderr)
-        with open(log_file) as f:
-            self.log_file = f.read()
-        self.store.invalidate()
+        self.run_section()
         self.assertEqual("Failed", self.job.status.title)
 
+    run_section = TestSecretsAreRedacted.run_section
     jobs = TestSecretsAreRedacted.jobs
 
     def assertHidden(self, text, *shown):

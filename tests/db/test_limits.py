@@ -82,6 +82,24 @@ class TestLimits(DatabaseTestCase):
         self.complete(a[0])
         self.assertEqual([a[2]], self.claim(limits))
 
+    def test_a_claim_of_one_job_counts_the_others_running(self):
+        # A Celery message's claim names its job: the limits still count
+        # every RUNNING job of the section, not just that one.
+        first, second = self.make(2, concurrency_key="k")
+        other = self.make(1, concurrency_key="j")
+        limits = Limits("s", max_running_per_key=1)
+        self.assertEqual([first], self.claim(limits, limit=1))
+
+        def claim_job(job_id):
+            claimed = DoFooJob.claimJob(job_id, 60, limits=limits)
+            transaction.commit()
+            return [claim.job_id for claim in claimed]
+
+        self.assertEqual([], claim_job(second))
+        self.assertEqual(other, claim_job(other[0]))
+        self.complete(first)
+        self.assertEqual([second], claim_job(second))
+
     def test_a_full_key_does_not_hold_back_the_others(self):
         # Ahead in priority order: a key already at its limit.
         full = self.make(5, concurrency_key="busy", priority=9)

@@ -61,7 +61,7 @@ _claim_statements = {}
 
 
 def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
-          started=False, limits=None, load=None):
+          started=False, limits=None, load=None, only=None):
     """Claim up to `limit` ready jobs matching `condition`, atomically.
 
     One statement moves them to RUNNING as a new attempt with a lease of
@@ -90,6 +90,8 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         a process pool's dispatch).
     :param limits: the section's `jobs.model.limits.Limits`, if any: the
         claim then picks only what they allow.
+    :param only: a job id: claim that job only (if ready and allowed);
+        `limits` still count every RUNNING job of `condition`.
     :param load: a `jobs.model.lean.ContextJoin`: where the database can
         (``UPDATE ... RETURNING`` in a WITH), the claimed jobs' context
         rows come back with the claim, in its round trip, and each
@@ -101,7 +103,10 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         lease_seconds = lease_seconds.total_seconds()
     if limits is not None:
         rows = limits.claim_rows(store, condition, tables, limit,
-                                 lease_seconds, started)
+                                 lease_seconds, started, only)
+    elif only is not None:
+        return claim(store, (Job.id == only) & condition, tables, limit,
+                     lease_seconds, None, started, None, load)
     elif dialect(store).returning:
         rows = _claim_returning(store, condition, tables, limit,
                                 lease_seconds, cache_key, started, load)

@@ -68,15 +68,18 @@ class Limits:
                     or self.rate_limit)
 
     def claim_rows(self, store, condition, tables, limit, lease_seconds,
-                   started):
-        """Claim up to `limit` of the ready jobs matching `condition`
-        within the limits; return the rows `jobs.model.claims.claim`
+                   started, only=None):
+        """Claim up to `limit` of the ready jobs matching `condition` (and
+        being job `only`, when given: a Celery message's job) within the
+        limits, which count every RUNNING job of `condition`; return the
+        rows `jobs.model.claims.claim`
         makes its `Claimed` of."""
         row_locks = dialect(store).row_locks
         if row_locks:
             store.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
                           ("jobs limits: " + self.section,))
-        ctes, parameters = self._picked(store, condition, tables, limit)
+        ctes, parameters = self._picked(store, condition, tables, limit,
+                                        only)
         if dialect(store).returning:
             sets, set_parameters = claims._claim_sets(
                 store, lease_seconds, started)
@@ -103,7 +106,7 @@ class Limits:
             self._count_claims(store, len(rows))
         return rows
 
-    def _picked(self, store, condition, tables, limit):
+    def _picked(self, store, condition, tables, limit, only=None):
         """``(SQL of the WITH list ending in "picked", parameters)``."""
         greatest, least = (("GREATEST", "LEAST") if dialect(store).row_locks
                            else ("max", "min"))
@@ -118,10 +121,10 @@ class Limits:
                 "saturated AS (SELECT concurrency_key FROM running WHERE"
                 " concurrency_key IS NOT NULL GROUP BY concurrency_key"
                 " HAVING count(*) >= %d)" % per_key)
-        where = condition
+        where = condition if only is None else And(condition, Job.id == only)
         if per_key:
             # Not the jobs of a key that is full already.
-            where = And(condition, SQLRaw(
+            where = And(where, SQLRaw(
                 "(job.concurrency_key IS NULL OR job.concurrency_key NOT IN"
                 " (SELECT concurrency_key FROM saturated))"))
         candidates, candidate_parameters = first_ready(

@@ -129,11 +129,11 @@ class BaseRunnableJobSource:
         :raises NotImplementedError: as `claimReady`.
         """
         condition, tables = cls.jobCondition()
-        # The statement names the job: not one to keep compiled.
-        return claims.claim(get_store(), (Job.id == job_id) & condition,
-                            tables, 1,
+        # The statement names the job: not one to keep compiled. Limits
+        # count the source's RUNNING jobs, not just this one.
+        return claims.claim(get_store(), condition, tables, 1,
                             _seconds(lease_duration or cls.lease_duration),
-                            started=started, limits=limits)
+                            started=started, limits=limits, only=job_id)
 
     @classmethod
     def after_create(cls, job: Any) -> None:

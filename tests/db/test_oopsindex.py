@@ -2,7 +2,6 @@
 reindex — in-process on both databases, and two runner processes as two
 "hosts" on PostgreSQL."""
 
-import io
 import json
 import os
 
@@ -10,25 +9,19 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs.cli import main
 from jobs.interfaces.job import JobStatus
 from jobs.log import DevNullLogger
 from jobs.model.oopsreport import OopsReport
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for
-from jobs.testing.script import run_script
+from jobs.testing.script import run_script, jobs_command
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
 
 class CommandMixin:
 
     def jobs(self, *argv):
-        out, err = io.StringIO(), io.StringIO()
-        with fixtures.MonkeyPatch("sys.stdout", out), \
-                fixtures.MonkeyPatch("sys.stderr", err):
-            code = main(list(argv))
-        self.store.invalidate()
-        return code, out.getvalue(), err.getvalue()
+        return jobs_command(self.store, *argv)
 
     def run_jobs(self, *jobs, logger=None):
         runner = JobRunner(list(jobs), logger or DevNullLogger(),

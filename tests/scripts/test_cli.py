@@ -1,7 +1,6 @@
 """The `jobs` command, in-process on both databases, and once as a
 subprocess."""
 
-import io
 import json
 import os
 import sys
@@ -10,10 +9,10 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs.cli import main
 from jobs.interfaces.job import JobStatus
 from jobs.runner import JobRunner
 from jobs.log import DevNullLogger
+from jobs.testing.script import jobs_command
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
 
@@ -21,12 +20,7 @@ from jobs.testing.testcase import DatabaseTestCase, on_each_database
 class TestJobsCommand(DatabaseTestCase):
 
     def jobs(self, *argv):
-        out, err = io.StringIO(), io.StringIO()
-        self.useFixture(fixtures.MonkeyPatch("sys.stdout", out))
-        self.useFixture(fixtures.MonkeyPatch("sys.stderr", err))
-        code = main(list(argv))
-        self.store.invalidate()
-        return code, out.getvalue(), err.getvalue()
+        return jobs_command(self.store, *argv)
 
     def run_all(self, *jobs):
         JobRunner(list(jobs), DevNullLogger()).runAll()

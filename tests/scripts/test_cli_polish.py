@@ -2,7 +2,6 @@
 filter and fingerprint, `jobs explain`, progress bars on a terminal only,
 a broken pipe, and the process runner's pool line once per worker."""
 
-import io
 import json
 import os
 import fcntl
@@ -18,7 +17,6 @@ import fixtures
 import transaction
 from testtools.matchers import Contains
 
-from jobs.cli import main
 from jobs.errorlog import fingerprint
 from jobs.interfaces.job import JobStatus
 from jobs.log import DevNullLogger
@@ -26,19 +24,14 @@ from jobs.model import workers
 from jobs.runner import JobRunner
 from jobs.sections import error_reporter_for
 from jobs.testing.foojob import DoBarJob
-from jobs.testing.script import ROOT
+from jobs.testing.script import ROOT, jobs_command
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
 
 class CommandMixin:
 
     def jobs(self, *argv):
-        out, err = io.StringIO(), io.StringIO()
-        with fixtures.MonkeyPatch("sys.stdout", out), \
-                fixtures.MonkeyPatch("sys.stderr", err):
-            code = main(list(argv))
-        self.store.invalidate()
-        return code, out.getvalue(), err.getvalue()
+        return jobs_command(self.store, *argv)
 
     def run_jobs(self, *jobs):
         JobRunner(list(jobs), DevNullLogger(),

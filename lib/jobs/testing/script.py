@@ -1,7 +1,10 @@
-"""Running scripts in a subprocess, as cron would."""
+"""Running scripts in a subprocess, as cron would, and the ``jobs``
+command in this process."""
 
-__all__ = ["run_script"]
+__all__ = ["jobs_command", "run_script"]
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -25,3 +28,17 @@ def run_script(path, args=(), env=None, timeout=120):
         env=full_env, capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL)
     return process.returncode, process.stdout, process.stderr
+
+
+def jobs_command(store, *argv):
+    """Run ``jobs ARGV...`` in this process, its output captured; then
+    make `store` read the database again.
+
+    :return: ``(exit code, stdout, stderr)``.
+    """
+    from jobs.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    store.invalidate()
+    return code, out.getvalue(), err.getvalue()

@@ -449,3 +449,27 @@ class TestFunctionJobs(CeleryTestCase):
                          (report["type"], report["job_id"]))
         self.assertThat(self.worker.text(), Contains(
             "Running FunctionJob (ID %d), attempt 1" % job.job_id))
+
+
+class TestWorkerKeepsTheCelerySectionsLimits(CeleryTestCase):
+    """A source served by a Celery-enabled section and a plain one (the
+    test configuration's ``do_foo_celery`` and ``do_foo``) runs in the
+    Celery worker as the Celery-enabled section, with its limits: the
+    plain section, first in the configuration, sets none."""
+
+    __test__ = True
+    extra_sections = "max_running_per_key: 1\n"
+
+    def test_a_full_key_holds_the_message_back(self):
+        from jobs.celery.task import TaskRunner
+        running = self.factory.makeDoFooJob(concurrency_key="k")
+        waiting = self.factory.makeDoFooJob(concurrency_key="k")
+        transaction.commit()
+        self.store.execute(
+            "UPDATE job SET status = ?, lease_expires = now() AT TIME ZONE"
+            " 'UTC' + interval '1 hour' WHERE id = ?",
+            (JobStatus.RUNNING.value, running.job_id))
+        transaction.commit()
+        self.assertEqual(
+            "limited", TaskRunner(self.config).run(waiting.job_id, self.queue))
+        self.assertEqual(JobStatus.WAITING, self.status_of(waiting.job_id))

@@ -3,7 +3,8 @@
 with ``max_running_per_key: 2`` over 1,000 jobs on 10 keys. Each job
 records its running window through a connection that commits at once
 (`jobs.testing.windows`); no instant ever sees more than 2 windows of one
-key open, and every job completes once. PostgreSQL."""
+key open, no claim leaves more than 2 jobs of a key RUNNING (a trigger
+counts them at each claim), and every job completes once. PostgreSQL."""
 
 import os
 import signal
@@ -21,7 +22,7 @@ from jobs.testing.celery import (
 from jobs.testing.executions import assert_each_ran_once
 from jobs.testing.script import ROOT
 from jobs.testing.testcase import DatabaseTestCase
-from jobs.testing.windows import max_overlap
+from jobs.testing.windows import check_claims, max_claimed, max_overlap
 from tests.reliability.fleet import scaled, wait_until
 
 RUN_JOBS = os.path.join(ROOT, "cronscripts", "run_jobs.py")
@@ -42,6 +43,8 @@ class TestConcurrencyLimitAcrossRunners(DatabaseTestCase):
                 "max_running_per_key: %d\npoll_interval: 0.1\n" % PER_KEY)
         super().setUp()
         self.folder = self.useFixture(fixtures.TempDir()).path
+        check_claims(self.store)
+        transaction.commit()
 
     def start_worker(self, index):
         log = open(os.path.join(self.folder, "worker-%d.log" % index), "w+")
@@ -80,12 +83,15 @@ class TestConcurrencyLimitAcrossRunners(DatabaseTestCase):
                    + celery.text()[-2000:])
         overlap = max_overlap(self.store)
         self.assertEqual(KEYS, len(overlap))
-        # PER_KEY + 1 while a known race stands (RELIABILITY.md, "Found,
-        # not fixed": now and then three runners each let one job of a
-        # full key through at once); never more than that.
-        self.assertLessEqual(max(overlap.values()), PER_KEY + 1, overlap)
-        # The limit was reached, not just never approached.
-        self.assertGreaterEqual(max(overlap.values()), PER_KEY, overlap)
+        self.assertLessEqual(max(overlap.values()), PER_KEY, overlap)
+        # Every claim kept the limit, under the section's lock, and the
+        # limit was reached, not just never approached.
+        claimed = max_claimed(self.store)
+        self.assertEqual(set(overlap), set(claimed))
+        self.assertEqual(PER_KEY, max(most for most, _ in claimed.values()),
+                         claimed)
+        self.assertEqual(0, sum(unlocked for _, unlocked in claimed.values()),
+                         claimed)
         pids = assert_each_ran_once(self, self.store, job_ids)
         # The Celery worker and the run_jobs.py workers all took part.
         self.assertGreaterEqual(len(pids), 4, pids)

@@ -101,24 +101,30 @@ class TaskRunner:
 
     def sections(self):
         """The `jobs.sections.Section` s, Celery-enabled ones first, each
-        source once (a source served by two sections runs as the first).
+        source once (a source served by two sections runs as the first of
+        them in that order: a Celery-enabled one before any other).
 
         A section whose source cannot be found is left out, with one
         WARNING: its jobs cannot run here until the configuration or the
         registration is fixed.
         """
         if self._sections is None:
-            found, seen = [], set()
+            sections = []
             for name in self.config.job_section_names:
                 try:
-                    section = find_section(self.config, name)
+                    sections.append(find_section(self.config, name))
                 except SectionError as e:
                     self.logger.warning("%s: its jobs cannot run here.", e)
-                    continue
+            # Celery-enabled first, before a shared source is kept once:
+            # its jobs then run by the section that sends them here, with
+            # that section's role and limits.
+            sections.sort(
+                key=lambda section: not section.settings.celery_dispatch)
+            found, seen = [], set()
+            for section in sections:
                 if section.source not in seen:
                     seen.add(section.source)
                     found.append(section)
-            found.sort(key=lambda section: not section.settings.celery_dispatch)
             self._sections = found
         return self._sections
 

@@ -12,24 +12,30 @@ database (``throughput.py`` loads them) and prints one JSON line:
 starts once every process is connected and has prepared its statements
 (as the peers' harness does), and stops when the last one has drained.
 
-The statements are the ones a runner sends (Storm tracer, 2026-11-30,
-after issue 15), already prepared there too (``$n`` parameters, id lists
-as arrays), and each transaction's ``BEGIN`` goes with its first
-statement (psycopg2 in autocommit mode, ``BEGIN; EXECUTE ...`` in one
-round trip) as the framework sends it:
+The statements are the ones a runner sends, already prepared there too
+(``$n`` parameters, id lists as arrays), and each transaction's
+``BEGIN`` goes with its first statement (psycopg2 in autocommit mode,
+``BEGIN; EXECUTE ...`` in one round trip) as the framework sends it:
 
-``claim``   the fenced claim: ``UPDATE job SET status = RUNNING,
-            attempt_count + 1, lease, date_started WHERE id IN (the best
-            LIMIT of two ``FOR UPDATE OF job SKIP LOCKED`` sub-selects:
-            waiting jobs, and orphans with attempts left) RETURNING id,
-            attempt_count, priority``, in a WITH whose SELECT joins each
-            claimed job's context row (``foo_job``); LIMIT 1 or 200.
+``claim``   the framework's own claim statement, built at start-up (not
+            timed) by `jobs.model.claims.claim_statement` for
+            ``DoFooJob``: ``UPDATE job SET (RUNNING, the attempt, the
+            lease, claimed_by, date_started) FROM (the best LIMIT of the
+            three ``FOR NO KEY UPDATE OF job SKIP LOCKED`` parts of
+            `jobs.model.job.first_ready`: undelayed waiting jobs, due
+            scheduled ones, orphans) RETURNING ...``, in a WITH whose
+            SELECT joins each claimed job's context row (``foo_job``);
+            LIMIT 1 or 200.
 ``lock``    (group only) ``SELECT id, status, attempt_count,
-            cancel_requested FROM job WHERE id = ANY($1) FOR UPDATE``.
-``done``    the outcome, fenced on RUNNING and the attempt: ``UPDATE job
-            SET status = COMPLETED, date_finished WHERE status = RUNNING
-            AND id = ANY($1) AND (id, attempt_count) IN (unnest($1,
-            $2))``.
+            cancel_requested FROM job WHERE id = ANY($1) FOR NO KEY
+            UPDATE``.
+``done``    the outcome, fenced on RUNNING and the attempt, as the
+            Storm tracer shows the framework's (2026-11-30): per job
+            `jobs.model.records.record`'s ``UPDATE job SET status =
+            COMPLETED, date_finished, lease_expires = NULL WHERE status =
+            RUNNING AND id IN ($1) AND (id, attempt_count) IN (VALUES
+            ($2, $3)) RETURNING ...``; per group `record_completed`'s
+            ``UPDATE ... FROM unnest($1, $2, ...)``.
 
 Shapes (the transactions the framework makes):
 
@@ -51,103 +57,113 @@ import time
 
 import psycopg2
 
-RUNNING, COMPLETED, WAITING = 1, 2, 0
+RUNNING, COMPLETED = 1, 2
 NOW = "(statement_timestamp() AT TIME ZONE 'UTC')"
+RETURNING = " RETURNING CASE WHEN job.has_dependents THEN job.id END"
 
-CLAIM = """
-PREPARE claim(integer, float8) AS
-UPDATE job SET status = {running}, attempt_count = attempt_count + 1,
-    lease_expires = {now} + $2 * interval '1 second',
-    date_started = {now}, date_finished = NULL
-WHERE job.id IN (
-    SELECT ready.id FROM (
-        SELECT * FROM (
-            SELECT job.id, job.priority FROM job, foo_job
-            WHERE foo_job.job = job.id AND foo_job.job_type = $1
-              AND job.status = {waiting}
-              AND (job.lease_expires IS NULL OR job.lease_expires < {now})
-              AND (job.scheduled_start IS NULL OR job.scheduled_start <= {now})
-            ORDER BY job.priority DESC, job.id LIMIT {limit}
-            FOR UPDATE OF job SKIP LOCKED) AS waiting
-        UNION ALL
-        SELECT * FROM (
-            SELECT job.id, job.priority FROM job, foo_job
-            WHERE foo_job.job = job.id AND foo_job.job_type = $1
-              AND job.status = {running} AND job.lease_expires < {now}
-              AND job.attempt_count <= job.max_retries
-            ORDER BY job.priority DESC, job.id LIMIT {limit}
-            FOR UPDATE OF job SKIP LOCKED) AS orphaned
-    ) AS ready ORDER BY ready.priority DESC, ready.id LIMIT {limit})
-RETURNING job.id, job.attempt_count, job.priority
-"""
-# The claim's rows with each job's context row, as the framework reads them.
-CLAIM = CLAIM.replace("AS\nUPDATE", "AS\nWITH claimed AS (UPDATE").rstrip() + """)
-SELECT claimed.*, foo_job.foo, foo_job.id, foo_job.job, foo_job.job_type,
-       foo_job.json_data
-FROM claimed LEFT JOIN foo_job ON foo_job.job = claimed.id
-"""
 LOCK = """
 PREPARE lock(integer[]) AS
 SELECT id, status, attempt_count, cancel_requested FROM job
-WHERE id = ANY($1) FOR UPDATE
+WHERE id = ANY($1::integer[]) FOR NO KEY UPDATE
 """
-DONE = """
-PREPARE done(integer[], integer[]) AS
-UPDATE job SET status = {completed}, date_finished = {now}
-WHERE status = {running} AND id = ANY($1)
-  AND (id, attempt_count) IN (SELECT * FROM unnest($1, $2))
-"""
+DONE = {
+    "per-job": """
+PREPARE done AS
+UPDATE job SET status = {completed}, date_finished = {now},
+    lease_expires = NULL
+WHERE status = {running} AND id IN ($1)
+  AND (id, attempt_count) IN (VALUES (CAST($2 AS INTEGER),
+                                      CAST($3 AS INTEGER)))""" + RETURNING,
+    "group": """
+PREPARE done AS
+UPDATE job SET status = {completed}, date_finished = {now},
+    lease_expires = NULL, log = coalesce(given.log_tail, job.log),
+    progress = coalesce(given.progress_tree, job.progress),
+    result = coalesce(given.returned, job.result)
+FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[],
+            $5::text[]) AS given(job_id, attempt, log_tail, progress_tree,
+                                 returned)
+WHERE job.id = given.job_id AND job.attempt_count = given.attempt
+  AND job.status = {running}""" + RETURNING,
+}
 
 LIMITS = {"per-job": 1, "group": 200}
-LEASE_SECONDS = 300.0  # DoFooJob's lease_duration: what a section without
-#                        lease_seconds claims with
-DO_FOO = 0  # FooJobType.DO_FOO
+LEASE_SECONDS = 60.0  # what the runner claims DoFooJob with (tracer)
+# The claim's rows: the claim's 8 columns, then foo_job's foo, id, job,
+# job_type, json_data.
+PRIORITY, JSON_DATA = 5, 12
 
 
-def prepare(connection, limit):
-    names = dict(running=RUNNING, waiting=WAITING, completed=COMPLETED,
-                 now=NOW, limit=limit)
+def framework_claim(database, limit):
+    """``(PREPARE text, parameters)`` of the framework's claim of `limit`
+    ``DoFooJob`` jobs, built by the framework itself (so that the
+    ceiling is its very statement); the parameters follow
+    ``claimed_by``, the first."""
+    import harness  # noqa: F401 (puts the checkout's lib on sys.path)
+    from jobs.database import connect, disconnect, get_store
+    from jobs.database.prepared import numbered
+    from jobs.model.claims import claim_statement
+    from jobs.testing.foojob import DoFooJob
+    connect("postgres:///%s" % database)
+    try:
+        condition, tables = DoFooJob.jobCondition()
+        sql, parameters = claim_statement(
+            get_store(), condition, tables, limit, LEASE_SECONDS,
+            started=True, load=DoFooJob.claimLoad())
+    finally:
+        disconnect()
+    return ("PREPARE claim AS " + numbered(sql)[0],
+            [param.get(to_db=True) if hasattr(param, "get") else param
+             for param in parameters])
+
+
+def prepare(connection, shape, claim_sql):
+    names = dict(running=RUNNING, completed=COMPLETED, now=NOW)
     with connection.cursor() as cursor:
-        for statement in (CLAIM, LOCK, DONE):
-            cursor.execute(statement.format(**names))
+        cursor.execute(claim_sql)
+        cursor.execute(LOCK)
+        cursor.execute(DONE[shape].format(**names))
     connection.commit()
     connection.autocommit = True  # BEGIN goes with the first statement
 
 
-def claim(cursor, begin=""):
-    cursor.execute(begin + "EXECUTE claim(%s, %s)", (DO_FOO, LEASE_SECONDS))
+def claim(cursor, parameters, begin=""):
+    cursor.execute(begin + "EXECUTE claim(%s)" % ", ".join(
+        ["%s"] * (len(parameters) + 1)), ["raw-ceiling"] + parameters)
     rows = cursor.fetchall()
-    rows.sort(key=lambda row: (-row[2], row[0]))
+    rows.sort(key=lambda row: (-row[PRIORITY], row[0]))
     return rows
 
 
 def run_job(row):
     # What DoFooJob.run() does with no behaviour asked: read json_data.
-    data = row[7]
+    data = row[JSON_DATA]
     return data.get("return_") if isinstance(data, dict) else None
 
 
-def drain_per_job(connection):
+def drain_per_job(connection, parameters):
     done = 0
     cursor = connection.cursor()
-    claimed = claim(cursor, "BEGIN; ")
+    claimed = claim(cursor, parameters, "BEGIN; ")
     cursor.execute("COMMIT")
     while claimed:
         row, = claimed
         run_job(row)
-        cursor.execute("BEGIN; EXECUTE done(%s, %s)", ([row[0]], [row[1]]))
+        cursor.execute("BEGIN; EXECUTE done(%s, %s, %s)",
+                       (row[0], row[0], row[1]))
         done += cursor.rowcount
-        claimed = claim(cursor)  # the next job, on this job's commit
+        # The next job, on this job's commit.
+        claimed = claim(cursor, parameters)
         cursor.execute("COMMIT")
     return done
 
 
-def drain_group(connection):
+def drain_group(connection, parameters):
     done = 0
     cursor = connection.cursor()
     limit = LIMITS["group"]
     while True:
-        claimed = claim(cursor, "BEGIN; ")
+        claimed = claim(cursor, parameters, "BEGIN; ")
         cursor.execute("COMMIT")
         if not claimed:
             break
@@ -156,8 +172,10 @@ def drain_group(connection):
         cursor.fetchall()
         for row in claimed:
             run_job(row)
-        cursor.execute("EXECUTE done(%s, %s)",
-                       (ids, [row[1] for row in claimed]))
+        nothing = [None] * len(ids)
+        cursor.execute("EXECUTE done(%s, %s, %s, %s, %s)",
+                       (ids, [row[1] for row in claimed], nothing, nothing,
+                        nothing))
         done += cursor.rowcount
         cursor.execute("COMMIT")
         if len(claimed) < limit:
@@ -168,11 +186,11 @@ def drain_group(connection):
 DRAIN = {"per-job": drain_per_job, "group": drain_group}
 
 
-def consumer(database, shape, barrier, results):
+def consumer(database, shape, claim_sql, parameters, barrier, results):
     connection = psycopg2.connect(dbname=database)
-    prepare(connection, LIMITS[shape])
+    prepare(connection, shape, claim_sql)
     barrier.wait()
-    results.put(DRAIN[shape](connection))
+    results.put(DRAIN[shape](connection, parameters))
     connection.close()
 
 
@@ -185,11 +203,13 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.processes < 1:
         parser.error("--processes must be at least 1")
+    claim_sql, parameters = framework_claim(options.database,
+                                            LIMITS[options.shape])
     barrier = multiprocessing.Barrier(options.processes + 1)
     results = multiprocessing.Queue()
     workers = [multiprocessing.Process(
-        target=consumer, args=(options.database, options.shape, barrier,
-                               results))
+        target=consumer, args=(options.database, options.shape, claim_sql,
+                               parameters, barrier, results))
         for _ in range(options.processes)]
     for worker in workers:
         worker.start()

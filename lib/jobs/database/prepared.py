@@ -20,7 +20,7 @@ PostgreSQL cannot infer from its use carries a cast in the SQL
 (``?::integer[]``), which holds in both forms.
 """
 
-__all__ = ["enabled", "execute", "set_enabled", "sql_of"]
+__all__ = ["enabled", "execute", "numbered", "set_enabled", "sql_of"]
 
 import hashlib
 
@@ -49,11 +49,11 @@ def _form(sql):
     form = _forms.get(sql)
     if form is None:
         name = "jobs_" + hashlib.sha1(sql.encode()).hexdigest()[:24]
-        numbered, count = _numbered(sql)
+        text, count = numbered(sql)
         execute_sql = "EXECUTE %s" % name
         if count:
             execute_sql += "(%s)" % ", ".join(["?"] * count)
-        form = _forms[sql] = (name, "PREPARE %s AS %s" % (name, numbered),
+        form = _forms[sql] = (name, "PREPARE %s AS %s" % (name, text),
                               execute_sql)
         _names[name] = sql
     return form
@@ -71,7 +71,7 @@ def sql_of(statement):
     return statement
 
 
-def _numbered(sql):
+def numbered(sql):
     """`sql` with its ``?`` marks (outside string literals) as ``$1``,
     ``$2``...; and how many there are."""
     parts = sql.split("'")

@@ -19,6 +19,7 @@ __all__ = [
     "Claimed",
     "claim",
     "claim_rows",
+    "claim_statement",
     "lock",
     "mark_started",
     "release",
@@ -169,23 +170,33 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
         key = (cache_key, limit, lease_seconds, started, load)
     statement = _claim_statements.get(key) if key else None
     if statement is None:
-        candidates, parameters = _candidates(store, condition, tables, limit)
-        sets, set_parameters = _claim_sets(store, lease_seconds, started)
-        update = (
-            "UPDATE job SET %s FROM (%s) AS claimed WHERE job.id = claimed.id"
-            " RETURNING job.id, job.attempt_count, job.max_retries,"
-            " job.cancel_requested, claimed.status AS previous,"
-            " job.priority, claimed.date_started IS NOT NULL AS had_started,"
-            " claimed.claimed_by AS holder"
-            % (", ".join("%s = %s" % pair for pair in sets), candidates))
-        if load is not None:
-            update = load.joined(update)
-        statement = (update, set_parameters + parameters)
+        statement = claim_statement(store, condition, tables, limit,
+                                    lease_seconds, started, load)
         if key is not None:
             _claim_statements[key] = statement
     sql, parameters = statement
     return prepared.execute(
         store, sql, [claimer(store)] + parameters).get_all()
+
+
+def claim_statement(store, condition, tables, limit, lease_seconds,
+                    started=False, load=None):
+    """``(SQL, parameters)`` of `claim`'s statement on PostgreSQL (see
+    `claim` for the arguments): the SQL's first ``?`` is ``claimed_by``
+    (`claimer`), not among the parameters. Also what
+    ``benchmarks/raw_ceiling.py`` sends, with no framework around it."""
+    candidates, parameters = _candidates(store, condition, tables, limit)
+    sets, set_parameters = _claim_sets(store, lease_seconds, started)
+    update = (
+        "UPDATE job SET %s FROM (%s) AS claimed WHERE job.id = claimed.id"
+        " RETURNING job.id, job.attempt_count, job.max_retries,"
+        " job.cancel_requested, claimed.status AS previous,"
+        " job.priority, claimed.date_started IS NOT NULL AS had_started,"
+        " claimed.claimed_by AS holder"
+        % (", ".join("%s = %s" % pair for pair in sets), candidates))
+    if load is not None:
+        update = load.joined(update)
+    return update, set_parameters + parameters
 
 
 def _candidates(store, condition, tables, limit):

@@ -23,7 +23,7 @@ __all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
            "storm_object"]
 
 from storm.info import get_cls_info
-from storm.variables import MutableValueVariable
+from storm.variables import JSONVariable, MutableValueVariable
 
 from jobs.database import dialect, get_store, prepared
 from jobs.database.stormext import load_object, result_class
@@ -42,14 +42,16 @@ class _Loader:
                           for index, column in enumerate(self.columns)}
         self.mutable = {
             names[id(column)] for column in self.columns
-            if issubclass(column.variable_factory.func
-                          if hasattr(column.variable_factory, "func")
-                          else column.variable_factory,
-                          MutableValueVariable)}
+            if issubclass(_variable_class(column), MutableValueVariable)}
         table = self.table = info.table.name
         self.job_column = cls.job_id.name
-        self.column_list = ", ".join('%s."%s"' % (table, column.name)
-                                     for column in self.columns)
+        # JSON is read as its text (Storm parses it, as it parses a
+        # JSON value from SQLite): the text is the snapshot that `settle`
+        # compares with, without serializing the value when it is read.
+        self.column_list = ", ".join(
+            ('CAST(%s."%s" AS TEXT)' if issubclass(
+                _variable_class(column), JSONVariable) else '%s."%s"')
+            % (table, column.name) for column in self.columns)
         self.select = "SELECT %s FROM %s WHERE %s.%s" % (
             self.column_list, table, table, self.job_column)
         self.job_position = self.positions["job_id"]
@@ -65,6 +67,11 @@ class _Loader:
             rows += store.execute(self.select + " IN (%s)" % ", ".join(
                 ["?"] * len(chunk)), chunk).get_all()
         return rows
+
+
+def _variable_class(column):
+    factory = column.variable_factory
+    return factory.func if hasattr(factory, "func") else factory
 
 
 _loaders = {}
@@ -201,20 +208,36 @@ class LeanContext:
         value = variable.get()
         self._values[name] = value
         if name in self._loader.mutable:
-            # Changed in place later? `settle` compares with this.
+            # Changed in place later? `settle` compares with this: the
+            # JSON text as read (`_Loader`), else the value serialized.
             if self._handed is None:
                 object.__setattr__(self, "_handed", {})
-            self._handed[name] = (variable, variable.get(to_db=True))
+            self._handed[name] = (variable, raw if isinstance(raw, str)
+                                  else variable.get(to_db=True))
         return value
 
     def _changed(self):
         """``[(name, value)]`` of the JSON (mutable) values handed out and
-        changed in place since."""
+        changed in place since: serialized, they differ from the value as
+        read serialized the same way (the text as read, when it is
+        already in that form: the common case needs no second one)."""
         if not self._handed:
             return []
-        return [(name, variable.get())
-                for name, (variable, read) in self._handed.items()
-                if variable.get(to_db=True) != read]
+        changed = []
+        for name, (variable, read) in self._handed.items():
+            now = variable.get(to_db=True)
+            if now != read and now != self._serialized(name, read):
+                changed.append((name, variable.get()))
+        return changed
+
+    def _serialized(self, name, read):
+        """`read` (a column's value as read) as Storm serializes it."""
+        if read is None:
+            return None
+        column = self._loader.columns[self._loader.positions[name]]
+        variable = column.variable_factory(column=column)
+        self._convert(variable, read)
+        return variable.get(to_db=True)
 
     def storm_object(self):
         """The Storm object of this row (built from the row already read,

@@ -383,6 +383,14 @@ processes: 1
 grace_period: 0
 # The heartbeat (every lease / 3 s) reads cancel requests.
 lease_seconds: 3
+
+# The same with time to die of the cancel's signal before being killed.
+[do_foo_isolated_patient]
+source_interface: jobs.testing.foojob.IDoFooJobSource
+runner_class: ProcessJobRunner
+processes: 1
+grace_period: 60
+lease_seconds: 3
 """
 
     jobs = TestJobsCommand.jobs
@@ -401,12 +409,16 @@ lease_seconds: 3
                              "reset")
         job = self.factory.makeDoFooJob(misbehave="usr1_default",
                                         then_touch=reset)
-        stderr = self.cancel_while_running(job, lambda: os.path.exists(reset))
+        # A grace long enough that only the child's death ends the run
+        # in time (with none, the parent may kill it first).
+        stderr = self.cancel_while_running(
+            job, lambda: os.path.exists(reset), "do_foo_isolated_patient")
         self.assertThat(stderr, Contains(
             "Job %d was cancelled while running; its process was killed by"
             " signal SIGUSR1." % job.job_id))
 
-    def cancel_while_running(self, job, started=lambda: True):
+    def cancel_while_running(self, job, started=lambda: True,
+                             section="do_foo_isolated"):
         """Run `job` in a --processes run, cancel it once RUNNING and
         `started()`; check it ends CANCELLED without an OOPS; return the
         run's stderr."""
@@ -415,8 +427,8 @@ lease_seconds: 3
         from jobs.testing.script import ROOT
         transaction.commit()
         runner = subprocess.Popen(
-            [sys.executable, ROOT + "/cronscripts/run_jobs.py",
-             "do_foo_isolated"], stderr=subprocess.PIPE, text=True)
+            [sys.executable, ROOT + "/cronscripts/run_jobs.py", section],
+            stderr=subprocess.PIPE, text=True)
         self.addCleanup(runner.kill)
         deadline = time.monotonic() + 60
         while True:

@@ -93,12 +93,21 @@ def storm_uri(uri):
     return "%s:%s" % (_SCHEMES[scheme][0], rest)
 
 
+# The `IZStorm` utility, once looked up: `get_store` runs several times a
+# job, and the registry lookup cost more than the rest of it (issue 15).
+_zstorm = []
+
+
 def get_zstorm():
-    """Return the registered `IZStorm` utility, registering one if needed."""
+    """Return the registered `IZStorm` utility, registering one if needed
+    (looked up once per process)."""
+    if _zstorm:
+        return _zstorm[0]
     zstorm = queryUtility(IZStorm)
     if zstorm is None:
         zstorm = ZStorm()
         getGlobalSiteManager().registerUtility(zstorm, IZStorm)
+    _zstorm.append(zstorm)
     return zstorm
 
 

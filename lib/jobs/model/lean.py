@@ -22,6 +22,9 @@ changed in place without it is written when the job returns
 __all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
            "storm_object"]
 
+import json
+import threading
+
 from storm.info import get_cls_info
 from storm.variables import JSONVariable, MutableValueVariable
 
@@ -55,6 +58,25 @@ class _Loader:
         self.select = "SELECT %s FROM %s WHERE %s.%s" % (
             self.column_list, table, table, self.job_column)
         self.job_position = self.positions["job_id"]
+        # A variable per immutable column and thread, reused for every
+        # row: it only converts (a row keeps its values, not variables).
+        self.reused = {index for index, column in enumerate(self.columns)
+                       if names[id(column)] not in self.mutable}
+        self._converters = threading.local()
+
+    def variable(self, position):
+        """A Storm variable of the column at `position` to convert a value
+        read from the database."""
+        if position in self.reused:
+            converters = self._converters.__dict__
+            variable = converters.get(position)
+            if variable is None:
+                column = self.columns[position]
+                variable = converters[position] = column.variable_factory(
+                    column=column)
+            return variable
+        column = self.columns[position]
+        return column.variable_factory(column=column)
 
     def rows(self, store, job_ids):
         if dialect(store).arrays:
@@ -75,6 +97,17 @@ def _variable_class(column):
 
 
 _loaders = {}
+
+# Storm's JSON serialization (``json.dumps(value, ensure_ascii=False)``)
+# without a new encoder per call: half its cost, paid once a job.
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _serialize(variable):
+    """`variable`'s value as Storm writes it (``get(to_db=True)``)."""
+    if type(variable)._dumps is JSONVariable._dumps:
+        return _encode_json(variable.get())
+    return variable.get(to_db=True)
 
 
 def _loader(context_class):
@@ -198,16 +231,16 @@ class LeanContext:
             self._loader.cls.__name__, self._row[self._loader.job_position])
 
     def _read(self, name, position):
-        column = self._loader.columns[position]
-        variable = column.variable_factory(column=column)
+        loader = self._loader
         raw = self._row[position]
+        variable = loader.variable(position)
         if raw is None:
             variable.set(None, from_db=True)
         else:
             self._convert(variable, raw)
         value = variable.get()
         self._values[name] = value
-        if name in self._loader.mutable:
+        if name in loader.mutable:
             # Changed in place later? `settle` compares with this: the
             # JSON text as read (`_Loader`), else the value serialized.
             if self._handed is None:
@@ -225,7 +258,7 @@ class LeanContext:
             return []
         changed = []
         for name, (variable, read) in self._handed.items():
-            now = variable.get(to_db=True)
+            now = _serialize(variable)
             if now != read and now != self._serialized(name, read):
                 changed.append((name, variable.get()))
         return changed
@@ -234,8 +267,7 @@ class LeanContext:
         """`read` (a column's value as read) as Storm serializes it."""
         if read is None:
             return None
-        column = self._loader.columns[self._loader.positions[name]]
-        variable = column.variable_factory(column=column)
+        variable = self._loader.variable(self._loader.positions[name])
         self._convert(variable, read)
         return variable.get(to_db=True)
 

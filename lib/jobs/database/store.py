@@ -42,7 +42,7 @@ from storm.exceptions import DatabaseError as StormDatabaseError
 from storm.uri import URI
 from storm.zope.interfaces import IZStorm
 from storm.zope.zstorm import ZStorm, ZStormError
-from zope.component import getGlobalSiteManager, queryUtility
+from zope.component import getGlobalSiteManager, getSiteManager, queryUtility
 
 from jobs.database.dialect import POSTGRESQL, SQLITE
 from jobs.database.dialect import dialect as _dialect_of
@@ -93,21 +93,25 @@ def storm_uri(uri):
     return "%s:%s" % (_SCHEMES[scheme][0], rest)
 
 
-# The `IZStorm` utility, once looked up: `get_store` runs several times a
-# job, and the registry lookup cost more than the rest of it (issue 15).
-_zstorm = []
+# The `IZStorm` utility and the utility registry it was found in:
+# `get_store` runs several times a job, and the lookup cost more than the
+# rest of it (issue 15). A registry cleared since (zope.component.testing)
+# has new ``utilities``, and is asked again.
+_zstorm = {}
 
 
 def get_zstorm():
-    """Return the registered `IZStorm` utility, registering one if needed
-    (looked up once per process)."""
-    if _zstorm:
-        return _zstorm[0]
+    """Return the registered `IZStorm` utility, registering one if needed."""
+    utilities = getattr(getSiteManager(), "utilities", None)
+    found = _zstorm.get("found")
+    if found is not None and found[0] is utilities:
+        return found[1]
     zstorm = queryUtility(IZStorm)
     if zstorm is None:
         zstorm = ZStorm()
         getGlobalSiteManager().registerUtility(zstorm, IZStorm)
-    _zstorm.append(zstorm)
+    if utilities is not None:
+        _zstorm["found"] = (utilities, zstorm)
     return zstorm
 
 

@@ -26,6 +26,7 @@ import json
 import threading
 
 from storm.info import get_cls_info
+from storm.databases.postgres import JSONVariable as PostgresJSONVariable
 from storm.variables import JSONVariable, MutableValueVariable
 
 from jobs.database import dialect, get_store, prepared
@@ -63,6 +64,9 @@ class _Loader:
         self.reused = {index for index, column in enumerate(self.columns)
                        if names[id(column)] not in self.mutable}
         self._converters = threading.local()
+        # Storm's own JSON columns: their text is parsed with no variable.
+        self.plain_json = {index for index, column in enumerate(self.columns)
+                           if _plain_json(_variable_class(column))}
 
     def variable(self, position):
         """A Storm variable of the column at `position` to convert a value
@@ -98,16 +102,20 @@ def _variable_class(column):
 
 _loaders = {}
 
-# Storm's JSON serialization (``json.dumps(value, ensure_ascii=False)``)
-# without a new encoder per call: half its cost, paid once a job.
+# Storm's JSON parsing and serialization (``json.dumps(value,
+# ensure_ascii=False)``, without a new encoder per call) for its own JSON
+# columns: a job reads and settles its JSON with no Storm variable.
+_decode_json = json.loads
 _encode_json = json.JSONEncoder(ensure_ascii=False).encode
+_STORM_JSON_LOADS = (JSONVariable._loads, PostgresJSONVariable._loads)
 
 
-def _serialize(variable):
-    """`variable`'s value as Storm writes it (``get(to_db=True)``)."""
-    if type(variable)._dumps is JSONVariable._dumps:
-        return _encode_json(variable.get())
-    return variable.get(to_db=True)
+def _plain_json(variable_class):
+    """Whether `variable_class` is Storm's JSON, parsed and serialized as
+    `_decode_json` and `_encode_json` do."""
+    return (issubclass(variable_class, JSONVariable)
+            and variable_class._loads in _STORM_JSON_LOADS
+            and variable_class._dumps is JSONVariable._dumps)
 
 
 def _loader(context_class):
@@ -233,20 +241,24 @@ class LeanContext:
     def _read(self, name, position):
         loader = self._loader
         raw = self._row[position]
-        variable = loader.variable(position)
-        if raw is None:
-            variable.set(None, from_db=True)
+        if position in loader.plain_json and isinstance(raw, str):
+            variable = None
+            value = _decode_json(raw)  # what Storm's JSON variable does
         else:
-            self._convert(variable, raw)
-        value = variable.get()
+            variable = loader.variable(position)
+            if raw is None:
+                variable.set(None, from_db=True)
+            else:
+                self._convert(variable, raw)
+            value = variable.get()
         self._values[name] = value
         if name in loader.mutable:
             # Changed in place later? `settle` compares with this: the
             # JSON text as read (`_Loader`), else the value serialized.
             if self._handed is None:
                 object.__setattr__(self, "_handed", {})
-            self._handed[name] = (variable, raw if isinstance(raw, str)
-                                  else variable.get(to_db=True))
+            self._handed[name] = (variable, value, raw if isinstance(
+                raw, str) else variable.get(to_db=True))
         return value
 
     def _changed(self):
@@ -257,10 +269,11 @@ class LeanContext:
         if not self._handed:
             return []
         changed = []
-        for name, (variable, read) in self._handed.items():
-            now = _serialize(variable)
+        for name, (variable, value, read) in self._handed.items():
+            now = _encode_json(value) if variable is None else \
+                variable.get(to_db=True)
             if now != read and now != self._serialized(name, read):
-                changed.append((name, variable.get()))
+                changed.append((name, value))
         return changed
 
     def _serialized(self, name, read):
@@ -282,7 +295,7 @@ class LeanContext:
                 # very object the job may have changed since.
                 row = list(row)
                 positions = self._loader.positions
-                for name, (_, read) in self._handed.items():
+                for name, (_, _, read) in self._handed.items():
                     row[positions[name]] = read
             # In the store of now: a job's code that closed the store it
             # was claimed in leaves the next jobs a new one.

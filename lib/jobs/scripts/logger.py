@@ -34,6 +34,8 @@ def printable(text):
     ``\\xNN`` (surrogate-escaped ones as the byte they stand for), NUL as
     ``\\x00`` (PostgreSQL text cannot hold it; the job's outcome, written
     with its log, would fail)."""
+    if text.isascii() and "\x00" not in text:
+        return text  # printable as it is: a log line's common case
     try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -63,7 +65,16 @@ class ScriptFormatter(logging.Formatter):
         return stamp
 
     def format(self, record):
-        text = printable(super().format(record))
+        if record.exc_info or record.exc_text or record.stack_info:
+            text = super().format(record)
+        else:
+            # `LINE_FORMAT` without the style machinery (a worker writes a
+            # line a job): the same attributes set, the same text.
+            record.message = record.getMessage()
+            record.asctime = self.formatTime(record, self.datefmt)
+            text = "%s %-7s %s" % (record.asctime, record.levelname,
+                                   record.message)
+        text = printable(text)
         if self.redact is not None:
             text = self.redact(text)
         return text

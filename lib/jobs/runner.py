@@ -168,7 +168,7 @@ class JobRunner(Execution):
                     full = len(batch) >= self._limit
                     del self.made_ready[:]
                     self._run_batch(batch)
-                    collect_garbage()
+                    collect_garbage(len(batch))
                     batch, self._ahead = self._ahead, None
                     if batch is not None:
                         self._watch(batch)

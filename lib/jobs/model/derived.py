@@ -196,12 +196,14 @@ class DerivedJob(BaseRunnableJob, metaclass=EnumeratedSubclass):
     @classmethod
     def jobCondition(cls) -> tuple[Any, list[Any]]:
         """See `BaseRunnableJobSource`."""
-        context_class = cls.context_class
-        condition = context_class.job_id == Job.id
-        if cls.class_job_type is not None:
-            condition = And(condition,
-                            context_class.job_type == cls.class_job_type)
-        return condition, [context_class]
+        def build():
+            context_class = cls.context_class
+            condition = context_class.job_id == Job.id
+            if cls.class_job_type is not None:
+                condition = And(condition,
+                                context_class.job_type == cls.class_job_type)
+            return condition, [context_class]
+        return cls._once(build)
 
     @classmethod
     def getJobs(cls, job_ids: Sequence[int]) -> list[Any]:

@@ -125,8 +125,9 @@ class FunctionJob(DerivedJob):
     def jobCondition(cls) -> tuple[Any, list[Any]]:
         """See `BaseRunnableJobSource`: the jobs whose task matches the
         section's patterns, registered or not (those fail when run)."""
-        return And(TaskJob.job_id == Job.id, kind_condition(cls.patterns)), [
-            TaskJob]
+        return cls._once(lambda: (And(TaskJob.job_id == Job.id,
+                                      kind_condition(cls.patterns)),
+                                  [TaskJob]))
 
     @classmethod
     def databasePrivileges(cls) -> dict[str, set[str]]:

@@ -1,0 +1,110 @@
+"""The small helpers a runner calls once a job (issue 15): they must cost
+little and change nothing that anyone sees."""
+
+import gc
+import logging
+import sys
+import time
+
+import testtools
+import zope.component.testing
+from storm.zope.interfaces import IZStorm
+from zope.component import queryUtility
+
+from jobs.database import store
+from jobs.scripts.logger import (
+    DATE_FORMAT,
+    LINE_FORMAT,
+    formatter,
+    printable,
+)
+
+
+class TestScriptLines(testtools.TestCase):
+    """`ScriptFormatter` writes its one format without logging's style
+    machinery: the text must be the one logging's formatter makes."""
+
+    def reference(self):
+        reference = logging.Formatter(LINE_FORMAT, DATE_FORMAT)
+        reference.converter = time.gmtime
+        return reference
+
+    def record(self, message, args=(), exc_info=None):
+        return logging.getLogger("jobs.test").makeRecord(
+            "jobs.test", logging.INFO, __file__, 1, message, args, exc_info)
+
+    def test_a_plain_line_is_logging_s_line(self):
+        record = self.record("Running %s, attempt %d", ("DoFooJob (ID 7)", 2))
+        self.assertEqual(self.reference().format(record),
+                         formatter().format(record))
+        self.assertIn("INFO    Running DoFooJob (ID 7), attempt 2",
+                      formatter().format(record))
+
+    def test_a_line_with_a_traceback_keeps_it(self):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            record = self.record("It failed", exc_info=sys.exc_info())
+        text = formatter().format(record)
+        self.assertEqual(self.reference().format(record), text)
+        self.assertIn("ValueError: boom", text)
+
+    def test_a_line_is_redacted(self):
+        record = self.record("connecting to %s",
+                             ("postgres://jobs:s3cret@db/jobs",))
+        text = formatter(lambda line: line.replace("s3cret", "<x>")).format(
+            record)
+        self.assertTrue(text.endswith("postgres://jobs:<x>@db/jobs"), text)
+
+    def test_printable_keeps_ascii_and_escapes_the_rest(self):
+        self.assertEqual(
+            ["plain ascii", "nul \\x00 here", "caf\u00e9", "bad \\xff byte"],
+            [printable("plain ascii"), printable("nul \x00 here"),
+             printable("caf\u00e9"),
+             printable(b"bad \xff byte".decode("utf-8", "surrogateescape"))])
+
+
+class TestCollectGarbage(testtools.TestCase):
+    """`collect_garbage` collects once `COLLECT_EVERY` jobs have run, not
+    at every call (a batch of one job)."""
+
+    def setUp(self):
+        super().setUp()
+        self.collections = []
+
+        def counted(phase, info):
+            if phase == "start":
+                self.collections.append(info["generation"])
+        enabled = gc.isenabled()
+        gc.disable()  # only the collections asked for count
+        self.addCleanup(lambda: gc.enable() if enabled else None)
+        gc.callbacks.append(counted)
+        self.addCleanup(gc.callbacks.remove, counted)
+        store._uncollected[0] = 0
+
+    def test_one_job_batches_share_a_collection(self):
+        for _ in range(store.COLLECT_EVERY - 1):
+            store.collect_garbage(1)
+        self.assertEqual([], self.collections)
+        store.collect_garbage(1)
+        self.assertEqual([1], self.collections)
+
+    def test_a_big_batch_collects_at_once(self):
+        store.collect_garbage(store.COLLECT_EVERY + 50)
+        store.collect_garbage()
+        self.assertEqual([1, 1], self.collections)
+
+
+class TestZStormLookup(testtools.TestCase):
+    """`get_zstorm` keeps the utility it found while the registry it came
+    from stands, and asks a new registry again."""
+
+    def test_a_cleared_registry_is_asked_again(self):
+        first = store.get_zstorm()
+        self.assertIs(first, store.get_zstorm())
+        zope.component.testing.setUp()
+        self.addCleanup(zope.component.testing.tearDown)
+        self.assertIsNone(queryUtility(IZStorm))
+        second = store.get_zstorm()
+        self.assertIsNot(first, second)
+        self.assertIs(second, queryUtility(IZStorm))

@@ -72,8 +72,7 @@ class ScriptFormatter(logging.Formatter):
             # line a job): the same attributes set, the same text.
             record.message = record.getMessage()
             record.asctime = self.formatTime(record, self.datefmt)
-            text = "%s %-7s %s" % (record.asctime, record.levelname,
-                                   record.message)
+            text = LINE_FORMAT % record.__dict__
         text = printable(text)
         if self.redact is not None:
             text = self.redact(text)

@@ -11,7 +11,7 @@ the outcomes of children that died or ran too long through the same
 `record_outcome`.
 """
 
-__all__ = ["Execution", "job_str"]
+__all__ = ["Execution", "RUNNING_LINE", "job_str"]
 
 import contextlib
 import logging
@@ -30,7 +30,7 @@ from jobs.database.stormext import forget_object
 from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
-from jobs.log import emits
+from jobs.log import RepeatedLine, emits
 from jobs.logtail import LogTail
 from jobs.model.jsondata import result_text
 from jobs.model.limits import Limits
@@ -46,6 +46,10 @@ from jobs.outcome import (
 )
 from jobs.recording import JOB_ERRORS, OutcomeRecorder, job_str
 from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
+
+# The runner's line before each job (`jobs.log.RepeatedLine`): the text
+# of `job_str`, and the attempt.
+RUNNING_LINE = "Running %s (ID %d), attempt %d"
 
 
 class Execution(OutcomeRecorder):
@@ -103,6 +107,8 @@ class Execution(OutcomeRecorder):
         built (`jobs.log.emits`). Called again by a run, once its
         handlers are in place."""
         self.says_info = emits(self.logger, logging.INFO, (self.tail,))
+        self.running_line = RepeatedLine(self.logger, logging.INFO,
+                                         RUNNING_LINE)
         self.says_debug = emits(self.logger, logging.DEBUG, (self.tail,))
 
     def make_attempt(self, claimed, lease_seconds):
@@ -244,8 +250,10 @@ class Execution(OutcomeRecorder):
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""
         if self.says_info:
-            self.logger.info("Running %s, attempt %d", job_str(job),
-                             attempt.number)
+            # job_str(job)'s text, from what the claim returned (the
+            # job's own id would be read through its context).
+            self.running_line(type(job).__name__, attempt.job_id,
+                              attempt.number)
         store = get_store()
         savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint

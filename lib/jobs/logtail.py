@@ -44,6 +44,12 @@ class LogTail(logging.Handler):
         """Stop collecting; `text` still returns what was kept."""
         self.collecting = False
 
+    def handle(self, record):
+        # Between jobs (the runner's own lines): not even the lock.
+        if not self.collecting:
+            return False
+        return super().handle(record)
+
     def emit(self, record):
         if not self.collecting:
             return

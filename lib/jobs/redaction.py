@@ -68,6 +68,11 @@ class Redactor:
                 re.IGNORECASE)
         else:
             self._pattern = None
+        # Any guard or name in the lower-cased text: most lines hold none,
+        # and one search lets them through.
+        self._suspect = re.compile("|".join(
+            re.escape(word) for word in
+            [guard for guard, _, _ in _VALUE_RULES] + list(self.names)))
 
     def is_secret(self, name):
         """True when `name` names a secret."""
@@ -80,6 +85,8 @@ class Redactor:
         if not text:
             return text
         lowered = text.lower()
+        if self._suspect.search(lowered) is None:
+            return text
         for guard, pattern, replacement in _VALUE_RULES:
             if guard in lowered:
                 text = pattern.sub(replacement, text)

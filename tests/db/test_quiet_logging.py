@@ -7,6 +7,7 @@ import logging
 
 import transaction
 
+from jobs.execution import RUNNING_LINE
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger, DevNullLogger, emits
 from jobs.logtail import LogTail
@@ -96,7 +97,7 @@ class TestQuietRunner(DatabaseTestCase):
             logger, handler, stream = stream_logger(
                 "test-quiet-runner", logging.WARNING)
             self.addCleanup(logger.removeHandler, handler)
-            running = RecordCounter(self, "Running %s, attempt %d")
+            running = RecordCounter(self, RUNNING_LINE)
             completed = RecordCounter(self, "Completed %s.")
             self.run_jobs(logger, group_commit)
             self.assertEqual((0, 0), (running.count, completed.count))
@@ -114,8 +115,11 @@ class TestQuietRunner(DatabaseTestCase):
         logger, handler, stream = stream_logger(
             "test-verbose-runner", logging.INFO)
         self.addCleanup(logger.removeHandler, handler)
+        # The counter the quiet test relies on counts these lines.
+        running = RecordCounter(self, RUNNING_LINE)
         self.run_jobs(logger, 10)
         self.assertEqual(2, stream.getvalue().count("INFO    Running DoFooJob"))
+        self.assertEqual(2, running.count)
 
     def test_the_tail_collects_only_while_a_job_runs(self):
         tail = LogTail(logging.INFO)

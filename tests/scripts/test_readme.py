@@ -121,7 +121,7 @@ def block(name):
 def log_templates():
     """Regexes of the messages `lib/jobs` logs (its format strings)."""
     templates = []
-    call = re.compile(r"""logger\.(?:debug|info|warning|error|exception)\(\s*((?:"[^"]*"\s*)+)""", re.S)
+    call = re.compile(r"""(?:logger\.(?:debug|info|warning|error|exception)\(|\b[A-Z_]+_LINE = )\s*((?:"[^"]*"\s*)+)""", re.S)
     for path in glob.glob(os.path.join(ROOT, "lib", "jobs", "**", "*.py"),
                           recursive=True):
         text = open(path, encoding="utf-8").read()

@@ -34,6 +34,8 @@ ALLOWED = {
         "an OOPS report's date folder: dated by its host, as reports are",
     ("oopsfiles.py", "now = time.time() if now is None else now"):
         "the age of a .tmp file: compared with its mtime, the host's",
+    ("log.py", "now = time.time()"):
+        "a log record's time, as logging's own records take it",
     ("model/options.py",
      "datetime.now(timezone.utc) + timedelta(seconds=seconds)"):
         "a new job's delay checked against the year 9999, not a schedule",

@@ -4,6 +4,7 @@ little and change nothing that anyone sees."""
 import gc
 import logging
 import sys
+import threading
 import time
 
 import testtools
@@ -12,6 +13,7 @@ from storm.zope.interfaces import IZStorm
 from zope.component import queryUtility
 
 from jobs.database import store
+from jobs.log import RepeatedLine
 from jobs.scripts.logger import (
     DATE_FORMAT,
     LINE_FORMAT,
@@ -56,12 +58,106 @@ class TestScriptLines(testtools.TestCase):
             record)
         self.assertTrue(text.endswith("postgres://jobs:<x>@db/jobs"), text)
 
+    def test_lines_of_several_levels_and_seconds_are_logging_s_lines(self):
+        # The formatter keeps each second's line starts per level.
+        ours = formatter()
+        records = []
+        for created, level in [(1000.2, logging.INFO),
+                               (1000.7, logging.WARNING),
+                               (1000.9, logging.INFO),
+                               (1001.1, logging.INFO),
+                               (1001.5, logging.ERROR)]:
+            record = self.record("line at %s", (created,))
+            record.levelno, record.levelname = (
+                level, logging.getLevelName(level))
+            record.created = created
+            records.append(record)
+        self.assertEqual([self.reference().format(r) for r in records],
+                         [ours.format(r) for r in records])
+
     def test_printable_keeps_ascii_and_escapes_the_rest(self):
         self.assertEqual(
             ["plain ascii", "nul \\x00 here", "caf\u00e9", "bad \\xff byte"],
             [printable("plain ascii"), printable("nul \x00 here"),
              printable("caf\u00e9"),
              printable(b"bad \xff byte".decode("utf-8", "surrogateescape"))])
+
+
+class KeepRecords(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+class TestRepeatedLine(testtools.TestCase):
+    """`RepeatedLine` copies its first record: what handlers see must be
+    what ``logger.info`` at the same place would have given them."""
+
+    # What differs between two records of the same call site.
+    CHANGING = {"args", "created", "msecs", "relativeCreated", "lineno"}
+
+    def setUp(self):
+        super().setUp()
+        self.logger = logging.Logger("jobs.test.repeated", logging.INFO)
+        self.kept = KeepRecords()
+        self.logger.addHandler(self.kept)
+        self.line = RepeatedLine(self.logger, logging.INFO,
+                                 "Running %s (ID %d), attempt %d")
+
+    def say(self, job_id):
+        self.line("DoFooJob", job_id, 1); self.at = sys._getframe().f_lineno  # noqa: E702
+        self.logger.info("Running %s (ID %d), attempt %d", "DoFooJob",
+                         job_id, 1)
+
+    def fields(self, record):
+        return {key: value for key, value in record.__dict__.items()
+                if key not in self.CHANGING}
+
+    def test_records_are_logger_info_s(self):
+        for job_id in (1, 2, 3):
+            self.say(job_id)
+        ours, theirs = self.kept.records[0::2], self.kept.records[1::2]
+        self.assertEqual([self.fields(r) for r in theirs],
+                         [self.fields(r) for r in ours])
+        self.assertEqual(
+            ["Running DoFooJob (ID %d), attempt 1" % n for n in (1, 2, 3)],
+            [r.getMessage() for r in ours])
+        self.assertEqual({("say", self.at)},
+                         {(r.funcName, r.lineno) for r in ours})
+        # Each record has its own time, as logging gives it.
+        for record in ours:
+            self.assertEqual(int((record.created % 1) * 1000), record.msecs)
+        self.assertEqual(sorted(r.created for r in ours),
+                         [r.created for r in ours])
+
+    def test_another_thread_gets_its_own_record(self):
+        self.say(1)
+        thread = threading.Thread(target=self.say, args=(2,),
+                                  name="other-runner")
+        thread.start()
+        thread.join()
+        self.assertEqual(["MainThread", "MainThread", "other-runner",
+                          "other-runner"],
+                         [r.threadName for r in self.kept.records])
+
+    def test_a_record_factory_makes_every_record(self):
+        made = []
+
+        def factory(*args, **kwargs):
+            record = logging.LogRecord(*args, **kwargs)
+            record.serial = len(made)
+            made.append(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        self.addCleanup(logging.setLogRecordFactory, logging.LogRecord)
+        self.line("DoFooJob", 1, 1)
+        self.line("DoFooJob", 2, 1)
+        self.assertEqual([0, 1], [r.serial for r in self.kept.records])
 
 
 class TestCollectGarbage(testtools.TestCase):

@@ -71,3 +71,18 @@ class TestByLook(testtools.TestCase):
             ("pwd=a pin=1234 Authorization: Bearer abcdefghij",
              "pwd=a pin=<redacted> Authorization: <redacted>"),
         ], names=("pin",))
+
+    def test_upper_case_names_and_looks_are_found_and_plain_lines_kept(self):
+        # One search of the lower-cased line decides whether the rules
+        # are tried at all: upper case must not slip past it.
+        self.check([
+            ("PASSWORD=hunter2 done", "PASSWORD=<redacted> done"),
+            ("AUTHORIZATION: Basic dXNlcjpwYXNz",
+             "AUTHORIZATION: <redacted>"),
+            ("POSTGRES://jobs:s3cret@db/jobs",
+             "POSTGRES://jobs:<redacted>@db/jobs"),
+            ("Running DoFooJob (ID 7), attempt 1",
+             "Running DoFooJob (ID 7), attempt 1"),
+        ])
+        line = "Running DoFooJob (ID 7), attempt 1"
+        self.assertIs(line, Redactor(DEFAULT_NAMES).text(line))

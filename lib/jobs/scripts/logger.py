@@ -55,6 +55,8 @@ class ScriptFormatter(logging.Formatter):
         # (second, its time stamp): a worker writes many lines a second,
         # and strftime costs more than the rest of a line.
         self._stamp = (None, None)
+        # (second, level name) -> the line's start, for the same reason.
+        self._starts = {}
 
     def formatTime(self, record, datefmt=None):
         second = int(record.created)
@@ -72,7 +74,13 @@ class ScriptFormatter(logging.Formatter):
             # line a job): the same attributes set, the same text.
             record.message = record.getMessage()
             record.asctime = self.formatTime(record, self.datefmt)
-            text = LINE_FORMAT % record.__dict__
+            key = (self._stamp[0], record.levelname)
+            start = self._starts.get(key)
+            if start is None:
+                self._starts.clear()  # only this second's are kept
+                start = self._starts[key] = LINE_FORMAT % dict(
+                    record.__dict__, message="")
+            text = start + record.message
         text = printable(text)
         if self.redact is not None:
             text = self.redact(text)

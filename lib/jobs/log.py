@@ -21,7 +21,10 @@ def emits(logger, level, ignore=()):
     logger's level while a batch runs (so that job code's lines reach
     the tail) and would otherwise make every such line be built for
     nothing. Handlers' filters are not consulted (a filtered handler
-    counts as emitting)."""
+    counts as emitting). A logger that is not a `logging.Logger` (a
+    `logging.LoggerAdapter`, say) emits what it is enabled for."""
+    if not isinstance(logger, logging.Logger):
+        return logger.isEnabledFor(level)
     if logger.disabled or not logger.isEnabledFor(level):
         return False
     found = False
@@ -52,7 +55,9 @@ class RepeatedLine:
     worker's per-job INFO line cost about 50 µs in a group of no-op
     jobs; ``LogRecord`` and finding the caller were a third of it.
 
-    The caller checks whether the level is enabled (`emits`).
+    The caller checks whether the level is enabled (`emits`). A logger
+    that is not a `logging.Logger` (a `logging.LoggerAdapter`, say) is
+    called as it is, ``logger.log(level, msg, *args)``.
     """
 
     def __init__(self, logger, level, msg):
@@ -62,6 +67,9 @@ class RepeatedLine:
         self._first = None  # (thread, pid, the first record's attributes)
 
     def __call__(self, *args):
+        if not isinstance(self.logger, logging.Logger):
+            self.logger.log(self.level, self.msg, *args)
+            return
         first = self._first
         thread = threading.get_ident()
         if (first is None or first[0] != thread

@@ -53,6 +53,16 @@ class TestEmits(TestCase):
         self.assertFalse(emits(DevNullLogger(), logging.INFO))
         self.assertTrue(emits(BufferLogger(), logging.DEBUG))
 
+    def test_a_logger_adapter_emits_what_it_is_enabled_for(self):
+        logger, handler, _ = stream_logger("test-emits-adapter",
+                                           logging.WARNING)
+        self.addCleanup(logger.removeHandler, handler)
+        logger.setLevel(logging.INFO)
+        self.addCleanup(logger.setLevel, logging.NOTSET)
+        adapter = logging.LoggerAdapter(logger, {})
+        self.assertEqual((False, True), (emits(adapter, logging.DEBUG),
+                                         emits(adapter, logging.INFO)))
+
     def test_a_logger_without_handlers_falls_back_to_the_last_resort(self):
         logger = logging.Logger("test-emits-bare")
         logger.propagate = False
@@ -120,6 +130,15 @@ class TestQuietRunner(DatabaseTestCase):
         self.run_jobs(logger, 10)
         self.assertEqual(2, stream.getvalue().count("INFO    Running DoFooJob"))
         self.assertEqual(2, running.count)
+
+    def test_a_logger_adapter_gets_the_per_job_lines(self):
+        # An application's LoggerAdapter (context on every line) is no
+        # logging.Logger: the runner logs through it as it is.
+        logger, handler, stream = stream_logger(
+            "test-adapter-runner", logging.INFO)
+        self.addCleanup(logger.removeHandler, handler)
+        self.run_jobs(logging.LoggerAdapter(logger, {"app": "shop"}), 10)
+        self.assertEqual(2, stream.getvalue().count("INFO    Running DoFooJob"))
 
     def test_the_tail_collects_only_while_a_job_runs(self):
         tail = LogTail(logging.INFO)

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 import contextlib
+import functools
 import logging
 import time
 
@@ -58,7 +59,7 @@ def claim_each(jobs, limit, lease_seconds, started=False):
 
 
 def claim_ready(source, limit, lease_seconds, started=False, tally=None,
-                limits=None):
+                limits=None, rider=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
@@ -68,17 +69,26 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
     :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
         how long the claim took.
     :param limits: the section's `jobs.model.limits.Limits`, or None.
+    :param rider: an outcome to send with the claim
+        (`jobs.model.records.Rider`), passed on to a ``claimReady`` that
+        takes one (the framework's own); else sent alone, first.
     :raises SectionError: when the section sets limits and its source
         cannot claim by SQL (``claimReady``).
     """
     began = time.perf_counter()
     try:
         claim = getattr(source, "claimReady", None)
+        if rider is not None and getattr(claim, "takes_rider", False):
+            claim = functools.partial(claim, rider=rider)
+        elif rider is not None:
+            rider.send(get_store())
         if claim is not None:
             try:
                 return _claim(claim, started, limits, limit, lease_seconds)
             except NotImplementedError:
                 pass
+        if rider is not None and rider.updated is None:
+            rider.send(get_store())
         _unlimited(source, limits)
         return claim_each(source.iterReady(), limit, lease_seconds, started)
     finally:

@@ -88,6 +88,36 @@ class TestPrepared(DatabaseTestCase):
         self.assertEqual([], self.recorder.starting("PREPARE "))
         self.assertNotEqual([], self.recorder.starting("EXECUTE "))
 
+    def test_a_job_committed_on_its_own_sends_its_outcome_with_the_claim(
+            self):
+        # One statement a job besides the COMMIT: its outcome rides on the
+        # next job's claim (`jobs.model.records.Rider`).
+        job_ids = self.make_jobs(5)
+        main = get_store()._connection
+        sent = []
+
+        class MainConnection:
+            def connection_raw_execute(self, connection, raw_cursor,
+                                       statement, params):
+                if connection is main and not statement.startswith(
+                        "PREPARE "):
+                    sent.append(prepared.sql_of(statement))
+
+        tracer = MainConnection()
+        install_tracer(tracer)
+        try:
+            self.run_jobs(batch_size=1)
+        finally:
+            remove_tracer(tracer)
+        self.assertEqual([JobStatus.COMPLETED] * 5, self.statuses(job_ids))
+        # The first claim; each outcome with the next claim (the last
+        # finds none); the claim that finds the queue empty.
+        self.assertEqual(
+            ["claim"] + ["outcome and claim"] * 5 + ["claim"],
+            ["outcome and claim" if statement.startswith("WITH rider AS")
+             else "claim" if "UPDATE job SET claimed_by" in statement
+             else statement for statement in sent])
+
     def test_statements_are_prepared_again_after_the_backend_is_terminated(
             self):
         # The third job ends its own session mid-run: the runner loses

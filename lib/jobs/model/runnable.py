@@ -110,11 +110,13 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit: int, lease_duration: Lease = None,
-                   started: bool = False,
-                   limits: Any = None) -> list[claims.Claimed]:
+                   started: bool = False, limits: Any = None,
+                   rider: Any = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :param limits: the section's `jobs.model.limits.Limits`, if any.
+        :param rider: an outcome to send in the claim's statement
+            (`jobs.model.records.Rider`), or None.
         :raises NotImplementedError: the source has no `jobCondition`
             (`jobs.claiming.claim_ready` then claims through iterReady).
         """
@@ -122,7 +124,11 @@ class BaseRunnableJobSource:
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
                             cache_key=cls, started=started, limits=limits,
-                            load=cls.claimLoad())
+                            load=cls.claimLoad(), rider=rider)
+
+    # A source whose claimReady is this one takes a `rider`
+    # (`jobs.claiming.claim_ready`); one that overrides it may not.
+    claimReady.__func__.takes_rider = True
 
     @classmethod
     def claimLoad(cls) -> Any:

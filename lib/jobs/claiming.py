@@ -29,7 +29,11 @@ from jobs.database import get_store
 from jobs.errors import JobLoadError, NotFoundError, SectionError
 from jobs.model import claims
 from jobs.model.job import Job
-from jobs.model.runnable import LOAD_ERRORS, UnloadableJob
+from jobs.model.runnable import (
+    LOAD_ERRORS,
+    BaseRunnableJobSource,
+    UnloadableJob,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
     began = time.perf_counter()
     try:
         claim = getattr(source, "claimReady", None)
-        if rider is not None and getattr(claim, "takes_rider", False):
+        if rider is not None and _takes_rider(claim):
             claim = functools.partial(claim, rider=rider)
         elif rider is not None:
             rider.send(get_store())
@@ -94,6 +98,15 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
     finally:
         if tally is not None:
             tally.claim(time.perf_counter() - began)
+
+
+# The framework's own claimReady, which takes a `rider`; a source's own
+# (an override) may not.
+_OWN_CLAIM = vars(BaseRunnableJobSource)["claimReady"].__func__
+
+
+def _takes_rider(claim):
+    return getattr(claim, "__func__", None) is _OWN_CLAIM
 
 
 def _claim(claim, started, limits, *args):

@@ -118,6 +118,33 @@ class TestPrepared(DatabaseTestCase):
              else "claim" if "UPDATE job SET claimed_by" in statement
              else statement for statement in sent])
 
+    def test_a_source_s_own_claim_gets_the_outcome_sent_before_it(self):
+        # A claimReady of the source's own may take no rider: each outcome
+        # goes alone, before the claim that comes with it.
+
+        class OwnClaim:
+            def __getattr__(self, name):
+                return getattr(DoFooJob, name)
+
+            def claimReady(self, limit, lease_duration=None, started=False,
+                           limits=None):
+                return DoFooJob.claimReady(limit, lease_duration, started,
+                                           limits)
+
+        job_ids = self.make_jobs(3)
+        del self.recorder.statements[:]
+        JobRunner(logger=self.logger, source=OwnClaim(),
+                  settings=RunSettings(batch_size=1)).runAll()
+        self.assertEqual([JobStatus.COMPLETED] * 3, self.statuses(job_ids))
+        kinds = [
+            "outcome" if s.startswith("UPDATE job SET status = 2")
+            else "claim" if "UPDATE job SET claimed_by" in s else None
+            for s in map(prepared.sql_of, self.recorder.starting("EXECUTE "))]
+        # (The last outcome's claim finds none; the next finds the queue
+        # empty.)
+        self.assertEqual(["claim"] + ["outcome", "claim"] * 3 + ["claim"],
+                         [kind for kind in kinds if kind])
+
     def test_statements_are_prepared_again_after_the_backend_is_terminated(
             self):
         # The third job ends its own session mid-run: the runner loses

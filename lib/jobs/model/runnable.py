@@ -126,10 +126,6 @@ class BaseRunnableJobSource:
                             cache_key=cls, started=started, limits=limits,
                             load=cls.claimLoad(), rider=rider)
 
-    # A source whose claimReady is this one takes a `rider`
-    # (`jobs.claiming.claim_ready`); one that overrides it may not.
-    claimReady.__func__.takes_rider = True
-
     @classmethod
     def claimLoad(cls) -> Any:
         """What a claim of this source's jobs reads with them (see

@@ -29,23 +29,20 @@ The statements are the ones a runner sends, already prepared there too
 ``lock``    (group only) ``SELECT id, status, attempt_count,
             cancel_requested FROM job WHERE id = ANY($1) FOR NO KEY
             UPDATE``.
-``done``    (group only) the outcomes, fenced on RUNNING and the
-            attempt: `record_completed`'s ``UPDATE ... FROM unnest($1,
-            $2, ...)``.
-``done_claim`` (per job) the outcome and the next claim in one
-            statement, built by the framework itself: the fenced
-            ``UPDATE`` of `jobs.model.records.outcome` (``status =
+``done``    the outcome, fenced on RUNNING and the attempt, as the
+            Storm tracer shows the framework's (2026-11-30): per job
+            `jobs.model.records.record`'s ``UPDATE job SET status =
             COMPLETED, date_finished, lease_expires = NULL WHERE status =
             RUNNING AND id IN ($1) AND (id, attempt_count) IN (VALUES
-            ($2, $3))``) carried by `claim_statement`'s claim of one job
-            with its context row (`jobs.model.records.Rider`).
+            ($2, $3)) RETURNING ...``; per group `record_completed`'s
+            ``UPDATE ... FROM unnest($1, $2, ...)``.
 
 Shapes (the transactions the framework makes):
 
 ``per-job`` (``batch_size: 1``): ``claim(1); COMMIT`` once, then per job
-    ``BEGIN; done_claim`` (this job's outcome and the next job's claim,
-    with its context row) + ``COMMIT``: two round trips and one commit a
-    job.
+    ``BEGIN; done`` + ``claim(1)`` of the next job with its context row
+    (it rides on this job's commit) + ``COMMIT``: three round trips and
+    one commit a job.
 ``group`` (``batch_size: 200``, ``group_commit: 200``): per 200 jobs
     ``BEGIN; claim(200); COMMIT``, then ``BEGIN; lock`` + ``done`` +
     ``COMMIT``.
@@ -70,6 +67,13 @@ SELECT id, status, attempt_count, cancel_requested FROM job
 WHERE id = ANY($1::integer[]) FOR NO KEY UPDATE
 """
 DONE = {
+    "per-job": """
+PREPARE done AS
+UPDATE job SET status = {completed}, date_finished = {now},
+    lease_expires = NULL
+WHERE status = {running} AND id IN ($1)
+  AND (id, attempt_count) IN (VALUES (CAST($2 AS INTEGER),
+                                      CAST($3 AS INTEGER)))""" + RETURNING,
     "group": """
 PREPARE done AS
 UPDATE job SET status = {completed}, date_finished = {now},
@@ -90,43 +94,35 @@ LEASE_SECONDS = 60.0  # what the runner claims DoFooJob with (tracer)
 PRIORITY, JSON_DATA = 5, 12
 
 
-def framework_claim(database, limit, name="claim", rider=False):
+def framework_claim(database, limit):
     """``(PREPARE text, parameters)`` of the framework's claim of `limit`
     ``DoFooJob`` jobs, built by the framework itself (so that the
     ceiling is its very statement); the parameters follow
-    ``claimed_by``. With `rider`, the claim carries a COMPLETED outcome,
-    whose three parameters (job id, job id, attempt) come first."""
+    ``claimed_by``, the first."""
     import harness  # noqa: F401 (puts the checkout's lib on sys.path)
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
-    from jobs.interfaces.job import JobStatus
     from jobs.model.claims import claim_statement
-    from jobs.model.records import outcome
     from jobs.testing.foojob import DoFooJob
     connect("postgres:///%s" % database)
     try:
         condition, tables = DoFooJob.jobCondition()
         sql, parameters = claim_statement(
             get_store(), condition, tables, limit, LEASE_SECONDS,
-            started=True, load=DoFooJob.claimLoad(),
-            rider=outcome(get_store(), 0, 0, JobStatus.COMPLETED)
-            if rider else None)
+            started=True, load=DoFooJob.claimLoad())
     finally:
         disconnect()
-    return ("PREPARE %s AS %s" % (name, numbered(sql)[0]),
+    return ("PREPARE claim AS " + numbered(sql)[0],
             [param.get(to_db=True) if hasattr(param, "get") else param
              for param in parameters])
 
 
-def prepare(connection, shape, claim_sql, done_claim_sql):
+def prepare(connection, shape, claim_sql):
     names = dict(running=RUNNING, completed=COMPLETED, now=NOW)
     with connection.cursor() as cursor:
         cursor.execute(claim_sql)
-        if shape == "per-job":
-            cursor.execute(done_claim_sql)
-        else:
-            cursor.execute(LOCK)
-            cursor.execute(DONE[shape].format(**names))
+        cursor.execute(LOCK)
+        cursor.execute(DONE[shape].format(**names))
     connection.commit()
     connection.autocommit = True  # BEGIN goes with the first statement
 
@@ -145,7 +141,7 @@ def run_job(row):
     return data.get("return_") if isinstance(data, dict) else None
 
 
-def drain_per_job(connection, parameters, done_parameters):
+def drain_per_job(connection, parameters):
     done = 0
     cursor = connection.cursor()
     claimed = claim(cursor, parameters, "BEGIN; ")
@@ -153,13 +149,11 @@ def drain_per_job(connection, parameters, done_parameters):
     while claimed:
         row, = claimed
         run_job(row)
-        # This job's outcome with the next job's claim, on its commit.
-        cursor.execute("BEGIN; EXECUTE done_claim(%s)" % ", ".join(
-            ["%s"] * (len(done_parameters) + 4)),
-            [row[0], row[0], row[1], "raw-ceiling"] + done_parameters)
-        rows = cursor.fetchall()
-        done += rows[0][0]
-        claimed = [row[2:] for row in rows if row[2] is not None]
+        cursor.execute("BEGIN; EXECUTE done(%s, %s, %s)",
+                       (row[0], row[0], row[1]))
+        done += cursor.rowcount
+        # The next job, on this job's commit.
+        claimed = claim(cursor, parameters)
         cursor.execute("COMMIT")
     return done
 
@@ -192,15 +186,11 @@ def drain_group(connection, parameters):
 DRAIN = {"per-job": drain_per_job, "group": drain_group}
 
 
-def consumer(database, shape, claim_sql, done_claim, parameters,
-             barrier, results):
+def consumer(database, shape, claim_sql, parameters, barrier, results):
     connection = psycopg2.connect(dbname=database)
-    prepare(connection, shape, claim_sql, done_claim[0])
+    prepare(connection, shape, claim_sql)
     barrier.wait()
-    if shape == "per-job":
-        results.put(drain_per_job(connection, parameters, done_claim[1]))
-    else:
-        results.put(drain_group(connection, parameters))
+    results.put(DRAIN[shape](connection, parameters))
     connection.close()
 
 
@@ -215,13 +205,11 @@ def main(argv=None):
         parser.error("--processes must be at least 1")
     claim_sql, parameters = framework_claim(options.database,
                                             LIMITS[options.shape])
-    done_claim = framework_claim(options.database, 1, "done_claim",
-                                 rider=True)
     barrier = multiprocessing.Barrier(options.processes + 1)
     results = multiprocessing.Queue()
     workers = [multiprocessing.Process(
         target=consumer, args=(options.database, options.shape, claim_sql,
-                               done_claim, parameters, barrier, results))
+                               parameters, barrier, results))
         for _ in range(options.processes)]
     for worker in workers:
         worker.start()

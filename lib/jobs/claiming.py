@@ -21,7 +21,6 @@ __all__ = [
 ]
 
 import contextlib
-import functools
 import logging
 import time
 
@@ -29,11 +28,7 @@ from jobs.database import get_store
 from jobs.errors import JobLoadError, NotFoundError, SectionError
 from jobs.model import claims
 from jobs.model.job import Job
-from jobs.model.runnable import (
-    LOAD_ERRORS,
-    BaseRunnableJobSource,
-    UnloadableJob,
-)
+from jobs.model.runnable import LOAD_ERRORS, UnloadableJob
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +58,7 @@ def claim_each(jobs, limit, lease_seconds, started=False):
 
 
 def claim_ready(source, limit, lease_seconds, started=False, tally=None,
-                limits=None, rider=None):
+                limits=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
@@ -73,40 +68,22 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
     :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
         how long the claim took.
     :param limits: the section's `jobs.model.limits.Limits`, or None.
-    :param rider: an outcome to send with the claim
-        (`jobs.model.records.Rider`), passed on to a ``claimReady`` that
-        takes one (the framework's own); else sent alone, first.
     :raises SectionError: when the section sets limits and its source
         cannot claim by SQL (``claimReady``).
     """
     began = time.perf_counter()
     try:
         claim = getattr(source, "claimReady", None)
-        if rider is not None and _takes_rider(claim):
-            claim = functools.partial(claim, rider=rider)
-        elif rider is not None:
-            rider.send(get_store())
         if claim is not None:
             try:
                 return _claim(claim, started, limits, limit, lease_seconds)
             except NotImplementedError:
                 pass
-        if rider is not None and rider.updated is None:
-            rider.send(get_store())
         _unlimited(source, limits)
         return claim_each(source.iterReady(), limit, lease_seconds, started)
     finally:
         if tally is not None:
             tally.claim(time.perf_counter() - began)
-
-
-# The framework's own claimReady, which takes a `rider`; a source's own
-# (an override) may not.
-_OWN_CLAIM = vars(BaseRunnableJobSource)["claimReady"].__func__
-
-
-def _takes_rider(claim):
-    return getattr(claim, "__func__", None) is _OWN_CLAIM
 
 
 def _claim(claim, started, limits, *args):

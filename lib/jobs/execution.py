@@ -135,15 +135,11 @@ class Execution(OutcomeRecorder):
             return self._last_report
         return None
 
-    def runAttempt(self, job, attempt, before_commit=None,
-                   claim_ahead=None):
+    def runAttempt(self, job, attempt, before_commit=None):
         """Run `attempt` of `job` and record its outcome; return it.
 
         :param before_commit: called in the outcome's transaction just
-            before it commits (the next job's start goes with it).
-        :param claim_ahead: claims the next jobs in the outcome's
-            transaction, given the outcome to send with that claim
-            (`jobs.model.records.record`'s `claim`).
+            before it commits (the next claim goes with it).
         :raises storm.exceptions.DisconnectionError: the database went
             away: the attempt is lost (its work rolled back with the
             connection), as after a crash; its lease hands the job on.
@@ -165,8 +161,7 @@ class Execution(OutcomeRecorder):
             # (A job that closed its store is recorded through a copy
             # loaded again: see `_misused`.)
             self.record_outcome(attempt.job, attempt, outcome,
-                                before_commit=before_commit,
-                                claim_ahead=claim_ahead)
+                                before_commit=before_commit)
             return outcome
         except DisconnectionError:
             if not self._taken_over(attempt):

@@ -43,11 +43,9 @@ class OutcomeRecorder:
     """Records outcomes; `jobs.execution.Execution` provides the logger,
     the error reporter, the tallies and `group_commit`."""
 
-    def record_outcome(self, job, attempt, outcome, before_commit=None,
-                       claim_ahead=None):
+    def record_outcome(self, job, attempt, outcome, before_commit=None):
         """Record `outcome` of `attempt` of `job` (see the module's
-        docstring); commit unless in a group. `before_commit` and
-        `claim_ahead`: see `jobs.execution.Execution.runAttempt`."""
+        docstring); commit unless in a group."""
         store = get_store()
         savepoint = attempt.savepoint
         if outcome.keep_work:
@@ -74,7 +72,7 @@ class OutcomeRecorder:
                 retry_delay=outcome.retry_delay, log=attempt.log_tail,
                 progress=attempt.outcome_progress(),
                 uncount=not attempt.started, result=result,
-                made_ready=self.made_ready, claim=claim_ahead):
+                made_ready=self.made_ready):
             return self._stale(job, attempt)
         attempt.recorded = True
         if self.heartbeat is not None:

@@ -194,12 +194,10 @@ class JobRunner(Execution):
                 self.heartbeat.stop()
         return self.started
 
-    def _claim(self, about_to_start=0, rider=None):
+    def _claim(self, about_to_start=0):
         """Claim the next batch in the current transaction; the caller
         commits. Return a list of `Attempt`, or None when the budget is
-        spent (counting `about_to_start` more jobs). A `rider` (an
-        outcome, `jobs.model.records.Rider`) goes with the claim where
-        it can."""
+        spent (counting `about_to_start` more jobs)."""
         limit = self.budget.allows(self.started + about_to_start,
                                    self.batch_size)
         if not limit:
@@ -211,8 +209,7 @@ class JobRunner(Execution):
         batch = [self.make_attempt(claimed, self.lease_seconds)
                  for claimed in claim_ready(self.source, limit,
                                             self.lease_seconds, started,
-                                            self.tally, self.claim_limits,
-                                            rider)]
+                                            self.tally, self.claim_limits)]
         if batch and not started:
             self._mark(batch[0])
         return batch
@@ -241,15 +238,13 @@ class JobRunner(Execution):
                 self.logger, max_runtime=self.settings.max_runtime)
         self.heartbeat.watch(batch)
 
-    def _claim_ahead(self, rider):
+    def _claim_ahead(self):
         """Claim the next batch inside the transaction that records the
-        last outcome of this one, so that one commit publishes both (and,
-        on PostgreSQL, one statement sends the outcome, `rider`, and the
-        claim). If that transaction is aborted, the claim is undone with
-        it."""
+        last outcome of this one, so that one commit publishes both. If
+        that transaction is aborted, the claim is undone with it."""
         if self.should_stop():
             return
-        batch = self._claim(about_to_start=1, rider=rider)
+        batch = self._claim(about_to_start=1)
         if not batch:
             return
 
@@ -283,13 +278,13 @@ class JobRunner(Execution):
                 continue
             self.started += 1
             self._unstarted = (batch, index + 1)
-            before_commit = claim_ahead = None
             if ahead:
-                claim_ahead = self._claim_ahead
+                before_commit = self._claim_ahead
             elif index < last and not self.group_size:
                 before_commit = self._mark_next(batch[index + 1])
-            self.runAttempt(job, attempt, before_commit=before_commit,
-                            claim_ahead=claim_ahead)
+            else:
+                before_commit = None
+            self.runAttempt(job, attempt, before_commit=before_commit)
             self.forget(job)
             in_group += 1
             if self.group_size and in_group >= self.group_size:

@@ -88,63 +88,6 @@ class TestPrepared(DatabaseTestCase):
         self.assertEqual([], self.recorder.starting("PREPARE "))
         self.assertNotEqual([], self.recorder.starting("EXECUTE "))
 
-    def test_a_job_committed_on_its_own_sends_its_outcome_with_the_claim(
-            self):
-        # One statement a job besides the COMMIT: its outcome rides on the
-        # next job's claim (`jobs.model.records.Rider`).
-        job_ids = self.make_jobs(5)
-        main = get_store()._connection
-        sent = []
-
-        class MainConnection:
-            def connection_raw_execute(self, connection, raw_cursor,
-                                       statement, params):
-                if connection is main and not statement.startswith(
-                        "PREPARE "):
-                    sent.append(prepared.sql_of(statement))
-
-        tracer = MainConnection()
-        install_tracer(tracer)
-        try:
-            self.run_jobs(batch_size=1)
-        finally:
-            remove_tracer(tracer)
-        self.assertEqual([JobStatus.COMPLETED] * 5, self.statuses(job_ids))
-        # The first claim; each outcome with the next claim (the last
-        # finds none); the claim that finds the queue empty.
-        self.assertEqual(
-            ["claim"] + ["outcome and claim"] * 5 + ["claim"],
-            ["outcome and claim" if statement.startswith("WITH rider AS")
-             else "claim" if "UPDATE job SET claimed_by" in statement
-             else statement for statement in sent])
-
-    def test_a_source_s_own_claim_gets_the_outcome_sent_before_it(self):
-        # A claimReady of the source's own may take no rider: each outcome
-        # goes alone, before the claim that comes with it.
-
-        class OwnClaim:
-            def __getattr__(self, name):
-                return getattr(DoFooJob, name)
-
-            def claimReady(self, limit, lease_duration=None, started=False,
-                           limits=None):
-                return DoFooJob.claimReady(limit, lease_duration, started,
-                                           limits)
-
-        job_ids = self.make_jobs(3)
-        del self.recorder.statements[:]
-        JobRunner(logger=self.logger, source=OwnClaim(),
-                  settings=RunSettings(batch_size=1)).runAll()
-        self.assertEqual([JobStatus.COMPLETED] * 3, self.statuses(job_ids))
-        kinds = [
-            "outcome" if s.startswith("UPDATE job SET status = 2")
-            else "claim" if "UPDATE job SET claimed_by" in s else None
-            for s in map(prepared.sql_of, self.recorder.starting("EXECUTE "))]
-        # (The last outcome's claim finds none; the next finds the queue
-        # empty.)
-        self.assertEqual(["claim"] + ["outcome", "claim"] * 3 + ["claim"],
-                         [kind for kind in kinds if kind])
-
     def test_statements_are_prepared_again_after_the_backend_is_terminated(
             self):
         # The third job ends its own session mid-run: the runner loses

@@ -30,7 +30,7 @@ import socket
 from collections import namedtuple
 from datetime import timedelta
 
-from storm.expr import SQL, And, Desc, Or, Select
+from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect, prepared
 from jobs.database.stormext import compile_expr, session_of
@@ -62,7 +62,7 @@ _claim_statements = {}
 
 
 def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
-          started=False, limits=None, load=None, only=None, rider=None):
+          started=False, limits=None, load=None, only=None):
     """Claim up to `limit` ready jobs matching `condition`, atomically.
 
     One statement moves them to RUNNING as a new attempt with a lease of
@@ -97,18 +97,11 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         (``UPDATE ... RETURNING`` in a WITH), the claimed jobs' context
         rows come back with the claim, in its round trip, and each
         `Claimed` carries its loaded job.
-    :param rider: a `jobs.model.records.Rider`: an outcome to send in
-        the claim's statement, where the database can (as for `load`);
-        else it is sent alone, before the claim.
     :return: a list of `Claimed`, in claiming order. The caller commits
         to publish the claim.
     """
     if isinstance(lease_seconds, timedelta):
         lease_seconds = lease_seconds.total_seconds()
-    if rider is not None and (limits is not None or only is not None
-                              or not dialect(store).returning):
-        rider.send(store)
-        rider = None
     if limits is not None:
         rows = limits.claim_rows(store, condition, tables, limit,
                                  lease_seconds, started, only)
@@ -117,8 +110,7 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
                      lease_seconds, None, started, None, load)
     elif dialect(store).returning:
         rows = _claim_returning(store, condition, tables, limit,
-                                lease_seconds, cache_key, started, load,
-                                rider)
+                                lease_seconds, cache_key, started, load)
     else:
         rows = _claim_select_update(store, condition, tables, limit,
                                     lease_seconds, started)
@@ -172,41 +164,27 @@ def _claim_sets(store, lease_seconds, started):
 
 
 def _claim_returning(store, condition, tables, limit, lease_seconds,
-                     cache_key, started, load, rider):
+                     cache_key, started, load):
     key = None
     if cache_key is not None and clock.frozen_at is None:
-        key = (cache_key, limit, lease_seconds, started, load,
-               rider.sql if rider is not None else None)
+        key = (cache_key, limit, lease_seconds, started, load)
     statement = _claim_statements.get(key) if key else None
     if statement is None:
         statement = claim_statement(store, condition, tables, limit,
-                                    lease_seconds, started, load, rider)
+                                    lease_seconds, started, load)
         if key is not None:
             _claim_statements[key] = statement
     sql, parameters = statement
-    if rider is None:
-        return prepared.execute(
-            store, sql, [claimer(store)] + parameters).get_all()
-    return rider.rode(prepared.execute(
-        store, sql, rider.parameters + [claimer(store)] + parameters
-    ).get_all())
+    return prepared.execute(
+        store, sql, [claimer(store)] + parameters).get_all()
 
 
 def claim_statement(store, condition, tables, limit, lease_seconds,
-                    started=False, load=None, rider=None):
+                    started=False, load=None):
     """``(SQL, parameters)`` of `claim`'s statement on PostgreSQL (see
     `claim` for the arguments): the SQL's first ``?`` is ``claimed_by``
-    (`claimer`), not among the parameters (with a `rider`, the rider's
-    own parameters come first). Also what ``benchmarks/raw_ceiling.py``
-    sends, with no framework around it.
-
-    A rider's job is not a candidate of the claim that carries it (its
-    lease may have run out while it ran: the outcome and the claim would
-    then update the same row in one statement, and only one of them
-    would)."""
-    if rider is not None:
-        condition = And(condition, SQL(
-            "job.id NOT IN (SELECT rider_id FROM rider)"))
+    (`claimer`), not among the parameters. Also what
+    ``benchmarks/raw_ceiling.py`` sends, with no framework around it."""
     candidates, parameters = _candidates(store, condition, tables, limit)
     sets, set_parameters = _claim_sets(store, lease_seconds, started)
     update = (
@@ -216,14 +194,9 @@ def claim_statement(store, condition, tables, limit, lease_seconds,
         " job.priority, claimed.date_started IS NOT NULL AS had_started,"
         " claimed.claimed_by AS holder"
         % (", ".join("%s = %s" % pair for pair in sets), candidates))
-    parameters = set_parameters + parameters
-    if rider is not None:
-        select = ("SELECT * FROM claimed_rows" if load is None
-                  else load.select())
-        return rider.carried_by(update, select), parameters
     if load is not None:
         update = load.joined(update)
-    return update, parameters
+    return update, set_parameters + parameters
 
 
 def _candidates(store, condition, tables, limit):

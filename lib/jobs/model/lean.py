@@ -151,14 +151,10 @@ class ContextJoin:
         """`claim_sql` (an ``UPDATE ... RETURNING`` of a claim's eight
         columns, the first the job id) followed by the context row's
         columns (NULLs when the job has none)."""
-        return "WITH claimed_rows AS (%s) %s" % (claim_sql, self.select())
-
-    def select(self):
-        """The SELECT of `joined` over ``claimed_rows``."""
         loader = _loader(self.context_class)
-        return ("SELECT claimed_rows.*, %s FROM claimed_rows LEFT JOIN %s"
-                " ON %s.%s = claimed_rows.id"
-                % (loader.column_list, loader.table, loader.table,
+        return ("WITH claimed_rows AS (%s) SELECT claimed_rows.*, %s FROM"
+                " claimed_rows LEFT JOIN %s ON %s.%s = claimed_rows.id"
+                % (claim_sql, loader.column_list, loader.table, loader.table,
                    loader.job_column))
 
     def jobs(self, rows):

@@ -6,8 +6,8 @@ attempt (`jobs.model.fencing.fenced`): a runner whose job was taken over
 changes nothing, and learns it from the row count.
 """
 
-__all__ = ["Rider", "end_lost_session", "outcome", "progress_update",
-           "record", "record_completed", "renew"]
+__all__ = ["end_lost_session", "progress_update", "record",
+           "record_completed", "renew"]
 
 from jobs.database import dialect, prepared
 from jobs.interfaces.job import JobStatus
@@ -40,107 +40,23 @@ def _recorded(store, sql, parameters, expected):
     return updated, flagged
 
 
-class Rider:
-    """An outcome's fenced UPDATE sent inside the statement of the next
-    claim (`jobs.model.claims.claim`'s `rider`), in its round trip: a job
-    committed on its own then costs two round trips (its outcome with the
-    next claim, and the COMMIT) instead of three. A claim that cannot
-    carry it (SQLite, a section with limits, a source's own claim) sends
-    it alone first (`send`): a claim never runs before the outcome it
-    could not carry (it could take the outcome's own job, whose lease
-    ran out while it ran, as an orphan).
-
-    :ivar sql: the UPDATE, without RETURNING, with ``?`` marks.
-    :ivar parameters: its values.
-    :ivar job_id: the job it records.
-    :ivar settles: whether it finishes the job (its dependents are then
-        settled: `flagged` is read).
-    :ivar updated: how many rows it updated, once sent (None until then).
-    :ivar flagged: the ids among them that have dependents.
-    """
-
-    def __init__(self, sql, parameters, job_id, settles):
-        self.sql = sql
-        self.parameters = parameters
-        self.job_id = job_id
-        self.settles = settles
-        self.updated = None
-        self.flagged = []
-
-    def send(self, store):
-        """Send it on its own."""
-        if self.settles:
-            self.updated, self.flagged = _recorded(
-                store, self.sql, self.parameters, [self.job_id])
-        else:
-            self.updated = prepared.execute(
-                store, self.sql, self.parameters).rowcount
-
-    def carried_by(self, claim_update, claim_select):
-        """The claim's statement carrying this outcome: `claim_update`
-        (the claim's ``UPDATE ... RETURNING``, which must not take the
-        rider's row: see `jobs.model.claims.claim_statement`) as
-        ``claimed_rows``, and `claim_select` over it, after the rider's
-        two columns (``updated``, ``flagged``) in every row; one row
-        with the claim's columns NULL when nothing was claimed."""
-        return (
-            "WITH rider AS (%s RETURNING job.id AS rider_id, CASE WHEN"
-            " job.has_dependents THEN job.id END AS flagged), claimed_rows"
-            " AS (%s) SELECT rode.updated, rode.flagged, claim.* FROM"
-            " (SELECT count(*) AS updated, array_agg(flagged) AS flagged"
-            " FROM rider) AS rode LEFT JOIN (%s) AS claim ON true"
-            % (self.sql, claim_update, claim_select))
-
-    def rode(self, rows):
-        """Take the rider's columns off the rows of the statement that
-        carried it; return the claim's rows."""
-        updated, flagged = rows[0][:2]
-        self.updated = updated
-        self.flagged = [job_id for job_id in flagged or ()
-                        if job_id is not None] if self.settles else []
-        return [row[2:] for row in rows if row[2] is not None]
-
-
 def record(store, job_id, attempt, status, retry_delay=None, log=None,
-           progress=None, uncount=False, result=None, made_ready=None,
-           claim=None):
-    """Record the outcome of attempt `attempt` of job `job_id`: its
-    `outcome` statement. A finished job's dependents are settled in the
-    same transaction (`jobs.model.dependencies.settle`).
+           progress=None, uncount=False, result=None, made_ready=None):
+    """Record the outcome of attempt `attempt` of job `job_id`.
 
-    :param made_ready: a list to extend with the ids of the dependents
-        that became ready.
-    :param claim: called with the outcome as a `Rider` before it is
-        sent: the next claim, which carries it where it can, and sends it
-        first otherwise.
-    :return: True if recorded; False when the row moved on (another
-        runner took the job over): the caller must drop its outcome.
-        Leaves the transaction to the caller.
-    """
-    rider = outcome(store, job_id, attempt, status, retry_delay, log,
-                    progress, uncount, result)
-    if claim is not None:
-        claim(rider)
-    if rider.updated is None:  # no claim took it
-        rider.send(store)
-    if rider.updated == 1 and rider.flagged:
-        ready = dependencies.settle(store, [(job_id, status)])
-        if made_ready is not None:
-            made_ready.extend(ready)
-    return rider.updated == 1
-
-
-def outcome(store, job_id, attempt, status, retry_delay=None, log=None,
-            progress=None, uncount=False, result=None):
-    """The outcome of attempt `attempt` of job `job_id`, unsent: one
-    fenced UPDATE of `status` (a `JobStatus`), ``date_finished``, no
+    One fenced UPDATE: `status` (a `JobStatus`), ``date_finished``, no
     lease; for a retry (`retry_delay`, seconds or timedelta) the next
     ``scheduled_start``; the log tail, progress tree and result (JSON
-    text) when given. Also what ``benchmarks/raw_ceiling.py`` sends.
+    text) when given. A finished job's dependents are settled in the same
+    transaction (`jobs.model.dependencies.settle`).
 
     :param uncount: the attempt never ran (a claim that found its job's
         last runner lost): it is not counted.
-    :return: a `Rider`.
+    :param made_ready: a list to extend with the ids of the dependents
+        that became ready.
+    :return: True if recorded; False when the row moved on (another
+        runner took the job over): the caller must drop its outcome.
+        Leaves the transaction to the caller.
     """
     now, now_parameters = now_sql(store)
     sets = ["status = %d" % status.value, "date_finished = %s" % now,
@@ -162,8 +78,17 @@ def outcome(store, job_id, attempt, status, retry_delay=None, log=None,
     if uncount:
         sets.append("attempt_count = attempt_count - 1")
     where, where_parameters = fenced([(job_id, attempt)])
-    return Rider("UPDATE job SET %s WHERE %s" % (", ".join(sets), where),
-                 parameters + where_parameters, job_id, status in FINISHED)
+    sql = "UPDATE job SET %s WHERE %s" % (", ".join(sets), where)
+    if status not in FINISHED:
+        return prepared.execute(
+            store, sql, parameters + where_parameters).rowcount == 1
+    updated, flagged = _recorded(store, sql, parameters + where_parameters,
+                                 [job_id])
+    if updated == 1 and flagged:
+        ready = dependencies.settle(store, [(job_id, status)])
+        if made_ready is not None:
+            made_ready.extend(ready)
+    return updated == 1
 
 
 def record_completed(store, outcomes, made_ready=None):

@@ -110,13 +110,11 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit: int, lease_duration: Lease = None,
-                   started: bool = False, limits: Any = None,
-                   rider: Any = None) -> list[claims.Claimed]:
+                   started: bool = False,
+                   limits: Any = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :param limits: the section's `jobs.model.limits.Limits`, if any.
-        :param rider: an outcome to send in the claim's statement
-            (`jobs.model.records.Rider`), or None.
         :raises NotImplementedError: the source has no `jobCondition`
             (`jobs.claiming.claim_ready` then claims through iterReady).
         """
@@ -124,7 +122,7 @@ class BaseRunnableJobSource:
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
                             cache_key=cls, started=started, limits=limits,
-                            load=cls.claimLoad(), rider=rider)
+                            load=cls.claimLoad())
 
     @classmethod
     def claimLoad(cls) -> Any:

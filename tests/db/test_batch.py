@@ -325,6 +325,51 @@ class TestBatches(DatabaseTestCase):
              (JobStatus.COMPLETED, 1)],
             [(job.status, job.attempt_count) for job in jobs])
 
+    def test_every_outcome_of_jobs_committed_on_their_own(self):
+        # Each outcome's transaction claims the next job.
+        jobs = self.make_jobs([{}, {"raise_": "retry"}, {"raise_": "user"},
+                               {"raise_": "suspend"}, {"raise_": "error"}])
+        jobs[1].job.max_retries = 1
+        transaction.commit()
+        self.assertEqual(5, runner(self.logger, batch_size=1).runAll())
+        S = JobStatus
+        self.assertEqual(
+            [(S.COMPLETED, "done"), (S.WAITING, "done"), (S.FAILED, None),
+             (S.SUSPENDED, "done"), (S.FAILED, None)],
+            [self.status_and_note(job) for job in jobs])
+
+    def test_a_fenced_outcome_undoes_the_claim_sent_with_it(self):
+        # The first job's attempt moves on while it runs (its own SQL
+        # plays another runner's takeover): its outcome updates nothing,
+        # its transaction (and any claim in it) is undone with the job's
+        # work, and the next claim takes the next job.
+        jobs = self.make_jobs([
+            {"sql": "UPDATE job SET attempt_count = 5 WHERE status = 1"},
+            {}, {}])
+        self.assertEqual(3, runner(self.logger, batch_size=1).runAll())
+        self.store.invalidate()
+        self.assertEqual(
+            [(JobStatus.RUNNING, 1), (JobStatus.COMPLETED, 1),
+             (JobStatus.COMPLETED, 1)],
+            [(job.status, job.attempt_count) for job in jobs])
+        self.assertIn("attempt 1 was fenced", self.logger.getLogBuffer())
+
+    def test_a_job_whose_lease_ran_out_is_not_taken_by_its_own_outcome(self):
+        # Its lease ran out while it ran (its own SQL plays the clock): the
+        # claim in its outcome's transaction must not take it as an
+        # orphan, and takes the next job instead (one commit a job).
+        jobs = self.make_jobs([
+            {"sql": "UPDATE job SET lease_expires = '2000-01-01 00:00:00'"
+                    " WHERE status = 1"},
+            {}])
+        commits = self.useFixture(CommitCounterFixture()).commits
+        self.assertEqual(2, runner(self.logger, batch_size=1).runAll())
+        self.assertEqual(3, len([store for store in commits
+                                 if store is self.store]))
+        self.store.invalidate()
+        self.assertEqual([(JobStatus.COMPLETED, 1)] * 2,
+                         [(job.status, job.attempt_count) for job in jobs])
+
     def test_stop_releases_the_job_claimed_with_the_last_outcome(self):
         jobs = self.make_jobs([{}] * 3)
         run = runner(self.logger, batch_size=1,

@@ -189,17 +189,22 @@ class TestBatches(DatabaseTestCase):
         return job.status, self.store.get(Foo, job.context.foo_id).note
 
     def test_runs_every_outcome(self):
-        jobs = self.make_jobs([{}, {"raise_": "retry"}, {"raise_": "user"},
-                               {"raise_": "suspend"}, {"raise_": "error"}])
-        jobs[1].job.max_retries = 1
-        transaction.commit()
-        self.assertEqual(5, runner(self.logger, batch_size=2).runAll())
+        # In batches, and one job a commit (each outcome's transaction
+        # then claims the next job).
         S = JobStatus
-        self.assertEqual(
-            [(S.COMPLETED, "done"), (S.WAITING, "done"), (S.FAILED, None),
-             (S.SUSPENDED, "done"), (S.FAILED, None)],
-            [self.status_and_note(job) for job in jobs])
-        self.assertEqual(1, len(self.oopses()))
+        for batch_size in (2, 1):
+            jobs = self.make_jobs([{}, {"raise_": "retry"},
+                                   {"raise_": "user"}, {"raise_": "suspend"},
+                                   {"raise_": "error"}])
+            jobs[1].job.max_retries = 1
+            transaction.commit()
+            self.assertEqual(
+                5, runner(self.logger, batch_size=batch_size).runAll())
+            self.assertEqual(
+                [(S.COMPLETED, "done"), (S.WAITING, "done"),
+                 (S.FAILED, None), (S.SUSPENDED, "done"), (S.FAILED, None)],
+                [self.status_and_note(job) for job in jobs])
+        self.assertEqual(2, len(self.oopses()))
 
     def test_group_commit_isolates_a_failing_job(self):
         jobs = self.make_jobs([{}, {"raise_": "error"}, {}, {"raise_": "retry"},
@@ -325,20 +330,7 @@ class TestBatches(DatabaseTestCase):
              (JobStatus.COMPLETED, 1)],
             [(job.status, job.attempt_count) for job in jobs])
 
-    def test_every_outcome_of_jobs_committed_on_their_own(self):
-        # Each outcome's transaction claims the next job.
-        jobs = self.make_jobs([{}, {"raise_": "retry"}, {"raise_": "user"},
-                               {"raise_": "suspend"}, {"raise_": "error"}])
-        jobs[1].job.max_retries = 1
-        transaction.commit()
-        self.assertEqual(5, runner(self.logger, batch_size=1).runAll())
-        S = JobStatus
-        self.assertEqual(
-            [(S.COMPLETED, "done"), (S.WAITING, "done"), (S.FAILED, None),
-             (S.SUSPENDED, "done"), (S.FAILED, None)],
-            [self.status_and_note(job) for job in jobs])
-
-    def test_a_fenced_outcome_undoes_the_claim_sent_with_it(self):
+    def test_a_fenced_outcome_undoes_the_claim_in_its_transaction(self):
         # The first job's attempt moves on while it runs (its own SQL
         # plays another runner's takeover): its outcome updates nothing,
         # its transaction (and any claim in it) is undone with the job's

@@ -33,19 +33,22 @@ def stream_logger(name, level):
 
 class TestEmits(TestCase):
 
-    def test_a_handler_at_warning_emits_no_info(self):
-        logger, handler, _ = stream_logger("test-emits-warning",
-                                           logging.WARNING)
+    def logger(self, name, handler_level, level=logging.NOTSET):
+        """A `stream_logger` at `level`, undone at the test's end."""
+        logger, handler, _ = stream_logger(name, handler_level)
         self.addCleanup(logger.removeHandler, handler)
+        logger.setLevel(level)
+        self.addCleanup(logger.setLevel, logging.NOTSET)
+        return logger, handler
+
+    def test_a_handler_at_warning_emits_no_info(self):
+        logger, _ = self.logger("test-emits-warning", logging.WARNING)
         self.assertFalse(emits(logger, logging.INFO))
         self.assertTrue(emits(logger, logging.WARNING))
 
     def test_ignored_handlers_do_not_count(self):
-        logger, handler, _ = stream_logger("test-emits-ignored",
-                                           logging.DEBUG)
-        self.addCleanup(logger.removeHandler, handler)
-        logger.setLevel(logging.DEBUG)
-        self.addCleanup(logger.setLevel, logging.NOTSET)
+        logger, handler = self.logger("test-emits-ignored", logging.DEBUG,
+                                      logging.DEBUG)
         self.assertTrue(emits(logger, logging.INFO))
         self.assertFalse(emits(logger, logging.INFO, (handler,)))
 
@@ -54,11 +57,8 @@ class TestEmits(TestCase):
         self.assertTrue(emits(BufferLogger(), logging.DEBUG))
 
     def test_a_logger_adapter_emits_what_it_is_enabled_for(self):
-        logger, handler, _ = stream_logger("test-emits-adapter",
-                                           logging.WARNING)
-        self.addCleanup(logger.removeHandler, handler)
-        logger.setLevel(logging.INFO)
-        self.addCleanup(logger.setLevel, logging.NOTSET)
+        logger, _ = self.logger("test-emits-adapter", logging.WARNING,
+                                logging.INFO)
         adapter = logging.LoggerAdapter(logger, {})
         self.assertEqual((False, True), (emits(adapter, logging.DEBUG),
                                          emits(adapter, logging.INFO)))

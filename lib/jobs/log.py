@@ -51,13 +51,15 @@ class RepeatedLine:
     through ``logger.handle``, so filters and handlers see an ordinary
     record. A new first record is made when the thread or process
     differs, or a record factory other than logging's own is set (its
-    fields may change from record to record). Measured (issue 15): a
+    fields may change from record to record); a logger whose class makes
+    its own records (``makeRecord``) makes every one. Measured (issue 15): a
     worker's per-job INFO line cost about 50 µs in a group of no-op
     jobs; ``LogRecord`` and finding the caller were a third of it.
 
     The caller checks whether the level is enabled (`emits`). A logger
-    that is not a `logging.Logger` (a `logging.LoggerAdapter`, say) is
-    called as it is, ``logger.log(level, msg, *args)``.
+    that is not a `logging.Logger` (a `logging.LoggerAdapter`, say), or
+    makes its own records, is called as it is, ``logger.log(level, msg,
+    *args)``.
     """
 
     def __init__(self, logger, level, msg):
@@ -65,9 +67,11 @@ class RepeatedLine:
         self.level = level
         self.msg = msg
         self._first = None  # (thread, pid, the first record's attributes)
+        self._plain = (isinstance(logger, logging.Logger) and
+                       type(logger).makeRecord is logging.Logger.makeRecord)
 
     def __call__(self, *args):
-        if not isinstance(self.logger, logging.Logger):
+        if not self._plain:
             self.logger.log(self.level, self.msg, *args)
             return
         first = self._first

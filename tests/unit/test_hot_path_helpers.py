@@ -144,6 +144,23 @@ class TestRepeatedLine(testtools.TestCase):
                           "other-runner"],
                          [r.threadName for r in self.kept.records])
 
+    def test_a_logger_that_makes_its_own_records_makes_every_one(self):
+        made = []
+
+        class Stamping(logging.Logger):
+            def makeRecord(self, *args, **kwargs):
+                record = super().makeRecord(*args, **kwargs)
+                record.serial = len(made)
+                made.append(record)
+                return record
+
+        logger = Stamping("jobs.test.stamping", logging.INFO)
+        logger.addHandler(self.kept)
+        line = RepeatedLine(logger, logging.INFO, "Running %s")
+        line("DoFooJob")
+        line("DoFooJob")
+        self.assertEqual([0, 1], [r.serial for r in self.kept.records])
+
     def test_a_record_factory_makes_every_record(self):
         made = []
 

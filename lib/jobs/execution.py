@@ -47,9 +47,8 @@ from jobs.outcome import (
 from jobs.recording import JOB_ERRORS, OutcomeRecorder, job_str
 from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
 
-# The runner's line before each job (`jobs.log.RepeatedLine`): the text
-# of `job_str`, and the attempt.
-RUNNING_LINE = "Running %s (ID %d), attempt %d"
+# The runner's line before each job (`jobs.log.RepeatedLine`).
+RUNNING_LINE = "Running %s, attempt %d"
 
 
 class Execution(OutcomeRecorder):
@@ -250,9 +249,7 @@ class Execution(OutcomeRecorder):
     def _run(self, job, attempt):
         """Run the job's code; return the outcome the policy decides."""
         if self.says_info:
-            # job_str(job)'s text, from what the claim returned (the
-            # job's own id would be read through its context).
-            self.running_line(type(job).__name__, attempt.job_id,
+            self.running_line(job_str(job, attempt.job_id),
                               attempt.number)
         store = get_store()
         savepoint = Savepoint(store) if self.group_commit else None

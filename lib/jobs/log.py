@@ -86,7 +86,7 @@ class RepeatedLine:
             self._first = (thread, os.getpid(), dict(record.__dict__))
         else:
             attributes = first[2]
-            record = _new_record(logging.LogRecord)
+            record = logging.LogRecord.__new__(logging.LogRecord)
             record.__dict__.update(attributes)
             record.args = args
             now = time.time()
@@ -96,8 +96,6 @@ class RepeatedLine:
                 now - attributes["created"]) * 1000
         self.logger.handle(record)
 
-
-_new_record = object.__new__
 
 
 class DevNullLogger(logging.Logger):

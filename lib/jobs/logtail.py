@@ -51,8 +51,6 @@ class LogTail(logging.Handler):
         return super().handle(record)
 
     def emit(self, record):
-        if not self.collecting:
-            return
         try:
             line = self.format(record)
         except Exception:

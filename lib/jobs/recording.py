@@ -33,10 +33,13 @@ JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
 KEEP_OOPS_IDS = 1000
 
 
-def job_str(job):
+def job_str(job, job_id=None):
     """``Class (ID n)``: how log lines name a job. (A job's repr usually
-    shows its status, which would load its row: a query a job.)"""
-    return "%s (ID %d)" % (type(job).__name__, job.job_id)
+    shows its status, which would load its row: a query a job.) A caller
+    that has the id at hand (the claim's) gives it: the job's own is read
+    through its context."""
+    return "%s (ID %d)" % (type(job).__name__,
+                           job.job_id if job_id is None else job_id)
 
 
 class OutcomeRecorder:

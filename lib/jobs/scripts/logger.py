@@ -74,7 +74,7 @@ class ScriptFormatter(logging.Formatter):
             # line a job): the same attributes set, the same text.
             record.message = record.getMessage()
             record.asctime = self.formatTime(record, self.datefmt)
-            key = (self._stamp[0], record.levelname)
+            key = (int(record.created), record.levelname)
             start = self._starts.get(key)
             if start is None:
                 self._starts.clear()  # only this second's are kept

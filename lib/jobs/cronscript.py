@@ -138,7 +138,17 @@ class JobCronScript(Script):
                               " ".join(str(e).split()))
             return EXIT_SECTION_ERROR
         try:
-            return self.run_all(config)
+            code = self.run_all(config)
+            # On SQLite the OOPS report of a record logged outside any job
+            # (an unknown section's ERROR) is indexed in the main store's
+            # transaction (`jobs.oopsindex`): keep it, and free the write
+            # lock that the worker row's deletion (through the side
+            # connection) would wait for.
+            transaction.commit()
+            return code
+        except BaseException:
+            transaction.abort()
+            raise
         finally:
             self.presence.stop()
 

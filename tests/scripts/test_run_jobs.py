@@ -277,6 +277,17 @@ class TestRunJobsSubprocess(DatabaseTestCase):
         self.assertThat(err, Contains(
             "ERROR   Unknown job section 'no_such_section'"))
         self.assertThat(err, Not(Contains("Traceback")))
+        # The ERROR's OOPS report is indexed, and the run's row in the
+        # worker table is deleted (on SQLite the index row's transaction
+        # was left open, holding the lock the deletion waited 30 s for).
+        self.assertThat(err, Not(Contains("could not delete its row")))
+        [oops] = self.oopses()
+        transaction.abort()
+        self.assertEqual(
+            ([oops["id"]], 0),
+            ([row[0] for row in self.store.execute(
+                "SELECT id FROM oops_report")],
+             self.store.execute("SELECT count(*) FROM worker").get_one()[0]))
 
     def test_usage(self):
         code, out, err = run_script(RUN_JOBS, [])

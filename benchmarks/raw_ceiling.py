@@ -97,8 +97,8 @@ PRIORITY, JSON_DATA = 5, 12
 def framework_claim(database, limit):
     """``(PREPARE text, parameters)`` of the framework's claim of `limit`
     ``DoFooJob`` jobs, built by the framework itself (so that the
-    ceiling is its very statement); the parameters follow
-    ``claimed_by``, the first."""
+    ceiling is its very statement), with this process's claimer in
+    ``claimed_by``'s place."""
     import harness  # noqa: F401 (puts the checkout's lib on sys.path)
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
@@ -107,14 +107,14 @@ def framework_claim(database, limit):
     connect("postgres:///%s" % database)
     try:
         condition, tables = DoFooJob.jobCondition()
-        sql, parameters = claim_statement(
+        sql, before, after = claim_statement(
             get_store(), condition, tables, limit, LEASE_SECONDS,
             started=True, load=DoFooJob.claimLoad())
     finally:
         disconnect()
     return ("PREPARE claim AS " + numbered(sql)[0],
             [param.get(to_db=True) if hasattr(param, "get") else param
-             for param in parameters])
+             for param in before + ["raw-ceiling"] + after])
 
 
 def prepare(connection, shape, claim_sql):
@@ -129,7 +129,7 @@ def prepare(connection, shape, claim_sql):
 
 def claim(cursor, parameters, begin=""):
     cursor.execute(begin + "EXECUTE claim(%s)" % ", ".join(
-        ["%s"] * (len(parameters) + 1)), ["raw-ceiling"] + parameters)
+        ["%s"] * len(parameters)), parameters)
     rows = cursor.fetchall()
     rows.sort(key=lambda row: (-row[PRIORITY], row[0]))
     return rows

@@ -85,14 +85,8 @@ class Limits:
                 store, lease_seconds, started)
             ready, ready_parameters = compile_expr(store, Or(*ready_kinds()))
             rows = prepared.execute(
-                store,
-                "WITH %s UPDATE job SET %s FROM picked AS claimed WHERE"
-                " job.id = claimed.id AND %s RETURNING job.id,"
-                " job.attempt_count, job.max_retries, job.cancel_requested,"
-                " claimed.status, job.priority, claimed.date_started IS NOT"
-                " NULL, claimed.claimed_by" % (
-                    ctes, ", ".join("%s = %s" % pair for pair in sets),
-                    ready),
+                store, "WITH %s %s" % (ctes, claims.claim_update(
+                    sets, "picked", " AND " + ready)),
                 parameters + [claims.claimer(store)] + set_parameters
                 + ready_parameters).get_all()
         else:

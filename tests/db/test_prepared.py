@@ -3,12 +3,15 @@
 after the session is lost, and sent plain when turned off (PgBouncer in
 transaction mode)."""
 
+import psycopg2
 import transaction
 from storm.exceptions import DisconnectionError
 from storm.tracer import install_tracer, remove_tracer
 
 from jobs.config import get_config
 from jobs.database import get_store, prepared
+from jobs.database.savepoint import Savepoint
+from jobs.database.stormext import dsn_of
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.model import claims
@@ -187,3 +190,134 @@ class TestBeginWithFirstStatement(DatabaseTestCase):
         transaction.abort()
         self.assertEqual("kept", get_store().execute(
             "SELECT note FROM foo WHERE id = ?", (foo.id,)).get_one()[0])
+
+
+class TestDirectStatements(DatabaseTestCase):
+    """The prepared statements go to psycopg2 past Storm's result and
+    tracing layers (`jobs.database.stormext.direct_execute`), with
+    Storm's transaction, exception and reconnection behaviour."""
+
+    __test__ = True
+    database_kind = "postgresql"
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(prepared.set_enabled, prepared.enabled())
+        prepared.set_enabled(True)
+
+    def count_direct(self):
+        """How many statements went the direct way (a list of one
+        count, updated as they go)."""
+        sent = [0]
+        real = prepared.direct_execute
+
+        def counting(store, statement, params):
+            result = real(store, statement, params)
+            if result is not None:
+                sent[0] += 1
+            return result
+
+        self.patch(prepared, "direct_execute", counting)
+        return sent
+
+    def select(self, store, ids):
+        return prepared.execute(
+            store, "SELECT id, status FROM job WHERE id = ANY(?::integer[])"
+            " ORDER BY id", [ids])
+
+    def test_a_run_sends_its_statements_directly(self):
+        sent = self.count_direct()
+        jobs = [self.factory.makeDoFooJob() for _ in range(4)]
+        transaction.commit()
+        for batch_size, group_commit in ((1, 0), (2, 2)):
+            JobRunner(logger=BufferLogger(), source=DoFooJob,
+                      settings=RunSettings(batch_size=batch_size,
+                                           group_commit=group_commit)
+                      ).runAll()
+        self.assertEqual([JobStatus.COMPLETED] * 4,
+                         [DoFooJob.get(job.job_id).status for job in jobs])
+        # Claims and outcomes at least, a few for each job.
+        self.assertGreater(sent[0], 4)
+
+    def test_results_read_as_storms_do(self):
+        ids = [job.job_id for job in
+               [self.factory.makeDoFooJob() for _ in range(3)]]
+        transaction.commit()
+        store = get_store()
+        sent = self.count_direct()
+        direct = self.select(store, ids)
+        self.assertEqual(1, sent[0])
+        recorder = StatementRecorder()
+        install_tracer(recorder)
+        try:
+            through_storm = self.select(store, ids)
+        finally:
+            remove_tracer(recorder)
+        # With a tracer installed, the statement goes through Storm (the
+        # tracer sees it).
+        self.assertEqual(1, sent[0])
+        self.assertEqual(1, len(recorder.starting("EXECUTE ")))
+        rows = through_storm.get_all()
+        self.assertEqual([(job_id, JobStatus.WAITING.value)
+                          for job_id in ids], rows)
+        self.assertEqual(rows, direct.get_all())
+        self.assertEqual(rows, list(self.select(store, ids)))
+        self.assertEqual(rows[0], self.select(store, ids).get_one())
+        self.assertIsNone(self.select(store, [-1]).get_one())
+        self.assertEqual(3, self.select(store, ids).rowcount)
+        update = prepared.execute(
+            store, "UPDATE job SET priority = priority WHERE id ="
+            " ANY(?::integer[])", [ids])
+        self.assertEqual((None, 3), (update.get_all(), update.rowcount))
+
+    def test_the_first_statement_joins_the_transaction(self):
+        foo = self.factory.makeFoo()
+        transaction.commit()
+        store = get_store()
+        transaction.commit()  # a new transaction the store has not joined
+        sent = self.count_direct()
+        prepared.execute(store, "UPDATE foo SET note = ? WHERE id = ?",
+                         ["direct", foo.id])
+        self.assertEqual(1, sent[0])
+        transaction.commit()
+        other = psycopg2.connect(dsn_of(store.get_database()))
+        self.addCleanup(other.close)
+        with other.cursor() as cursor:
+            cursor.execute("SELECT note FROM foo WHERE id = %s", (foo.id,))
+            self.assertEqual(("direct",), cursor.fetchone())
+
+    def test_pending_savepoints_are_sent_first(self):
+        store = get_store()
+        self.select(store, [1])  # prepared (through Storm) and sent
+        savepoint = Savepoint(store)
+        sent = self.count_direct()
+        self.select(store, [1])
+        self.assertTrue(savepoint.issued)
+        self.assertEqual(0, sent[0])  # through Storm, which sends them
+        savepoint.release()
+        transaction.abort()
+
+    def test_a_lost_session_is_a_disconnection_then_a_new_session(self):
+        job_id = self.factory.makeDoFooJob().job_id
+        transaction.commit()
+        store = get_store()
+        self.select(store, [job_id])  # prepared on this session
+        transaction.commit()
+        backend = store.execute("SELECT pg_backend_pid()").get_one()[0]
+        transaction.commit()
+        other = psycopg2.connect(dsn_of(store.get_database()))
+        self.addCleanup(other.close)
+        other.autocommit = True
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        sent = self.count_direct()
+        self.assertRaises(DisconnectionError, self.select, store,
+                          [job_id])
+        transaction.abort()  # Storm reconnects at the next statement
+        self.assertEqual([(job_id, JobStatus.WAITING.value)],
+                         self.select(store, [job_id]).get_all())
+        self.assertEqual(1, sent[0])
+        self.assertNotEqual(
+            backend, store.execute("SELECT pg_backend_pid()").get_one()[0])
+        self.assertEqual(1, store.execute(
+            "SELECT count(*) FROM pg_prepared_statements").get_one()[0])

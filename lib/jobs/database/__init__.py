@@ -7,7 +7,7 @@
   the frozen clock of tests;
 - `jobs.database.columns`: `UTCDateTime`, `DBEnum`, `JSON`;
 - `jobs.database.savepoint`: savepoints sent only when needed;
-- `jobs.database.stormext`: the one module that uses Storm's private API.
+- `jobs.database.stormext`: the one package that uses Storm's private API.
 
 The names below are the package's public API.
 """

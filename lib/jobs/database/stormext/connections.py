@@ -1,21 +1,13 @@
-"""The one module that reaches into Storm's private API.
-
-Storm has no public API for what a fast, correct runner needs: sending
-statements it compiled once, dropping objects from its cache, undoing the
-object state of a partial rollback, sending SAVEPOINTs lazily, starting
-SQLite transactions ``BEGIN IMMEDIATE``, and its per-call wrapper costs.
-Everything that depends on Storm's internals is here, so that a Storm
-release that changes them breaks one module, and
-``tests/unit/test_stormext.py`` says so loudly (it checks every private
-name used below against the installed Storm).
+"""Storm connections and databases of PostgreSQL and SQLite as a runner
+needs them: Storm's per-call wrapper costs removed, ``BEGIN`` sent with a
+transaction's first statement, savepoints sent on demand, the session
+settings of the configuration, SQLite's ``BEGIN IMMEDIATE``. Part of
+`jobs.database.stormext`, the one package that uses Storm's private API.
 """
 
 __all__ = [
-    "JobsPostgres", "JobsSQLite", "SESSION_SETTINGS", "PRIVATE_NAMES",
-    "compile_expr", "connection_of", "discard_object_changes", "dsn_of",
-    "forget_dead_objects", "forget_object", "load_object",
-    "raw_session_state", "reload_columns", "result_class", "session_of",
-    "socket_fileno", "transaction_ends",
+    "BeginWithFirstStatement", "JobsPostgres", "JobsPostgresConnection",
+    "JobsSQLite", "KEEPALIVES", "SESSION_SETTINGS",
 ]
 
 from functools import partial, partialmethod
@@ -24,30 +16,6 @@ from storm.database import ConnectionWrapper, CursorWrapper, register_scheme
 from storm.databases.postgres import Postgres, PostgresConnection
 from storm.databases.sqlite import SQLite, SQLiteConnection
 from storm.exceptions import wrap_exceptions
-from storm.expr import State
-from storm.info import get_cls_info, get_obj_info
-from storm.store import AutoReload
-
-# (owner, attribute) of every private name this module relies on; the
-# test of this module checks each one exists in the installed Storm.
-PRIVATE_NAMES = (
-    ("storm.store.Store", "_connection"),
-    ("storm.store.Store", "_cache"),
-    ("storm.store.Store", "_alive"),
-    ("storm.store.Store", "_dirty"),
-    ("storm.store.Store", "_load_object"),
-    ("storm.database.Connection", "compile"),
-    ("storm.database.Connection", "_raw_connection"),
-    ("storm.database.Connection", "_closed"),
-    ("storm.database.Connection", "_ensure_connected"),
-    ("storm.databases.sqlite.SQLiteConnection", "_in_transaction"),
-    ("storm.databases.postgres.Postgres", "_dsn"),
-    ("storm.databases.postgres.Postgres", "_raw_connect"),
-    ("storm.database.ConnectionWrapper", "_connection"),
-    ("storm.database.ConnectionWrapper", "_database"),
-    ("storm.database.CursorWrapper", "_cursor"),
-)
-
 
 def _call_wrapped(database, function, *args, **kwargs):
     try:
@@ -285,114 +253,4 @@ class JobsSQLite(SQLite):
 
 register_scheme("jobs-postgres", JobsPostgres)
 register_scheme("jobs-sqlite", JobsSQLite)
-
-
-def compile_expr(store, expr):
-    """Compile `expr` for `store`'s database: ``(sql, parameters)``, to
-    run with ``store.execute(sql, parameters)``. Only for expressions
-    whose values do not change between runs (no frozen `UTCNow`)."""
-    state = State()
-    return store._connection.compile(expr, state), list(state.parameters)
-
-
-def connection_of(store):
-    """`store`'s Storm connection (savepoints are queued on it)."""
-    return store._connection
-
-
-def transaction_ends(store):
-    """``(how many times, how last)`` `store`'s connection ended a
-    transaction, or None once the connection was closed: compare before
-    and after code that must not end it."""
-    connection = store._connection
-    if connection is None or connection._closed:
-        return None
-    return connection.ends, connection.last_end
-
-
-def session_of(store):
-    """``"<backend pid>/<backend start>"`` of `store`'s PostgreSQL session
-    (connecting if need be), or ``""`` (SQLite)."""
-    connection = store._connection
-    if connection._raw_connection is None:
-        store.execute("SELECT 1")
-    return getattr(connection._raw_connection, "__dict__", {}).get(
-        "session", "")
-
-
-def raw_session_state(store):
-    """A dict living as long as `store`'s PostgreSQL session (connecting
-    if need be; None on SQLite): its prepared statements
-    (`jobs.database.prepared`). A reconnect starts a new one."""
-    connection = store._connection
-    if not isinstance(connection, JobsPostgresConnection):
-        return None
-    connection._ensure_connected()
-    return connection._raw_connection.__dict__.setdefault("jobs_state", {})
-
-
-def socket_fileno(store):
-    """The file descriptor of `store`'s PostgreSQL socket (connecting if
-    need be): to read its TCP options."""
-    store._connection._ensure_connected()
-    return store._connection._raw_connection.fileno()
-
-
-def dsn_of(database):
-    """The libpq connection string of a Storm `Postgres` database."""
-    return database._dsn
-
-
-def result_class(store):
-    """The class of `store`'s results: its ``set_variable(variable,
-    value)`` converts a value read from the database as Storm does."""
-    return store._connection.result_factory
-
-
-def load_object(store, cls, values):
-    """The Storm object of `cls` for a row already read (`values`, in the
-    order of ``get_cls_info(cls).columns``), without a query, as
-    ``store.find`` makes it (or the one alive in the store)."""
-    return store._load_object(get_cls_info(cls), result_class(store),
-                              values)
-
-
-def forget_object(store, obj):
-    """Drop `obj` from `store`'s strong cache: once nothing else refers
-    to it, it dies (a finished job's objects, in a long transaction)."""
-    store._cache.remove(get_obj_info(obj))
-
-
-def forget_dead_objects(store):
-    """Drop from `store` the bookkeeping of objects that no longer exist.
-
-    Storm's map of live objects holds each object's info weakly, but the
-    info lives on in reference cycles until the garbage collector runs,
-    and every commit resets every column of every info in the map: a
-    runner that loads one job at a time would pay for all the dead ones.
-    """
-    alive = store._alive
-    dead = [key for key, obj_info in alive.items()
-            if obj_info.get_obj() is None]
-    for key in dead:
-        del alive[key]
-
-
-def discard_object_changes(store):
-    """Forget the unflushed object changes of `store` and make every
-    object read the database again: what ``Store.rollback`` does to its
-    objects, for a rollback to a savepoint (Storm has no public API for a
-    partial rollback)."""
-    for obj_info in store._dirty:
-        obj_info.pop("pending", None)
-    store._dirty.clear()
-    store.invalidate()
-
-
-def reload_columns(obj, columns):
-    """Make `columns` of `obj` (changed by an UPDATE) read the database
-    again; cheaper than ``store.invalidate(obj)``, which resets all."""
-    variables = get_obj_info(obj).variables
-    for column in columns:
-        variables[column].set(AutoReload)
 

@@ -1,0 +1,183 @@
+"""What a runner reads and changes inside Storm's stores, connections
+and objects, and the runner's statements sent past Storm's result and
+tracing layers (`direct_execute`). Part of `jobs.database.stormext`, the
+one package that uses Storm's private API.
+"""
+
+from storm import tracer
+from storm.database import STATE_CONNECTED
+from storm.expr import State
+from storm.info import get_cls_info, get_obj_info
+from storm.store import AutoReload
+
+from jobs.database.stormext.connections import (
+    BeginWithFirstStatement, JobsPostgresConnection)
+
+__all__ = [
+    "DirectResult", "compile_expr", "connection_of", "direct_execute",
+    "discard_object_changes", "dsn_of", "forget_dead_objects",
+    "forget_object", "load_object", "raw_session_state", "reload_columns",
+    "result_class", "session_of", "socket_fileno", "transaction_ends",
+]
+
+
+def compile_expr(store, expr):
+    """Compile `expr` for `store`'s database: ``(sql, parameters)``, to
+    run with ``store.execute(sql, parameters)``. Only for expressions
+    whose values do not change between runs (no frozen `UTCNow`)."""
+    state = State()
+    return store._connection.compile(expr, state), list(state.parameters)
+
+
+def connection_of(store):
+    """`store`'s Storm connection (savepoints are queued on it)."""
+    return store._connection
+
+
+def transaction_ends(store):
+    """``(how many times, how last)`` `store`'s connection ended a
+    transaction, or None once the connection was closed: compare before
+    and after code that must not end it."""
+    connection = store._connection
+    if connection is None or connection._closed:
+        return None
+    return connection.ends, connection.last_end
+
+
+def session_of(store):
+    """``"<backend pid>/<backend start>"`` of `store`'s PostgreSQL session
+    (connecting if need be), or ``""`` (SQLite)."""
+    connection = store._connection
+    if connection._raw_connection is None:
+        store.execute("SELECT 1")
+    return getattr(connection._raw_connection, "__dict__", {}).get(
+        "session", "")
+
+
+def raw_session_state(store):
+    """A dict living as long as `store`'s PostgreSQL session (connecting
+    if need be; None on SQLite): its prepared statements
+    (`jobs.database.prepared`). A reconnect starts a new one."""
+    connection = store._connection
+    if not isinstance(connection, JobsPostgresConnection):
+        return None
+    connection._ensure_connected()
+    return connection._raw_connection.__dict__.setdefault("jobs_state", {})
+
+
+class DirectResult:
+    """The rows and row count of a statement `direct_execute` sent, read
+    as a Storm result is (``get_all``, ``get_one``, iteration,
+    ``rowcount``)."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows, rowcount):
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def get_all(self):
+        return self.rows
+
+    def get_one(self):
+        return self.rows[0] if self.rows else None
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def direct_execute(store, statement, params):
+    """``store.execute(statement, params)`` for a statement in psycopg2's
+    form (``%s`` marks), sent on the store's PostgreSQL session without
+    Storm's result, tracing and parameter passes: a `DirectResult`, the
+    rows fetched. The same flush, transaction join, BEGIN, exceptions and
+    disconnection handling as Storm's. None (nothing sent) when the
+    statement must go through Storm: a tracer is installed (they see
+    every statement), savepoints are pending, or the connection is not
+    plainly connected."""
+    connection = store._connection
+    if (tracer._tracers or connection.pending_savepoints
+            or connection._state != STATE_CONNECTED or connection._blocked
+            or connection._closed):
+        return None
+    raw = connection._raw_connection
+    if not isinstance(raw, BeginWithFirstStatement):
+        return None
+    if store._implicit_flush_block_count == 0:
+        store.flush()
+    if connection._event:
+        connection._event.emit("register-transaction")
+    cursor = raw._connection.cursor()
+    connection._check_disconnect(raw._execute, cursor, statement,
+                                 tuple(connection.to_database(params)))
+    rows = cursor.fetchall() if cursor.description is not None else None
+    result = DirectResult(rows, cursor.rowcount)
+    cursor.close()
+    return result
+
+
+def socket_fileno(store):
+    """The file descriptor of `store`'s PostgreSQL socket (connecting if
+    need be): to read its TCP options."""
+    store._connection._ensure_connected()
+    return store._connection._raw_connection.fileno()
+
+
+def dsn_of(database):
+    """The libpq connection string of a Storm `Postgres` database."""
+    return database._dsn
+
+
+def result_class(store):
+    """The class of `store`'s results: its ``set_variable(variable,
+    value)`` converts a value read from the database as Storm does."""
+    return store._connection.result_factory
+
+
+def load_object(store, cls, values):
+    """The Storm object of `cls` for a row already read (`values`, in the
+    order of ``get_cls_info(cls).columns``), without a query, as
+    ``store.find`` makes it (or the one alive in the store)."""
+    return store._load_object(get_cls_info(cls), result_class(store),
+                              values)
+
+
+def forget_object(store, obj):
+    """Drop `obj` from `store`'s strong cache: once nothing else refers
+    to it, it dies (a finished job's objects, in a long transaction)."""
+    store._cache.remove(get_obj_info(obj))
+
+
+def forget_dead_objects(store):
+    """Drop from `store` the bookkeeping of objects that no longer exist.
+
+    Storm's map of live objects holds each object's info weakly, but the
+    info lives on in reference cycles until the garbage collector runs,
+    and every commit resets every column of every info in the map: a
+    runner that loads one job at a time would pay for all the dead ones.
+    """
+    alive = store._alive
+    dead = [key for key, obj_info in alive.items()
+            if obj_info.get_obj() is None]
+    for key in dead:
+        del alive[key]
+
+
+def discard_object_changes(store):
+    """Forget the unflushed object changes of `store` and make every
+    object read the database again: what ``Store.rollback`` does to its
+    objects, for a rollback to a savepoint (Storm has no public API for a
+    partial rollback)."""
+    for obj_info in store._dirty:
+        obj_info.pop("pending", None)
+    store._dirty.clear()
+    store.invalidate()
+
+
+def reload_columns(obj, columns):
+    """Make `columns` of `obj` (changed by an UPDATE) read the database
+    again; cheaper than ``store.invalidate(obj)``, which resets all."""
+    variables = get_obj_info(obj).variables
+    for column in columns:
+        variables[column].set(AutoReload)
+

@@ -138,7 +138,9 @@ class Execution(OutcomeRecorder):
         """Run `attempt` of `job` and record its outcome; return it.
 
         :param before_commit: called in the outcome's transaction just
-            before it commits (the next claim goes with it).
+            before it commits (the next claim goes with it); what it
+            returns, if not None, is called once that commit has
+            succeeded.
         :raises storm.exceptions.DisconnectionError: the database went
             away: the attempt is lost (its work rolled back with the
             connection), as after a crash; its lease hands the job on.

@@ -48,7 +48,12 @@ class OutcomeRecorder:
 
     def record_outcome(self, job, attempt, outcome, before_commit=None):
         """Record `outcome` of `attempt` of `job` (see the module's
-        docstring); commit unless in a group."""
+        docstring); commit unless in a group.
+
+        :param before_commit: called in the outcome's transaction just
+            before it commits (not in a group); what it returns, if not
+            None, is called once that commit has succeeded.
+        """
         store = get_store()
         savepoint = attempt.savepoint
         if outcome.keep_work:
@@ -85,9 +90,11 @@ class OutcomeRecorder:
             self._notify(job, getattr(job, outcome.notify),
                          report if outcome.oops else outcome.error)
         if not self.group_commit:
-            if before_commit is not None:
-                before_commit()
+            committed = before_commit() if before_commit is not None \
+                else None
             transaction.commit()
+            if committed is not None:
+                committed()
         self._count(job, attempt, outcome)
 
     def _stale(self, job, attempt):

@@ -240,19 +240,22 @@ class JobRunner(Execution):
 
     def _claim_ahead(self):
         """Claim the next batch inside the transaction that records the
-        last outcome of this one, so that one commit publishes both. If
-        that transaction is aborted, the claim is undone with it."""
+        last outcome of this one, so that one commit publishes both; the
+        batch is this runner's once that commit succeeds (the returned
+        callable). If that transaction is aborted, the claim is undone
+        with it. (Not an after-commit hook: the transaction package
+        then aborts every resource once more, about 40 µs of client CPU
+        a job in a per-job run.)"""
         if self.should_stop():
-            return
+            return None
         batch = self._claim(about_to_start=1)
         if not batch:
-            return
+            return None
 
-        def claimed(committed):
-            if committed:
-                self._ahead = batch
+        def claimed():
+            self._ahead = batch
 
-        transaction.get().addAfterCommitHook(claimed)
+        return claimed
 
     def _run_batch(self, batch):
         """Run a claimed, committed batch."""

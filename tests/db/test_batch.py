@@ -510,7 +510,8 @@ class TestGroupLock(DatabaseTestCase):
 
 
 class TestLostDatabase(DatabaseTestCase):
-    """PostgreSQL: the connection lost in the middle of a batch."""
+    """PostgreSQL: the connection lost, or an outcome's commit refused, in
+    the middle of a batch."""
 
     database_kind = "postgresql"
     __test__ = True
@@ -538,3 +539,29 @@ class TestLostDatabase(DatabaseTestCase):
             [(JobStatus.RUNNING, 1)] + [(JobStatus.WAITING, 0)] * 3,
             [(job.job.status, job.job.attempt_count)
              for job in [doomed] + rest])
+
+    def test_an_outcome_commit_that_fails_undoes_the_claim_it_held(self):
+        # The first job's work breaks a deferred constraint: its
+        # outcome's COMMIT fails, and the claim of the next job, made in
+        # that transaction, goes with it: the runner neither runs nor
+        # gives back a job it never held, and the next run takes it.
+        from storm.exceptions import IntegrityError
+        first = self.factory.makeDoFooJob(
+            sql="CREATE TEMP TABLE jobs_deferred (x integer UNIQUE"
+                " DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP; INSERT"
+                " INTO jobs_deferred VALUES (1), (1)")
+        second = self.factory.makeDoFooJob()
+        transaction.commit()
+        logger = BufferLogger()
+        run = runner(logger, batch_size=1)
+        error = self.assertRaises(IntegrityError, run.runAll)
+        transaction.abort()
+        self.assertEqual([], error.unstarted_claims)
+        self.assertNotIn("Released", logger.getLogBuffer())
+        self.assertEqual(
+            [(JobStatus.RUNNING, 1), (JobStatus.WAITING, 0)],
+            [(job.job.status, job.job.attempt_count)
+             for job in (first, second)])
+        self.assertEqual(1, runner(BufferLogger(), batch_size=1).runAll())
+        self.assertEqual((JobStatus.COMPLETED, 1),
+                         (second.job.status, second.job.attempt_count))

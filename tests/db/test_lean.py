@@ -8,6 +8,7 @@ from storm.store import Store
 from storm.tracer import install_tracer, remove_tracer
 
 from jobs.database import get_store, prepared
+from jobs.database.columns import DBEnumVariable
 from jobs.model.lean import LeanContext, settle, storm_object
 from jobs.testing.foojob import DoFooJob, FooJob
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
@@ -98,6 +99,23 @@ class TestLeanContexts(DatabaseTestCase):
         self.assertEqual("x", job.context.json_data["note"])
         settle(job.context)
         self.assertIsNone(storm_object(job.context))
+
+    def test_a_job_type_is_converted_once_not_once_a_job(self):
+        job_ids = self.make_jobs(4)
+        converted = []
+        real = DBEnumVariable.parse_set
+
+        def parse_set(variable, value, from_db):
+            converted.append(value)
+            return real(variable, value, from_db)
+
+        self.patch(DBEnumVariable, "parse_set", parse_set)
+        jobs = self.load(job_ids)
+        self.assertEqual({DoFooJob}, {type(job) for job in jobs})
+        self.assertEqual([DoFooJob.class_job_type] * 4,
+                         [job.context.job_type for job in jobs])
+        # Once in this process at most (an earlier test may have read it).
+        self.assertLessEqual(len(converted), 1)
 
     def stored_as(self, job_id, text):
         """Job `job_id`'s json_data stored as `text` (not in the form

@@ -51,6 +51,19 @@ class TestClaim(DatabaseTestCase):
                          ids(DoFooJob.claimReady(10)))
         self.assertEqual([], DoFooJob.claimReady(10))
 
+    def test_objects_read_before_a_claim_see_it_in_its_transaction(self):
+        # The claim's UPDATE goes behind the ORM: the rows the store holds
+        # read the database again (no commit in between).
+        [job] = self.make_jobs(1)
+        self.assertEqual(JobStatus.WAITING, job.status)
+        [claimed] = DoFooJob.claimReady(1)
+        self.assertEqual((JobStatus.RUNNING, 1),
+                         (job.status, job.attempt_count))
+        self.assertEqual(1, claims.release(self.store, [
+            (claimed.job_id, claimed.attempt)]))
+        self.assertEqual((JobStatus.WAITING, 0),
+                         (job.status, job.attempt_count))
+
     def test_claims_only_its_own_type(self):
         foo_job = self.factory.makeDoFooJob()
         self.factory.makeDoFooJob(job_class=DoBarJob)

@@ -34,7 +34,7 @@ from datetime import timedelta
 from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect, prepared
-from jobs.database.stormext import compile_expr, session_of
+from jobs.database.stormext import compile_expr, invalidate, session_of
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
@@ -116,7 +116,7 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         rows = _claim_select_update(store, condition, tables, limit,
                                     lease_seconds, started)
     # Objects cached before the UPDATE are stale now.
-    store.invalidate()
+    invalidate(store)
     rows.sort(key=lambda row: (-row[5], row[0]))
     jobs = {}
     if rows and len(rows[0]) > _CLAIMED_WIDTH:
@@ -370,7 +370,7 @@ def release(store, claims):
             " WHERE %s" % (WAITING.value, where), parameters)
         released += result.rowcount
     # Objects cached before the UPDATE are stale now.
-    store.invalidate()
+    invalidate(store)
     return released
 
 

@@ -17,14 +17,15 @@ __all__ = [
     "JobsPostgresConnection", "JobsSQLite", "PRIVATE_NAMES",
     "SESSION_SETTINGS", "compile_expr", "connection_of", "direct_execute",
     "discard_object_changes", "dsn_of", "forget_dead_objects",
-    "forget_object", "load_object", "raw_session_state", "reload_columns",
-    "result_class", "session_of", "socket_fileno", "transaction_ends",
+    "forget_object", "invalidate", "load_object", "raw_session_state",
+    "reload_columns", "result_class", "session_of", "socket_fileno",
+    "transaction_ends",
 ]
 
 from jobs.database.stormext.access import (
     DirectResult, compile_expr, connection_of, direct_execute,
     discard_object_changes, dsn_of, forget_dead_objects, forget_object,
-    load_object, raw_session_state, reload_columns, result_class,
+    invalidate, load_object, raw_session_state, reload_columns, result_class,
     session_of, socket_fileno, transaction_ends)
 from jobs.database.stormext.connections import (
     SESSION_SETTINGS, BeginWithFirstStatement, JobsPostgres,

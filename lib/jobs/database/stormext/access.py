@@ -16,8 +16,9 @@ from jobs.database.stormext.connections import (
 __all__ = [
     "DirectResult", "compile_expr", "connection_of", "direct_execute",
     "discard_object_changes", "dsn_of", "forget_dead_objects",
-    "forget_object", "load_object", "raw_session_state", "reload_columns",
-    "result_class", "session_of", "socket_fileno", "transaction_ends",
+    "forget_object", "invalidate", "load_object", "raw_session_state",
+    "reload_columns", "result_class", "session_of", "socket_fileno",
+    "transaction_ends",
 ]
 
 
@@ -161,6 +162,15 @@ def forget_dead_objects(store):
             if obj_info.get_obj() is None]
     for key in dead:
         del alive[key]
+
+
+def invalidate(store):
+    """``store.invalidate()``: every object `store` holds reads the
+    database again (statements changed rows behind the ORM); nothing to
+    do, and nothing done, when it holds none (a runner between jobs:
+    Storm's walk of its empty map cost a per-job run 2% of its time)."""
+    if store._alive:
+        store.invalidate()
 
 
 def discard_object_changes(store):

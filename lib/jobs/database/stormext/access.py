@@ -87,6 +87,20 @@ class DirectResult:
         return iter(self.rows)
 
 
+# Parameter types psycopg2 takes as they are (Storm's conversion leaves
+# them alone too).
+_AS_THEY_ARE = frozenset((int, str, float, bool, type(None), list))
+
+
+def _database_values(connection, params):
+    """`params` as Storm's ``to_database`` gives them to psycopg2 (its
+    generator of type checks only when a parameter needs it)."""
+    for param in params:
+        if type(param) not in _AS_THEY_ARE:
+            return tuple(connection.to_database(params))
+    return tuple(params)
+
+
 def direct_execute(store, statement, params):
     """``store.execute(statement, params)`` for a statement in psycopg2's
     form (``%s`` marks), sent on the store's PostgreSQL session without
@@ -110,7 +124,7 @@ def direct_execute(store, statement, params):
         connection._event.emit("register-transaction")
     cursor = raw._connection.cursor()
     connection._check_disconnect(raw._execute, cursor, statement,
-                                 tuple(connection.to_database(params)))
+                                 _database_values(connection, params))
     rows = cursor.fetchall() if cursor.description is not None else None
     result = DirectResult(rows, cursor.rowcount)
     cursor.close()
@@ -158,6 +172,8 @@ def forget_dead_objects(store):
     runner that loads one job at a time would pay for all the dead ones.
     """
     alive = store._alive
+    if not alive:
+        return
     dead = [key for key, obj_info in alive.items()
             if obj_info.get_obj() is None]
     for key in dead:

@@ -34,7 +34,8 @@ from datetime import timedelta
 from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect, prepared
-from jobs.database.stormext import compile_expr, invalidate, session_of
+from jobs.database.stormext import (
+    compile_expr, database_values, invalidate, session_of)
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
@@ -171,8 +172,12 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
         key = (cache_key, limit, lease_seconds, started, load)
     statement = _claim_statements.get(key) if key else None
     if statement is None:
-        statement = claim_statement(store, condition, tables, limit,
-                                    lease_seconds, started, load)
+        sql, before, after = claim_statement(
+            store, condition, tables, limit, lease_seconds, started, load)
+        # Kept as the values psycopg2 is given: converted once, not at
+        # every claim.
+        statement = (sql, database_values(store, before),
+                     database_values(store, after))
         if key is not None:
             _claim_statements[key] = statement
     sql, before, after = statement

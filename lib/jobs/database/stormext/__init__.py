@@ -15,18 +15,19 @@ name used below against the installed Storm).
 __all__ = [
     "BeginWithFirstStatement", "DirectResult", "JobsPostgres",
     "JobsPostgresConnection", "JobsSQLite", "PRIVATE_NAMES",
-    "SESSION_SETTINGS", "compile_expr", "connection_of", "direct_execute",
-    "discard_object_changes", "dsn_of", "forget_dead_objects",
-    "forget_object", "invalidate", "load_object", "raw_session_state",
-    "reload_columns", "result_class", "session_of", "socket_fileno",
-    "transaction_ends",
+    "SESSION_SETTINGS", "compile_expr", "connection_of", "database_values",
+    "direct_execute", "discard_object_changes", "dsn_of",
+    "forget_dead_objects", "forget_object", "invalidate", "load_object",
+    "raw_session_state", "reload_columns", "result_class", "session_of",
+    "socket_fileno", "transaction_ends",
 ]
 
 from jobs.database.stormext.access import (
-    DirectResult, compile_expr, connection_of, direct_execute,
-    discard_object_changes, dsn_of, forget_dead_objects, forget_object,
-    invalidate, load_object, raw_session_state, reload_columns, result_class,
-    session_of, socket_fileno, transaction_ends)
+    DirectResult, compile_expr, connection_of, database_values,
+    direct_execute, discard_object_changes, dsn_of, forget_dead_objects,
+    forget_object, invalidate, load_object, raw_session_state,
+    reload_columns, result_class, session_of, socket_fileno,
+    transaction_ends)
 from jobs.database.stormext.connections import (
     SESSION_SETTINGS, BeginWithFirstStatement, JobsPostgres,
     JobsPostgresConnection, JobsSQLite)

@@ -14,11 +14,11 @@ from jobs.database.stormext.connections import (
     BeginWithFirstStatement, JobsPostgresConnection)
 
 __all__ = [
-    "DirectResult", "compile_expr", "connection_of", "direct_execute",
-    "discard_object_changes", "dsn_of", "forget_dead_objects",
-    "forget_object", "invalidate", "load_object", "raw_session_state",
-    "reload_columns", "result_class", "session_of", "socket_fileno",
-    "transaction_ends",
+    "DirectResult", "compile_expr", "connection_of", "database_values",
+    "direct_execute", "discard_object_changes", "dsn_of",
+    "forget_dead_objects", "forget_object", "invalidate", "load_object",
+    "raw_session_state", "reload_columns", "result_class", "session_of",
+    "socket_fileno", "transaction_ends",
 ]
 
 
@@ -85,6 +85,12 @@ class DirectResult:
 
     def __iter__(self):
         return iter(self.rows)
+
+
+def database_values(store, params):
+    """`params` (values, Storm variables) as `store`'s connection hands
+    them to its database: a list of plain values."""
+    return list(store._connection.to_database(params))
 
 
 # Parameter types psycopg2 takes as they are (Storm's conversion leaves

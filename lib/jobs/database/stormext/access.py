@@ -98,7 +98,7 @@ def database_values(store, params):
 _AS_THEY_ARE = frozenset((int, str, float, bool, type(None), list))
 
 
-def _database_values(connection, params):
+def _psycopg2_values(connection, params):
     """`params` as Storm's ``to_database`` gives them to psycopg2 (its
     generator of type checks only when a parameter needs it)."""
     for param in params:
@@ -130,7 +130,7 @@ def direct_execute(store, statement, params):
         connection._event.emit("register-transaction")
     cursor = raw._connection.cursor()
     connection._check_disconnect(raw._execute, cursor, statement,
-                                 _database_values(connection, params))
+                                 _psycopg2_values(connection, params))
     rows = cursor.fetchall() if cursor.description is not None else None
     result = DirectResult(rows, cursor.rowcount)
     cursor.close()

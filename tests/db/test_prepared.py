@@ -297,6 +297,37 @@ class TestDirectStatements(DatabaseTestCase):
         savepoint.release()
         transaction.abort()
 
+    def test_a_run_whose_backend_is_terminated_prepares_again(self):
+        # As TestPrepared's test of the same, with no tracer installed:
+        # the runner's statements go the direct way before the third job
+        # ends its own session, and after the reconnect.
+        first = [self.factory.makeDoFooJob().job_id for _ in range(2)]
+        killer = self.factory.makeDoFooJob(
+            sql="SELECT pg_terminate_backend(pg_backend_pid())").job_id
+        rest = [self.factory.makeDoFooJob().job_id for _ in range(2)]
+        transaction.commit()
+        sent = self.count_direct()
+        runner = JobRunner(logger=BufferLogger(), source=DoFooJob,
+                           settings=RunSettings(batch_size=5,
+                                                group_commit=0))
+        error = self.assertRaises(DisconnectionError, runner.runAll)
+        before = sent[0]
+        self.assertGreater(before, 0)
+        transaction.abort()  # Storm reconnects at the next statement
+        self.assertEqual(0, get_store().execute(
+            "SELECT count(*) FROM pg_prepared_statements").get_one()[0])
+        claims.release(get_store(), error.unstarted_claims)
+        transaction.commit()
+        JobRunner(logger=BufferLogger(), source=DoFooJob,
+                  settings=RunSettings(batch_size=1)).runAll()
+        self.assertGreater(sent[0], before)
+        self.assertEqual(
+            [JobStatus.COMPLETED] * 4 + [JobStatus.RUNNING],
+            [DoFooJob.get(job_id).status for job_id in first + rest
+             + [killer]])
+        self.assertNotEqual(0, get_store().execute(
+            "SELECT count(*) FROM pg_prepared_statements").get_one()[0])
+
     def test_a_lost_session_is_a_disconnection_then_a_new_session(self):
         job_id = self.factory.makeDoFooJob().job_id
         transaction.commit()

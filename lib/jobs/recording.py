@@ -54,7 +54,6 @@ class OutcomeRecorder:
             before it commits (not in a group); what it returns, if not
             None, is called once that commit has succeeded.
         """
-        store = get_store()
         savepoint = attempt.savepoint
         if outcome.keep_work:
             if savepoint is not None:
@@ -76,7 +75,7 @@ class OutcomeRecorder:
                 attempt.job_id, attempt.number, attempt.log_tail,
                 attempt.outcome_progress(), result, type(job).__name__))
         elif not records.record(
-                store, attempt.job_id, attempt.number, outcome.status,
+                get_store(), attempt.job_id, attempt.number, outcome.status,
                 retry_delay=outcome.retry_delay, log=attempt.log_tail,
                 progress=attempt.outcome_progress(),
                 uncount=not attempt.started, result=result,

@@ -102,6 +102,7 @@ def framework_claim(database, limit):
     import harness  # noqa: F401 (puts the checkout's lib on sys.path)
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
+    from jobs.database.stormext import database_values
     from jobs.model.claims import claim_statement
     from jobs.testing.foojob import DoFooJob
     connect("postgres:///%s" % database)
@@ -110,11 +111,11 @@ def framework_claim(database, limit):
         sql, before, after = claim_statement(
             get_store(), condition, tables, limit, LEASE_SECONDS,
             started=True, load=DoFooJob.claimLoad())
+        parameters = database_values(
+            get_store(), before + ["raw-ceiling"] + after)
     finally:
         disconnect()
-    return ("PREPARE claim AS " + numbered(sql)[0],
-            [param.get(to_db=True) if hasattr(param, "get") else param
-             for param in before + ["raw-ceiling"] + after])
+    return "PREPARE claim AS " + numbered(sql)[0], parameters
 
 
 def prepare(connection, shape, claim_sql):

@@ -97,7 +97,6 @@ class RepeatedLine:
         self.logger.handle(record)
 
 
-
 class DevNullLogger(logging.Logger):
     """A logger that discards every record."""
 

@@ -254,23 +254,14 @@ class LeanContext:
         if items is not None:
             value = items.get(raw, _UNREAD)
             if value is _UNREAD:
-                variable = loader.variable(position)
-                if raw is None:
-                    variable.set(None, from_db=True)
-                else:
-                    self._convert(variable, raw)
-                value = items[raw] = variable.get()
+                value = items[raw] = self._variable(position, raw).get()
             self._values[name] = value
             return value
         if position in loader.plain_json and isinstance(raw, str):
             variable = None
             value = _decode_json(raw)  # what Storm's JSON variable does
         else:
-            variable = loader.variable(position)
-            if raw is None:
-                variable.set(None, from_db=True)
-            else:
-                self._convert(variable, raw)
+            variable = self._variable(position, raw)
             value = variable.get()
         self._values[name] = value
         if name in loader.mutable:
@@ -281,6 +272,16 @@ class LeanContext:
             self._handed[name] = (variable, value, raw if isinstance(
                 raw, str) else variable.get(to_db=True))
         return value
+
+    def _variable(self, position, raw):
+        """The column at `position`'s Storm variable, set to `raw` as read
+        from the database."""
+        variable = self._loader.variable(position)
+        if raw is None:
+            variable.set(None, from_db=True)
+        else:
+            self._convert(variable, raw)
+        return variable
 
     def _changed(self):
         """``[(name, value)]`` of the JSON (mutable) values handed out and
@@ -301,9 +302,8 @@ class LeanContext:
         """`read` (a column's value as read) as Storm serializes it."""
         if read is None:
             return None
-        variable = self._loader.variable(self._loader.positions[name])
-        self._convert(variable, read)
-        return variable.get(to_db=True)
+        return self._variable(self._loader.positions[name], read).get(
+            to_db=True)
 
     def storm_object(self):
         """The Storm object of this row (built from the row already read,

@@ -87,12 +87,6 @@ class DirectResult:
         return iter(self.rows)
 
 
-def database_values(store, params):
-    """`params` (values, Storm variables) as `store`'s connection hands
-    them to its database: a list of plain values."""
-    return list(store._connection.to_database(params))
-
-
 # Parameter types psycopg2 takes as they are (Storm's conversion leaves
 # them alone too).
 _AS_THEY_ARE = frozenset((int, str, float, bool, type(None), list))
@@ -105,6 +99,12 @@ def _psycopg2_values(connection, params):
         if type(param) not in _AS_THEY_ARE:
             return tuple(connection.to_database(params))
     return tuple(params)
+
+
+def database_values(store, params):
+    """`params` (values, Storm variables) as `store`'s connection hands
+    them to its database: a list of plain values."""
+    return list(_psycopg2_values(store._connection, params))
 
 
 def direct_execute(store, statement, params):

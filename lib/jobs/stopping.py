@@ -7,7 +7,9 @@ jobs that have not started, exit. A real signal therefore never raises
 `SystemExit` or any other exception raised by job code is the job's, and
 fails that job, not the runner. Past the grace period a watchdog thread
 ends the process: a thread, because a runner blocked in a database call
-(a hung backend) runs no Python signal handler until the call returns.
+(a hung backend) runs no Python signal handler until the call returns;
+for the same reason the signal itself is also read by a thread (from
+``signal.set_wakeup_fd``'s pipe), which starts the grace period.
 
 `exit_process` ends a runner's process once its work is done even if job
 code left threads behind (which would otherwise keep it alive, and its
@@ -47,8 +49,9 @@ class GracefulStop:
     :param grace_period: seconds the running job may take after the
         signal; then the process exits with status 1 (the job's lease
         hands it to another runner).
-    :param wakeup_fd: a file descriptor for ``signal.set_wakeup_fd``, so
-        that a ``select`` on its other end wakes at once (the worker).
+    :param wakeup_fd: a file descriptor every signal's number is written
+        to as it arrives, so that a ``select`` on its other end wakes at
+        once (the worker).
     """
 
     def __init__(self, logger=None, grace_period=30.0, wakeup_fd=None):
@@ -60,6 +63,10 @@ class GracefulStop:
         self._previous = {}
         self._previous_wakeup = None
         self._watchdog = None
+        # Taken by the first request, never given back.
+        self._requested = threading.Lock()
+        # The write end of the pipe the signals' numbers go to.
+        self._signals = None
 
     def __call__(self):
         return self.stopping
@@ -68,8 +75,16 @@ class GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self.request)
-            if self.wakeup_fd is not None:
-                self._previous_wakeup = signal.set_wakeup_fd(self.wakeup_fd)
+            # Python writes each signal's number to this pipe as it
+            # arrives, even while the main thread is in a call that runs
+            # no Python handler until it returns (a query on a hung
+            # database session): a thread reading it makes the request
+            # then, so the grace period runs from the signal.
+            read_fd, self._signals = os.pipe()
+            os.set_blocking(self._signals, False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._signals)
+            threading.Thread(target=self._read_signals, args=(read_fd,),
+                             name="jobs-signals", daemon=True).start()
             self.active = True
         return self
 
@@ -77,16 +92,41 @@ class GracefulStop:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
-        if self._previous_wakeup is not None:
+        if self._signals is not None:
             signal.set_wakeup_fd(self._previous_wakeup)
+            os.close(self._signals)  # the reading thread ends
+            self._signals = None
         if self._watchdog is not None:
             self._watchdog.cancel()
         self.active = False
 
+    def _read_signals(self, read_fd):
+        """Request a stop for each stop signal's number read from
+        `read_fd`, and pass every number on to `wakeup_fd` (a worker's
+        wait ends early), until the pipe is closed."""
+        stops = {int(signum) for signum in STOP_SIGNALS}
+        try:
+            while True:
+                numbers = os.read(read_fd, 64)
+                if not numbers:
+                    return
+                for number in numbers:
+                    if number in stops:
+                        self.request(number)
+                if self.wakeup_fd is not None:
+                    try:
+                        os.write(self.wakeup_fd, numbers)
+                    except OSError:
+                        pass  # full: the wait ends anyway
+        finally:
+            os.close(read_fd)
+
     def request(self, signum=None, frame=None):
         """Stop claiming; let the running job finish; exit. A second
-        request changes nothing (the grace period runs from the first)."""
-        if self.stopping:
+        request changes nothing (the grace period runs from the first).
+        Made by the signal's handler or by the thread that reads the
+        signals, whichever comes first."""
+        if not self._requested.acquire(blocking=False):
             return
         self.stopping = True
         self.logger.info(

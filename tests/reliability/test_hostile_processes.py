@@ -179,6 +179,19 @@ class TestSigtermToACronRun(HostileTestCase):
                       run.log_text())
 
 
+# poll()'s system call number on x86-64 and on arm64 (where libpq's wait
+# is ppoll()).
+POLL = {"x86_64": 7, "aarch64": 73}[os.uname().machine]
+
+
+def waits_in_poll(pid):
+    """Whether process `pid`'s main thread is in ``poll()`` (libpq's wait
+    for its server), by Linux's ``/proc/PID/syscall``."""
+    with open("/proc/%d/syscall" % pid) as f:
+        return f.read().split()[0] == str(POLL)
+
+
+
 class TestPostgreSQLSessions(HostileTestCase):
     """What only PostgreSQL shows: deadlocks, sessions ended or frozen."""
 
@@ -222,9 +235,13 @@ class TestPostgreSQLSessions(HostileTestCase):
         self.wait_for_row(job_id, (S.RUNNING, 1))
         self.wait_for_line(worker, "Running DoFooJob (ID %d)" % job_id)
         # The job's next statement, once through the gate, waits for ever
-        # on its session.
+        # on its session; the stop is asked for once the worker waits in
+        # that call, where Python runs no signal handler.
         self.freeze(self.backend_of(job_id))
         open(gate, "w").close()
+        wait_until(lambda: waits_in_poll(worker.process.pid), 30,
+                   "the worker to wait on its frozen session",
+                   details=self.logs)
         asked = time.monotonic()
         self.assertEqual(1, self.stop(worker, GRACE + 60), self.logs())
         self.assertLess(time.monotonic() - asked, GRACE + 5)

@@ -18,7 +18,7 @@ The statements are the ones a runner sends, already prepared there too
 ``BEGIN; EXECUTE ...`` in one round trip) as the framework sends it:
 
 ``claim``   the framework's own claim statement, built at start-up (not
-            timed) by `jobs.model.claims.claim_statement` for
+            timed) by `jobs.model.claimsql.claim_statement` for
             ``DoFooJob``: ``UPDATE job SET (RUNNING, the attempt, the
             lease, claimed_by, date_started) FROM (the best LIMIT of the
             three ``FOR NO KEY UPDATE OF job SKIP LOCKED`` parts of
@@ -103,7 +103,7 @@ def framework_claim(database, limit):
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
     from jobs.database.stormext import database_values
-    from jobs.model.claims import claim_statement
+    from jobs.model.claimsql import claim_statement
     from jobs.testing.foojob import DoFooJob
     connect("postgres:///%s" % database)
     try:

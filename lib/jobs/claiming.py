@@ -18,9 +18,11 @@ __all__ = [
     "context_of",
     "load_jobs",
     "loads_by_id",
+    "takes_completion",
 ]
 
 import contextlib
+import inspect
 import logging
 import time
 
@@ -58,7 +60,7 @@ def claim_each(jobs, limit, lease_seconds, started=False):
 
 
 def claim_ready(source, limit, lease_seconds, started=False, tally=None,
-                limits=None):
+                limits=None, completing=None):
     """Claim up to `limit` of `source`'s ready jobs: its ``claimReady``,
     or (a source with only ``iterReady``) `claim_each`. Leaves the
     transaction to the caller (commit it).
@@ -68,6 +70,9 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
     :param tally: the runner's `jobs.metrics.tally.Tally`, which counts
         how long the claim took.
     :param limits: the section's `jobs.model.limits.Limits`, or None.
+    :param completing: a `jobs.model.records.Completion` for the claim to
+        record in its statement, given to a ``claimReady`` that takes it
+        (it is left unrecorded otherwise).
     :raises SectionError: when the section sets limits and its source
         cannot claim by SQL (``claimReady``).
     """
@@ -76,7 +81,8 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
         claim = getattr(source, "claimReady", None)
         if claim is not None:
             try:
-                return _claim(claim, started, limits, limit, lease_seconds)
+                return _claim(claim, started, limits, limit, lease_seconds,
+                              completing=completing)
             except NotImplementedError:
                 pass
         _unlimited(source, limits)
@@ -86,15 +92,43 @@ def claim_ready(source, limit, lease_seconds, started=False, tally=None,
             tally.claim(time.perf_counter() - began)
 
 
-def _claim(claim, started, limits, *args):
+def takes_completion(source):
+    """Whether `source`'s claim can record a job's completion in its
+    statement (its ``claimReady`` takes `completing`)."""
+    claim = getattr(source, "claimReady", None)
+    return claim is not None and _takes(claim, "completing")
+
+
+def _claim(claim, started, limits, *args, completing=None):
     """Call a source's `claim` method, with `started` and `limits` only
-    when set (a source of an older interface takes no such argument)."""
+    when set (a source of an older interface takes no such argument), and
+    `completing` only when set and taken."""
     keywords = {}
     if started:
         keywords["started"] = True
     if limits is not None:
         keywords["limits"] = limits
+    if completing is not None and _takes(claim, "completing"):
+        keywords["completing"] = completing
     return claim(*args, **keywords)
+
+
+# (function, keyword) -> whether the function takes that keyword.
+_taken = {}
+
+
+def _takes(function, keyword):
+    key = (getattr(function, "__func__", function), keyword)
+    taken = _taken.get(key)
+    if taken is None:
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        taken = _taken[key] = keyword in parameters or any(
+            parameter.kind is parameter.VAR_KEYWORD
+            for parameter in parameters.values())
+    return taken
 
 
 def _unlimited(source, limits):

@@ -46,13 +46,20 @@ class OutcomeRecorder:
     """Records outcomes; `jobs.execution.Execution` provides the logger,
     the error reporter, the tallies and `group_commit`."""
 
+    # A COMPLETED outcome is handed to `record_outcome`'s `before_commit`,
+    # whose claim records it (set by a runner that claims so).
+    completes_by_claim = False
+
     def record_outcome(self, job, attempt, outcome, before_commit=None):
         """Record `outcome` of `attempt` of `job` (see the module's
         docstring); commit unless in a group.
 
         :param before_commit: called in the outcome's transaction just
             before it commits (not in a group); what it returns, if not
-            None, is called once that commit has succeeded.
+            None, is called once that commit has succeeded. A COMPLETED
+            outcome is handed to it as a `jobs.model.records.Completion`
+            (before anything else is written), for the statement it
+            sends to record.
         """
         savepoint = attempt.savepoint
         if outcome.keep_work:
@@ -70,17 +77,32 @@ class OutcomeRecorder:
         if outcome.oops:
             report = self.file_oops(job, outcome.error, attempt.log_tail)
         result = attempt.result if outcome is COMPLETE else None
+        committed = None
         if outcome is COMPLETE and self.group_commit:
             self.deferred.append(Deferred(
                 attempt.job_id, attempt.number, attempt.log_tail,
                 attempt.outcome_progress(), result, type(job).__name__))
-        elif not records.record(
-                get_store(), attempt.job_id, attempt.number, outcome.status,
-                retry_delay=outcome.retry_delay, log=attempt.log_tail,
-                progress=attempt.outcome_progress(),
-                uncount=not attempt.started, result=result,
-                made_ready=self.made_ready):
-            return self._stale(job, attempt)
+        else:
+            completion = None
+            if (outcome is COMPLETE and before_commit is not None
+                    and attempt.started and self.completes_by_claim):
+                # The next claim records it, in one round trip.
+                completion = records.Completion(
+                    attempt.job_id, attempt.number, attempt.log_tail,
+                    attempt.outcome_progress(), result)
+                committed = before_commit(completion)
+                before_commit = None
+            if (completion is None or not completion.recorded) and \
+                    not records.record(
+                        get_store(), attempt.job_id, attempt.number,
+                        outcome.status, retry_delay=outcome.retry_delay,
+                        log=attempt.log_tail,
+                        progress=attempt.outcome_progress(),
+                        uncount=not attempt.started, result=result,
+                        made_ready=self.made_ready):
+                if committed is not None and completion.committed:
+                    committed()  # the claim went through by itself
+                return self._stale(job, attempt)
         attempt.recorded = True
         if self.heartbeat is not None:
             self.heartbeat.forget([attempt])
@@ -89,8 +111,8 @@ class OutcomeRecorder:
             self._notify(job, getattr(job, outcome.notify),
                          report if outcome.oops else outcome.error)
         if not self.group_commit:
-            committed = before_commit() if before_commit is not None \
-                else None
+            if before_commit is not None:
+                committed = before_commit()
             transaction.commit()
             if committed is not None:
                 committed()

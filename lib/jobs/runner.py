@@ -42,7 +42,8 @@ from jobs.heartbeat import Heartbeat, SideConnection
 from jobs.interfaces.runner import IJobRunner
 from jobs.model import claims
 from jobs.budget import Budget
-from jobs.claiming import claim_each, claim_ready, context_of, load_jobs
+from jobs.claiming import (
+    claim_each, claim_ready, context_of, load_jobs, takes_completion)
 from jobs.model.runnable import BaseRunnableJob
 from jobs.sections import DEFAULT_SETTINGS, lease_seconds
 
@@ -120,8 +121,10 @@ class JobRunner(Execution):
         self.heartbeat = None
         # How many jobs the last claim asked for.
         self._limit = self.batch_size
-        # The next batch, claimed with the last outcome of this one.
+        # The next batch, claimed with the last outcome of this one, and
+        # whether that claim found no job.
         self._ahead = None
+        self._found_none = False
         # The batch being run and the index of its first job not started.
         self._unstarted = None
 
@@ -154,6 +157,7 @@ class JobRunner(Execution):
         try:
             with self.tail:
                 self.listen()
+                self.completes_by_claim = self._completes_by_claim()
                 while not self.should_stop():
                     if batch is None:
                         batch = self._claim()
@@ -166,17 +170,19 @@ class JobRunner(Execution):
                         transaction.commit()
                         self._watch(batch)
                     full = len(batch) >= self._limit
+                    self._found_none = False
                     del self.made_ready[:]
                     self._run_batch(batch)
                     collect_garbage(len(batch))
                     batch, self._ahead = self._ahead, None
                     if batch is not None:
                         self._watch(batch)
-                    elif not (full or self.made_ready
-                              or self.claim_limits):
+                    elif not ((full and not self._found_none)
+                              or self.made_ready or self.claim_limits):
                         # Drained (no outcome made a dependent ready, and
-                        # no limit held jobs back): don't pay another
-                        # claim.
+                        # no limit held jobs back), or the claim made
+                        # with the last outcome found nothing: don't pay
+                        # another claim.
                         break
         except StormDatabaseError as e:
             # The connection is gone: nothing can be given back now. The
@@ -194,10 +200,11 @@ class JobRunner(Execution):
                 self.heartbeat.stop()
         return self.started
 
-    def _claim(self, about_to_start=0):
+    def _claim(self, about_to_start=0, completing=None):
         """Claim the next batch in the current transaction; the caller
         commits. Return a list of `Attempt`, or None when the budget is
-        spent (counting `about_to_start` more jobs)."""
+        spent (counting `about_to_start` more jobs). `completing`: see
+        `_claim_ahead`."""
         limit = self.budget.allows(self.started + about_to_start,
                                    self.batch_size)
         if not limit:
@@ -209,7 +216,8 @@ class JobRunner(Execution):
         batch = [self.make_attempt(claimed, self.lease_seconds)
                  for claimed in claim_ready(self.source, limit,
                                             self.lease_seconds, started,
-                                            self.tally, self.claim_limits)]
+                                            self.tally, self.claim_limits,
+                                            completing)]
         if batch and not started:
             self._mark(batch[0])
         return batch
@@ -224,7 +232,7 @@ class JobRunner(Execution):
         """The outcome transaction of a batch's job also records the
         start of the next: one commit a job, and every attempt's start on
         record before it runs."""
-        def mark():
+        def mark(completing=None):
             if not attempt.start_marked:
                 self._mark(attempt)
         return mark
@@ -238,18 +246,34 @@ class JobRunner(Execution):
                 self.logger, max_runtime=self.settings.max_runtime)
         self.heartbeat.watch(batch)
 
-    def _claim_ahead(self):
+    def _completes_by_claim(self):
+        """Whether a job's COMPLETED outcome can be recorded by the
+        statement that claims the next batch (`_claim_ahead`): on
+        PostgreSQL, with no limits to keep, from a source whose claim
+        takes it."""
+        return (not self.group_size and self.claim_limits is None
+                and dialect(get_store()).returning
+                and takes_completion(self.source))
+
+    def _claim_ahead(self, completing=None):
         """Claim the next batch inside the transaction that records the
         last outcome of this one, so that one commit publishes both; the
         batch is this runner's once that commit succeeds (the returned
         callable). If that transaction is aborted, the claim is undone
         with it. (Not an after-commit hook: the transaction package
         then aborts every resource once more, about 40 µs of client CPU
-        a job in a per-job run.)"""
+        a job in a per-job run.)
+
+        `completing`, a `jobs.model.records.Completion`: that outcome,
+        recorded by the claim's own statement where it can; when nothing
+        else is in the transaction, that statement commits by itself
+        (``completing.committed``) and the batch is this runner's at
+        once."""
         if self.should_stop():
             return None
-        batch = self._claim(about_to_start=1)
+        batch = self._claim(about_to_start=1, completing=completing)
         if not batch:
+            self._found_none = batch is not None
             return None
 
         def claimed():

@@ -211,8 +211,8 @@ class TestDirectStatements(DatabaseTestCase):
         sent = [0]
         real = prepared.direct_execute
 
-        def counting(store, statement, params):
-            result = real(store, statement, params)
+        def counting(store, statement, params, alone=False):
+            result = real(store, statement, params, alone)
             if result is not None:
                 sent[0] += 1
             return result

@@ -93,10 +93,16 @@ def numbered(sql):
     return "'".join(parts), count
 
 
-def execute(store, sql, parameters=()):
+def execute(store, sql, parameters=(), alone=False):
     """``store.execute(sql, parameters)``, as a prepared statement on
     PostgreSQL unless turned off (`set_enabled`); prepared on this
     session at its first use.
+
+    :param alone: a transaction of its own, committed, when no transaction
+        is open (see `jobs.database.stormext.direct_execute`): the
+        result's ``committed`` is then true (a Storm result has no
+        ``committed``: read it with ``getattr(result, "committed",
+        False)``).
 
     :return: Storm's result, as ``store.execute`` returns it, or a
         `jobs.database.stormext.DirectResult` (read the same way: rows,
@@ -105,7 +111,7 @@ def execute(store, sql, parameters=()):
         failed ``PREPARE`` is not remembered (it is sent again).
     """
     if not _settings["enabled"]:
-        return store.execute(sql, parameters)
+        return store.execute(sql, parameters)  # (never alone: PgBouncer)
     state = raw_session_state(store)
     if state is None:
         return store.execute(sql, parameters)
@@ -114,7 +120,7 @@ def execute(store, sql, parameters=()):
     if name not in prepared:
         store.execute(prepare, noresult=True)
         prepared.add(name)
-    result = direct_execute(store, direct_sql, parameters)
+    result = direct_execute(store, direct_sql, parameters, alone)
     if result is None:
         return store.execute(execute_sql, list(parameters))
     return result

@@ -19,8 +19,6 @@ __all__ = [
     "Claimed",
     "claim",
     "claim_rows",
-    "claim_statement",
-    "claim_update",
     "lock",
     "mark_started",
     "release",
@@ -39,7 +37,9 @@ from jobs.database.stormext import (
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
-from jobs.model.job import Job, first_ready, ready_kinds
+from jobs.model.claimsql import (
+    claim_sets, claim_statement, completing_statement)
+from jobs.model.job import Job, ready_kinds
 
 RUNNING = JobStatus.RUNNING
 WAITING = JobStatus.WAITING
@@ -64,7 +64,8 @@ _claim_statements = {}
 
 
 def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
-          started=False, limits=None, load=None, only=None):
+          started=False, limits=None, load=None, only=None,
+          completing=None):
     """Claim up to `limit` ready jobs matching `condition`, atomically.
 
     One statement moves them to RUNNING as a new attempt with a lease of
@@ -99,6 +100,10 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         (``UPDATE ... RETURNING`` in a WITH), the claimed jobs' context
         rows come back with the claim, in its round trip, and each
         `Claimed` carries its loaded job.
+    :param completing: a `jobs.model.records.Completion` to record in the
+        claim's statement where the database can (PostgreSQL, no limits,
+        no `only`); it says afterwards whether it was recorded, and
+        whether the statement committed by itself.
     :return: a list of `Claimed`, in claiming order. The caller commits
         to publish the claim.
     """
@@ -112,7 +117,8 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
                      lease_seconds, None, started, None, load)
     elif dialect(store).returning:
         rows = _claim_returning(store, condition, tables, limit,
-                                lease_seconds, cache_key, started, load)
+                                lease_seconds, cache_key, started, load,
+                                completing)
     else:
         rows = _claim_select_update(store, condition, tables, limit,
                                     lease_seconds, started)
@@ -142,107 +148,40 @@ def claimer(store):
     return "%s:%d/%s" % (_HOST, os.getpid(), session_of(store))
 
 
-# A claim's attempt number: the next, except for an orphan whose lost
-# claim never started (that attempt never ran; its number is reused).
-_ATTEMPT = ("CASE WHEN job.status = %d AND job.date_started IS NULL"
-            " THEN job.attempt_count ELSE job.attempt_count + 1 END"
-            % RUNNING.value)
-
-
-def _claim_sets(store, lease_seconds, started):
-    """``[(column name, SQL)], parameters`` of a claim's SET clause. The
-    first parameter is ``claimed_by``'s, given at each claim."""
-    lease, parameters = now_sql(store, lease_seconds)
-    sets = [("claimed_by", "?"), ("status", str(RUNNING.value)),
-            ("attempt_count", _ATTEMPT), ("lease_expires", lease),
-            ("date_finished", "NULL")]
-    if started:
-        start, start_parameters = now_sql(store)
-        sets.append(("date_started", start))
-        parameters += start_parameters
-    else:
-        sets.append(("date_started", "NULL"))
-    return sets, parameters
-
-
 def _claim_returning(store, condition, tables, limit, lease_seconds,
-                     cache_key, started, load):
+                     cache_key, started, load, completing):
     key = None
     if cache_key is not None and clock.frozen_at is None:
-        key = (cache_key, limit, lease_seconds, started, load)
+        key = (cache_key, limit, lease_seconds, started, load,
+               completing is not None)
     statement = _claim_statements.get(key) if key else None
     if statement is None:
-        sql, before, after = claim_statement(
-            store, condition, tables, limit, lease_seconds, started, load)
+        if completing is None:
+            sql, before, after = claim_statement(
+                store, condition, tables, limit, lease_seconds, started,
+                load)
+            head = []
+        else:
+            sql, head, before, after = completing_statement(
+                store, condition, tables, limit, lease_seconds, started,
+                load)
         # Kept as the values psycopg2 is given: converted once, not at
         # every claim.
-        statement = (sql, database_values(store, before),
+        statement = (sql, database_values(store, head),
+                     database_values(store, before),
                      database_values(store, after))
         if key is not None:
             _claim_statements[key] = statement
-    sql, before, after = statement
-    return prepared.execute(
-        store, sql, before + [claimer(store)] + after).get_all()
-
-
-def claim_statement(store, condition, tables, limit, lease_seconds,
-                    started=False, load=None):
-    """``(SQL, before, after)`` of `claim`'s statement on PostgreSQL (see
-    `claim` for the arguments): its parameters are ``before +
-    [claimed_by] + after`` (`claimer`). Also what
-    ``benchmarks/raw_ceiling.py`` sends, with no framework around it."""
-    candidates, parameters = _candidates(store, condition, tables, limit)
-    sets, set_parameters = _claim_sets(store, lease_seconds, started)
-    update = "WITH claimed AS (%s) %s" % (candidates, claim_update(sets))
-    if load is not None:
-        update = load.joined(update)
-    return update, parameters, set_parameters
-
-
-def claim_update(sets, source="claimed", also=""):
-    """The ``UPDATE`` of a claim (PostgreSQL) that gives the jobs of the
-    WITH query `source` (``id, status, date_started, claimed_by`` of
-    each, locked) the values of `sets` (`_claim_sets`), where `also` (SQL
-    starting with AND) holds too; it returns the claim's eight columns.
-
-    The rows to update are also found by ``job.id = ANY(ARRAY(SELECT id
-    FROM claimed))``: an index condition whose few rows the planner can
-    see. Joined to ``claimed`` alone, the planner reckons that a hash of
-    the whole job table is cheaper than 200 index look-ups, so every
-    claim of a group read the table through: 5 of a 200-job claim's 11 ms
-    at 10,000 jobs (BENCHMARKS.md, "The claim's plan")."""
-    return (
-        "UPDATE job SET %s FROM %s AS claimed WHERE job.id = claimed.id AND"
-        " job.id = ANY(ARRAY(SELECT id FROM %s))%s RETURNING job.id,"
-        " job.attempt_count, job.max_retries, job.cancel_requested,"
-        " claimed.status AS previous, job.priority, claimed.date_started"
-        " IS NOT NULL AS had_started, claimed.claimed_by AS holder"
-        % (", ".join("%s = %s" % pair for pair in sets), source, source,
-           also))
-
-
-def _candidates(store, condition, tables, limit):
-    """SQL selecting ``(id, status, date_started)`` of the jobs to claim.
-
-    Ready jobs are read by `jobs.model.job.first_ready`'s sub-selects,
-    each locking, in the order of its index and stopping after `limit`
-    rows; the best `limit` of them are claimed. One condition with an OR between the kinds makes the
-    planner read, join and sort every waiting job at each claim
-    (BENCHMARKS.md, "scale"). The waiting jobs are split in two:
-
-    - those with no ``scheduled_start``, read in priority order from an
-      index of only them (``job__waiting__undelayed__idx``);
-    - those whose ``scheduled_start`` has come, read by a range of the
-      ``job__waiting__scheduled__idx`` index: a million jobs scheduled
-      for tomorrow are not walked past at every claim (110 ms a claim
-      with one index over all waiting jobs).
-    """
-    sql, parameters = first_ready(
-        store, (Job.id, Job.priority, Job.status, Job.date_started,
-                Job.claimed_by), condition, tables, limit,
-        lock="FOR NO KEY UPDATE OF job SKIP LOCKED")
-    return ("SELECT ready.id, ready.status, ready.date_started,"
-            " ready.claimed_by FROM (%s) AS ready" % sql), parameters
+    sql, head, before, after = statement
+    parameters = before + [claimer(store)] + after
+    if completing is None:
+        return prepared.execute(store, sql, parameters).get_all()
+    result = prepared.execute(store, sql, head + completing.values()
+                              + parameters, alone=True)
+    rows = result.get_all()
+    completing.committed = getattr(result, "committed", False)
+    completing.recorded = bool(rows[0][0])
+    return [row[1:] for row in rows if row[1] is not None]
 
 
 def _claim_select_update(store, condition, tables, limit, lease_seconds,
@@ -265,7 +204,7 @@ def claim_rows(store, rows, lease_seconds, started):
     claim (as `_claim_returning` returns them)."""
     if not rows:
         return []
-    sets, parameters = _claim_sets(store, lease_seconds, started)
+    sets, parameters = claim_sets(store, lease_seconds, started)
     ids = [row[0] for row in rows]
     store.execute("UPDATE job SET %s WHERE id IN (%s)" % (
         ", ".join("%s = %s" % (name, sql.replace("job.", ""))

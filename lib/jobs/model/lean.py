@@ -160,11 +160,16 @@ class ContextJoin:
         """`claim_sql` (an ``UPDATE ... RETURNING`` of a claim's eight
         columns, the first the job id) followed by the context row's
         columns (NULLs when the job has none)."""
+        return "WITH claimed_rows AS (%s) %s" % (
+            claim_sql, self.select("claimed_rows"))
+
+    def select(self, source):
+        """A SELECT of the rows of the WITH query `source` (a claim's
+        eight columns), each followed by its context row's columns."""
         loader = _loader(self.context_class)
-        return ("WITH claimed_rows AS (%s) SELECT claimed_rows.*, %s FROM"
-                " claimed_rows LEFT JOIN %s ON %s.%s = claimed_rows.id"
-                % (claim_sql, loader.column_list, loader.table, loader.table,
-                   loader.job_column))
+        return ("SELECT %s.*, %s FROM %s LEFT JOIN %s ON %s.%s = %s.id"
+                % (source, loader.column_list, source, loader.table,
+                   loader.table, loader.job_column, source))
 
     def jobs(self, rows):
         """``{job_id: runnable job}`` of the context `rows` (the columns

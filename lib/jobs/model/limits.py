@@ -29,7 +29,7 @@ from storm.expr import And, Or, Select, SQLRaw
 from jobs.database import UTCNow, dialect, prepared
 from jobs.database.stormext import compile_expr
 from jobs.interfaces.job import JobStatus
-from jobs.model import claims
+from jobs.model import claims, claimsql
 from jobs.model.job import Job, first_ready, ready_kinds
 
 RUNNING = JobStatus.RUNNING
@@ -81,11 +81,11 @@ class Limits:
         ctes, parameters = self._picked(store, condition, tables, limit,
                                         only)
         if dialect(store).returning:
-            sets, set_parameters = claims._claim_sets(
+            sets, set_parameters = claimsql.claim_sets(
                 store, lease_seconds, started)
             ready, ready_parameters = compile_expr(store, Or(*ready_kinds()))
             rows = prepared.execute(
-                store, "WITH %s %s" % (ctes, claims.claim_update(
+                store, "WITH %s %s" % (ctes, claimsql.claim_update(
                     sets, "picked", " AND " + ready)),
                 parameters + [claims.claimer(store)] + set_parameters
                 + ready_parameters).get_all()

@@ -6,7 +6,7 @@ attempt (`jobs.model.fencing.fenced`): a runner whose job was taken over
 changes nothing, and learns it from the row count.
 """
 
-__all__ = ["end_lost_session", "progress_update", "record",
+__all__ = ["Completion", "end_lost_session", "progress_update", "record",
            "record_completed", "renew"]
 
 from jobs.database import dialect, prepared
@@ -89,6 +89,54 @@ def record(store, job_id, attempt, status, retry_delay=None, log=None,
         if made_ready is not None:
             made_ready.extend(ready)
     return updated == 1
+
+
+class Completion:
+    """A COMPLETED outcome that the next claim records in its own
+    statement (`jobs.model.claims.claim`'s `completing`): a job committed
+    on its own then costs one round trip for its outcome and the next
+    claim, and none for a COMMIT when its code sent no SQL (the statement
+    is a transaction of its own).
+
+    After the claim, `recorded` says whether it was recorded. It is not
+    when the claim could not carry it (SQLite, limits, a source that
+    takes no `completing`), when the job has dependents (they are settled
+    in the outcome's transaction: `record`), or when the row moved on:
+    the runner then records it with `record`, which tells these apart.
+    `committed` says whether the claim's statement committed by itself.
+    """
+
+    __slots__ = ("job_id", "attempt", "log", "progress", "result",
+                 "recorded", "committed")
+
+    def __init__(self, job_id, attempt, log=None, progress=None,
+                 result=None):
+        self.job_id = job_id
+        self.attempt = attempt
+        self.log = log
+        self.progress = progress
+        self.result = result
+        self.recorded = False
+        self.committed = False
+
+    @staticmethod
+    def update(store):
+        """``(sql, parameters)`` of the UPDATE that records a completion
+        (PostgreSQL, in a WITH), returning the job's id; a completion's
+        `values` follow `parameters`."""
+        now, parameters = now_sql(store)
+        where, _ = fenced([(0, 0)])
+        return ("UPDATE job SET status = %d, date_finished = %s,"
+                " lease_expires = NULL, log = coalesce(?, job.log),"
+                " progress = coalesce(?, job.progress), result ="
+                " coalesce(?, job.result) WHERE %s AND NOT"
+                " job.has_dependents RETURNING job.id"
+                % (JobStatus.COMPLETED.value, now, where), parameters)
+
+    def values(self):
+        """The parameters of `update` for this completion."""
+        return [self.log, self.progress, self.result, self.job_id,
+                self.job_id, self.attempt]
 
 
 def record_completed(store, outcomes, made_ready=None):

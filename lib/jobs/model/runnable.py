@@ -110,11 +110,14 @@ class BaseRunnableJobSource:
 
     @classmethod
     def claimReady(cls, limit: int, lease_duration: Lease = None,
-                   started: bool = False,
-                   limits: Any = None) -> list[claims.Claimed]:
+                   started: bool = False, limits: Any = None,
+                   completing: Any = None) -> list[claims.Claimed]:
         """See `IJobSource`.
 
         :param limits: the section's `jobs.model.limits.Limits`, if any.
+        :param completing: a `jobs.model.records.Completion` the claim
+            records in its statement where it can (see
+            `jobs.model.claims.claim`).
         :raises NotImplementedError: the source has no `jobCondition`
             (`jobs.claiming.claim_ready` then claims through iterReady).
         """
@@ -122,7 +125,7 @@ class BaseRunnableJobSource:
         return claims.claim(get_store(), condition, tables, limit,
                             _seconds(lease_duration or cls.lease_duration),
                             cache_key=cls, started=started, limits=limits,
-                            load=cls.claimLoad())
+                            load=cls.claimLoad(), completing=completing)
 
     @classmethod
     def claimLoad(cls) -> Any:

@@ -69,13 +69,15 @@ def raw_session_state(store):
 class DirectResult:
     """The rows and row count of a statement `direct_execute` sent, read
     as a Storm result is (``get_all``, ``get_one``, iteration,
-    ``rowcount``)."""
+    ``rowcount``); `committed`: the statement was a transaction of its
+    own, committed (`direct_execute`'s `alone`)."""
 
-    __slots__ = ("rows", "rowcount")
+    __slots__ = ("rows", "rowcount", "committed")
 
-    def __init__(self, rows, rowcount):
+    def __init__(self, rows, rowcount, committed=False):
         self.rows = rows
         self.rowcount = rowcount
+        self.committed = committed
 
     def get_all(self):
         return self.rows
@@ -107,7 +109,7 @@ def database_values(store, params):
     return list(_psycopg2_values(store._connection, params))
 
 
-def direct_execute(store, statement, params):
+def direct_execute(store, statement, params, alone=False):
     """``store.execute(statement, params)`` for a statement in psycopg2's
     form (``%s`` marks), sent on the store's PostgreSQL session without
     Storm's result, tracing and parameter passes: a `DirectResult`, the
@@ -115,7 +117,14 @@ def direct_execute(store, statement, params):
     disconnection handling as Storm's. None (nothing sent) when the
     statement must go through Storm: a tracer is installed (they see
     every statement), savepoints are pending, or the connection is not
-    plainly connected."""
+    plainly connected.
+
+    :param alone: when no transaction is open on the session (nothing
+        sent since the last COMMIT or ROLLBACK, the flush included), send
+        the statement without BEGIN: PostgreSQL commits it by itself, in
+        its one round trip (the result's ``committed``). The caller's
+        commit then has nothing to send.
+    """
     connection = store._connection
     if (tracer._tracers or connection.pending_savepoints
             or connection._state != STATE_CONNECTED or connection._blocked
@@ -129,10 +138,17 @@ def direct_execute(store, statement, params):
     if connection._event:
         connection._event.emit("register-transaction")
     cursor = raw._connection.cursor()
-    connection._check_disconnect(raw._execute, cursor, statement,
-                                 _psycopg2_values(connection, params))
+    values = _psycopg2_values(connection, params)
+    committed = alone and not raw.__dict__["in_transaction"]
+    if committed:
+        # psycopg2 is in autocommit mode: the statement commits itself.
+        connection._check_disconnect(raw._execute_alone, cursor, statement,
+                                     values)
+    else:
+        connection._check_disconnect(raw._execute, cursor, statement,
+                                     values)
     rows = cursor.fetchall() if cursor.description is not None else None
-    result = DirectResult(rows, cursor.rowcount)
+    result = DirectResult(rows, cursor.rowcount, committed)
     cursor.close()
     return result
 

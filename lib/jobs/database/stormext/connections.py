@@ -83,6 +83,12 @@ class BeginWithFirstStatement(QuickConnectionWrapper):
         return _call_wrapped(self._database, cursor.execute, statement,
                              params)
 
+    def _execute_alone(self, cursor, statement, params=None):
+        """Send `statement` with no BEGIN: outside a transaction,
+        PostgreSQL commits it by itself."""
+        return _call_wrapped(self._database, cursor.execute, statement,
+                             params)
+
     def _end(self, statement):
         if self.__dict__["in_transaction"]:
             self.__dict__["in_transaction"] = False

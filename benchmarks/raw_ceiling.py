@@ -29,20 +29,19 @@ The statements are the ones a runner sends, already prepared there too
 ``lock``    (group only) ``SELECT id, status, attempt_count,
             cancel_requested FROM job WHERE id = ANY($1) FOR NO KEY
             UPDATE``.
-``done``    the outcome, fenced on RUNNING and the attempt, as the
-            Storm tracer shows the framework's (2026-11-30): per job
-            `jobs.model.records.record`'s ``UPDATE job SET status =
-            COMPLETED, date_finished, lease_expires = NULL WHERE status =
-            RUNNING AND id IN ($1) AND (id, attempt_count) IN (VALUES
-            ($2, $3)) RETURNING ...``; per group `record_completed`'s
+``done``    (group only) the group's outcomes, fenced on RUNNING and
+            the attempt, as the Storm tracer shows the framework's
+            (2026-11-30): `jobs.model.records.record_completed`'s
             ``UPDATE ... FROM unnest($1, $2, ...)``.
 
 Shapes (the transactions the framework makes):
 
 ``per-job`` (``batch_size: 1``): ``claim(1); COMMIT`` once, then per job
-    ``BEGIN; done`` + ``claim(1)`` of the next job with its context row
-    (it rides on this job's commit) + ``COMMIT``: three round trips and
-    one commit a job.
+    one ``EXECUTE`` of the framework's completing claim
+    (`jobs.model.claimsql.completing_statement`: this job's outcome and
+    the claim of the next with its context row, in one statement) sent
+    outside a transaction, so that it commits by itself: one round trip
+    and one commit a job.
 ``group`` (``batch_size: 200``, ``group_commit: 200``): per 200 jobs
     ``BEGIN; claim(200); COMMIT``, then ``BEGIN; lock`` + ``done`` +
     ``COMMIT``.
@@ -66,15 +65,7 @@ PREPARE lock(integer[]) AS
 SELECT id, status, attempt_count, cancel_requested FROM job
 WHERE id = ANY($1::integer[]) FOR NO KEY UPDATE
 """
-DONE = {
-    "per-job": """
-PREPARE done AS
-UPDATE job SET status = {completed}, date_finished = {now},
-    lease_expires = NULL
-WHERE status = {running} AND id IN ($1)
-  AND (id, attempt_count) IN (VALUES (CAST($2 AS INTEGER),
-                                      CAST($3 AS INTEGER)))""" + RETURNING,
-    "group": """
+DONE = """
 PREPARE done AS
 UPDATE job SET status = {completed}, date_finished = {now},
     lease_expires = NULL, log = coalesce(given.log_tail, job.log),
@@ -84,8 +75,7 @@ FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[],
             $5::text[]) AS given(job_id, attempt, log_tail, progress_tree,
                                  returned)
 WHERE job.id = given.job_id AND job.attempt_count = given.attempt
-  AND job.status = {running}""" + RETURNING,
-}
+  AND job.status = {running}""" + RETURNING
 
 LIMITS = {"per-job": 1, "group": 200}
 LEASE_SECONDS = 60.0  # what the runner claims DoFooJob with (tracer)
@@ -94,38 +84,49 @@ LEASE_SECONDS = 60.0  # what the runner claims DoFooJob with (tracer)
 PRIORITY, JSON_DATA = 5, 12
 
 
-def framework_claim(database, limit):
+def framework_claim(database, limit, completing=False):
     """``(PREPARE text, parameters)`` of the framework's claim of `limit`
     ``DoFooJob`` jobs, built by the framework itself (so that the
     ceiling is its very statement), with this process's claimer in
-    ``claimed_by``'s place."""
+    ``claimed_by``'s place. `completing`: the claim that first records a
+    completion (named ``completing``), whose parameters are then
+    ``(head, tail)``: a completion's six values go between them."""
     import harness  # noqa: F401 (puts the checkout's lib on sys.path)
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
     from jobs.database.stormext import database_values
-    from jobs.model.claimsql import claim_statement
+    from jobs.model.claimsql import claim_statement, completing_statement
     from jobs.testing.foojob import DoFooJob
     connect("postgres:///%s" % database)
     try:
+        store = get_store()
         condition, tables = DoFooJob.jobCondition()
-        sql, before, after = claim_statement(
-            get_store(), condition, tables, limit, LEASE_SECONDS,
-            started=True, load=DoFooJob.claimLoad())
-        parameters = database_values(
-            get_store(), before + ["raw-ceiling"] + after)
+        arguments = (store, condition, tables, limit, LEASE_SECONDS, True,
+                     DoFooJob.claimLoad())
+        if completing:
+            sql, head, before, after = completing_statement(*arguments)
+            parameters = (database_values(store, head), database_values(
+                store, before + ["raw-ceiling"] + after))
+        else:
+            sql, before, after = claim_statement(*arguments)
+            parameters = database_values(
+                store, before + ["raw-ceiling"] + after)
     finally:
         disconnect()
-    return "PREPARE claim AS " + numbered(sql)[0], parameters
+    return "PREPARE %s AS %s" % ("completing" if completing else "claim",
+                                 numbered(sql)[0]), parameters
 
 
-def prepare(connection, shape, claim_sql):
+def prepare(connection, shape, claim_sql, completing_sql):
     names = dict(running=RUNNING, completed=COMPLETED, now=NOW)
     with connection.cursor() as cursor:
         cursor.execute(claim_sql)
-        cursor.execute(LOCK)
-        cursor.execute(DONE[shape].format(**names))
+        if shape == "group":
+            cursor.execute(LOCK)
+            cursor.execute(DONE.format(**names))
+        else:
+            cursor.execute(completing_sql)
     connection.commit()
-    connection.autocommit = True  # BEGIN goes with the first statement
 
 
 def claim(cursor, parameters, begin=""):
@@ -142,24 +143,27 @@ def run_job(row):
     return data.get("return_") if isinstance(data, dict) else None
 
 
-def drain_per_job(connection, parameters):
+def drain_per_job(connection, parameters, completing):
     done = 0
     cursor = connection.cursor()
     claimed = claim(cursor, parameters, "BEGIN; ")
     cursor.execute("COMMIT")
+    head, tail = completing
+    execute = "EXECUTE completing(%s)" % ", ".join(
+        ["%s"] * (len(head) + 6 + len(tail)))
     while claimed:
         row, = claimed
         run_job(row)
-        cursor.execute("BEGIN; EXECUTE done(%s, %s, %s)",
-                       (row[0], row[0], row[1]))
-        done += cursor.rowcount
-        # The next job, on this job's commit.
-        claimed = claim(cursor, parameters)
-        cursor.execute("COMMIT")
+        # This job's outcome and the next claim: a transaction of its own.
+        cursor.execute(execute, head + [None, None, None, row[0], row[0],
+                                        row[1]] + tail)
+        rows = cursor.fetchall()
+        done += rows[0][0]
+        claimed = [row[1:] for row in rows if row[1] is not None]
     return done
 
 
-def drain_group(connection, parameters):
+def drain_group(connection, parameters, completing):
     done = 0
     cursor = connection.cursor()
     limit = LIMITS["group"]
@@ -187,11 +191,13 @@ def drain_group(connection, parameters):
 DRAIN = {"per-job": drain_per_job, "group": drain_group}
 
 
-def consumer(database, shape, claim_sql, parameters, barrier, results):
+def consumer(database, shape, claims, barrier, results):
+    (claim_sql, parameters), (completing_sql, completing) = claims
     connection = psycopg2.connect(dbname=database)
-    prepare(connection, shape, claim_sql)
+    prepare(connection, shape, claim_sql, completing_sql)
+    connection.autocommit = True  # BEGIN goes with the first statement
     barrier.wait()
-    results.put(DRAIN[shape](connection, parameters))
+    results.put(DRAIN[shape](connection, parameters, completing))
     connection.close()
 
 
@@ -204,13 +210,14 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.processes < 1:
         parser.error("--processes must be at least 1")
-    claim_sql, parameters = framework_claim(options.database,
-                                            LIMITS[options.shape])
+    limit = LIMITS[options.shape]
+    claims = (framework_claim(options.database, limit),
+              framework_claim(options.database, limit, completing=True))
     barrier = multiprocessing.Barrier(options.processes + 1)
     results = multiprocessing.Queue()
     workers = [multiprocessing.Process(
-        target=consumer, args=(options.database, options.shape, claim_sql,
-                               parameters, barrier, results))
+        target=consumer, args=(options.database, options.shape, claims,
+                               barrier, results))
         for _ in range(options.processes)]
     for worker in workers:
         worker.start()

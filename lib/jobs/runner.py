@@ -219,22 +219,25 @@ class JobRunner(Execution):
                                             self.tally, self.claim_limits,
                                             completing)]
         if batch and not started:
-            self._mark(batch[0])
+            batch[0].start_marked = claims.mark_started(
+                get_store(), batch[0].job_id, batch[0].number)
         return batch
-
-    def _mark(self, attempt):
-        """Record `attempt`'s start in the current transaction (which
-        commits before the job runs)."""
-        attempt.start_marked = claims.mark_started(
-            get_store(), attempt.job_id, attempt.number)
 
     def _mark_next(self, attempt):
         """The outcome transaction of a batch's job also records the
         start of the next: one commit a job, and every attempt's start on
-        record before it runs."""
+        record before it runs. (The attempt counts as marked once that
+        commit succeeded; `completing`: as `_claim_ahead`'s.)"""
         def mark(completing=None):
-            if not attempt.start_marked:
-                self._mark(attempt)
+            if attempt.start_marked:
+                return None
+            marked = claims.mark_started(get_store(), attempt.job_id,
+                                         attempt.number, completing)
+
+            def committed():
+                attempt.start_marked = marked
+
+            return committed
         return mark
 
     def _watch(self, batch):

@@ -165,3 +165,43 @@ class TestCompletingClaim(DatabaseTestCase):
         self.assertEqual(["in transaction", "COMMIT"]
                          + ["in transaction", "COMMIT"] * 2, sent[:])
         self.assertEqual([(S.COMPLETED, 1)] * 2, self.rows(jobs))
+
+    def test_in_a_batch_each_outcome_carries_the_next_jobs_start(self):
+        self.warm_up_batch()
+        jobs = self.make_jobs(3)
+        sent = self.sent()
+        self.assertEqual(3, runner(self.logger, batch_size=3).runAll())
+        # The claim and the first start, committed; each outcome with the
+        # next start (the last with the next claim, which finds none).
+        self.assertEqual(["in transaction", "in transaction", "COMMIT",
+                          "alone", "alone", "alone"], sent[:])
+        self.assertEqual([(S.COMPLETED, 1)] * 3, self.rows(jobs))
+
+    def test_a_start_undone_with_a_refused_outcome_is_recorded_again(self):
+        # The first job's outcome is refused (it was taken over while it
+        # ran, and it sent SQL: its transaction is rolled back, with the
+        # start of the next job recorded in it): the next job's start is
+        # recorded again before it runs.
+        self.warm_up_batch()
+        taken, other = self.make_jobs(2, sql="SELECT 1")
+        taken_id = taken.job_id
+        dsn = dsn_of(get_store().get_database())
+        real_run = FooJobDerived.run
+
+        def run(job):
+            if job.attempt.job_id == taken_id:
+                with psycopg2.connect(dsn) as connection:
+                    connection.cursor().execute(
+                        "UPDATE job SET attempt_count = attempt_count + 1,"
+                        " claimed_by = 'other' WHERE id = %s", (taken_id,))
+            return real_run(job)
+
+        self.patch(FooJobDerived, "run", run)
+        self.assertEqual(2, runner(self.logger, batch_size=2).runAll())
+        self.assertEqual([(S.RUNNING, 2), (S.COMPLETED, 1)],
+                         self.rows([taken, other]))
+        self.assertIsNotNone(other.job.date_started)
+
+    def warm_up_batch(self):
+        self.make_jobs(3)
+        self.assertEqual(3, runner(self.logger, batch_size=3).runAll())

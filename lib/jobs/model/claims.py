@@ -37,6 +37,7 @@ from jobs.database.stormext import (
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
+from jobs.model import records
 from jobs.model.claimsql import (
     claim_sets, claim_statement, completing_statement)
 from jobs.model.job import Job, ready_kinds
@@ -178,9 +179,7 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
         return prepared.execute(store, sql, parameters).get_all()
     result = prepared.execute(store, sql, head + completing.values()
                               + parameters, alone=True)
-    rows = result.get_all()
-    completing.committed = getattr(result, "committed", False)
-    completing.recorded = bool(rows[0][0])
+    rows = completing.took(result)
     return [row[1:] for row in rows if row[1] is not None]
 
 
@@ -220,7 +219,7 @@ def claim_rows(store, rows, lease_seconds, started):
     return claimed
 
 
-def mark_started(store, job_id, attempt):
+def mark_started(store, job_id, attempt, completing=None):
     """Record that attempt `attempt` of job `job_id` starts now: from
     here on the attempt counts (a runner that dies leaves it charged).
 
@@ -228,15 +227,25 @@ def mark_started(store, job_id, attempt):
     claim (one froze, the other took it over), exactly one marks it, and
     only that one may run it.
 
+    :param completing: a `jobs.model.records.Completion` to record in the
+        same statement (PostgreSQL; see `claim`'s).
     :return: True if this caller marked it. Leaves the transaction to the
         caller, who commits before the job runs.
     """
     now, parameters = now_sql(store)
     where, where_parameters = fenced([(job_id, attempt)])
-    return prepared.execute(
-        store, "UPDATE job SET date_started = %s WHERE %s AND date_started"
-        " IS NULL" % (now, where), parameters + where_parameters
-    ).rowcount == 1
+    sql = "UPDATE job SET date_started = %s WHERE %s AND date_started" \
+        " IS NULL" % (now, where)
+    if completing is None or not dialect(store).returning:
+        return prepared.execute(
+            store, sql, parameters + where_parameters).rowcount == 1
+    done, head = records.Completion.update(store)
+    result = prepared.execute(
+        store, "WITH completed AS (%s), marked AS (%s RETURNING 1) SELECT"
+        " (SELECT count(*) FROM completed), (SELECT count(*) FROM marked)"
+        % (done, sql), head + completing.values() + parameters
+        + where_parameters, alone=True)
+    return completing.took(result)[0][1] == 1
 
 
 def hold_on_session(store, job_id, attempt):

@@ -138,6 +138,15 @@ class Completion:
         return [self.log, self.progress, self.result, self.job_id,
                 self.job_id, self.attempt]
 
+    def took(self, result):
+        """Read what the statement that carried this completion did: its
+        `result`'s rows, the first column of the first saying how many
+        were recorded (1 or 0). Return the rows."""
+        rows = result.get_all()
+        self.recorded = bool(rows[0][0])
+        self.committed = getattr(result, "committed", False)
+        return rows
+
 
 def record_completed(store, outcomes, made_ready=None):
     """Record COMPLETED for several attempts in one statement a chunk.

@@ -180,13 +180,16 @@ class OutcomeRecorder:
             (self.completed_jobs if completed
              else self.incomplete_jobs).append(job)
 
-    def commit_group(self):
+    def commit_group(self, before_commit=None):
         """Record the group's deferred outcomes in one statement, commit.
 
         The runner locked the group's rows, so no outcome can be refused;
         if one is all the same, the group's work is rolled back and its
         jobs run again once their leases expire (at least once, as after
         a crash).
+
+        :param before_commit: as `record_outcome`'s (the next claim rides
+            on the group's commit), not handed a completion.
         """
         forget_dead_objects(get_store())
         deferred, self.deferred = self.deferred, []
@@ -200,7 +203,10 @@ class OutcomeRecorder:
                 " back; its jobs run again when their leases expire.",
                 len(deferred))
             return
+        committed = before_commit() if before_commit is not None else None
         transaction.commit()
+        if committed is not None:
+            committed()
 
     def file_oops(self, job, error, log_tail=None):
         """Write the OOPS report of `job`'s failure with `error`; return

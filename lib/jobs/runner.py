@@ -287,6 +287,9 @@ class JobRunner(Execution):
     def _run_batch(self, batch):
         """Run a claimed, committed batch."""
         jobs = {}
+        # A full batch is followed by another claim, made with its last
+        # outcome (or group): one commit publishes both.
+        full = len(batch) >= self._limit
         if self.group_size:
             batch = self._lock_group(batch)
             jobs = self._load(batch)
@@ -298,8 +301,7 @@ class JobRunner(Execution):
                 self._release(batch[index:])
                 return
             self._unstarted = (batch, index)
-            ahead = (index == last and not self.group_size
-                     and len(batch) >= self._limit)
+            ahead = index == last and not self.group_size and full
             job = jobs.pop(attempt.job_id, None) if self.group_size \
                 else self._load([attempt]).get(attempt.job_id)
             if job is None:
@@ -317,12 +319,13 @@ class JobRunner(Execution):
             self.runAttempt(job, attempt, before_commit=before_commit)
             self.forget(job)
             in_group += 1
-            if self.group_size and in_group >= self.group_size:
+            if self.group_size and in_group >= self.group_size \
+                    and index < last:
                 self.commit_group()
                 in_group = 0
         self._unstarted = None
         if self.group_size:
-            self.commit_group()
+            self.commit_group(self._claim_ahead if full else None)
 
     def _lock_group(self, batch):
         """Lock the batch's rows for the group's transaction; drop the

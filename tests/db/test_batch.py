@@ -316,6 +316,17 @@ class TestBatches(DatabaseTestCase):
         # one claim commit, one per group of five
         self.assertEqual(3, len(commits))
 
+    def test_a_full_groups_commit_claims_the_next_group(self):
+        jobs = self.make_jobs([{}] * 4)
+        commits = self.useFixture(CommitCounterFixture()).commits
+        runner(self.logger, batch_size=2, group_commit=2).runAll()
+        # The first claim; the first group's outcomes with the claim of
+        # the second; the second's with a claim that finds none.
+        self.assertEqual(3, len(commits))
+        self.store.invalidate()
+        self.assertEqual([(JobStatus.COMPLETED, 1)] * 4,
+                         [(job.status, job.attempt_count) for job in jobs])
+
     def test_per_job_commit_claims_the_next_job_with_each_outcome(self):
         jobs = self.make_jobs([{}] * 5)
         commits = self.useFixture(CommitCounterFixture()).commits

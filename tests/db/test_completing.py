@@ -75,11 +75,34 @@ class TestCompletingClaim(DatabaseTestCase):
         self.store.invalidate()
         return [(job.job.status, job.job.attempt_count) for job in jobs]
 
+    def taken_over_while_running(self, taken):
+        """Another runner takes `taken` over while it runs (a new
+        attempt, as after its lease ran out)."""
+        taken_id = taken.job_id
+        dsn = dsn_of(get_store().get_database())
+        real_run = FooJobDerived.run
+
+        def run(job):
+            if job.attempt.job_id == taken_id:
+                with psycopg2.connect(dsn) as connection:
+                    connection.cursor().execute(
+                        "UPDATE job SET attempt_count = attempt_count + 1,"
+                        " claimed_by = 'other' WHERE id = %s", (taken_id,))
+            return real_run(job)
+
+        self.patch(FooJobDerived, "run", run)
+
     def warm_up(self):
         """Prepare the run's statements on this session (a PREPARE opens
         a transaction of its own)."""
         self.make_jobs(2)
         self.assertEqual(2, runner(self.logger).runAll())
+
+    def warm_up_batch(self):
+        """The same for batches (the statement that records a start with
+        an outcome)."""
+        self.make_jobs(3)
+        self.assertEqual(3, runner(self.logger, batch_size=3).runAll())
 
     def test_jobs_that_send_no_sql_cost_one_statement_each_and_no_commit(self):
         self.warm_up()
@@ -132,19 +155,7 @@ class TestCompletingClaim(DatabaseTestCase):
         # claimed by the same statement (committed by itself), is run.
         self.warm_up()
         taken, other = self.make_jobs(2)
-        taken_id = taken.job_id
-        dsn = dsn_of(get_store().get_database())
-        real_run = FooJobDerived.run
-
-        def run(job):
-            if job.attempt.job_id == taken_id:
-                with psycopg2.connect(dsn) as connection:
-                    connection.cursor().execute(
-                        "UPDATE job SET attempt_count = attempt_count + 1,"
-                        " claimed_by = 'other' WHERE id = %s", (taken_id,))
-            return real_run(job)
-
-        self.patch(FooJobDerived, "run", run)
+        self.taken_over_while_running(taken)
         sent = self.sent()
         self.assertEqual(2, runner(self.logger).runAll())
         # The first job's outcome with the next claim, committed by
@@ -184,24 +195,8 @@ class TestCompletingClaim(DatabaseTestCase):
         # recorded again before it runs.
         self.warm_up_batch()
         taken, other = self.make_jobs(2, sql="SELECT 1")
-        taken_id = taken.job_id
-        dsn = dsn_of(get_store().get_database())
-        real_run = FooJobDerived.run
-
-        def run(job):
-            if job.attempt.job_id == taken_id:
-                with psycopg2.connect(dsn) as connection:
-                    connection.cursor().execute(
-                        "UPDATE job SET attempt_count = attempt_count + 1,"
-                        " claimed_by = 'other' WHERE id = %s", (taken_id,))
-            return real_run(job)
-
-        self.patch(FooJobDerived, "run", run)
+        self.taken_over_while_running(taken)
         self.assertEqual(2, runner(self.logger, batch_size=2).runAll())
         self.assertEqual([(S.RUNNING, 2), (S.COMPLETED, 1)],
                          self.rows([taken, other]))
         self.assertIsNotNone(other.job.date_started)
-
-    def warm_up_batch(self):
-        self.make_jobs(3)
-        self.assertEqual(3, runner(self.logger, batch_size=3).runAll())

@@ -42,9 +42,9 @@ Shapes (the transactions the framework makes):
     the claim of the next with its context row, in one statement) sent
     outside a transaction, so that it commits by itself: one round trip
     and one commit a job.
-``group`` (``batch_size: 200``, ``group_commit: 200``): per 200 jobs
-    ``BEGIN; claim(200); COMMIT``, then ``BEGIN; lock`` + ``done`` +
-    ``COMMIT``.
+``group`` (``batch_size: 200``, ``group_commit: 200``): ``claim(200);
+    COMMIT`` once, then per 200 jobs ``BEGIN; lock`` + ``done`` + the
+    next ``claim(200)`` (it rides on this group's commit) + ``COMMIT``.
 """
 
 import argparse
@@ -167,11 +167,9 @@ def drain_group(connection, parameters, completing):
     done = 0
     cursor = connection.cursor()
     limit = LIMITS["group"]
-    while True:
-        claimed = claim(cursor, parameters, "BEGIN; ")
-        cursor.execute("COMMIT")
-        if not claimed:
-            break
+    claimed = claim(cursor, parameters, "BEGIN; ")
+    cursor.execute("COMMIT")
+    while claimed:
         ids = [row[0] for row in claimed]
         cursor.execute("BEGIN; EXECUTE lock(%s)", (ids,))
         cursor.fetchall()
@@ -182,9 +180,10 @@ def drain_group(connection, parameters, completing):
                        (ids, [row[1] for row in claimed], nothing, nothing,
                         nothing))
         done += cursor.rowcount
+        # A full group's commit publishes the next claim too.
+        full = len(claimed) >= limit
+        claimed = claim(cursor, parameters) if full else []
         cursor.execute("COMMIT")
-        if len(claimed) < limit:
-            break
     return done
 
 

@@ -38,6 +38,7 @@ from jobs.metrics.tally import tally_for
 from jobs.model import claims, lean, records
 from jobs.outcome import (
     CANCEL,
+    DEFAULT_POLICY,
     FAIL,
     STALE,
     ErrorPolicy,
@@ -49,6 +50,8 @@ from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
 
 # The runner's line before each job (`jobs.log.RepeatedLine`).
 RUNNING_LINE = "Running %s, attempt %d"
+# `Execution.limits` of a runner that sets none (one context, reused).
+_NO_LIMITS = contextlib.nullcontext()
 
 
 class Execution(OutcomeRecorder):
@@ -191,13 +194,14 @@ class Execution(OutcomeRecorder):
 
     def _before_start(self, job, attempt):
         """The outcome of an attempt that must not run, or None."""
-        store = get_store()
-        if not dialect(store).concurrent_writes and not attempt.row_locked:
+        if not attempt.row_locked and not dialect(
+                get_store()).concurrent_writes:
             # SQLite: renew the lease in the job's own transaction, which
             # holds the write lock from now on: no one can take the job
             # until its outcome is committed.
-            found = records.renew(store, [(attempt.job_id, attempt.number)],
-                                 attempt.lease_seconds)
+            found = records.renew(get_store(),
+                                  [(attempt.job_id, attempt.number)],
+                                  attempt.lease_seconds)
             _, current, cancel = found.get(attempt.job_id, (0, 0, 0))
             if not current:
                 return STALE.because(StaleJob(
@@ -219,7 +223,7 @@ class Execution(OutcomeRecorder):
             # The start must be on record before the job runs: from then on
             # the attempt counts, even if this runner dies.
             attempt.start_marked = claims.mark_started(
-                store, attempt.job_id, attempt.number)
+                get_store(), attempt.job_id, attempt.number)
             if not attempt.start_marked:
                 return STALE.because(StaleJob(
                     "Job %d: another runner took attempt %d over before it"
@@ -291,7 +295,7 @@ class Execution(OutcomeRecorder):
     def limits(self, attempt):
         """A context manager around the job's code (a process runner's
         child enforces its time and memory limits there)."""
-        return contextlib.nullcontext()
+        return _NO_LIMITS
 
     def _misused(self, job, attempt, misuse, error):
         """The job ended (or closed) the transaction it was given: it fails
@@ -344,7 +348,7 @@ class Execution(OutcomeRecorder):
     def decide(self, job, attempt, error):
         """The policy's outcome of `attempt` of `job` ending with `error`
         (None: run() returned)."""
-        policy = ErrorPolicy()
+        policy = DEFAULT_POLICY
         if error is not None:
             try:
                 policy = ErrorPolicy.of(job, self.requeue_error_types)
@@ -361,11 +365,13 @@ class Execution(OutcomeRecorder):
         and every flush re-serializes each cached JSON value to detect
         changes: in a group of N jobs that is N^2 work.
         """
-        store = get_store()
+        store = None
         for obj in (lean.storm_object(getattr(job, "context", None)),
                     job.__dict__.get("_job_row")):
-            if obj is not None and Store.of(obj) is store:
-                forget_object(store, obj)
+            if obj is not None:
+                store = store or get_store()
+                if Store.of(obj) is store:
+                    forget_object(store, obj)
         if not self.group_commit:
-            forget_dead_objects(store)
+            forget_dead_objects(store or get_store())
 

@@ -34,6 +34,7 @@ is reported like any other failure.
 __all__ = [
     "CANCEL",
     "COMPLETE",
+    "DEFAULT_POLICY",
     "ErrorPolicy",
     "FAIL",
     "Outcome",
@@ -135,6 +136,11 @@ class ErrorPolicy:
                    job.retry_delay, tuple(requeue_error_types),
                    getattr(job, "transient_retry_delay",
                            cls.transient_retry_delay))
+
+
+# The policy of a job whose error types are not asked for (its run()
+# returned): the defaults.
+DEFAULT_POLICY = ErrorPolicy()
 
 
 # SQLSTATEs of errors that say "run it again" rather than "it is broken":

@@ -33,7 +33,8 @@ from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect, prepared
 from jobs.database.stormext import (
-    compile_expr, database_values, invalidate, session_of)
+    compile_expr, database_values, invalidate, raw_session_state,
+    session_of)
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
 from jobs.model.fencing import now as now_sql
@@ -145,8 +146,18 @@ _CLAIMED_WIDTH = 8
 
 
 def claimer(store):
-    """``<host>:<pid>/<session>``: who claims, for ``job.claimed_by``."""
-    return "%s:%d/%s" % (_HOST, os.getpid(), session_of(store))
+    """``<host>:<pid>/<session>``: who claims, for ``job.claimed_by``
+    (kept with the session's state, where there is one: a claim a job
+    asks for it)."""
+    pid = os.getpid()
+    state = raw_session_state(store)
+    if state is None:
+        return "%s:%d/%s" % (_HOST, pid, session_of(store))
+    known = state.get("claimer")
+    if known is None or known[0] != pid:
+        known = state["claimer"] = (
+            pid, "%s:%d/%s" % (_HOST, pid, session_of(store)))
+    return known[1]
 
 
 def _claim_returning(store, condition, tables, limit, lease_seconds,

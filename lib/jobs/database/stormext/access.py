@@ -133,7 +133,9 @@ def direct_execute(store, statement, params, alone=False):
     raw = connection._raw_connection
     if not isinstance(raw, BeginWithFirstStatement):
         return None
-    if store._implicit_flush_block_count == 0:
+    if store._implicit_flush_block_count == 0 and (store._dirty
+                                                   or store._alive):
+        # (A store that holds no object has nothing to flush.)
         store.flush()
     if connection._event:
         connection._event.emit("register-transaction")

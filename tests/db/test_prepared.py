@@ -11,7 +11,7 @@ from storm.tracer import install_tracer, remove_tracer
 from jobs.config import get_config
 from jobs.database import get_store, prepared
 from jobs.database.savepoint import Savepoint
-from jobs.database.stormext import dsn_of
+from jobs.database.stormext import BeginWithFirstStatement, dsn_of
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
 from jobs.model import claims
@@ -327,6 +327,47 @@ class TestDirectStatements(DatabaseTestCase):
              + [killer]])
         self.assertNotEqual(0, get_store().execute(
             "SELECT count(*) FROM pg_prepared_statements").get_one()[0])
+
+    def test_a_statement_sent_alone_on_a_lost_session_reconnects(self):
+        # A statement that would commit by itself joins no transaction;
+        # when its session is gone it joins after all, so that the abort
+        # rolls Storm's connection back and the next statement
+        # reconnects.
+        job_id = self.factory.makeDoFooJob().job_id
+        transaction.commit()
+        store = get_store()
+        update = "UPDATE job SET priority = 5 WHERE id = ?"
+        prepared.execute(store, update, [job_id])  # prepared on the session
+        backend = store.execute("SELECT pg_backend_pid()").get_one()[0]
+        transaction.commit()
+        other = psycopg2.connect(dsn_of(store.get_database()))
+        self.addCleanup(other.close)
+        other.autocommit = True
+        with other.cursor() as cursor:
+            cursor.execute("UPDATE job SET priority = 0 WHERE id = %s",
+                           (job_id,))
+            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        alone = []
+        real = BeginWithFirstStatement._execute_alone
+
+        def execute_alone(connection, *args):
+            alone.append(args[1])
+            return real(connection, *args)
+
+        self.patch(BeginWithFirstStatement, "_execute_alone", execute_alone)
+        self.assertRaises(DisconnectionError, prepared.execute, store,
+                          update, [job_id], alone=True)
+        self.assertEqual(1, len(alone))  # sent outside a transaction
+        transaction.abort()
+        # (On the new session the statement is prepared first, in a
+        # transaction, which the statement then joins.)
+        self.assertEqual(1, prepared.execute(
+            store, update, [job_id], alone=True).rowcount)
+        transaction.commit()
+        self.assertNotEqual(
+            backend, store.execute("SELECT pg_backend_pid()").get_one()[0])
+        self.assertEqual([(5,)], store.execute(
+            "SELECT priority FROM job WHERE id = ?", (job_id,)).get_all())
 
     def test_a_lost_session_is_a_disconnection_then_a_new_session(self):
         job_id = self.factory.makeDoFooJob().job_id

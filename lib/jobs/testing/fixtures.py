@@ -163,7 +163,9 @@ class CapturedOopsFixture(fixtures.Fixture):
 
 
 class CommitCounterFixture(fixtures.Fixture):
-    """Counts the database commits made while in use (Storm store commits).
+    """Counts the database commits made while in use: Storm store commits,
+    and the runner's statements that committed by themselves (sent
+    outside a transaction: `jobs.database.prepared.execute`'s `alone`).
 
     :ivar commits: one entry (the store) per commit.
     """
@@ -172,16 +174,26 @@ class CommitCounterFixture(fixtures.Fixture):
 
     def _setUp(self) -> None:
         from storm.store import Store
+        from jobs.database import prepared
         self.commits = []
         original = Store.commit
+        direct = prepared.direct_execute
         commits = self.commits
 
         def counting_commit(store: Any) -> Any:
             commits.append(store)
             return original(store)
 
+        def counting_direct(store: Any, *args: Any) -> Any:
+            result = direct(store, *args)
+            if result is not None and result.committed:
+                commits.append(store)
+            return result
+
         self.useFixture(fixtures.MonkeyPatch(
             "storm.store.Store.commit", counting_commit))
+        self.useFixture(fixtures.MonkeyPatch(
+            "jobs.database.prepared.direct_execute", counting_direct))
 
 
 class FrozenClockFixture(fixtures.Fixture):

@@ -122,8 +122,9 @@ def direct_execute(store, statement, params, alone=False):
     :param alone: when no transaction is open on the session (nothing
         sent since the last COMMIT or ROLLBACK, the flush included), send
         the statement without BEGIN: PostgreSQL commits it by itself, in
-        its one round trip (the result's ``committed``). The caller's
-        commit then has nothing to send.
+        its one round trip (the result's ``committed``), and the store
+        does not join the transaction for it: the caller's commit has
+        nothing of the store's to do.
     """
     connection = store._connection
     if (tracer._tracers or connection.pending_savepoints
@@ -137,15 +138,27 @@ def direct_execute(store, statement, params, alone=False):
                                                    or store._alive):
         # (A store that holds no object has nothing to flush.)
         store.flush()
-    if connection._event:
-        connection._event.emit("register-transaction")
+    committed = alone and not raw.__dict__["in_transaction"]
+    if not committed:
+        _join(connection)
     cursor = raw._connection.cursor()
     values = _psycopg2_values(connection, params)
-    committed = alone and not raw.__dict__["in_transaction"]
     if committed:
         # psycopg2 is in autocommit mode: the statement commits itself.
-        connection._check_disconnect(raw._execute_alone, cursor, statement,
-                                     values)
+        # The store does not join the transaction for it (that commit
+        # would have nothing to send: about a tenth of a job committed
+        # on its own's client CPU); if it fails, it joins, so that the
+        # abort that follows rolls Storm's connection back (and Storm
+        # reconnects after a lost connection).
+        try:
+            connection._check_disconnect(raw._execute_alone, cursor,
+                                         statement, values)
+        except BaseException:
+            _join(connection)
+            raise
+        # What a commit does to the store's objects (the next statement
+        # opens a new transaction).
+        invalidate(store)
     else:
         connection._check_disconnect(raw._execute, cursor, statement,
                                      values)
@@ -153,6 +166,13 @@ def direct_execute(store, statement, params, alone=False):
     result = DirectResult(rows, cursor.rowcount, committed)
     cursor.close()
     return result
+
+
+def _join(connection):
+    """Join the connection's store to the current transaction, as Storm
+    does before each statement."""
+    if connection._event:
+        connection._event.emit("register-transaction")
 
 
 def socket_fileno(store):

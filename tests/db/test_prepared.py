@@ -328,6 +328,20 @@ class TestDirectStatements(DatabaseTestCase):
         self.assertNotEqual(0, get_store().execute(
             "SELECT count(*) FROM pg_prepared_statements").get_one()[0])
 
+    def end_session(self, store, *statements):
+        """Run `statements` on another connection, then end `store`'s
+        database session from there; return its backend's pid."""
+        backend = store.execute("SELECT pg_backend_pid()").get_one()[0]
+        transaction.commit()
+        other = psycopg2.connect(dsn_of(store.get_database()))
+        self.addCleanup(other.close)
+        other.autocommit = True
+        with other.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        return backend
+
     def test_a_statement_sent_alone_on_a_lost_session_reconnects(self):
         # A statement that would commit by itself joins no transaction;
         # when its session is gone it joins after all, so that the abort
@@ -338,15 +352,9 @@ class TestDirectStatements(DatabaseTestCase):
         store = get_store()
         update = "UPDATE job SET priority = 5 WHERE id = ?"
         prepared.execute(store, update, [job_id])  # prepared on the session
-        backend = store.execute("SELECT pg_backend_pid()").get_one()[0]
         transaction.commit()
-        other = psycopg2.connect(dsn_of(store.get_database()))
-        self.addCleanup(other.close)
-        other.autocommit = True
-        with other.cursor() as cursor:
-            cursor.execute("UPDATE job SET priority = 0 WHERE id = %s",
-                           (job_id,))
-            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        backend = self.end_session(
+            store, "UPDATE job SET priority = 0 WHERE id = %d" % job_id)
         alone = []
         real = BeginWithFirstStatement._execute_alone
 
@@ -375,13 +383,7 @@ class TestDirectStatements(DatabaseTestCase):
         store = get_store()
         self.select(store, [job_id])  # prepared on this session
         transaction.commit()
-        backend = store.execute("SELECT pg_backend_pid()").get_one()[0]
-        transaction.commit()
-        other = psycopg2.connect(dsn_of(store.get_database()))
-        self.addCleanup(other.close)
-        other.autocommit = True
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        backend = self.end_session(store)
         sent = self.count_direct()
         self.assertRaises(DisconnectionError, self.select, store,
                           [job_id])

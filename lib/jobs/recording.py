@@ -77,7 +77,7 @@ class OutcomeRecorder:
         if outcome.oops:
             report = self.file_oops(job, outcome.error, attempt.log_tail)
         result = attempt.result if outcome is COMPLETE else None
-        committed = None
+        adopt = None  # what before_commit returned
         if outcome is COMPLETE and self.group_commit:
             self.deferred.append(Deferred(
                 attempt.job_id, attempt.number, attempt.log_tail,
@@ -90,7 +90,7 @@ class OutcomeRecorder:
                 completion = records.Completion(
                     attempt.job_id, attempt.number, attempt.log_tail,
                     attempt.outcome_progress(), result)
-                committed = before_commit(completion)
+                adopt = before_commit(completion)
                 before_commit = None
             if (completion is None or not completion.recorded) and \
                     not records.record(
@@ -100,8 +100,8 @@ class OutcomeRecorder:
                         progress=attempt.outcome_progress(),
                         uncount=not attempt.started, result=result,
                         made_ready=self.made_ready):
-                if committed is not None and completion.committed:
-                    committed()  # the claim went through by itself
+                if adopt is not None and completion.committed:
+                    adopt()  # the claim went through by itself
                 return self._stale(job, attempt)
         attempt.recorded = True
         if self.heartbeat is not None:
@@ -112,10 +112,10 @@ class OutcomeRecorder:
                          report if outcome.oops else outcome.error)
         if not self.group_commit:
             if before_commit is not None:
-                committed = before_commit()
+                adopt = before_commit()
             transaction.commit()
-            if committed is not None:
-                committed()
+            if adopt is not None:
+                adopt()
         self._count(job, attempt, outcome)
 
     def _stale(self, job, attempt):
@@ -203,10 +203,10 @@ class OutcomeRecorder:
                 " back; its jobs run again when their leases expire.",
                 len(deferred))
             return
-        committed = before_commit() if before_commit is not None else None
+        adopt = before_commit() if before_commit is not None else None
         transaction.commit()
-        if committed is not None:
-            committed()
+        if adopt is not None:
+            adopt()
 
     def file_oops(self, job, error, log_tail=None):
         """Write the OOPS report of `job`'s failure with `error`; return

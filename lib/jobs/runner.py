@@ -253,8 +253,8 @@ class JobRunner(Execution):
         """Whether a job's COMPLETED outcome can be recorded by the
         statement that claims the next batch (`_claim_ahead`): on
         PostgreSQL, with no limits to keep, from a source whose claim
-        takes it."""
-        return (not self.group_size and self.claim_limits is None
+        takes it. (A group's outcomes are recorded by the group.)"""
+        return (self.claim_limits is None
                 and dialect(get_store()).returning
                 and takes_completion(self.source))
 

@@ -188,9 +188,7 @@ def _claim_returning(store, condition, tables, limit, lease_seconds,
     parameters = before + [claimer(store)] + after
     if completing is None:
         return prepared.execute(store, sql, parameters).get_all()
-    result = prepared.execute(store, sql, head + completing.values()
-                              + parameters, alone=True)
-    rows = completing.took(result)
+    rows = completing.carried(store, sql, head, parameters)
     return [row[1:] for row in rows if row[1] is not None]
 
 
@@ -251,12 +249,10 @@ def mark_started(store, job_id, attempt, completing=None):
         return prepared.execute(
             store, sql, parameters + where_parameters).rowcount == 1
     done, head = records.Completion.update(store)
-    result = prepared.execute(
+    return completing.carried(
         store, "WITH completed AS (%s), marked AS (%s RETURNING 1) SELECT"
         " (SELECT count(*) FROM completed), (SELECT count(*) FROM marked)"
-        % (done, sql), head + completing.values() + parameters
-        + where_parameters, alone=True)
-    return completing.took(result)[0][1] == 1
+        % (done, sql), head, parameters + where_parameters)[0][1] == 1
 
 
 def hold_on_session(store, job_id, attempt):

@@ -138,10 +138,14 @@ class Completion:
         return [self.log, self.progress, self.result, self.job_id,
                 self.job_id, self.attempt]
 
-    def took(self, result):
-        """Read what the statement that carried this completion did: its
-        `result`'s rows, the first column of the first saying how many
-        were recorded (1 or 0). Return the rows."""
+    def carried(self, store, sql, head, parameters):
+        """Send `sql`, a statement that begins with `update` (whose
+        parameters are `head`, then this completion's `values`, then
+        `parameters`), by itself when no transaction is open; note
+        whether it recorded this completion (the first column of its
+        first row: 1 or 0) and whether it committed. Return its rows."""
+        result = prepared.execute(store, sql, head + self.values()
+                                  + parameters, alone=True)
         rows = result.get_all()
         self.recorded = bool(rows[0][0])
         self.committed = getattr(result, "committed", False)

@@ -24,6 +24,8 @@ __all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
 
 import json
 import threading
+from json import encoder as json_encoder
+from json import scanner as json_scanner
 
 from storm.info import get_cls_info
 from storm.databases.postgres import JSONVariable as PostgresJSONVariable
@@ -109,11 +111,39 @@ def _variable_class(column):
 
 _loaders = {}
 
-# Storm's JSON parsing and serialization (``json.dumps(value,
-# ensure_ascii=False)``, without a new encoder per call) for its own JSON
-# columns: a job reads and settles its JSON with no Storm variable.
-_decode_json = json.loads
-_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+# Storm's JSON parsing and serialization (``json.loads(text)`` and
+# ``json.dumps(value, ensure_ascii=False)``) for its own JSON columns: a
+# job reads and settles its JSON with no Storm variable.
+_encoder = json.JSONEncoder(ensure_ascii=False)
+
+
+def _encode_json(value):
+    """``json.dumps(value, ensure_ascii=False)``: the C encoder that
+    `json.JSONEncoder.encode` makes, made here without its Python steps
+    (a third of its time on a small value; a µs a job in a group)."""
+    if _c_encoder is None:
+        return _encoder.encode(value)
+    return "".join(_c_encoder(
+        {}, _encoder.default, json_encoder.encode_basestring, None,
+        _encoder.key_separator, _encoder.item_separator, False, False,
+        True)(value, 0))
+
+
+_c_encoder = json_encoder.c_make_encoder
+_scan = json_scanner.make_scanner(json.JSONDecoder())
+
+
+def _decode_json(text):
+    """``json.loads(text)``: the scanner alone when `text` is one value
+    with nothing around it (as PostgreSQL prints a jsonb value); anything
+    else, errors included, as ``json.loads`` takes it."""
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        end = None
+    if end != len(text):
+        return json.loads(text)
+    return value
 _STORM_JSON_LOADS = (JSONVariable._loads, PostgresJSONVariable._loads)
 # An enumerated column's value not converted yet (`_Loader.items`).
 _UNREAD = object()
@@ -209,15 +239,18 @@ class LeanContext:
     Storm object of the row once anything else is asked of it (see the
     module's docstring)."""
 
-    __slots__ = ("_loader", "_row", "_convert", "_values", "_handed",
-                 "_orm")
+    # The columns read so far are in the instance's ``__dict__``: the
+    # next read of one is a plain attribute (no `__getattr__`, which
+    # Python calls only after a failed lookup has raised). It is emptied
+    # when the context becomes a Storm object.
+    __slots__ = ("_loader", "_row", "_convert", "_handed", "_orm",
+                 "__dict__")
 
     def __init__(self, loader, row, convert):
         setter = object.__setattr__
         setter(self, "_loader", loader)
         setter(self, "_row", row)
         setter(self, "_convert", convert)
-        setter(self, "_values", {})
         setter(self, "_handed", None)
         setter(self, "_orm", None)
         # JSON is read now, as Storm reads it: a value that is not JSON
@@ -231,9 +264,6 @@ class LeanContext:
             raise AttributeError(name)
         orm = self._orm
         if orm is None:
-            values = self._values
-            if name in values:
-                return values[name]
             position = self._loader.positions.get(name)
             if position is not None:
                 return self._read(name, position)
@@ -260,7 +290,7 @@ class LeanContext:
             value = items.get(raw, _UNREAD)
             if value is _UNREAD:
                 value = items[raw] = self._variable(position, raw).get()
-            self._values[name] = value
+            self.__dict__[name] = value
             return value
         if position in loader.plain_json and isinstance(raw, str):
             variable = None
@@ -268,7 +298,7 @@ class LeanContext:
         else:
             variable = self._variable(position, raw)
             value = variable.get()
-        self._values[name] = value
+        self.__dict__[name] = value
         if name in loader.mutable:
             # Changed in place later? `settle` compares with this: the
             # JSON text as read (`_Loader`), else the value serialized.
@@ -327,6 +357,8 @@ class LeanContext:
             # was claimed in leaves the next jobs a new one.
             orm = load_object(get_store(), self._loader.cls, row)
             object.__setattr__(self, "_orm", orm)
+            # From now on every attribute is the Storm object's.
+            self.__dict__.clear()
             for name, value in self._changed():
                 setattr(orm, name, value)
             object.__setattr__(self, "_handed", None)

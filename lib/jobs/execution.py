@@ -26,7 +26,7 @@ from jobs.attempt import Attempt
 from jobs.claiming import load_jobs
 from jobs.database import Savepoint, dialect, forget_dead_objects, get_store
 from jobs.database.store import forget_store
-from jobs.database.stormext import forget_object
+from jobs.database.stormext import flush_pending, forget_object
 from jobs.errors import StaleJob, TransactionMisuse
 from jobs.guard import TransactionGuard, guard_open, job_raised
 from jobs.heartbeat import SideConnection
@@ -273,7 +273,7 @@ class Execution(OutcomeRecorder):
                         # The job's pending ORM changes are its work: a
                         # failure to write them is the job's failure.
                         lean.settle(getattr(job, "context", None))
-                        store.flush()
+                        flush_pending(store)
                     attempt.result = result_text(job, value)
             except DisconnectionError:
                 raise

@@ -78,7 +78,8 @@ class OutcomeRecorder:
             report = self.file_oops(job, outcome.error, attempt.log_tail)
         result = attempt.result if outcome is COMPLETE else None
         adopt = None  # what before_commit returned
-        if outcome is COMPLETE and self.group_commit:
+        deferred = outcome is COMPLETE and self.group_commit
+        if deferred:
             self.deferred.append(Deferred(
                 attempt.job_id, attempt.number, attempt.log_tail,
                 attempt.outcome_progress(), result, type(job).__name__))
@@ -104,7 +105,9 @@ class OutcomeRecorder:
                     adopt()  # the claim went through by itself
                 return self._stale(job, attempt)
         attempt.recorded = True
-        if self.heartbeat is not None:
+        if self.heartbeat is not None and not deferred:
+            # (A group's recorded attempts are forgotten with the group:
+            # the heartbeat renews no recorded attempt.)
             self.heartbeat.forget([attempt])
         self._log_outcome(job, attempt, outcome, report)
         if outcome.notify is not None:

@@ -326,6 +326,8 @@ class JobRunner(Execution):
         self._unstarted = None
         if self.group_size:
             self.commit_group(self._claim_ahead if full else None)
+            if self.heartbeat is not None:
+                self.heartbeat.forget(batch)
 
     def _lock_group(self, batch):
         """Lock the batch's rows for the group's transaction; drop the

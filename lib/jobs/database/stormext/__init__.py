@@ -16,7 +16,7 @@ __all__ = [
     "BeginWithFirstStatement", "DirectResult", "JobsPostgres",
     "JobsPostgresConnection", "JobsSQLite", "PRIVATE_NAMES",
     "SESSION_SETTINGS", "compile_expr", "connection_of", "database_values",
-    "direct_execute", "discard_object_changes", "dsn_of",
+    "direct_execute", "discard_object_changes", "dsn_of", "flush_pending",
     "forget_dead_objects", "forget_object", "invalidate", "load_object",
     "raw_session_state", "reload_columns", "result_class", "session_of",
     "socket_fileno", "transaction_ends",
@@ -24,10 +24,10 @@ __all__ = [
 
 from jobs.database.stormext.access import (
     DirectResult, compile_expr, connection_of, database_values,
-    direct_execute, discard_object_changes, dsn_of, forget_dead_objects,
-    forget_object, invalidate, load_object, raw_session_state,
-    reload_columns, result_class, session_of, socket_fileno,
-    transaction_ends)
+    direct_execute, discard_object_changes, dsn_of, flush_pending,
+    forget_dead_objects, forget_object, invalidate, load_object,
+    raw_session_state, reload_columns, result_class, session_of,
+    socket_fileno, transaction_ends)
 from jobs.database.stormext.connections import (
     SESSION_SETTINGS, BeginWithFirstStatement, JobsPostgres,
     JobsPostgresConnection, JobsSQLite)

@@ -15,7 +15,7 @@ from jobs.database.stormext.connections import (
 
 __all__ = [
     "DirectResult", "compile_expr", "connection_of", "database_values",
-    "direct_execute", "discard_object_changes", "dsn_of",
+    "direct_execute", "discard_object_changes", "dsn_of", "flush_pending",
     "forget_dead_objects", "forget_object", "invalidate", "load_object",
     "raw_session_state", "reload_columns", "result_class", "session_of",
     "socket_fileno", "transaction_ends",
@@ -134,10 +134,8 @@ def direct_execute(store, statement, params, alone=False):
     raw = connection._raw_connection
     if not isinstance(raw, BeginWithFirstStatement):
         return None
-    if store._implicit_flush_block_count == 0 and (store._dirty
-                                                   or store._alive):
-        # (A store that holds no object has nothing to flush.)
-        store.flush()
+    if store._implicit_flush_block_count == 0:
+        flush_pending(store)
     committed = alone and not raw.__dict__["in_transaction"]
     if not committed:
         _join(connection)
@@ -205,6 +203,15 @@ def forget_object(store, obj):
     """Drop `obj` from `store`'s strong cache: once nothing else refers
     to it, it dies (a finished job's objects, in a long transaction)."""
     store._cache.remove(get_obj_info(obj))
+
+
+def flush_pending(store):
+    """``store.flush()``, skipped when the store holds no object: it then
+    has nothing to write (no new or changed object, no JSON value to look
+    at), and Storm's flush would still walk its hooks (a group's job that
+    never touched the ORM)."""
+    if store._dirty or store._alive:
+        store.flush()
 
 
 def forget_dead_objects(store):

@@ -146,6 +146,34 @@ class TestLeanContexts(DatabaseTestCase):
         self.assertEqual({"n": 1.5, "l": [1, 2, 3]},
                          DoFooJob.get(job_id).context.json_data)
 
+    def test_a_json_value_made_to_hold_itself_fails_as_storm_fails(self):
+        # The settling check does not look for cycles: the value is
+        # handed to Storm, whose own error says what is wrong.
+        [job_id] = self.make_jobs(1)
+        [job] = self.load([job_id])
+        job.context.json_data["self"] = job.context.json_data
+        settle(job.context)
+        self.assertIsNotNone(storm_object(job.context))
+        error = self.assertRaises(ValueError, get_store().flush)
+        self.assertIn("Circular reference", str(error))
+
+    def test_columns_read_are_plain_attributes_until_the_orm_is_built(self):
+        [job_id] = self.make_jobs(1, note="x")
+        [job] = self.load([job_id])
+        context = job.context
+        # The JSON and the job type were read with the row; the rest
+        # when first asked for.
+        self.assertTrue({"json_data", "job_type"} <= set(vars(context)))
+        self.assertNotIn("foo_id", vars(context))
+        foo_id = context.foo_id
+        self.assertIsInstance(foo_id, int)
+        self.assertIn("foo_id", vars(context))
+        context.storm_object()
+        # From then on, everything is the Storm object's.
+        self.assertEqual({}, vars(context))
+        self.assertEqual(foo_id, context.foo_id)
+        self.assertEqual(foo_id, context.foo.id)
+
     def test_a_change_in_place_is_carried_over_to_the_orm(self):
         [job_id] = self.make_jobs(1, note="x")
         [job] = self.load([job_id])

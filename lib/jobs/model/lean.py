@@ -76,6 +76,11 @@ class _Loader:
         # Storm's own JSON columns: their text is parsed with no variable.
         self.plain_json = {index for index, column in enumerate(self.columns)
                            if _plain_json(_variable_class(column))}
+        # Read when the row is: the JSON values (see `LeanContext`), and
+        # the enumerated ones (the job type, which makes the job).
+        self.eager = [(name, position) for name, position
+                      in sorted(self.positions.items(), key=lambda p: p[1])
+                      if name in self.mutable or position in self.items]
 
     def variable(self, position):
         """A Storm variable of the column at `position` to convert a value
@@ -119,17 +124,18 @@ _encoder = json.JSONEncoder(ensure_ascii=False)
 
 def _encode_json(value):
     """``json.dumps(value, ensure_ascii=False)``: the C encoder that
-    `json.JSONEncoder.encode` makes, made here without its Python steps
-    (a third of its time on a small value; a µs a job in a group)."""
+    `json.JSONEncoder.encode` makes, made once here, without its Python
+    steps around it (a µs a job in a group). It does not look for
+    circular references: a value that holds itself raises RecursionError
+    here, and then Storm's own error when it is written."""
     if _c_encoder is None:
         return _encoder.encode(value)
-    return "".join(_c_encoder(
-        {}, _encoder.default, json_encoder.encode_basestring, None,
-        _encoder.key_separator, _encoder.item_separator, False, False,
-        True)(value, 0))
+    return "".join(_c_encoder(value, 0))
 
 
-_c_encoder = json_encoder.c_make_encoder
+_c_encoder = json_encoder.c_make_encoder and json_encoder.c_make_encoder(
+    None, _encoder.default, json_encoder.encode_basestring, None,
+    _encoder.key_separator, _encoder.item_separator, False, False, True)
 _scan = json_scanner.make_scanner(json.JSONDecoder())
 
 
@@ -255,8 +261,9 @@ class LeanContext:
         setter(self, "_orm", None)
         # JSON is read now, as Storm reads it: a value that is not JSON
         # makes the job unloadable (a JobLoadError), not a failing run.
-        for name in loader.mutable:
-            self._read(name, loader.positions[name])
+        read = self._read
+        for name, position in loader.eager:
+            read(name, position)
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -327,8 +334,13 @@ class LeanContext:
             return []
         changed = []
         for name, (variable, value, read) in self._handed.items():
-            now = _encode_json(value) if variable is None else \
-                variable.get(to_db=True)
+            try:
+                now = _encode_json(value) if variable is None else \
+                    variable.get(to_db=True)
+            except RecursionError:
+                # It holds itself: Storm says so when it writes it.
+                changed.append((name, value))
+                continue
             if now != read and now != self._serialized(name, read):
                 changed.append((name, value))
         return changed

@@ -20,18 +20,27 @@ class Savepoint:
     the cache, so no object shows a value the database no longer has.
     """
 
+    __slots__ = ("store", "number", "issued", "ended", "_on")
+
     def __init__(self, store):
         self.store = store
-        self.name = "jobs_sp_%d" % next(_names)
+        self.number = next(_names)
         self.issued = False
         self.ended = False
         self._on = connection_of(store)
         self._on.pending_savepoints.append(self)
 
+    @property
+    def name(self):
+        """The SAVEPOINT's name (made when it is sent: most never are)."""
+        return "jobs_sp_%d" % self.number
+
     def _drop_pending(self):
         """Forget this savepoint (and any opened after it) if not sent."""
         pending = self._on.pending_savepoints
-        if self in pending:
+        if pending and pending[-1] is self:
+            pending.pop()  # the usual case: the last one opened
+        elif self in pending:
             del pending[pending.index(self):]
 
     def release(self):

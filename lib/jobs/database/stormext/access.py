@@ -210,7 +210,9 @@ def flush_pending(store):
     has nothing to write (no new or changed object, no JSON value to look
     at), and Storm's flush would still walk its hooks (a group's job that
     never touched the ORM)."""
-    if store._dirty or store._alive:
+    # (The live-object map's own dict: its Python __len__ costs more
+    # than the test. A dead entry not yet removed only costs a flush.)
+    if store._dirty or store._alive.data:
         store.flush()
 
 

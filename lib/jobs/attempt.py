@@ -122,6 +122,19 @@ class Attempt:
         `current_attempt()` returns this attempt meanwhile."""
         return _Running(self)
 
+    def begin(self):
+        """`start`, and `current_attempt()` returns this attempt until
+        `end` is given what this returns (`running` without its
+        object: a runner's every job)."""
+        self.started = True
+        self.started_at = time.monotonic()
+        return _current.set(self)
+
+    @staticmethod
+    def end(token):
+        """See `begin`."""
+        _current.reset(token)
+
     def check_cancelled(self) -> None:
         """Raise if the job should stop now.
 

@@ -13,7 +13,6 @@ the outcomes of children that died or ran too long through the same
 
 __all__ = ["Execution", "RUNNING_LINE", "job_str"]
 
-import contextlib
 import logging
 from collections import Counter
 
@@ -50,8 +49,6 @@ from jobs.sections import DEFAULT_SETTINGS, error_reporter_for
 
 # The runner's line before each job (`jobs.log.RepeatedLine`).
 RUNNING_LINE = "Running %s, attempt %d"
-# `Execution.limits` of a runner that sets none (one context, reused).
-_NO_LIMITS = contextlib.nullcontext()
 
 
 class Execution(OutcomeRecorder):
@@ -261,41 +258,49 @@ class Execution(OutcomeRecorder):
         savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint
         guard = TransactionGuard(store)
+        limits = self.limits(attempt)
         tail = self.tail
         error = None
-        attempt.start()
-        with tail, attempt.running():
-            tail.start()
-            try:
-                with self.limits(attempt):
-                    value = job.run()
-                    if guard.intact():
-                        # The job's pending ORM changes are its work: a
-                        # failure to write them is the job's failure.
-                        lean.settle(getattr(job, "context", None))
-                        flush_pending(store)
-                    attempt.result = result_text(job, value)
-            except DisconnectionError:
+        tail.begin()
+        running = attempt.begin()
+        try:
+            if limits is None:
+                value = self._call(job, guard, store)
+            else:
+                with limits:
+                    value = self._call(job, guard, store)
+            attempt.result = result_text(job, value)
+        except DisconnectionError:
+            raise
+        except BaseException as e:
+            if not job_raised(e):
                 raise
-            except BaseException as e:
-                if not job_raised(e):
-                    raise
-                error = e
-            finally:
-                tail.stop()
-                text = tail.text()
-                if text is not None:
-                    text = self.error_reporter.redactor.text(text)
-                attempt.log_tail = text
+            error = e
+        finally:
+            attempt.end(running)
+            text = tail.end()
+            if text is not None:
+                text = self.error_reporter.redactor.text(text)
+            attempt.log_tail = text
         misuse = guard.misuse()
         if misuse is not None:
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
 
+    @staticmethod
+    def _call(job, guard, store):
+        """The job's code, and its pending ORM changes written: they are
+        its work, so a failure to write them is the job's failure."""
+        value = job.run()
+        if guard.intact():
+            lean.settle(getattr(job, "context", None))
+            flush_pending(store)
+        return value
+
     def limits(self, attempt):
         """A context manager around the job's code (a process runner's
-        child enforces its time and memory limits there)."""
-        return _NO_LIMITS
+        child enforces its time and memory limits there), or None."""
+        return None
 
     def _misused(self, job, attempt, misuse, error):
         """The job ended (or closed) the transaction it was given: it fails

@@ -44,6 +44,23 @@ class LogTail(logging.Handler):
         """Stop collecting; `text` still returns what was kept."""
         self.collecting = False
 
+    def begin(self):
+        """A job starts: attach (unless attached already, as a runner is
+        around its batch) and `start` a new tail; `end` when it ends."""
+        self._depth += 1
+        if self._depth == 1:
+            self._attach()
+        self.start()
+
+    def end(self):
+        """The job ended: stop, detach what `begin` attached, and return
+        the tail's `text`."""
+        self.collecting = False
+        self._depth -= 1
+        if not self._depth:
+            self._detach()
+        return self.text()
+
     def handle(self, record):
         # Between jobs (the runner's own lines): not even the lock.
         if not self.collecting:
@@ -75,8 +92,11 @@ class LogTail(logging.Handler):
         which costs more than a short job: it is done once per batch.
         """
         self._depth += 1
-        if self._depth > 1:
-            return self
+        if self._depth == 1:
+            self._attach()
+        return self
+
+    def _attach(self):
         root = logging.getLogger()
         root.addHandler(self)
         # Records below the root's level never reach any handler: let
@@ -84,12 +104,13 @@ class LogTail(logging.Handler):
         self._saved_level = root.level
         if root.getEffectiveLevel() > self.level:
             root.setLevel(self.level)
-        return self
 
     def __exit__(self, *exc_info):
         self._depth -= 1
-        if self._depth:
-            return
+        if not self._depth:
+            self._detach()
+
+    def _detach(self):
         root = logging.getLogger()
         root.removeHandler(self)
         if root.level != self._saved_level:

@@ -152,3 +152,23 @@ class TestQuietRunner(DatabaseTestCase):
             other.info("after the job")
         self.assertEqual(["INFO    inside a job"],
                          [line.split(" ", 2)[2] for line in tail.lines])
+
+    def test_a_job_begun_outside_a_run_attaches_the_tail_for_itself(self):
+        root = logging.getLogger()
+        tail = LogTail(logging.INFO)
+        tail.begin()
+        self.assertIn(tail, root.handlers)
+        logging.getLogger("test-tail-job").info("inside a job")
+        text = tail.end()
+        self.assertNotIn(tail, root.handlers)
+        self.assertTrue(text.endswith("INFO    inside a job"), text)
+
+    def test_a_job_begun_inside_a_run_leaves_the_tail_attached(self):
+        root = logging.getLogger()
+        tail = LogTail(logging.INFO)
+        with tail:
+            tail.begin()
+            self.assertIsNone(tail.end())  # nothing said
+            self.assertIn(tail, root.handlers)
+            self.assertFalse(tail.collecting)
+        self.assertNotIn(tail, root.handlers)

@@ -49,9 +49,10 @@ class Savepoint:
         if self.ended:
             return
         self.ended = True
-        self._drop_pending()
         if self.issued:
             self._on.execute("RELEASE SAVEPOINT %s" % self.name)
+        else:
+            self._drop_pending()
 
     def rollback(self):
         """Undo what was done since the savepoint, in the database and in

@@ -26,13 +26,17 @@ The statements are the ones a runner sends, already prepared there too
             scheduled ones, orphans) RETURNING ...``, in a WITH whose
             SELECT joins each claimed job's context row (``foo_job``);
             LIMIT 1 or 200.
-``lock``    (group only) ``SELECT id, status, attempt_count,
-            cancel_requested FROM job WHERE id = ANY($1) FOR NO KEY
-            UPDATE``.
+``lock``    (group only) the framework's own `jobs.model.claims.LOCK_SQL`:
+            the group's rows locked ``FOR NO KEY UPDATE``, answered as
+            one row (the claims that moved on, the cancelled ones).
 ``done``    (group only) the group's outcomes, fenced on RUNNING and
             the attempt, as the Storm tracer shows the framework's
             (2026-11-30): `jobs.model.records.record_completed`'s
-            ``UPDATE ... FROM unnest($1, $2, ...)``.
+            ``UPDATE ... FROM unnest($1, $2, ...)`` in a WITH answered
+            as one row (the count, the ids with dependents).
+
+Id lists go as one array literal each (``'{1,2,3}'``), as the framework
+sends them (`jobs.database.stormext.IntArray`).
 
 Shapes (the transactions the framework makes):
 
@@ -58,15 +62,10 @@ import psycopg2
 
 RUNNING, COMPLETED = 1, 2
 NOW = "(statement_timestamp() AT TIME ZONE 'UTC')"
-RETURNING = " RETURNING CASE WHEN job.has_dependents THEN job.id END"
 
-LOCK = """
-PREPARE lock(integer[]) AS
-SELECT id, status, attempt_count, cancel_requested FROM job
-WHERE id = ANY($1::integer[]) FOR NO KEY UPDATE
-"""
 DONE = """
 PREPARE done AS
+WITH updated AS (
 UPDATE job SET status = {completed}, date_finished = {now},
     lease_expires = NULL, log = coalesce(given.log_tail, job.log),
     progress = coalesce(given.progress_tree, job.progress),
@@ -75,7 +74,9 @@ FROM unnest($1::integer[], $2::integer[], $3::text[], $4::text[],
             $5::text[]) AS given(job_id, attempt, log_tail, progress_tree,
                                  returned)
 WHERE job.id = given.job_id AND job.attempt_count = given.attempt
-  AND job.status = {running}""" + RETURNING
+  AND job.status = {running} RETURNING job.id, job.has_dependents)
+SELECT count(*), array_agg(id) FILTER (WHERE has_dependents) FROM updated
+"""
 
 LIMITS = {"per-job": 1, "group": 200}
 LEASE_SECONDS = 60.0  # what the runner claims DoFooJob with (tracer)
@@ -95,6 +96,7 @@ def framework_claim(database, limit, completing=False):
     from jobs.database import connect, disconnect, get_store
     from jobs.database.prepared import numbered
     from jobs.database.stormext import database_values
+    from jobs.model.claims import LOCK_SQL
     from jobs.model.claimsql import claim_statement, completing_statement
     from jobs.testing.foojob import DoFooJob
     connect("postgres:///%s" % database)
@@ -113,16 +115,17 @@ def framework_claim(database, limit, completing=False):
                 store, before + ["raw-ceiling"] + after)
     finally:
         disconnect()
-    return "PREPARE %s AS %s" % ("completing" if completing else "claim",
-                                 numbered(sql)[0]), parameters
+    return ("PREPARE %s AS %s" % ("completing" if completing else "claim",
+                                  numbered(sql)[0]), parameters,
+            "PREPARE lock AS %s" % numbered(LOCK_SQL)[0])
 
 
-def prepare(connection, shape, claim_sql, completing_sql):
+def prepare(connection, shape, claim_sql, completing_sql, lock_sql):
     names = dict(running=RUNNING, completed=COMPLETED, now=NOW)
     with connection.cursor() as cursor:
         cursor.execute(claim_sql)
         if shape == "group":
-            cursor.execute(LOCK)
+            cursor.execute(lock_sql)
             cursor.execute(DONE.format(**names))
         else:
             cursor.execute(completing_sql)
@@ -135,6 +138,13 @@ def claim(cursor, parameters, begin=""):
     rows = cursor.fetchall()
     rows.sort(key=lambda row: (-row[PRIORITY], row[0]))
     return rows
+
+
+def array(values):
+    """An integer array as one literal, as the framework sends its id
+    lists (`jobs.database.stormext.IntArray`): psycopg2 adapts a list
+    element by element, at about 0.8 µs an integer."""
+    return "{%s}" % ",".join(map(str, values))
 
 
 def run_job(row):
@@ -170,16 +180,17 @@ def drain_group(connection, parameters, completing):
     claimed = claim(cursor, parameters, "BEGIN; ")
     cursor.execute("COMMIT")
     while claimed:
-        ids = [row[0] for row in claimed]
-        cursor.execute("BEGIN; EXECUTE lock(%s)", (ids,))
+        ids = array(row[0] for row in claimed)
+        attempts = array(row[1] for row in claimed)
+        cursor.execute("BEGIN; EXECUTE lock(%s, %s, %s)",
+                       (ids, attempts, ids))
         cursor.fetchall()
         for row in claimed:
             run_job(row)
-        nothing = [None] * len(ids)
+        nothing = [None] * len(claimed)
         cursor.execute("EXECUTE done(%s, %s, %s, %s, %s)",
-                       (ids, [row[1] for row in claimed], nothing, nothing,
-                        nothing))
-        done += cursor.rowcount
+                       (ids, attempts, nothing, nothing, nothing))
+        done += cursor.fetchone()[0]
         # A full group's commit publishes the next claim too.
         full = len(claimed) >= limit
         claimed = claim(cursor, parameters) if full else []
@@ -191,9 +202,10 @@ DRAIN = {"per-job": drain_per_job, "group": drain_group}
 
 
 def consumer(database, shape, claims, barrier, results):
-    (claim_sql, parameters), (completing_sql, completing) = claims
+    (claim_sql, parameters, lock_sql), (completing_sql, completing, _) = \
+        claims
     connection = psycopg2.connect(dbname=database)
-    prepare(connection, shape, claim_sql, completing_sql)
+    prepare(connection, shape, claim_sql, completing_sql, lock_sql)
     connection.autocommit = True  # BEGIN goes with the first statement
     barrier.wait()
     results.put(DRAIN[shape](connection, parameters, completing))

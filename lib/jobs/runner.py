@@ -332,22 +332,24 @@ class JobRunner(Execution):
     def _lock_group(self, batch):
         """Lock the batch's rows for the group's transaction; drop the
         claims that moved on since the claim (their leases expired)."""
-        mine, lost = claims.lock(
+        lost, cancelled = claims.lock(
             get_store(), [(attempt.job_id, attempt.number)
                           for attempt in batch])
         for job_id, number in lost:
             self.logger.warning(
                 "Job %d changed under this runner since it was claimed"
                 " (attempt %d): skipped.", job_id, number)
-        cancel = {job_id: flag for job_id, _, flag in mine}
+        lost = {job_id for job_id, _ in lost}
         kept = []
         for attempt in batch:
-            if attempt.job_id in cancel:
-                attempt.row_locked = True
-                attempt.cancel_requested |= cancel[attempt.job_id]
-                kept.append(attempt)
-            elif self.heartbeat is not None:
-                self.heartbeat.forget([attempt])
+            if attempt.job_id in lost:
+                if self.heartbeat is not None:
+                    self.heartbeat.forget([attempt])
+                continue
+            attempt.row_locked = True
+            if attempt.job_id in cancelled:
+                attempt.cancel_requested = True
+            kept.append(attempt)
         return kept
 
     def _load(self, attempts):

@@ -499,7 +499,7 @@ class TestGroupLock(DatabaseTestCase):
         claimed = [(one.job_id, one.attempt)
                    for one in DoFooJob.claimReady(3)]
         transaction.commit()
-        self.assertEqual([], claims.lock(self.store, claimed)[1])
+        self.assertEqual([], claims.lock(self.store, claimed)[0])
         # The leases run out while the group runs: a reclaimer skips the
         # locked rows instead of starting a second attempt.
         clock.advance(timedelta(hours=1))
@@ -531,7 +531,24 @@ class TestGroupLock(DatabaseTestCase):
         self.store.execute("UPDATE job SET attempt_count = 2 WHERE id = ?",
                            (second,))
         transaction.commit()
-        self.assertEqual(([(first, 1, False)], [(second, 1)]),
+        self.assertEqual(([(second, 1)], set()),
+                         claims.lock(self.store, claimed))
+
+    def test_a_cancel_asked_for_since_the_claim_is_read_by_the_lock(self):
+        self.factory.makeManyDoFooJobs(3)
+        transaction.commit()
+        claimed = [(one.job_id, one.attempt)
+                   for one in DoFooJob.claimReady(3)]
+        transaction.commit()
+        first, second, third = (job_id for job_id, _ in claimed)
+        self.store.execute(
+            "UPDATE job SET cancel_requested = TRUE WHERE id IN (?, ?)",
+            (second, third))
+        # The third moved on too: it is lost, not cancelled here.
+        self.store.execute("UPDATE job SET attempt_count = 2 WHERE id = ?",
+                           (third,))
+        transaction.commit()
+        self.assertEqual(([(third, 1)], {second}),
                          claims.lock(self.store, claimed))
 
 

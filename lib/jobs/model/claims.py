@@ -33,7 +33,7 @@ from storm.expr import And, Desc, Or, Select
 
 from jobs.database import clock, dialect, prepared
 from jobs.database.stormext import (
-    compile_expr, database_values, invalidate, raw_session_state,
+    IntArray, compile_expr, database_values, invalidate, raw_session_state,
     session_of)
 from jobs.interfaces.job import JobStatus
 from jobs.model.fencing import chunks, fenced, fenced_any
@@ -283,31 +283,50 @@ def lock(store, claims):
     transaction records their outcomes); on SQLite the transaction's write
     lock does the same.
 
-    :return: ``(mine, lost)``: the claims still in their attempt, each as
-        ``(job_id, attempt, cancel_requested)``, and the claims whose row
-        moved on since the claim, as ``(job_id, attempt)``.
+    :return: ``(lost, cancelled)``: the claims whose row moved on since
+        the claim, as ``(job_id, attempt)``, and the set of the ids of
+        the others whose cancel was requested. (PostgreSQL answers with
+        those two lists, one row: a group's rows are not read back one
+        by one.)
     """
     if not claims:
-        return [], []
+        return [], set()
     ids = [job_id for job_id, _ in claims]
-    select = "SELECT id, status, attempt_count, cancel_requested FROM job"
     if dialect(store).arrays:
         # One prepared statement for any group size.
-        result = prepared.execute(
-            store, select + " WHERE id = ANY(?::integer[]) FOR NO KEY UPDATE",
-            [ids])
-    else:
-        result = store.execute(select + " WHERE id IN (%s)" % ", ".join(
-            ["?"] * len(ids)), ids)
-    rows = {row[0]: row[1:] for row in result}
-    mine, lost = [], []
+        ids = IntArray(ids)
+        moved, cancel = prepared.execute(store, LOCK_SQL, [
+            ids, IntArray(attempt for _, attempt in claims), ids]).get_one()
+        if not moved:
+            return [], set(cancel or ())
+        moved = set(moved)
+        return ([claim for claim in claims if claim[0] in moved],
+                set(cancel or ()))
+    rows = {row[0]: row[1:] for row in store.execute(
+        "SELECT id, status, attempt_count, cancel_requested FROM job"
+        " WHERE id IN (%s)" % ", ".join(["?"] * len(ids)), ids)}
+    lost, cancelled = [], set()
     for job_id, attempt in claims:
         status, current, cancel = rows.get(job_id, (None, None, None))
-        if status == RUNNING.value and current == attempt:
-            mine.append((job_id, attempt, bool(cancel)))
-        else:
+        if status != RUNNING.value or current != attempt:
             lost.append((job_id, attempt))
-    return mine, lost
+        elif cancel:
+            cancelled.add(job_id)
+    return lost, cancelled
+
+
+# `lock` on PostgreSQL: the claims that moved on, and the cancelled
+# (parameters: the ids, the attempts, the ids again).
+LOCK_SQL = (
+    "WITH locked AS (SELECT id, status, attempt_count, cancel_requested"
+    " FROM job WHERE id = ANY(?::integer[]) FOR NO KEY UPDATE),"
+    " mine AS (SELECT given.id, locked.status = %d AND"
+    " locked.attempt_count = given.attempt AS current,"
+    " locked.cancel_requested FROM unnest(?::integer[], ?::integer[])"
+    " AS given(attempt, id) LEFT JOIN locked ON locked.id = given.id)"
+    " SELECT array_agg(id) FILTER (WHERE current IS NOT TRUE),"
+    " array_agg(id) FILTER (WHERE current AND cancel_requested) FROM mine"
+    % RUNNING.value)
 
 
 def release(store, claims):

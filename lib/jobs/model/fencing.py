@@ -5,7 +5,7 @@ are sent in, and "now" by the database clock."""
 __all__ = ["CHUNK", "chunks", "fenced", "fenced_any", "now"]
 
 from jobs.database import UTCNow, dialect
-from jobs.database.stormext import compile_expr
+from jobs.database.stormext import IntArray, compile_expr
 from jobs.interfaces.job import JobStatus
 
 RUNNING = JobStatus.RUNNING
@@ -40,8 +40,8 @@ def fenced_any(store, claims):
     `fenced`. Prefixed with ``job.``: usable beside other tables."""
     if not dialect(store).arrays:
         return fenced(claims)
-    ids = [job_id for job_id, _ in claims]
-    return (ANY_FENCE, [ids, ids, [attempt for _, attempt in claims]])
+    ids = IntArray(job_id for job_id, _ in claims)
+    return (ANY_FENCE, [ids, ids, IntArray(attempt for _, attempt in claims)])
 
 
 # `fenced_any` on PostgreSQL.

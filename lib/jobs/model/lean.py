@@ -33,7 +33,7 @@ from storm.variables import JSONVariable, MutableValueVariable
 
 from jobs.database import dialect, get_store, prepared
 from jobs.database.columns import DBEnumVariable
-from jobs.database.stormext import load_object, result_class
+from jobs.database.stormext import IntArray, load_object, result_class
 from jobs.model.runnable import LOAD_ERRORS
 
 
@@ -100,7 +100,7 @@ class _Loader:
         if dialect(store).arrays:
             return prepared.execute(
                 store, self.select + " = ANY(?::integer[])",
-                [list(job_ids)]).get_all()
+                [IntArray(job_ids)]).get_all()
         rows = []
         for first in range(0, len(job_ids), 500):
             chunk = list(job_ids[first:first + 500])

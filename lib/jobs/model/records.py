@@ -10,6 +10,7 @@ __all__ = ["Completion", "end_lost_session", "progress_update", "record",
            "record_completed", "renew"]
 
 from jobs.database import dialect, prepared
+from jobs.database.stormext import IntArray
 from jobs.interfaces.job import JobStatus
 from jobs.model import dependencies
 from jobs.model.fencing import chunks, fenced, fenced_any
@@ -210,7 +211,9 @@ def _record_completed_arrays(store, outcomes, made_ready):
         return 0
     now, parameters = now_sql(store)
     columns = list(zip(*outcomes))
-    parameters = list(parameters) + [list(values) for values in columns[:5]]
+    parameters = list(parameters) + [IntArray(columns[0]),
+                                     IntArray(columns[1])] + [
+        list(values) for values in columns[2:5]]
     updated, flagged = _recorded(store, (
         "UPDATE job SET status = %d, date_finished = %s, lease_expires ="
         " NULL, log = coalesce(given.log_tail, job.log), progress ="
@@ -262,7 +265,7 @@ def renew(store, claims, lease_seconds=None):
     if arrays:
         rows = prepared.execute(
             store, "SELECT id, status, attempt_count, cancel_requested"
-            " FROM job WHERE id = ANY(?::integer[])", [ids])
+            " FROM job WHERE id = ANY(?::integer[])", [IntArray(ids)])
     else:
         rows = store.execute(
             "SELECT id, status, attempt_count, cancel_requested FROM job"

@@ -13,7 +13,7 @@ name used below against the installed Storm).
 """
 
 __all__ = [
-    "BeginWithFirstStatement", "DirectResult", "JobsPostgres",
+    "BeginWithFirstStatement", "DirectResult", "IntArray", "JobsPostgres",
     "JobsPostgresConnection", "JobsSQLite", "PRIVATE_NAMES",
     "SESSION_SETTINGS", "compile_expr", "connection_of", "database_values",
     "direct_execute", "discard_object_changes", "dsn_of", "flush_pending",
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 from jobs.database.stormext.access import (
-    DirectResult, compile_expr, connection_of, database_values,
+    DirectResult, IntArray, compile_expr, connection_of, database_values,
     direct_execute, discard_object_changes, dsn_of, flush_pending,
     forget_dead_objects, forget_object, invalidate, load_object,
     raw_session_state, reload_columns, result_class, session_of,

@@ -4,6 +4,7 @@ tracing layers (`direct_execute`). Part of `jobs.database.stormext`, the
 one package that uses Storm's private API.
 """
 
+from psycopg2.extensions import AsIs, register_adapter
 from storm import tracer
 from storm.database import STATE_CONNECTED
 from storm.expr import State
@@ -14,9 +15,9 @@ from jobs.database.stormext.connections import (
     BeginWithFirstStatement, JobsPostgresConnection)
 
 __all__ = [
-    "DirectResult", "compile_expr", "connection_of", "database_values",
-    "direct_execute", "discard_object_changes", "dsn_of", "flush_pending",
-    "forget_dead_objects", "forget_object", "invalidate", "load_object",
+    "DirectResult", "IntArray", "compile_expr", "connection_of",
+    "database_values", "direct_execute", "discard_object_changes", "dsn_of",
+    "flush_pending", "forget_dead_objects", "forget_object", "invalidate", "load_object",
     "raw_session_state", "reload_columns", "result_class", "session_of",
     "socket_fileno", "transaction_ends",
 ]
@@ -89,9 +90,28 @@ class DirectResult:
         return iter(self.rows)
 
 
+class IntArray(list):
+    """A list of integers sent to PostgreSQL as one array literal
+    (``'{1,2,3}'``; the statement casts it: ``?::integer[]``).
+
+    psycopg2 adapts a plain list element by element: about 0.8 µs an
+    integer, 170 µs for the ids of a group of 200 — more than the
+    statement takes the server. Each element is formatted as an int:
+    anything else raises TypeError, as it should."""
+
+    __slots__ = ()
+
+
+def _int_array_literal(value):
+    return AsIs("'{%s}'" % ",".join(map(_int_text, value)))
+
+
+_int_text = int.__repr__
+register_adapter(IntArray, _int_array_literal)
+
 # Parameter types psycopg2 takes as they are (Storm's conversion leaves
 # them alone too).
-_AS_THEY_ARE = frozenset((int, str, float, bool, type(None), list))
+_AS_THEY_ARE = frozenset((int, str, float, bool, type(None), list, IntArray))
 
 
 def _psycopg2_values(connection, params):

@@ -14,6 +14,7 @@ __all__ = ["OutcomeRecorder", "job_str"]
 
 import sys
 from collections import namedtuple
+from functools import partial
 
 import transaction
 
@@ -26,6 +27,8 @@ from jobs.outcome import COMPLETE, STALE
 # `jobs.model.records.record_completed` takes.
 Deferred = namedtuple(
     "Deferred", "job_id attempt log_tail progress result job_type")
+# A `Deferred` of its six values, without namedtuple's Python __new__.
+_deferred = partial(tuple.__new__, Deferred)
 
 # What a notification may raise that is the job's, not the runner's.
 JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
@@ -80,9 +83,9 @@ class OutcomeRecorder:
         adopt = None  # what before_commit returned
         deferred = outcome is COMPLETE and self.group_commit
         if deferred:
-            self.deferred.append(Deferred(
+            self.deferred.append(_deferred((
                 attempt.job_id, attempt.number, attempt.log_tail,
-                attempt.outcome_progress(), result, type(job).__name__))
+                attempt.outcome_progress(), result, type(job).__name__)))
         else:
             completion = None
             if (outcome is COMPLETE and before_commit is not None

@@ -28,6 +28,8 @@ import os
 import socket
 from collections import namedtuple
 from datetime import timedelta
+from functools import partial
+from operator import itemgetter
 
 from storm.expr import And, Desc, Or, Select
 
@@ -126,7 +128,9 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
                                     lease_seconds, started)
     # Objects cached before the UPDATE are stale now.
     invalidate(store)
-    rows.sort(key=lambda row: (-row[5], row[0]))
+    # Highest priority first, then oldest: two stable sorts, keyed in C.
+    rows.sort(key=_BY_ID)
+    rows.sort(key=_BY_PRIORITY, reverse=True)
     jobs = {}
     if rows and len(rows[0]) > _CLAIMED_WIDTH:
         jobs = load.jobs([row[_CLAIMED_WIDTH:] for row in rows])
@@ -135,10 +139,16 @@ def claim(store, condition, tables, limit, lease_seconds, cache_key=None,
         (job_id, attempt, max_retries, cancel, previous, _, had_started,
          holder) = row[:_CLAIMED_WIDTH]
         lost = previous == RUNNING.value and had_started
-        claimed.append(Claimed(job_id, attempt, max_retries, bool(cancel),
-                               lost, started, holder if lost else None,
-                               jobs.get(job_id)))
+        claimed.append(_claimed((
+            job_id, attempt, max_retries, bool(cancel), lost, started,
+            holder if lost else None, jobs.get(job_id))))
     return claimed
+
+
+_BY_ID, _BY_PRIORITY = itemgetter(0), itemgetter(5)
+# A `Claimed` of its eight values, made without the Python __new__ that
+# namedtuple writes (a call a claimed job).
+_claimed = partial(tuple.__new__, Claimed)
 
 
 # The columns of a claim's rows (a context row may follow).

@@ -9,7 +9,7 @@ from storm.exceptions import DisconnectionError
 from storm.tracer import install_tracer, remove_tracer
 
 from jobs.config import get_config
-from jobs.database import get_store, prepared
+from jobs.database import IntArray, get_store, prepared
 from jobs.database.savepoint import Savepoint
 from jobs.database.stormext import BeginWithFirstStatement, dsn_of
 from jobs.interfaces.job import JobStatus
@@ -398,3 +398,34 @@ class TestDirectStatements(DatabaseTestCase):
             backend, store.execute("SELECT pg_backend_pid()").get_one()[0])
         self.assertEqual(1, store.execute(
             "SELECT count(*) FROM pg_prepared_statements").get_one()[0])
+
+
+class TestIntArray(DatabaseTestCase):
+    """Id lists as one array literal (`IntArray`): what psycopg2 sends,
+    and what PostgreSQL reads, through Storm and past it."""
+
+    database_kind = "postgresql"
+    __test__ = True
+
+    def test_an_id_list_goes_as_one_literal(self):
+        connection = psycopg2.connect(dsn_of(get_store().get_database()))
+        self.addCleanup(connection.close)
+        self.assertEqual(
+            b"SELECT '{3,-1,20}'::integer[]",
+            connection.cursor().mogrify("SELECT %s::integer[]",
+                                        (IntArray([3, -1, 20]),)))
+
+    def test_postgresql_reads_an_integer_array(self):
+        store = get_store()
+        for ids in ([3, 1, 2], []):
+            # Through Storm's own execute, and as a prepared statement.
+            self.assertEqual((ids,), store.execute(
+                "SELECT ?::integer[]", [IntArray(ids)]).get_one())
+            self.assertEqual((ids,), prepared.execute(
+                store, "SELECT ?::integer[]", [IntArray(ids)]).get_one())
+
+    def test_an_element_that_is_not_an_integer_is_refused(self):
+        for bad in (["1); DROP TABLE job; --"], [1.5], [None]):
+            self.assertRaises(TypeError, get_store().execute,
+                              "SELECT ?::integer[]", [IntArray(bad)])
+            transaction.abort()

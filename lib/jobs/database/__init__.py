@@ -32,11 +32,12 @@ from jobs.database.store import (
     storm_uri,
     uri_without_password,
 )
-from jobs.database.stormext import forget_dead_objects
+from jobs.database.stormext import IntArray, forget_dead_objects
 
 __all__ = [
     "DBEnum",
     "Dialect",
+    "IntArray",
     "JSON",
     "POSTGRESQL",
     "SQLITE",

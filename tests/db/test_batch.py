@@ -520,12 +520,18 @@ class TestGroupLock(DatabaseTestCase):
         # Once the group's transaction ends the rows are free again.
         self.assertEqual(job_ids, sorted(ids(DoFooJob.claimReady(3))))
 
-    def test_claims_that_moved_on_are_dropped_from_the_group(self):
-        self.factory.makeManyDoFooJobs(2)
+    def claimed(self, count):
+        """``[(job_id, attempt)]`` of `count` new jobs, claimed and
+        committed."""
+        self.factory.makeManyDoFooJobs(count)
         transaction.commit()
         claimed = [(one.job_id, one.attempt)
-                   for one in DoFooJob.claimReady(2)]
+                   for one in DoFooJob.claimReady(count)]
         transaction.commit()
+        return claimed
+
+    def test_claims_that_moved_on_are_dropped_from_the_group(self):
+        claimed = self.claimed(2)
         first, second = (job_id for job_id, _ in claimed)
         # Another runner's attempt took the second job over.
         self.store.execute("UPDATE job SET attempt_count = 2 WHERE id = ?",
@@ -535,11 +541,7 @@ class TestGroupLock(DatabaseTestCase):
                          claims.lock(self.store, claimed))
 
     def test_a_cancel_asked_for_since_the_claim_is_read_by_the_lock(self):
-        self.factory.makeManyDoFooJobs(3)
-        transaction.commit()
-        claimed = [(one.job_id, one.attempt)
-                   for one in DoFooJob.claimReady(3)]
-        transaction.commit()
+        claimed = self.claimed(3)
         first, second, third = (job_id for job_id, _ in claimed)
         self.store.execute(
             "UPDATE job SET cancel_requested = TRUE WHERE id IN (?, ?)",

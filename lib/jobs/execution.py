@@ -189,10 +189,16 @@ class Execution(OutcomeRecorder):
             return False
         return not found.get(attempt.job_id, (0, 0, 0))[1]
 
+    # Whether the database takes concurrent writers (PostgreSQL), once a
+    # runner knows (None: asked of the store's dialect at each use).
+    concurrent_writes = None
+
     def _before_start(self, job, attempt):
         """The outcome of an attempt that must not run, or None."""
-        if not attempt.row_locked and not dialect(
-                get_store()).concurrent_writes:
+        concurrent = self.concurrent_writes
+        if concurrent is None:
+            concurrent = dialect(get_store()).concurrent_writes
+        if not attempt.row_locked and not concurrent:
             # SQLite: renew the lease in the job's own transaction, which
             # holds the write lock from now on: no one can take the job
             # until its outcome is committed.

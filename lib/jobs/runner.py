@@ -157,6 +157,8 @@ class JobRunner(Execution):
         try:
             with self.tail:
                 self.listen()
+                self.concurrent_writes = dialect(
+                    get_store()).concurrent_writes
                 self.completes_by_claim = self._completes_by_claim()
                 while not self.should_stop():
                     if batch is None:
@@ -241,7 +243,7 @@ class JobRunner(Execution):
         return mark
 
     def _watch(self, batch):
-        if not dialect(get_store()).concurrent_writes:
+        if not self.concurrent_writes:
             return  # the job's own transaction holds SQLite's write lock
         if self.heartbeat is None:
             self.heartbeat = Heartbeat(

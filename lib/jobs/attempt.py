@@ -117,17 +117,10 @@ class Attempt:
         started_at = self.started_at
         return None if started_at is None else time.monotonic() - started_at
 
-    def running(self):
-        """A context manager: the job's code runs within it, and
-        `current_attempt()` returns this attempt meanwhile."""
-        return _Running(self)
-
     def begin(self):
-        """`start`, and `current_attempt()` returns this attempt until
-        `end` is given what this returns (`running` without its
-        object: a runner's every job)."""
-        self.started = True
-        self.started_at = time.monotonic()
+        """`start`; `current_attempt()` returns this attempt until `end`
+        is given what this returns (the job's code runs in between)."""
+        self.start()
         return _current.set(self)
 
     @staticmethod
@@ -168,19 +161,3 @@ class Attempt:
         if self.progress is not None and self.progress_unwritten:
             return self.progress.to_json()
         return None
-
-
-class _Running:
-    """`Attempt.running`: `current_attempt()` is the attempt within it."""
-
-    __slots__ = ("attempt", "token")
-
-    def __init__(self, attempt):
-        self.attempt = attempt
-
-    def __enter__(self):
-        self.token = _current.set(self.attempt)
-        return self.attempt
-
-    def __exit__(self, *exc_info):
-        _current.reset(self.token)

@@ -55,7 +55,7 @@ class LogTail(logging.Handler):
     def end(self):
         """The job ended: stop, detach what `begin` attached, and return
         the tail's `text`."""
-        self.collecting = False
+        self.stop()
         self._depth -= 1
         if not self._depth:
             self._detach()

@@ -38,7 +38,9 @@ class Savepoint:
     def _drop_pending(self):
         """Forget this savepoint (and any opened after it) if not sent."""
         pending = self._on.pending_savepoints
-        if self in pending:
+        if pending and pending[-1] is self:
+            pending.pop()  # the usual case: the last one opened
+        elif self in pending:
             del pending[pending.index(self):]
 
     def release(self):
@@ -49,10 +51,6 @@ class Savepoint:
         self.ended = True
         if self.issued:
             self._on.execute("RELEASE SAVEPOINT %s" % self.name)
-            return
-        pending = self._on.pending_savepoints
-        if pending and pending[-1] is self:
-            pending.pop()  # the usual case: never sent, the last opened
         else:
             self._drop_pending()
 

@@ -307,11 +307,10 @@ def lock(store, claims):
         ids = IntArray(ids)
         moved, cancel = prepared.execute(store, LOCK_SQL, [
             ids, IntArray(attempt for _, attempt in claims), ids]).get_one()
-        if not moved:
-            return [], set(cancel or ())
-        moved = set(moved)
-        return ([claim for claim in claims if claim[0] in moved],
-                set(cancel or ()))
+        moved = set(moved or ())
+        lost = [claim for claim in claims if claim[0] in moved] if moved \
+            else []
+        return lost, set(cancel or ())
     rows = {row[0]: row[1:] for row in store.execute(
         "SELECT id, status, attempt_count, cancel_requested FROM job"
         " WHERE id IN (%s)" % ", ".join(["?"] * len(ids)), ids)}

@@ -260,7 +260,9 @@ class Execution(OutcomeRecorder):
         if self.says_info:
             self.running_line(job_str(job, attempt.job_id),
                               attempt.number)
-        store = get_store()
+        store = self.batch_store
+        if store is None:
+            store = get_store()
         savepoint = Savepoint(store) if self.group_commit else None
         attempt.savepoint = savepoint
         guard = TransactionGuard(store)
@@ -293,6 +295,10 @@ class Execution(OutcomeRecorder):
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
 
+    # The store a runner's group runs in, looked up once for the group
+    # (None: looked up for each job). A job that closes it ends that.
+    batch_store = None
+
     @staticmethod
     def _call(job, guard, store):
         """The job's code, and its pending ORM changes written: they are
@@ -318,6 +324,7 @@ class Execution(OutcomeRecorder):
         closed = not guard_open(get_store())
         if closed:
             forget_store(get_store())  # the next get_store() reconnects
+            self.batch_store = None
         transaction.abort()
         attempt.savepoint = None
         if closed:

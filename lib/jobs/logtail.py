@@ -50,16 +50,19 @@ class LogTail(logging.Handler):
         self._depth += 1
         if self._depth == 1:
             self._attach()
-        self.start()
+        # `start`, inline: twice a job.
+        self.lines.clear()
+        self.size = 0
+        self.collecting = True
 
     def end(self):
         """The job ended: stop, detach what `begin` attached, and return
         the tail's `text`."""
-        self.stop()
+        self.collecting = False  # `stop`
         self._depth -= 1
         if not self._depth:
             self._detach()
-        return self.text()
+        return self.text() if self.lines else None
 
     def handle(self, record):
         # Between jobs (the runner's own lines): not even the lock.

@@ -194,6 +194,7 @@ class JobRunner(Execution):
             self._unstarted = self._ahead = batch = None
             raise
         finally:
+            self.batch_store = None
             unstarted = batch or self._ahead
             self._ahead = None
             if unstarted:
@@ -295,6 +296,7 @@ class JobRunner(Execution):
         if self.group_size:
             batch = self._lock_group(batch)
             jobs = self._load(batch)
+            self.batch_store = get_store()  # (the run forgets it)
         last = len(batch) - 1
         in_group = 0
         for index, attempt in enumerate(batch):

@@ -233,6 +233,25 @@ class TestBatches(DatabaseTestCase):
         [oops] = self.oopses()
         self.assertEqual("ValueError", oops["type"])
 
+    def test_the_jobs_after_one_that_closed_the_store_get_a_new_one(self):
+        # The group looks its store up once; a job that closes it ends
+        # that, and the next job runs on a new connection.
+        # A failing statement of a later job is undone by its savepoint
+        # (opened on the new connection) without harm to the group.
+        failing_sql = ("SELECT 1/0" if self.database_kind == "postgresql"
+                       else "SELECT * FROM no_such_table")
+        job_ids = [job.job_id for job in self.make_jobs(
+            [{}, {"misbehave": "store.close"}, {"sql": failing_sql}, {}])]
+        run = runner(self.logger, batch_size=10, group_commit=10)
+        run.runAll()
+        # (The job closed this thread's store: the test's too.)
+        store = get_store()
+        self.assertEqual(
+            [JobStatus.WAITING, JobStatus.FAILED, JobStatus.FAILED,
+             JobStatus.COMPLETED],
+            [store.get(Job, job_id).status for job_id in job_ids])
+        self.assertEqual({"DoFooJob": 1}, dict(run.completed))
+
     def test_group_commit_with_failed_sql(self):
         failing_sql = ("SELECT 1/0" if self.database_kind == "postgresql"
                        else "SELECT * FROM no_such_table")

@@ -340,10 +340,8 @@ class Execution(OutcomeRecorder):
                 # Their work went with the job's rollback: they run again.
                 claims.release(store, [(row.job_id, row.attempt)
                                        for row in deferred])
-                for row in deferred:
-                    self.completed[row.job_type] -= 1
-                    self.incomplete[row.job_type] += 1
             transaction.commit()
+            self.count_group(deferred, committed)
         return FAIL.because(TransactionMisuse(
             "%s %s the transaction the runner gave it (%s): it must leave"
             " its transaction to the runner; its work up to then was %s%s."

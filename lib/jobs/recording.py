@@ -15,6 +15,7 @@ __all__ = ["OutcomeRecorder", "job_str"]
 import sys
 from collections import namedtuple
 from functools import partial
+from operator import itemgetter
 
 import transaction
 
@@ -22,13 +23,16 @@ from jobs.database import Savepoint, forget_dead_objects, get_store
 from jobs.model import claims, records
 from jobs.outcome import COMPLETE, STALE
 
-# A COMPLETED outcome of a group commit, recorded with the group
-# (`commit_group`): the first five fields are what
-# `jobs.model.records.record_completed` takes.
+# A COMPLETED outcome of a group commit, recorded and counted with the
+# group (`commit_group`): the first five fields are what
+# `jobs.model.records.record_completed` takes; then the job's class name,
+# the seconds it ran and whether it was taken over from a lost runner.
 Deferred = namedtuple(
-    "Deferred", "job_id attempt log_tail progress result job_type")
-# A `Deferred` of its six values, without namedtuple's Python __new__.
+    "Deferred", "job_id attempt log_tail progress result job_type seconds"
+    " lost")
+# A `Deferred` of its values, without namedtuple's Python __new__.
 _deferred = partial(tuple.__new__, Deferred)
+_job_type, _seconds, _lost = itemgetter(5), itemgetter(6), itemgetter(7)
 
 # What a notification may raise that is the job's, not the runner's.
 JOB_ERRORS = (Exception, SystemExit, GeneratorExit)
@@ -85,7 +89,8 @@ class OutcomeRecorder:
         if deferred:
             self.deferred.append(_deferred((
                 attempt.job_id, attempt.number, attempt.log_tail,
-                attempt.outcome_progress(), result, type(job).__name__)))
+                attempt.outcome_progress(), result, type(job).__name__,
+                attempt.seconds(), attempt.lost)))
         else:
             completion = None
             if (outcome is COMPLETE and before_commit is not None
@@ -122,7 +127,10 @@ class OutcomeRecorder:
             transaction.commit()
             if adopt is not None:
                 adopt()
-        self._count(job, attempt, outcome)
+        if not deferred:
+            self._count(job, attempt, outcome)
+        elif self.keep_jobs:
+            self.completed_jobs.append(job)  # counted with its group
 
     def _stale(self, job, attempt):
         """The attempt was fenced: drop its outcome and its work."""
@@ -186,6 +194,22 @@ class OutcomeRecorder:
             (self.completed_jobs if completed
              else self.incomplete_jobs).append(job)
 
+    def count_group(self, deferred, committed):
+        """Count a group's `deferred` outcomes once its transaction ended:
+        COMPLETED when it `committed`; else as not completed (their work
+        was rolled back, and the jobs run again)."""
+        names = set(map(_job_type, deferred))
+        for name in names:
+            rows = deferred if len(names) == 1 else [
+                row for row in deferred if row.job_type == name]
+            if not committed:
+                self.incomplete[name] += len(rows)
+                continue
+            self.completed[name] += len(rows)
+            self.tally.outcomes_of(name, COMPLETE.name,
+                                   list(map(_seconds, rows)),
+                                   sum(map(_lost, rows)))
+
     def commit_group(self, before_commit=None):
         """Record the group's deferred outcomes in one statement, commit.
 
@@ -203,6 +227,7 @@ class OutcomeRecorder:
                 get_store(), [row[:5] for row in deferred],
                 self.made_ready) != len(deferred):
             transaction.abort()
+            self.count_group(deferred, committed=False)
             self.logger.warning(
                 "The outcomes of a group of %d jobs could not be recorded"
                 " (a row changed under this runner): the group was rolled"
@@ -211,6 +236,7 @@ class OutcomeRecorder:
             return
         adopt = before_commit() if before_commit is not None else None
         transaction.commit()
+        self.count_group(deferred, committed=True)
         if adopt is not None:
             adopt()
 

@@ -8,6 +8,7 @@ from storm.tracer import install_tracer, remove_tracer
 from jobs.database import disconnect, get_store, prepared
 from jobs.interfaces.job import JobStatus
 from jobs.log import BufferLogger
+from jobs.metrics import tally
 from jobs.model import claims
 from jobs.model.job import Job
 from jobs.runner import JobRunner
@@ -232,6 +233,36 @@ class TestBatches(DatabaseTestCase):
             [self.status_and_note(job) for job in jobs])
         [oops] = self.oopses()
         self.assertEqual("ValueError", oops["type"])
+
+    def completed_tally(self, run):
+        """(count, duration bucket total) of the run's COMPLETED tally."""
+        row = run.tally.outcomes.get(("DoFooJob", "complete"), [0, 0.0])
+        return row[0], sum(row[2:])
+
+    def test_a_groups_completions_are_counted_when_it_commits(self):
+        self.make_jobs([{}, {"raise_": "error"}, {}, {}])
+        tally.forget()
+        self.addCleanup(tally.forget)
+        run = runner(self.logger, batch_size=10, group_commit=10)
+        run.runAll()
+        self.assertEqual(({"DoFooJob": 3}, {"DoFooJob": 1}),
+                         (dict(run.completed), dict(run.incomplete)))
+        self.assertEqual((3, 3), self.completed_tally(run))
+
+    def test_a_group_a_job_rolled_back_counts_its_jobs_not_completed(self):
+        # The job's rollback undid the first job's work: that job runs
+        # again; only the last one completed.
+        jobs = self.make_jobs([{}, {"misbehave": "transaction.abort"}, {}])
+        tally.forget()
+        self.addCleanup(tally.forget)
+        run = runner(self.logger, batch_size=10, group_commit=10)
+        run.runAll()
+        self.assertEqual(({"DoFooJob": 1}, {"DoFooJob": 2}),
+                         (dict(run.completed), dict(run.incomplete)))
+        self.assertEqual((1, 1), self.completed_tally(run))
+        self.assertEqual(
+            [JobStatus.WAITING, JobStatus.FAILED, JobStatus.COMPLETED],
+            [self.status_and_note(job)[0] for job in jobs])
 
     def test_the_jobs_after_one_that_closed_the_store_get_a_new_one(self):
         # The group looks its store up once; a job that closes it ends

@@ -63,14 +63,31 @@ class Tally:
             self.lease_expiries["reclaimed"] += 1
         if outcome == "stale":
             self.lease_expiries["lost"] += 1
-        row = self.outcomes.get((job_type, outcome))
-        if row is None:
-            row = self.outcomes[(job_type, outcome)] = [0, 0.0] + [0] * (
-                len(DURATION_BUCKETS) + 1)
+        row = self.outcomes.get((job_type, outcome)) or self._row(
+            job_type, outcome)
         row[0] += 1
         if seconds is not None:
             row[1] += seconds
             row[2 + bisect_left(DURATION_BUCKETS, seconds)] += 1
+
+    def outcomes_of(self, job_type, outcome, seconds, reclaimed=0):
+        """Count attempts of `job_type` that ended in `outcome`, one for
+        each of `seconds` (how long each ran), `reclaimed` of them taken
+        over from a lost runner: a group's, counted once it committed."""
+        if reclaimed:
+            self.lease_expiries["reclaimed"] += reclaimed
+        row = self._row(job_type, outcome)
+        row[0] += len(seconds)
+        row[1] += sum(seconds)
+        for each in seconds:
+            row[2 + bisect_left(DURATION_BUCKETS, each)] += 1
+
+    def _row(self, job_type, outcome):
+        row = self.outcomes.get((job_type, outcome))
+        if row is None:
+            row = self.outcomes[(job_type, outcome)] = [0, 0.0] + [0] * (
+                len(DURATION_BUCKETS) + 1)
+        return row
 
     def claim(self, seconds):
         """Count one claim statement that took `seconds`."""

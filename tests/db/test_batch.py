@@ -234,32 +234,31 @@ class TestBatches(DatabaseTestCase):
         [oops] = self.oopses()
         self.assertEqual("ValueError", oops["type"])
 
-    def completed_tally(self, run):
-        """(count, duration bucket total) of the run's COMPLETED tally."""
-        row = run.tally.outcomes.get(("DoFooJob", "complete"), [0, 0.0])
-        return row[0], sum(row[2:])
-
-    def test_a_groups_completions_are_counted_when_it_commits(self):
-        self.make_jobs([{}, {"raise_": "error"}, {}, {}])
+    def counted_group(self, behaviours):
+        """Run one group of jobs of `behaviours`; return the jobs and what
+        the run counted: ``(completed, not completed, (COMPLETED tally's
+        count, its duration buckets' total))``."""
+        jobs = self.make_jobs(behaviours)
         tally.forget()
         self.addCleanup(tally.forget)
         run = runner(self.logger, batch_size=10, group_commit=10)
         run.runAll()
-        self.assertEqual(({"DoFooJob": 3}, {"DoFooJob": 1}),
-                         (dict(run.completed), dict(run.incomplete)))
-        self.assertEqual((3, 3), self.completed_tally(run))
+        row = run.tally.outcomes.get(("DoFooJob", "complete"), [0, 0.0])
+        return jobs, (dict(run.completed), dict(run.incomplete),
+                      (row[0], sum(row[2:])))
+
+    def test_a_groups_completions_are_counted_when_it_commits(self):
+        _, counted = self.counted_group([{}, {"raise_": "error"}, {}, {}])
+        self.assertEqual(({"DoFooJob": 3}, {"DoFooJob": 1}, (3, 3)),
+                         counted)
 
     def test_a_group_a_job_rolled_back_counts_its_jobs_not_completed(self):
         # The job's rollback undid the first job's work: that job runs
         # again; only the last one completed.
-        jobs = self.make_jobs([{}, {"misbehave": "transaction.abort"}, {}])
-        tally.forget()
-        self.addCleanup(tally.forget)
-        run = runner(self.logger, batch_size=10, group_commit=10)
-        run.runAll()
-        self.assertEqual(({"DoFooJob": 1}, {"DoFooJob": 2}),
-                         (dict(run.completed), dict(run.incomplete)))
-        self.assertEqual((1, 1), self.completed_tally(run))
+        jobs, counted = self.counted_group(
+            [{}, {"misbehave": "transaction.abort"}, {}])
+        self.assertEqual(({"DoFooJob": 1}, {"DoFooJob": 2}, (1, 1)),
+                         counted)
         self.assertEqual(
             [JobStatus.WAITING, JobStatus.FAILED, JobStatus.COMPLETED],
             [self.status_and_note(job)[0] for job in jobs])

@@ -112,7 +112,11 @@ def info_logger():
     """A logger at INFO, formatted like run_jobs.py's, into /dev/null."""
     logger = logging.getLogger("benchmark-info")
     if not logger.handlers:
-        handler = logging.StreamHandler(open(os.devnull, "w"))
+        try:  # run_jobs.py's handler (`configure_logging`)
+            from jobs.scripts.logger import LineStreamHandler
+        except ImportError:  # the code before it
+            LineStreamHandler = logging.StreamHandler
+        handler = LineStreamHandler(open(os.devnull, "w"))
         handler.setFormatter(formatter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -2,12 +2,15 @@
 little and change nothing that anyone sees."""
 
 import gc
+import io
 import logging
+import os
 import sys
 import threading
 import time
 
 import testtools
+from fixtures import TempDir
 import zope.component.testing
 from storm.zope.interfaces import IZStorm
 from zope.component import queryUtility
@@ -17,6 +20,8 @@ from jobs.log import RepeatedLine
 from jobs.scripts.logger import (
     DATE_FORMAT,
     LINE_FORMAT,
+    LineFileHandler,
+    LineStreamHandler,
     formatter,
     printable,
 )
@@ -175,6 +180,55 @@ class TestRepeatedLine(testtools.TestCase):
         self.line("DoFooJob", 1, 1)
         self.line("DoFooJob", 2, 1)
         self.assertEqual([0, 1], [r.serial for r in self.kept.records])
+
+
+    def test_a_forked_child_gets_its_own_record(self):
+        # The process id is kept, not asked for each line: a child must
+        # not copy its parent's record (it would name the parent).
+        self.say(1)
+        read, write = os.pipe()
+        pid = os.fork()
+        if not pid:
+            try:
+                self.line("DoFooJob", 2, 1)
+                os.write(write, b"%d" % self.kept.records[-1].process)
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as reader:
+            self.assertEqual(pid, int(reader.read()))
+
+
+class TestLineHandlers(testtools.TestCase):
+    """A script's handlers write each line and flush it, as logging's
+    own do, without their per-line Python steps."""
+
+    def record(self, message):
+        return logging.LogRecord("jobs.test", logging.INFO, __file__, 1,
+                                 message, (), None)
+
+    def test_a_line_is_the_stream_handlers_line_flushed(self):
+        ours, theirs = io.StringIO(), io.StringIO()
+        flushed = []
+        ours.flush = lambda: flushed.append(ours.getvalue())
+        for handler, stream in ((LineStreamHandler(ours), ours),
+                                (logging.StreamHandler(theirs), theirs)):
+            handler.setFormatter(formatter())
+            handler.handle(self.record("Running DoFooJob (ID 1)"))
+        self.assertEqual(theirs.getvalue(), ours.getvalue())
+        self.assertEqual([ours.getvalue()], flushed)
+
+    def test_a_closed_file_handler_opens_its_file_again(self):
+        path = os.path.join(self.useFixture(TempDir()).path, "run.log")
+        handler = LineFileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.handle(self.record("one"))
+        handler.close()
+        handler.handle(self.record("two"))
+        handler.close()
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual("one\ntwo\n", f.read())
 
 
 class TestCollectGarbage(testtools.TestCase):

@@ -43,9 +43,15 @@ def emits(logger, level, ignore=()):
 
 # This process's id, kept up to date in a forked child: a system call a
 # job less than asking each time.
-_process = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _process.__setitem__(
-    0, os.getpid()))
+_pid = os.getpid()
+
+
+def _forked():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class RepeatedLine:
@@ -84,13 +90,13 @@ class RepeatedLine:
         first = self._first
         thread = threading.get_ident()
         if (first is None or first[0] != thread
-                or first[1] != _process[0]
+                or first[1] != _pid
                 or logging.getLogRecordFactory() is not logging.LogRecord):
             path, line, function, _ = self.logger.findCaller(stacklevel=2)
             record = self.logger.makeRecord(
                 self.logger.name, self.level, path, line, self.msg, args,
                 None, function)
-            self._first = (thread, _process[0], dict(record.__dict__))
+            self._first = (thread, _pid, dict(record.__dict__))
         else:
             attributes = first[2]
             record = logging.LogRecord.__new__(logging.LogRecord)

@@ -50,19 +50,16 @@ class LogTail(logging.Handler):
         self._depth += 1
         if self._depth == 1:
             self._attach()
-        # `start`, inline: twice a job.
-        self.lines.clear()
-        self.size = 0
-        self.collecting = True
+        self.start()
 
     def end(self):
         """The job ended: stop, detach what `begin` attached, and return
         the tail's `text`."""
-        self.collecting = False  # `stop`
+        self.stop()
         self._depth -= 1
         if not self._depth:
             self._detach()
-        return self.text() if self.lines else None
+        return self.text()
 
     def handle(self, record):
         # Between jobs (the runner's own lines): not even the lock.

@@ -203,6 +203,31 @@ def load_average():
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def cpu_times():
+    """``(steal, total)``: the jiffies all CPUs have spent since boot, and
+    those of them the hypervisor gave to another guest (``/proc/stat``);
+    None where there is no such file."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice:
+    # guest time is counted in user time already.
+    times = [int(value) for value in fields[1:9]]
+    return times[7], sum(times)
+
+
+def steal_share(before, after):
+    """The share of CPU time the hypervisor took away between two
+    `cpu_times` (None if unknown): on a shared VM, a round that lost a
+    tenth of its CPU to other guests is slower for it, and the load
+    average does not show it."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
 def header(name):
     print("# %s — %s" % (name, datetime.now(timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC")))

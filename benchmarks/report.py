@@ -7,6 +7,9 @@ Tables are Markdown, ready to paste into BENCHMARKS.md.
 
 import statistics
 
+# A missed target within 15% of it (the issue's allowance, if explained).
+WITHIN = 0.85
+
 # Issue 15's targets: (row, framework mode, baseline, target).
 # A baseline is a mode name or "pgqueuer-best".
 TARGETS = [
@@ -28,7 +31,8 @@ TARGETS = [
 
 
 class Figures:
-    """One size's measurements: ``{mode: [(jobs/s or None, load)]}``."""
+    """One size's measurements: ``{mode: [(jobs/s or None, load, steal)]}``
+    (see `throughput.measure`)."""
 
     def __init__(self, results, repeat):
         self.results = results
@@ -41,7 +45,7 @@ class Figures:
         rows = self.results.get(name)
         if rows is None:
             return [None] * self.repeat
-        return [rate for rate, _ in rows]
+        return [row[0] for row in rows]
 
     def median(self, name):
         if name.endswith("-best"):
@@ -92,25 +96,35 @@ def rate_text(rate):
     return "%.0f" % rate if rate is not None else "failed"
 
 
+def round_text(rate, load, steal=None):
+    """One round's figure: ``jobs/s @ load``, and the CPU steal share when
+    it took more than 1%."""
+    text = "%s @ %.2f" % (rate_text(rate), load[0])
+    if steal is not None and steal > 0.01:
+        text += " (steal %.0f%%)" % (100 * steal)
+    return text
+
+
 def summary(size, modes, results, repeat):
     """Print the tables for one size."""
     figures = Figures(results, repeat)
     print()
     print("## %d jobs: medians of %d interleaved rounds" % (size, repeat))
     print()
-    print("Each round: jobs/s @ 1-min load average at its end. Ratios: of the"
-          " medians [within each round].")
+    print("Each round: jobs/s @ 1-min load average at its end, and the share"
+          " of CPU time the hypervisor took (steal) when above 1%. Ratios: of"
+          " the medians [within each round]. A missed target is \"within"
+          " 15%\" when the ratio is at least 0.85 of it.")
     print()
     print("| mode | jobs/s (median) | min–max | rounds | vs pgbench, same"
           " clients | vs raw ceiling |")
     print("|---|---|---|---|---|---|")
     for mode in modes:
         rows = results[mode.name]
-        rates = [rate for rate, _ in rows if rate is not None]
+        rates = [row[0] for row in rows if row[0] is not None]
         median = figures.median(mode.name)
         spread = ("%.0f–%.0f" % (min(rates), max(rates))) if rates else ""
-        rounds = ", ".join("%s @ %.2f" % (rate_text(rate), load[0])
-                           for rate, load in rows)
+        rounds = ", ".join(round_text(*row) for row in rows)
         pgbench = ceiling = ""
         if mode.kind in ("framework", "raw"):
             pgbench = ratio_text(figures.ratio(
@@ -134,6 +148,8 @@ def summary(size, modes, results, repeat):
     for row, name, baseline, target in TARGETS:
         ratio = figures.ratio(name, baseline)
         verdict = ("" if ratio is None
-                   else "met" if ratio[0] >= target else "missed")
+                   else "met" if ratio[0] >= target
+                   else "within 15%" if ratio[0] >= WITHIN * target
+                   else "missed")
         print("| %s | %s | ≥ %.1fx | %s |" % (row, ratio_text(ratio), target,
                                              verdict))

@@ -11,8 +11,11 @@ again): a drift of the machine's speed touches every mode alike. Each
 figure is the median of the rounds; every measurement prints the load
 average (1/5/15 min) at its end, since this machine is shared (the
 benchmark's own processes count in it too: about 1 for one process, 2 for
-two). Ratios are taken within the run: the ratio of the medians, and in
-brackets the ratio within each round.
+two), and the share of the CPU time the hypervisor gave to other guests
+while it ran, its loading included (``steal``, from /proc/stat: on a
+shared VM a round that lost a tenth of its CPU is slower for that, and
+the load average does not show it). Ratios are taken within the run: the
+ratio of the medians, and in brackets the ratio within each round.
 
 Framework modes (--modes; default all):
   one-by-one        the cron default (batch_size 0, Launchpad's way): read
@@ -300,23 +303,26 @@ PEER_MODES = ["pgqueuer-b100-1", "pgqueuer-b200-1", "pgqueuer-b100-2",
 
 def measure(sizes, modes, repeat):
     """Run every mode once per round, `repeat` rounds, for each size;
-    return ``{size: {mode name: [(jobs/s or None, load average)]}}``."""
+    return ``{size: {mode name: [(jobs/s or None, load average, CPU
+    steal share or None)]}}``."""
     results = {}
     for size in sizes:
         results[size] = {mode.name: [] for mode in modes}
         for round_ in range(1, repeat + 1):
             for mode in modes:
+                before = harness.cpu_times()
                 try:
                     rate, extra = mode.run(size)
                 except Exception as e:
                     rate, extra = None, {"error": " ".join(str(e).split())}
                     transaction.abort()
                 load = harness.load_average()
-                results[size][mode.name].append((rate, load))
+                steal = harness.steal_share(before, harness.cpu_times())
+                results[size][mode.name].append((rate, load, steal))
                 harness.emit(measure="process", mode=mode.name, jobs=size,
                              round=round_,
                              jobs_per_s=rate and round(rate), load=load,
-                             **extra)
+                             steal=steal, **extra)
     return results
 
 

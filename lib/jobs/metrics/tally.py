@@ -63,8 +63,7 @@ class Tally:
             self.lease_expiries["reclaimed"] += 1
         if outcome == "stale":
             self.lease_expiries["lost"] += 1
-        row = self.outcomes.get((job_type, outcome)) or self._row(
-            job_type, outcome)
+        row = self._row(job_type, outcome)
         row[0] += 1
         if seconds is not None:
             row[1] += seconds

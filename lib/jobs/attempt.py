@@ -120,7 +120,8 @@ class Attempt:
     def begin(self):
         """`start`; `current_attempt()` returns this attempt until `end`
         is given what this returns (the job's code runs in between)."""
-        self.start()
+        self.started = True  # (`start`, inline: once a job)
+        self.started_at = time.monotonic()
         return _current.set(self)
 
     @staticmethod

@@ -290,7 +290,7 @@ class Execution(OutcomeRecorder):
             if text is not None:
                 text = self.error_reporter.redactor.text(text)
             attempt.log_tail = text
-        misuse = guard.misuse()
+        misuse = None if guard.kept else guard.misuse()
         if misuse is not None:
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)
@@ -382,11 +382,12 @@ class Execution(OutcomeRecorder):
         changes: in a group of N jobs that is N^2 work.
         """
         store = None
-        for obj in (lean.storm_object(getattr(job, "context", None)),
-                    job.__dict__.get("_job_row")):
-            if obj is not None:
-                store = store or get_store()
-                if Store.of(obj) is store:
+        orm = lean.storm_object(getattr(job, "context", None))
+        row = job.__dict__.get("_job_row")
+        if orm is not None or row is not None:
+            store = get_store()
+            for obj in (orm, row):
+                if obj is not None and Store.of(obj) is store:
                     forget_object(store, obj)
         if not self.group_commit:
             forget_dead_objects(store or get_store())

@@ -47,19 +47,22 @@ class LogTail(logging.Handler):
     def begin(self):
         """A job starts: attach (unless attached already, as a runner is
         around its batch) and `start` a new tail; `end` when it ends."""
+        # (`start` inline: this runs for every job.)
         self._depth += 1
         if self._depth == 1:
             self._attach()
-        self.start()
+        self.lines.clear()
+        self.size = 0
+        self.collecting = True
 
     def end(self):
         """The job ended: stop, detach what `begin` attached, and return
         the tail's `text`."""
-        self.stop()
+        self.collecting = False
         self._depth -= 1
         if not self._depth:
             self._detach()
-        return self.text()
+        return self.text() if self.lines else None
 
     def handle(self, record):
         # Between jobs (the runner's own lines): not even the lock.

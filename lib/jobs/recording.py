@@ -117,7 +117,8 @@ class OutcomeRecorder:
             # (A group's recorded attempts are forgotten with the group:
             # the heartbeat renews no recorded attempt.)
             self.heartbeat.forget([attempt])
-        self._log_outcome(job, attempt, outcome, report)
+        if outcome is not COMPLETE or self.says_debug:
+            self._log_outcome(job, attempt, outcome, report)
         if outcome.notify is not None:
             self._notify(job, getattr(job, outcome.notify),
                          report if outcome.oops else outcome.error)

@@ -51,6 +51,10 @@ class Savepoint:
         self.ended = True
         if self.issued:
             self._on.execute("RELEASE SAVEPOINT %s" % self.name)
+            return
+        pending = self._on.pending_savepoints
+        if pending and pending[-1] is self:
+            pending.pop()  # the usual case (`_drop_pending`'s, inline)
         else:
             self._drop_pending()
 

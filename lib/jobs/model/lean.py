@@ -382,7 +382,7 @@ def storm_object(context):
     yet turned into one has none), else None; `context` itself if it is
     not lean."""
     if isinstance(context, LeanContext):
-        return object.__getattribute__(context, "_orm")
+        return context._orm
     return context
 
 

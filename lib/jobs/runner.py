@@ -125,8 +125,9 @@ class JobRunner(Execution):
         # whether that claim found no job.
         self._ahead = None
         self._found_none = False
-        # The batch being run and the index of its first job not started.
+        # The batch being run, and the index of its first job not started.
         self._unstarted = None
+        self._first_unstarted = 0
 
     @classmethod
     def fromReady(cls, source: Any, logger: Optional[logging.Logger] = None,
@@ -299,12 +300,13 @@ class JobRunner(Execution):
             self.batch_store = get_store()  # (the run forgets it)
         last = len(batch) - 1
         in_group = 0
+        self._unstarted, self._first_unstarted = batch, 0
         for index, attempt in enumerate(batch):
             if self.should_stop():
                 self._unstarted = None
                 self._release(batch[index:])
                 return
-            self._unstarted = (batch, index)
+            self._first_unstarted = index
             ahead = index == last and not self.group_size and full
             job = jobs.pop(attempt.job_id, None) if self.group_size \
                 else self._load([attempt]).get(attempt.job_id)
@@ -313,7 +315,7 @@ class JobRunner(Execution):
                 self._release([attempt])
                 continue
             self.started += 1
-            self._unstarted = (batch, index + 1)
+            self._first_unstarted = index + 1
             if ahead:
                 before_commit = self._claim_ahead
             elif index < last and not self.group_size:
@@ -392,8 +394,7 @@ class JobRunner(Execution):
         """``[(job_id, attempt)]`` claimed, committed and never started."""
         attempts = []
         if self._unstarted is not None:
-            running, start = self._unstarted
-            attempts += running[start:]
+            attempts += self._unstarted[self._first_unstarted:]
         if self._ahead is not None:
             attempts += self._ahead
         return [(attempt.job_id, attempt.number) for attempt in attempts]

@@ -22,19 +22,16 @@ changed in place without it is written when the job returns
 __all__ = ["ContextJoin", "LeanContext", "load_contexts", "settle",
            "storm_object"]
 
-import json
 import threading
-from json import encoder as json_encoder
-from json import scanner as json_scanner
 
 from storm.info import get_cls_info
-from storm.databases.postgres import JSONVariable as PostgresJSONVariable
 from storm.variables import JSONVariable, MutableValueVariable
 
 from jobs.database import dialect, get_store, prepared
 from jobs.database.columns import DBEnumVariable
 from jobs.database.stormext import IntArray, load_object, result_class
 from jobs.model.runnable import LOAD_ERRORS
+from jobs.model.stormjson import decode_json, encode_json, plain_json
 
 
 class _Loader:
@@ -75,12 +72,18 @@ class _Loader:
                       if issubclass(_variable_class(column), DBEnumVariable)}
         # Storm's own JSON columns: their text is parsed with no variable.
         self.plain_json = {index for index, column in enumerate(self.columns)
-                           if _plain_json(_variable_class(column))}
+                           if plain_json(_variable_class(column))}
         # Read when the row is: the JSON values (see `LeanContext`), and
         # the enumerated ones (the job type, which makes the job).
-        self.eager = [(name, position) for name, position
-                      in sorted(self.positions.items(), key=lambda p: p[1])
-                      if name in self.mutable or position in self.items]
+        # Each as ``(name, position, the enumerated column's items or
+        # None, whether it is Storm's plain JSON)``; the other columns
+        # are read when first asked for (`LeanContext._read`).
+        self.eager = [
+            (name, position, self.items.get(position),
+             position in self.plain_json)
+            for name, position in sorted(self.positions.items(),
+                                         key=lambda p: p[1])
+            if name in self.mutable or position in self.items]
 
     def variable(self, position):
         """A Storm variable of the column at `position` to convert a value
@@ -116,51 +119,8 @@ def _variable_class(column):
 
 _loaders = {}
 
-# Storm's JSON parsing and serialization (``json.loads(text)`` and
-# ``json.dumps(value, ensure_ascii=False)``) for its own JSON columns: a
-# job reads and settles its JSON with no Storm variable.
-_encoder = json.JSONEncoder(ensure_ascii=False)
-
-
-def _encode_json(value):
-    """``json.dumps(value, ensure_ascii=False)``: the C encoder that
-    `json.JSONEncoder.encode` makes, made once here, without its Python
-    steps around it (a µs a job in a group). It does not look for
-    circular references: a value that holds itself raises RecursionError
-    here, and then Storm's own error when it is written."""
-    if _c_encoder is None:
-        return _encoder.encode(value)
-    return "".join(_c_encoder(value, 0))
-
-
-_c_encoder = json_encoder.c_make_encoder and json_encoder.c_make_encoder(
-    None, _encoder.default, json_encoder.encode_basestring, None,
-    _encoder.key_separator, _encoder.item_separator, False, False, True)
-_scan = json_scanner.make_scanner(json.JSONDecoder())
-
-
-def _decode_json(text):
-    """``json.loads(text)``: the scanner alone when `text` is one value
-    with nothing around it (as PostgreSQL prints a jsonb value); anything
-    else, errors included, as ``json.loads`` takes it."""
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        end = None
-    if end != len(text):
-        return json.loads(text)
-    return value
-_STORM_JSON_LOADS = (JSONVariable._loads, PostgresJSONVariable._loads)
 # An enumerated column's value not converted yet (`_Loader.items`).
 _UNREAD = object()
-
-
-def _plain_json(variable_class):
-    """Whether `variable_class` is Storm's JSON, parsed and serialized as
-    `_decode_json` and `_encode_json` do."""
-    return (issubclass(variable_class, JSONVariable)
-            and variable_class._loads in _STORM_JSON_LOADS
-            and variable_class._dumps is JSONVariable._dumps)
 
 
 def _loader(context_class):
@@ -261,9 +221,32 @@ class LeanContext:
         setter(self, "_orm", None)
         # JSON is read now, as Storm reads it: a value that is not JSON
         # makes the job unloadable (a JobLoadError), not a failing run.
-        read = self._read
-        for name, position in loader.eager:
-            read(name, position)
+        values = self.__dict__
+        for name, position, items, plain in loader.eager:
+            raw = row[position]
+            if items is not None:
+                # An enumerated value: converted once per value read.
+                value = items.get(raw, _UNREAD)
+                if value is _UNREAD:
+                    value = items[raw] = self._variable(position, raw).get()
+                values[name] = value
+                continue
+            # A mutable value: `settle` compares it with what was read
+            # (the JSON text as read, else the value serialized) to find
+            # whether the job changed it in place.
+            if plain and raw.__class__ is str:
+                variable = None
+                value = decode_json(raw)  # what Storm's JSON variable does
+                read = raw
+            else:
+                variable = self._variable(position, raw)
+                value = variable.get()
+                read = raw if isinstance(raw, str) else variable.get(
+                    to_db=True)
+            values[name] = value
+            if self._handed is None:
+                setter(self, "_handed", {})
+            self._handed[name] = (variable, value, read)
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -290,29 +273,10 @@ class LeanContext:
             self._loader.cls.__name__, self._row[self._loader.job_position])
 
     def _read(self, name, position):
-        loader = self._loader
-        raw = self._row[position]
-        items = loader.items.get(position)
-        if items is not None:
-            value = items.get(raw, _UNREAD)
-            if value is _UNREAD:
-                value = items[raw] = self._variable(position, raw).get()
-            self.__dict__[name] = value
-            return value
-        if position in loader.plain_json and isinstance(raw, str):
-            variable = None
-            value = _decode_json(raw)  # what Storm's JSON variable does
-        else:
-            variable = self._variable(position, raw)
-            value = variable.get()
-        self.__dict__[name] = value
-        if name in loader.mutable:
-            # Changed in place later? `settle` compares with this: the
-            # JSON text as read (`_Loader`), else the value serialized.
-            if self._handed is None:
-                object.__setattr__(self, "_handed", {})
-            self._handed[name] = (variable, value, raw if isinstance(
-                raw, str) else variable.get(to_db=True))
+        """Read the column at `position` (not one of the loader's eager
+        columns, which the context read when it was made)."""
+        value = self.__dict__[name] = self._variable(
+            position, self._row[position]).get()
         return value
 
     def _variable(self, position, raw):
@@ -335,7 +299,7 @@ class LeanContext:
         changed = []
         for name, (variable, value, read) in self._handed.items():
             try:
-                now = _encode_json(value) if variable is None else \
+                now = encode_json(value) if variable is None else \
                     variable.get(to_db=True)
             except RecursionError:
                 # It holds itself: Storm says so when it writes it.

@@ -290,7 +290,7 @@ class Execution(OutcomeRecorder):
             if text is not None:
                 text = self.error_reporter.redactor.text(text)
             attempt.log_tail = text
-        misuse = None if guard.kept else guard.misuse()
+        misuse = guard.misuse()
         if misuse is not None:
             return self._misused(job, attempt, misuse, error)
         return self.decide(job, attempt, error)

@@ -21,20 +21,15 @@ from jobs.database.stormext import transaction_ends
 class TransactionGuard:
     """Watches `store`'s connection while a job runs (made just before)."""
 
-    __slots__ = ("store", "before", "kept")
+    __slots__ = ("store", "before")
 
     def __init__(self, store):
         self.store = store
         self.before = transaction_ends(store)
-        # Whether `intact` found the transaction the job's code ended
-        # with still the one it began with: the runner, whose code alone
-        # runs after it, then has no `misuse` to ask for.
-        self.kept = False
 
     def intact(self):
         """True while the job has left its transaction alone."""
-        self.kept = transaction_ends(self.store) == self.before
-        return self.kept
+        return transaction_ends(self.store) == self.before
 
     def misuse(self):
         """None, or ``(committed, what it did)`` when the job ended its

@@ -2,14 +2,20 @@
 ORM only when the job's code needs it, ``self.context.foo`` unchanged."""
 
 import gc
+import json
+from collections import OrderedDict
 
 import transaction
+from storm.locals import Int
+from storm.properties import SimpleProperty
+from storm.variables import JSONVariable
 from storm.store import Store
 from storm.tracer import install_tracer, remove_tracer
 
 from jobs.database import get_store, prepared
 from jobs.database.columns import DBEnumVariable
-from jobs.model.lean import LeanContext, settle, storm_object
+from jobs.model.lean import (
+    LeanContext, load_contexts, settle, storm_object)
 from jobs.testing.foojob import DoFooJob, FooJob
 from jobs.testing.testcase import DatabaseTestCase, on_each_database
 
@@ -183,6 +189,46 @@ class TestLeanContexts(DatabaseTestCase):
         transaction.commit()
         self.assertEqual({"note": "x", "changed": 2},
                          DoFooJob.get(job_id).context.json_data)
+
+    def test_a_json_column_of_its_own_kind_is_read_by_its_variable(self):
+        # A context class whose JSON column parses its text its own way
+        # (not Storm's plain JSON) is read through its Storm variable,
+        # and a change in place is still written when settled.
+        [job_id] = self.make_jobs(1, note="x")
+        [context] = load_contexts(OrderedFooJob, [job_id]).values()
+        self.assertIsInstance(context.json_data, OrderedDict)
+        self.assertEqual(OrderedDict(note="x"), context.json_data)
+        settle(context)
+        self.assertIsNone(storm_object(context))
+        context.json_data["changed"] = 2
+        settle(context)
+        self.assertIsNotNone(storm_object(context))
+        transaction.commit()
+        self.assertEqual({"note": "x", "changed": 2},
+                         DoFooJob.get(job_id).context.json_data)
+
+
+class OrderedJSONVariable(JSONVariable):
+    """JSON whose objects are read as `OrderedDict`s."""
+
+    __slots__ = ()
+
+    def _loads(self, value):
+        return json.loads(value, object_pairs_hook=OrderedDict)
+
+
+class OrderedJSON(SimpleProperty):
+    variable_class = OrderedJSONVariable
+
+
+class OrderedFooJob:
+    """`FooJob`'s table, its JSON read by a variable of its own kind."""
+
+    __storm_table__ = "foo_job"
+
+    id = Int(primary=True)
+    job_id = Int(name="job", allow_none=False)
+    json_data = OrderedJSON()
 
 
 @on_each_database

@@ -166,6 +166,17 @@ def count_status(status):
     return result
 
 
+def compile_bytecode():
+    """Write the bytecode of the jobs package, as installing it does (pip
+    compiles what it installs): a checkout run under
+    ``PYTHONDONTWRITEBYTECODE`` would otherwise compile its hundred
+    modules in every command, 0.3 s of CPU that no installed ``jobs``
+    spends (a start-up of 0.26 s instead of 0.18 s on the VM of
+    2026-12-01)."""
+    import compileall
+    compileall.compile_dir(os.path.join(ROOT, "lib", "jobs"), quiet=1)
+
+
 def run_jobs_command(*args):
     return [sys.executable, os.path.join(ROOT, "cronscripts", "run_jobs.py"),
             *args]

@@ -125,17 +125,6 @@ def run_command(command, timeout):
     return seconds, result.stdout
 
 
-def compile_bytecode():
-    """Write the bytecode of the jobs package, as installing it does (pip
-    compiles what it installs): a checkout run under
-    ``PYTHONDONTWRITEBYTECODE`` would otherwise compile its hundred
-    modules in every command, 0.3 s of CPU that no installed ``jobs``
-    spends."""
-    import compileall
-    compileall.compile_dir(os.path.join(harness.ROOT, "lib", "jobs"),
-                           quiet=1)
-
-
 def time_command(argv, timeout, runs):
     """``(whole seconds, SQL seconds, slowest statement)``, medians of
     `runs`; a figure is None when it ran past `timeout`."""
@@ -400,7 +389,7 @@ def main():
             or options.timeout <= 0:
         parser.error("sizes, --runs and --timeout must be positive")
     harness.header("scale")
-    compile_bytecode()
+    harness.compile_bytecode()
     harness.fresh_database()
     harness.configure()
     rows = []

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """run_jobs.py start-up: wall time of a run on an empty queue (median of
 10), with the interpreter's own start-up measured in the same run as the
-baseline.
+baseline. The package's bytecode is written first, as installing it
+writes it: under ``PYTHONDONTWRITEBYTECODE`` a checkout would otherwise
+compile every module in every command.
 
     .venv/bin/python benchmarks/startup.py [--runs 10]
 """
@@ -33,6 +35,7 @@ def main():
     harness.fresh_database()
     harness.configure()
     harness.load_jobs(0)
+    harness.compile_bytecode()  # as an installed package has it
     python = wall([sys.executable, "-c", "pass"], options.runs)
     imports = wall([sys.executable, "-c", "import jobs.runner"], options.runs)
     run_jobs = wall(harness.run_jobs_command("-q", "bench"), options.runs)
@@ -42,8 +45,9 @@ def main():
                  median_s=round(imports, 3))
     harness.emit(measure="startup", mode="run_jobs.py bench (empty queue)",
                  median_s=round(run_jobs, 3), runs=options.runs)
-    print("# ratio: run_jobs.py is %.1fx a bare interpreter start; target"
-          " < 0.5 s" % (run_jobs / python))
+    print("# ratio: run_jobs.py is %.1fx a bare interpreter start;"
+          " targets: < 0.5 s (issue 4), < 0.2 s (held by issue 15)"
+          % (run_jobs / python))
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class JobRunner(Execution):
         # whether that claim found no job.
         self._ahead = None
         self._found_none = False
-        # The batch being run, and the index of its first job not started.
+        # The batch being run; the index of its first job not started.
         self._unstarted = None
         self._first_unstarted = 0
 
@@ -306,13 +306,13 @@ class JobRunner(Execution):
                 self._unstarted = None
                 self._release(batch[index:])
                 return
-            self._first_unstarted = index
             ahead = index == last and not self.group_size and full
             job = jobs.pop(attempt.job_id, None) if self.group_size \
                 else self._load([attempt]).get(attempt.job_id)
             if job is None:
                 # Its context row went away since the claim.
                 self._release([attempt])
+                self._first_unstarted = index + 1
                 continue
             self.started += 1
             self._first_unstarted = index + 1
